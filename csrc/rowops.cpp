@@ -1,0 +1,62 @@
+#include "rowops.h"
+
+namespace ftlens {
+namespace {
+
+void check_rows(const at::Tensor& x, const char* op) {
+  TORCH_CHECK(x.dim() == 3, op, ": expected rows as [layers, rows, dim], got ", x.dim(), "-D");
+  TORCH_CHECK(x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble, op,
+              ": rows must be float32 or float64, got ", x.scalar_type());
+}
+
+[[noreturn]] void no_cuda(const char* op) {
+  throw std::invalid_argument(
+      std::string("ftlens.") + op +
+      ": a CUDA tensor reached a CUDA-only path, but this ftlens build has no CUDA kernels "
+      "(see ftlens.build_info()). Move the tensors to the CPU with .cpu(), or reinstall "
+      "ftlens with FTLENS_CUDA=1 on a machine with nvcc and a CUDA build of torch.");
+}
+
+}  // namespace
+
+bool built_with_cuda() {
+#ifdef FTLENS_WITH_CUDA
+  return true;
+#else
+  return false;
+#endif
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> center_rows(const at::Tensor& x,
+                                                           const at::Tensor& shift,
+                                                           at::ScalarType out_dtype) {
+  check_rows(x, "center_rows");
+  TORCH_CHECK(shift.dim() == 2 && shift.size(0) == x.size(0) && shift.size(1) == x.size(2),
+              "center_rows: shift must be [layers, dim]");
+  TORCH_CHECK(shift.scalar_type() == x.scalar_type() && shift.device() == x.device(),
+              "center_rows: shift must match the rows' dtype and device");
+  TORCH_CHECK(out_dtype == at::kFloat || out_dtype == at::kDouble,
+              "center_rows: out_dtype must be float32 or float64");
+  if (x.is_cuda()) {
+#ifdef FTLENS_WITH_CUDA
+    return cuda::center_rows(x.contiguous(), shift.contiguous(), out_dtype);
+#else
+    no_cuda("center_rows");
+#endif
+  }
+  return cpu::center_rows(x.contiguous(), shift.contiguous(), out_dtype);
+}
+
+std::tuple<at::Tensor, at::Tensor> normalize_rows(const at::Tensor& x, bool center) {
+  check_rows(x, "normalize_rows");
+  if (x.is_cuda()) {
+#ifdef FTLENS_WITH_CUDA
+    return cuda::normalize_rows(x.contiguous(), center);
+#else
+    no_cuda("normalize_rows");
+#endif
+  }
+  return cpu::normalize_rows(x.contiguous(), center);
+}
+
+}  // namespace ftlens

@@ -1,0 +1,42 @@
+// Fused per-row passes over activation chunks, with CPU and CUDA twins.
+#pragma once
+
+#include <torch/extension.h>
+
+#include <tuple>
+
+namespace ftlens {
+
+// x: [L, m, d] float or double, shift: [L, d] of the same dtype.
+// Returns (x - shift in out_dtype (float or double), ||x_i - shift||^2 as float64 [L, m],
+// 1/||x_i|| as float64 [L, m], 0 where a raw row is all zeros). One read, one write.
+std::tuple<at::Tensor, at::Tensor, at::Tensor> center_rows(const at::Tensor& x,
+                                                           const at::Tensor& shift,
+                                                           at::ScalarType out_dtype);
+
+// Each row scaled to unit norm, after subtracting its own mean over features when
+// `center` (the rows of a correlation RDM). Returns (float64 rows, count of zero-norm
+// rows [L]); zero-norm rows come back as zeros. The rows stay in float64 so that the
+// chunk centering that follows keeps the small differences between nearly parallel rows.
+std::tuple<at::Tensor, at::Tensor> normalize_rows(const at::Tensor& x, bool center);
+
+namespace cpu {
+std::tuple<at::Tensor, at::Tensor, at::Tensor> center_rows(const at::Tensor& x,
+                                                           const at::Tensor& shift,
+                                                           at::ScalarType out_dtype);
+std::tuple<at::Tensor, at::Tensor> normalize_rows(const at::Tensor& x, bool center);
+}  // namespace cpu
+
+#ifdef FTLENS_WITH_CUDA
+namespace cuda {
+std::tuple<at::Tensor, at::Tensor, at::Tensor> center_rows(const at::Tensor& x,
+                                                           const at::Tensor& shift,
+                                                           at::ScalarType out_dtype);
+std::tuple<at::Tensor, at::Tensor> normalize_rows(const at::Tensor& x, bool center);
+}  // namespace cuda
+#endif
+
+// True when this build carries the CUDA kernels.
+bool built_with_cuda();
+
+}  // namespace ftlens

@@ -1,0 +1,27 @@
+"""ftlens: what fine-tuning does to a transformer encoder, layer by layer.
+
+Similarity between representations (rows = samples), streamed through a C++ core::
+
+    import ftlens
+    ftlens.cka(X, Y)                      # linear CKA
+    ftlens.rsa(X, Y, rdm="correlation")   # RSA without n x n matrices
+    m = ftlens.Moments(p, q); m.update(xb, yb); m.cka()
+    lm = ftlens.LayerMoments(13, 768, 768, pairs="all"); lm.update(xs, ys); lm.cka()
+"""
+
+from ._core import build_info
+from .moments import LayerMoments, Moments
+from .similarity import cca, cka, isotropy, procrustes, rsa
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "LayerMoments",
+    "Moments",
+    "build_info",
+    "cca",
+    "cka",
+    "isotropy",
+    "procrustes",
+    "rsa",
+]

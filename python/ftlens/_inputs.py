@@ -1,0 +1,125 @@
+"""Input validation and conversion: numpy arrays, memmaps or torch tensors -> row chunks.
+
+Rows are samples. Half precision is upcast to float32; float64 stays float64, and a
+float32/float64 mix is computed in float64. Large inputs (e.g. ``np.memmap``) are
+converted one chunk of rows at a time, so memory stays flat.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+import torch
+
+DEFAULT_CHUNK_ROWS = 8192
+
+_NUMPY_FLOATS = (np.float16, np.float32, np.float64)
+
+
+def _kind(a, name: str):
+    """Returns the array itself (numpy or torch), checking that it holds floats."""
+    if isinstance(a, torch.Tensor):
+        if not a.is_floating_point():
+            raise TypeError(
+                f"{name} must hold floating-point values, got {a.dtype}; "
+                f"convert it with {name}.float()"
+            )
+        return a.detach()
+    if isinstance(a, np.ndarray):
+        if a.dtype.type not in _NUMPY_FLOATS:
+            raise TypeError(
+                f"{name} must hold floating-point values, got dtype {a.dtype}; "
+                f"convert it with {name}.astype(np.float32)"
+            )
+        return a
+    if isinstance(a, (list, tuple)):
+        return _kind(np.asarray(a, dtype=np.float64), name)
+    raise TypeError(
+        f"{name} must be a numpy array or a torch tensor, got {type(a).__name__}"
+    )
+
+
+def _is_double(a) -> bool:
+    return a.dtype in (torch.float64, np.float64)
+
+
+def compute_dtype(*arrays) -> torch.dtype:
+    """float64 if any input is float64, else float32."""
+    return torch.float64 if any(_is_double(a) for a in arrays if a is not None) else torch.float32
+
+
+def _to_tensor(chunk, dtype: torch.dtype) -> torch.Tensor:
+    if isinstance(chunk, np.ndarray):
+        if not chunk.flags.writeable or not chunk.flags.c_contiguous:
+            chunk = np.array(chunk)  # read-only memmaps: one chunk's copy
+        chunk = torch.from_numpy(chunk)
+    return chunk.to(dtype).contiguous()
+
+
+def as_matrix(a, name: str):
+    """Validates a 2-D [rows, features] input and returns it (numpy or torch)."""
+    a = _kind(a, name)
+    if a.ndim != 2:
+        hint = (
+            f"; a single feature column is {name}.reshape(-1, 1)"
+            if a.ndim == 1
+            else f"; for a stack of layers [L, rows, dim] use ftlens.LayerMoments"
+            if a.ndim == 3
+            else ""
+        )
+        raise ValueError(f"{name} must be 2-D [rows, features], got shape {tuple(a.shape)}{hint}")
+    if a.shape[1] == 0:
+        raise ValueError(f"{name} has no features (shape {tuple(a.shape)})")
+    return a
+
+
+def as_stack(a, name: str, n_layers: int, dim: int):
+    """Validates a layer stack [L, rows, dim]; a sequence of L [rows, dim] arrays is stacked."""
+    if isinstance(a, Sequence) and not isinstance(a, (np.ndarray, torch.Tensor)):
+        if len(a) == 0:
+            raise ValueError(f"{name} is an empty sequence; expected {n_layers} layers")
+        parts = [_kind(part, f"{name}[{i}]") for i, part in enumerate(a)]
+        a = torch.stack([torch.as_tensor(np.asarray(p)) if isinstance(p, np.ndarray) else p
+                         for p in parts])
+    a = _kind(a, name)
+    if a.ndim != 3:
+        raise ValueError(
+            f"{name} must be 3-D [layers, rows, dim], got shape {tuple(a.shape)}; "
+            "for a single representation use ftlens.Moments"
+        )
+    if a.shape[0] != n_layers or a.shape[2] != dim:
+        raise ValueError(
+            f"{name} must be [{n_layers}, rows, {dim}] to match these moments, "
+            f"got {tuple(a.shape)}"
+        )
+    return a
+
+
+def check_rows(x, y, xname: str = "X", yname: str = "Y", axis: int = 0) -> None:
+    if x.shape[axis] != y.shape[axis]:
+        raise ValueError(
+            f"{xname} and {yname} must have the same number of rows (one per sample), "
+            f"got {x.shape[axis]} and {y.shape[axis]}"
+        )
+
+
+def row_chunks(
+    x, y, chunk_rows: int = DEFAULT_CHUNK_ROWS
+) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
+    """Yields aligned [L, rows, dim] tensor chunks of layer stacks x (and y, or None).
+
+    Pass a 2-D input as ``x[None]`` (a view: memmaps stay on disk).
+    """
+    if chunk_rows < 1:
+        raise ValueError(f"chunk_rows must be >= 1, got {chunk_rows}")
+    dtype = compute_dtype(x, y)
+    for start in range(0, x.shape[1], chunk_rows):
+        stop = min(start + chunk_rows, x.shape[1])
+        xc = _to_tensor(x[:, start:stop], dtype)
+        yc = None if y is None else _to_tensor(y[:, start:stop], dtype)
+        if yc is not None and yc.device != xc.device:
+            raise ValueError(
+                f"X and Y must be on the same device, got {xc.device} and {yc.device}"
+            )
+        yield xc, yc

@@ -1,0 +1,223 @@
+"""Streaming moment accumulators: ``Moments`` (two representations) and ``LayerMoments``
+(two stacks of layers). One pass over the rows gives every measure exactly.
+
+They follow the torchmetrics protocol: ``update()``, the measure methods, ``merge()``
+(exact: shards and ranks combine), ``reset()``, ``state_dict()`` / ``load_state_dict()``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+import torch
+
+from . import _inputs
+from ._core import MomentsCore
+
+RDMS = ("inner", "cosine", "correlation", "sqeuclidean")
+PAIRS = ("diagonal", "all")
+
+
+def views_for(rdms: Iterable[str], need_raw: bool = True) -> list[str]:
+    """The row views to accumulate for these RDM types (raw rows serve CKA, CCA, ...)."""
+    rdms = [rdms] if isinstance(rdms, str) else list(rdms)
+    unknown = [r for r in rdms if r not in RDMS]
+    if unknown:
+        raise ValueError(f"unknown rdm {unknown[0]!r}: expected one of {RDMS}")
+    views = ["raw"] if need_raw or {"inner", "sqeuclidean"} & set(rdms) else []
+    views += [v for v in ("cosine", "correlation") if v in rdms]
+    return views
+
+
+class LayerMoments:
+    """Moments of two layer stacks X [L, n, p] and Y [L, n, q], streamed in row chunks.
+
+    pairs="diagonal" compares layer l of X with layer l of Y (results [L]); pairs="all"
+    compares every layer of X with every layer of Y (results [L, L], X layers on rows).
+    Each layer's own moments are kept once and shared by all of its pairs.
+
+    Args:
+        n_layers, p, q: stack depth and feature widths of X and Y.
+        pairs: "diagonal" or "all".
+        rdms: RDM types that ``rsa()`` will be asked for; "cosine" and "correlation" each
+            cost one more set of GEMMs per chunk, so leave out those you do not need.
+        chunk_rows: rows per internal chunk (bounds the temporary memory).
+    """
+
+    def __init__(
+        self,
+        n_layers: int,
+        p: int,
+        q: int,
+        pairs: str = "diagonal",
+        *,
+        rdms: Iterable[str] = RDMS,
+        chunk_rows: int = _inputs.DEFAULT_CHUNK_ROWS,
+    ) -> None:
+        if pairs not in PAIRS:
+            raise ValueError(f"pairs must be one of {PAIRS}, got {pairs!r}")
+        if q < 1:
+            raise ValueError(f"q (columns of Y) must be >= 1, got {q}")
+        self.rdms = tuple([rdms] if isinstance(rdms, str) else rdms)
+        self.chunk_rows = int(chunk_rows)
+        self._core = MomentsCore(int(n_layers), int(p), int(q), pairs, views_for(self.rdms))
+
+    # -- configuration ---------------------------------------------------------------
+    @property
+    def n_layers(self) -> int:
+        return self._core.n_layers
+
+    @property
+    def p(self) -> int:
+        return self._core.p
+
+    @property
+    def q(self) -> int:
+        return self._core.q
+
+    @property
+    def pairs(self) -> str:
+        return self._core.pairs
+
+    @property
+    def n(self) -> int:
+        """Rows accumulated so far."""
+        return self._core.n
+
+    def _config(self) -> dict:
+        return {
+            "n_layers": self.n_layers,
+            "p": self.p,
+            "q": self.q,
+            "pairs": self.pairs,
+            "views": list(self._core.views),
+        }
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(n_layers={self.n_layers}, p={self.p}, q={self.q}, "
+            f"pairs={self.pairs!r}, rdms={self.rdms}, n={self.n})"
+        )
+
+    # -- streaming protocol ----------------------------------------------------------
+    def update(self, xs, ys) -> LayerMoments:
+        """Adds rows. xs: [L, b, p], ys: [L, b, q] (numpy, memmap, torch, or a sequence of
+        L [b, dim] arrays such as selected rows of HF ``hidden_states``)."""
+        xs = _inputs.as_stack(xs, "X", self.n_layers, self.p)
+        ys = _inputs.as_stack(ys, "Y", self.n_layers, self.q)
+        _inputs.check_rows(xs, ys, axis=1)
+        self._feed(xs, ys)
+        return self
+
+    def _feed(self, xs, ys) -> None:
+        for xc, yc in _inputs.row_chunks(xs, ys, self.chunk_rows):
+            self._core.update(xc, yc)
+
+    def merge(self, other: LayerMoments) -> LayerMoments:
+        """Adds another accumulator's rows (exact); shapes and options must match."""
+        if not isinstance(other, LayerMoments):
+            raise TypeError(f"can only merge {type(self).__name__}, got {type(other).__name__}")
+        self._core.merge(other._core)
+        return self
+
+    def reset(self) -> None:
+        self._core.reset()
+
+    def state_dict(self) -> dict:
+        """Configuration and float64 statistics (CPU tensors); ``torch.save``-able."""
+        return {"config": self._config(), **self._core.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        state = dict(state)
+        config = state.pop("config", None)
+        if config is not None and config != self._config():
+            diff = {k: (config.get(k), v) for k, v in self._config().items() if config.get(k) != v}
+            raise ValueError(
+                "state dict does not fit these moments: saved vs. here "
+                + ", ".join(f"{k}={a!r} vs {b!r}" for k, (a, b) in diff.items())
+                + ". Create the accumulator with the saved configuration first."
+            )
+        self._core.load_state_dict(state)
+
+    # -- measures --------------------------------------------------------------------
+    def _shape(self, values: torch.Tensor) -> np.ndarray:
+        out = values.detach().cpu().numpy()
+        return out.reshape(self.n_layers, self.n_layers) if self.pairs == "all" else out
+
+    def cka(self, debiased: bool = False) -> np.ndarray:
+        """Linear CKA per pair; debiased uses the unbiased HSIC (needs n >= 4)."""
+        return self._shape(self._core.cka(bool(debiased)))
+
+    def rsa(self, rdm: str = "correlation", compare: str = "pearson") -> np.ndarray:
+        """Pearson or cosine comparison of the off-diagonal RDM entries per pair.
+
+        rdm: "inner", "cosine" (1 - cosine similarity), "correlation" (1 - Pearson
+        correlation of rows) or "sqeuclidean".
+        """
+        if rdm in RDMS and rdm not in self.rdms:
+            raise ValueError(
+                f"rdm={rdm!r} was not requested when these moments were created "
+                f"(rdms={self.rdms}); create them with rdms including {rdm!r}"
+            )
+        return self._shape(self._core.rsa(rdm, compare))
+
+    def cca(self, method: str = "mean", k: int | None = None, threshold: float = 0.99):
+        """CCA similarity per pair: "mean" canonical correlation, "svcca" (top ``k``
+        principal directions, or those holding ``threshold`` of the variance), "pwcca"."""
+        return self._shape(self._core.cca(method, int(k or 0), float(threshold)))
+
+    def procrustes(self) -> np.ndarray:
+        """Orthogonal Procrustes distance per pair (0 = same up to rotation), in [0, 2]."""
+        return self._shape(self._core.procrustes())
+
+    def isotropy(self, which: str = "x", top_k: int = 10) -> dict[str, np.ndarray]:
+        """Isotropy diagnostics of X's (or Y's) layers; one value per layer per key."""
+        values = self._core.isotropy(which, int(top_k))
+        out = {key: v.cpu().numpy() for key, v in values.items()}
+        out["top_k"] = np.full(self.n_layers, min(int(top_k), self.p if which == "x" else self.q))
+        return out
+
+
+class Moments(LayerMoments):
+    """Moments of two representations X [n, p] and Y [n, q], streamed in row chunks.
+
+    Measures return floats. Example::
+
+        m = ftlens.Moments(768, 768)
+        for xb, yb in batches:
+            m.update(xb, yb)
+        m.cka(), m.rsa(rdm="correlation")
+    """
+
+    def __init__(
+        self,
+        p: int,
+        q: int,
+        *,
+        rdms: Iterable[str] = RDMS,
+        chunk_rows: int = _inputs.DEFAULT_CHUNK_ROWS,
+    ) -> None:
+        super().__init__(1, p, q, "diagonal", rdms=rdms, chunk_rows=chunk_rows)
+
+    def __repr__(self) -> str:
+        return f"Moments(p={self.p}, q={self.q}, rdms={self.rdms}, n={self.n})"
+
+    def update(self, X, Y) -> Moments:
+        """Adds rows. X: [b, p], Y: [b, q]."""
+        X = _inputs.as_matrix(X, "X")
+        Y = _inputs.as_matrix(Y, "Y")
+        _inputs.check_rows(X, Y)
+        for a, name, d in ((X, "X", self.p), (Y, "Y", self.q)):
+            if a.shape[1] != d:
+                raise ValueError(
+                    f"{name} has {a.shape[1]} columns, but these moments were created for {d}"
+                )
+        self._feed(X[None], Y[None])
+        return self
+
+    def _shape(self, values: torch.Tensor) -> float:
+        return float(values.reshape(-1)[0])
+
+    def isotropy(self, which: str = "x", top_k: int = 10) -> dict[str, float]:
+        return {k: float(v[0]) for k, v in super().isotropy(which, top_k).items()}

@@ -1,0 +1,93 @@
+"""One-call similarity measures between two representations X [n, p] and Y [n, q].
+
+Each streams its inputs through the C++ moments core in row chunks (one pass, exact,
+memory O(p^2 + q^2 + pq)), so ``np.memmap`` inputs far larger than memory work as is.
+Rows are samples; X and Y may be numpy arrays or torch tensors of any float dtype.
+"""
+
+from __future__ import annotations
+
+from . import _inputs
+from ._core import MomentsCore
+from .moments import views_for
+
+
+def _accumulate(X, Y, views: list[str], chunk_rows: int) -> MomentsCore:
+    X = _inputs.as_matrix(X, "X")
+    if Y is not None:
+        Y = _inputs.as_matrix(Y, "Y")
+        _inputs.check_rows(X, Y)
+    core = MomentsCore(1, X.shape[1], 0 if Y is None else Y.shape[1], "diagonal", views)
+    for xc, yc in _inputs.row_chunks(X[None], None if Y is None else Y[None], chunk_rows):
+        core.update(xc, yc)
+    return core
+
+
+def cka(X, Y, debiased: bool = False, *, chunk_rows: int = _inputs.DEFAULT_CHUNK_ROWS) -> float:
+    """Linear CKA (Kornblith et al. 2019) between X [n, p] and Y [n, q].
+
+    debiased=True uses the unbiased HSIC estimator (Song et al. 2012); needs n >= 4.
+    """
+    return float(_accumulate(X, Y, ["raw"], chunk_rows).cka(bool(debiased))[0])
+
+
+def rsa(
+    X,
+    Y,
+    rdm: str = "correlation",
+    compare: str = "pearson",
+    *,
+    chunk_rows: int = _inputs.DEFAULT_CHUNK_ROWS,
+) -> float:
+    """Representational similarity: compare the RDMs of X and Y over all pairs i != j.
+
+    rdm: "correlation" (1 - Pearson r between rows), "cosine" (1 - cosine similarity),
+    "inner" (inner products) or "sqeuclidean" (squared Euclidean distances).
+    compare: "pearson" or "cosine" comparison of the two RDMs' off-diagonal entries.
+    Computed from moments, without forming the n x n RDMs.
+    """
+    views = views_for([rdm], need_raw=False)
+    return float(_accumulate(X, Y, views, chunk_rows).rsa(rdm, compare)[0])
+
+
+def cca(
+    X,
+    Y,
+    method: str = "mean",
+    k: int | None = None,
+    threshold: float = 0.99,
+    *,
+    chunk_rows: int = _inputs.DEFAULT_CHUNK_ROWS,
+) -> float:
+    """CCA similarity between X and Y.
+
+    method: "mean" (mean canonical correlation), "svcca" (Raghu et al. 2017: CCA on the
+    top ``k`` principal directions, or on those holding ``threshold`` of the variance),
+    "pwcca" (Morcos et al. 2018: correlations weighted by their share of X).
+    Directions with variance below the input's numerical precision are dropped.
+    """
+    return float(_accumulate(X, Y, ["raw"], chunk_rows).cca(method, int(k or 0), threshold)[0])
+
+
+def procrustes(X, Y, *, chunk_rows: int = _inputs.DEFAULT_CHUNK_ROWS) -> float:
+    """Orthogonal Procrustes distance between centered, unit-Frobenius-norm X and Y:
+    2 - 2 ||X^T Y||_* (0 when equal up to rotation and scale, at most 2)."""
+    return float(_accumulate(X, Y, ["raw"], chunk_rows).procrustes()[0])
+
+
+def isotropy(X, top_k: int = 10, *, chunk_rows: int = _inputs.DEFAULT_CHUNK_ROWS) -> dict:
+    """Isotropy diagnostics of one representation X [n, d].
+
+    Returns a dict: ``mean_cosine`` (mean cosine similarity over row pairs i != j),
+    ``effective_rank`` (exp of the entropy of the covariance spectrum),
+    ``mean_sq_dim_correlation`` (mean squared correlation between distinct dimensions,
+    as in IsoBN), ``top_k_variance_share`` (share of the total variance in the ``top_k``
+    highest-variance dimensions), ``dim_mean_abs_max``, ``dim_mean_std`` (spread of the
+    per-dimension means), ``dim_std_max_over_median`` (spread of per-dimension stds),
+    ``n_constant_dims`` and ``top_k``.
+    """
+    core = _accumulate(X, None, ["raw"], chunk_rows)
+    out = {key: float(v[0]) for key, v in core.isotropy("x", int(top_k)).items()}
+    out["n_constant_dims"] = int(out["n_constant_dims"])
+    out["top_k"] = min(int(top_k), core.p)
+    return out
