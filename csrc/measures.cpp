@@ -278,7 +278,7 @@ std::map<std::string, Tensor> isotropy(const MomentsCore& m, const std::string& 
   out["dim_mean_abs_max"] = side.mean.abs().amax(-1);
   out["dim_mean_std"] = side.mean.std(-1, /*unbiased=*/false);
   const Tensor sd = var.sqrt();
-  out["dim_std_max_over_median"] = sd.amax(-1) / std::get<0>(sd.median(-1));
+  out["dim_std_max_over_median"] = sd.amax(-1) / at::quantile(sd, 0.5, -1);
   out["n_constant_dims"] = (d - live.sum(-1)).to(at::kDouble);
   return out;
 }

@@ -1,11 +1,10 @@
 """Every measure against a dense float64 brute force, on data with offsets of 1e3,
 fed at once and in chunks of 1, 7 and 1000 rows; float32 input; merged shards."""
 
+import ftlens
 import numpy as np
 import pytest
 import reference as ref
-
-import ftlens
 
 CHUNKS = [None, 1, 7, 1000]
 RDMS = ["inner", "cosine", "correlation", "sqeuclidean"]

@@ -64,7 +64,7 @@ def as_matrix(a, name: str):
         hint = (
             f"; a single feature column is {name}.reshape(-1, 1)"
             if a.ndim == 1
-            else f"; for a stack of layers [L, rows, dim] use ftlens.LayerMoments"
+            else "; for a stack of layers [L, rows, dim] use ftlens.LayerMoments"
             if a.ndim == 3
             else ""
         )

@@ -1,0 +1,143 @@
+"""Bad input gets a clear ValueError/TypeError naming the problem and the fix."""
+
+import ftlens
+import numpy as np
+import pytest
+import torch
+
+
+@pytest.fixture
+def data():
+    rng = np.random.default_rng(0)
+    return rng.normal(size=(50, 6)), rng.normal(size=(50, 4))
+
+
+def test_different_row_counts(data):
+    x, y = data
+    with pytest.raises(ValueError, match="same number of rows.*50 and 49"):
+        ftlens.cka(x, y[:49])
+    with pytest.raises(ValueError, match="same number of rows"):
+        ftlens.Moments(6, 4).update(x, y[:49])
+
+
+def test_nan_names_layer_row_and_chunk(data):
+    x, y = data
+    x = x.copy()
+    x[37, 2] = np.nan
+    with pytest.raises(ValueError, match=r"X contains NaN or Inf at layer 0, row 37 \(row 7 of chunk 3\)"):
+        ftlens.cka(x, y, chunk_rows=10)
+
+
+def test_inf_in_a_layer_stack(data):
+    x, y = data
+    xs, ys = np.stack([x, x, x]), np.stack([y, y, y])
+    ys[2, 11, 0] = np.inf
+    with pytest.raises(ValueError, match="Y contains NaN or Inf at layer 2, row 11"):
+        ftlens.LayerMoments(3, 6, 4).update(xs, ys)
+
+
+def test_one_dimensional_input(data):
+    x, y = data
+    with pytest.raises(ValueError, match=r"X must be 2-D.*reshape\(-1, 1\)"):
+        ftlens.cka(x[:, 0], y)
+
+
+def test_three_dimensional_input(data):
+    x, y = data
+    with pytest.raises(ValueError, match="Y must be 2-D.*LayerMoments"):
+        ftlens.rsa(x, y[None])
+
+
+def test_layer_stack_of_wrong_shape(data):
+    x, y = data
+    with pytest.raises(ValueError, match=r"X must be \[2, rows, 6\]"):
+        ftlens.LayerMoments(2, 6, 4).update(np.stack([x, x, x]), np.stack([y, y]))
+
+
+def test_integer_input_is_a_type_error(data):
+    x, y = data
+    with pytest.raises(TypeError, match="floating-point.*astype"):
+        ftlens.cka(x.astype(np.int64), y)
+    with pytest.raises(TypeError, match=r"floating-point.*\.float\(\)"):
+        ftlens.cka(torch.ones(5, 3, dtype=torch.int32), torch.ones(5, 3))
+
+
+def test_too_few_rows_for_debiased_cka(data):
+    x, y = data
+    with pytest.raises(ValueError, match="debiased CKA needs at least 4 rows, got 3"):
+        ftlens.cka(x[:3], y[:3], debiased=True)
+    with pytest.raises(ValueError, match="RSA needs at least 3 rows, got 2"):
+        ftlens.rsa(x[:2], y[:2])
+
+
+def test_zero_variance_representation(data):
+    x, y = data
+    const = np.full_like(x, 3.0)
+    with pytest.raises(ValueError, match="X has zero variance at layer 0"):
+        ftlens.cka(const, y)
+    with pytest.raises(ValueError, match="X has zero variance"):
+        ftlens.cca(const, y)
+
+
+def test_zero_rows_in_cosine_rdm(data):
+    x, y = data
+    x = x.copy()
+    x[5] = 0
+    with pytest.raises(ValueError, match="X row 5 .* has zero norm.*cosine RDM"):
+        ftlens.rsa(x, y, rdm="cosine")
+
+
+def test_unknown_options(data):
+    x, y = data
+    with pytest.raises(ValueError, match="unknown rdm .manhattan.: expected one of"):
+        ftlens.rsa(x, y, rdm="manhattan")
+    with pytest.raises(ValueError, match="compare must be 'pearson' or 'cosine'"):
+        ftlens.rsa(x, y, compare="spearman")
+    with pytest.raises(ValueError, match="method must be"):
+        ftlens.cca(x, y, method="kernel")
+    with pytest.raises(ValueError, match="pairs must be"):
+        ftlens.LayerMoments(2, 6, 4, pairs="upper")
+
+
+def test_rdm_not_requested(data):
+    x, y = data
+    m = ftlens.Moments(6, 4, rdms=("inner",))
+    m.update(x, y)
+    with pytest.raises(ValueError, match="rdm='correlation' was not requested"):
+        m.rsa("correlation")
+
+
+def test_merging_different_shapes_or_options(data):
+    x, y = data
+    a = ftlens.Moments(6, 4).update(x, y)
+    with pytest.raises(ValueError, match="cannot merge moments with different p"):
+        a.merge(ftlens.Moments(5, 4).update(x[:, :5], y))
+    with pytest.raises(ValueError, match="different views"):
+        a.merge(ftlens.Moments(6, 4, rdms=("inner",)).update(x, y))
+    with pytest.raises(ValueError, match="different pairs"):
+        ftlens.LayerMoments(1, 6, 4).merge(ftlens.LayerMoments(1, 6, 4, pairs="all"))
+    with pytest.raises(TypeError, match="can only merge"):
+        a.merge(object())
+
+
+def test_loading_a_state_dict_that_does_not_fit(data):
+    x, y = data
+    state = ftlens.Moments(6, 4).update(x, y).state_dict()
+    with pytest.raises(ValueError, match="does not fit.*p=6 vs 5"):
+        ftlens.Moments(5, 4).load_state_dict(state)
+    state.pop("config")
+    with pytest.raises(ValueError, match="'raw.x.mean' has shape"):
+        ftlens.Moments(5, 4).load_state_dict(state)
+    del state["raw.xy.S"]
+    with pytest.raises(ValueError, match="'raw.xy.S' is missing"):
+        ftlens.Moments(6, 4).load_state_dict(state)
+
+
+def test_measures_before_any_rows():
+    with pytest.raises(ValueError, match="CKA needs at least 2 rows, got 0"):
+        ftlens.Moments(3, 3).cka()
+
+
+def test_non_array_input():
+    with pytest.raises(TypeError, match="numpy array or a torch tensor"):
+        ftlens.cka("abc", np.ones((3, 3)))
