@@ -47,15 +47,16 @@ std::vector<std::pair<std::string, Tensor*>> fields(ViewState& v, bool with_y) {
 // Moves the row-norm statistics of cross blocks from the sides' current shifts to
 // shifts moved by sx (X layers) and sy (Y layers); x, y still hold the old shifts.
 void rebase_cross(CrossStack& c, const SideStack& x, const SideStack& y, const Tensor& ix,
-                  const Tensor& iy, const Tensor& sx, const Tensor& sy, double n) {
+                  const Tensor& iy, const Tensor& sx, const Tensor& sy, double n,
+                  bool own_block) {
   const Tensor s = sx.index_select(0, ix), t = sy.index_select(0, iy);
   const Tensor dx = (x.mean - x.shift).index_select(0, ix);
   const Tensor dy = (y.mean - y.shift).index_select(0, iy);
   const Tensor a1 = x.a1.index_select(0, ix), b1 = y.a1.index_select(0, iy);
   const Tensor u1 = dx * n, v1 = dy * n;  // sums of the rows about the old shifts
   // M = sum_i u_i v_i^T = S + n dx dy^T, applied to t and (transposed) to s.
-  const Tensor mt = bmv(c.S, t) + n * dx * col(rowdot(dy, t));
-  const Tensor mts = bmv(c.S.transpose(1, 2), s) + n * dy * col(rowdot(dx, s));
+  const Tensor mt = c.times(t) + n * dx * col(rowdot(dy, t));
+  const Tensor mts = own_block ? mt : c.transposed_times(s) + n * dy * col(rowdot(dx, s));
   const Tensor ss = rowdot(s, s), tt = rowdot(t, t), su = rowdot(s, u1), tv = rowdot(t, v1);
   Tensor ab = c.ab - 2 * rowdot(t, c.ya) + tt * a1 - 2 * rowdot(s, c.xb) + 4 * rowdot(s, mt) -
               2 * tt * su + ss * b1 - 2 * ss * tv + n * ss * tt;
@@ -76,11 +77,11 @@ void rebase_side(SideStack& x, const Tensor& s, const Tensor& new_shift, double 
 void rebase_view(ViewState& v, const Tensor& own, const Tensor& ix, const Tensor& iy,
                  const Tensor& new_x, const Tensor& new_y, double n, bool with_y) {
   const Tensor sx = new_x - v.x.shift;
-  rebase_cross(v.xx, v.x, v.x, own, own, sx, sx, n);
+  rebase_cross(v.xx, v.x, v.x, own, own, sx, sx, n, true);
   if (with_y) {
     const Tensor sy = new_y - v.y.shift;
-    rebase_cross(v.yy, v.y, v.y, own, own, sy, sy, n);
-    rebase_cross(v.xy, v.x, v.y, ix, iy, sx, sy, n);
+    rebase_cross(v.yy, v.y, v.y, own, own, sy, sy, n, true);
+    rebase_cross(v.xy, v.x, v.y, ix, iy, sx, sy, n, false);
     rebase_side(v.y, sy, new_y, n);
   }
   rebase_side(v.x, sx, new_x, n);
@@ -111,6 +112,22 @@ void check_finite(const Tensor& sums, const Tensor& rows, const char* stream,
 }
 
 }  // namespace
+
+Tensor CrossStack::times(const Tensor& t) const {
+  Tensor out = bmv(S, t.to(S.scalar_type())).to(at::kDouble);
+  return lazy() ? out - rows * rx * col(rowdot(ry, t)) : out;
+}
+
+Tensor CrossStack::transposed_times(const Tensor& s) const {
+  Tensor out = bmv(S.transpose(1, 2), s.to(S.scalar_type())).to(at::kDouble);
+  return lazy() ? out - rows * ry * col(rowdot(rx, s)) : out;
+}
+
+Tensor CrossStack::dense() const {
+  Tensor out = S.to(at::kDouble);
+  if (lazy()) out = out.baddbmm(col(rx), ry.unsqueeze(1), 1.0, -rows);
+  return out;
+}
 
 View parse_view(const std::string& name) {
   if (name == "raw") return View::Raw;
@@ -240,7 +257,7 @@ ViewState MomentsCore::chunk_view(const Tensor& xs, const Tensor& ys, at::Scalar
   };
   auto center = [&](const Tensor& rows, const char* stream) {
     Centered c;
-    const Tensor sums = rows.sum(1, false, at::kDouble);
+    const Tensor sums = column_sums(rows);
     check_finite(sums, rows, stream, view, n_, chunks_);
     c.side.mean = sums / static_cast<double>(m);
     // A nearby mean, exactly representable in the rows' dtype.
@@ -282,17 +299,19 @@ ViewState MomentsCore::chunk_view(const Tensor& xs, const Tensor& ys, at::Scalar
     return at::bmm(c.rows.transpose(1, 2), w).to(at::kDouble);      // [L, d, k]
   };
   const int64_t base = split ? 3 : 2;
-  auto gemm = [&](const Tensor& a, const Tensor& b) {  // a^T b per layer
-    return at::bmm(a.transpose(1, 2).to(dtype), b.to(dtype)).to(at::kDouble);
+  auto gemm = [&](const Tensor& a, const Tensor& b) {  // a^T b per layer, in dtype
+    return at::bmm(a.transpose(1, 2).to(dtype), b.to(dtype));
   };
   auto own_block = [&](Centered& c, const Tensor& w) {
     CrossStack b;
     b.S = gemm(c.rows, c.rows);
     if (split) {
       const Tensor g = w.select(2, 2);
-      b.S = along_direction_exact(b.S, c.h, c.h, g, g, c.w.square().sum(1));
+      b.S = along_direction_exact(b.S.to(at::kDouble), c.h, c.h, g, g, c.w.square().sum(1));
     }
-    b.S.baddbmm_(col(c.r), c.r.unsqueeze(1), 1.0, -static_cast<double>(m));
+    b.rx = c.r;
+    b.ry = c.r;
+    b.rows = static_cast<double>(m);
     b.ab = (c.alpha * c.alpha).sum(1);
     b.xb = w.select(2, 0).contiguous();
     b.ya = b.xb;
@@ -327,18 +346,19 @@ ViewState MomentsCore::chunk_view(const Tensor& xs, const Tensor& ys, at::Scalar
     for (int64_t l = 0; l < layers_; ++l) {
       blocks.push_back(at::mm(cx.rows[l].t().to(dtype), ycat).view({p_, layers_, q_}).transpose(0, 1));
     }
-    c.S = at::cat(blocks, 0).to(at::kDouble);  // [(lx, ly), p, q]
+    c.S = at::cat(blocks, 0);  // [(lx, ly), p, q]
   }
   c.xb = partner_sums(wx, base, true);
   c.ya = partner_sums(wy, base, false);
   if (split) {
     const Tensor wab = (cx.w.index_select(0, ix_) * cy.w.index_select(0, iy_)).sum(1);
-    c.S = along_direction_exact(c.S, cx.h.index_select(0, ix_), cy.h.index_select(0, iy_),
+    c.S = along_direction_exact(c.S.to(at::kDouble), cx.h.index_select(0, ix_), cy.h.index_select(0, iy_),
                                 partner_sums(wx, base + partner_cols, true),
                                 partner_sums(wy, base + partner_cols, false), wab);
   }
-  const Tensor rx = cx.r.index_select(0, ix_), ry = cy.r.index_select(0, iy_);
-  c.S.baddbmm_(col(rx), ry.unsqueeze(1), 1.0, -static_cast<double>(m));
+  c.rx = cx.r.index_select(0, ix_);
+  c.ry = cy.r.index_select(0, iy_);
+  c.rows = static_cast<double>(m);
   c.ab = (cx.alpha.index_select(0, ix_) * cy.alpha.index_select(0, iy_)).sum(1);
   return v;
 }
@@ -348,6 +368,11 @@ void MomentsCore::merge_view(ViewState& into, const ViewState& other, int64_t n_
   if (n_other == 0) return;
   if (n_ == 0) {
     into = other;
+    for (CrossStack* c : {&into.xx, &into.yy, &into.xy}) {
+      if (!c->S.defined()) continue;
+      c->S = c->lazy() ? c->dense() : c->S.clone();  // private: state is updated in place
+      c->rx = c->ry = Tensor();
+    }
     return;
   }
   const Tensor own = at::arange(layers_, ix_.options());
@@ -357,8 +382,14 @@ void MomentsCore::merge_view(ViewState& into, const ViewState& other, int64_t n_
   const double n1 = static_cast<double>(n_), n2 = static_cast<double>(n_other);
   const double w = n1 * n2 / (n1 + n2);
   auto add_cross = [&](CrossStack& a, const CrossStack& b, const Tensor& dx, const Tensor& dy) {
-    a.S = a.S + b.S;
-    a.S.baddbmm_(col(dx), dy.unsqueeze(1), 1.0, w);  // Chan: + n1 n2 / n * dx dy^T
+    // Chan: S += S_b + n1 n2 / n * dx dy^T, with b's own centering term in the same
+    // rank-two update; S_b may be float32 (added in place with promotion).
+    a.S.add_(b.S);
+    if (b.lazy()) {
+      a.S.baddbmm_(at::stack({dx * w, b.rx * -b.rows}, -1), at::stack({dy, b.ry}, 1));
+    } else {
+      a.S.baddbmm_(col(dx), dy.unsqueeze(1), 1.0, w);
+    }
     a.ab = a.ab + b.ab;
     a.xb = a.xb + b.xb;
     a.ya = a.ya + b.ya;

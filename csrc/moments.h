@@ -32,6 +32,15 @@ struct CrossStack {
   at::Tensor ab;  // [P]
   at::Tensor xb;  // [P, p]
   at::Tensor ya;  // [P, q]
+  // A chunk's block is kept lazily as the raw GEMM (in the input dtype) and a rank-one
+  // centering term: co-moment = S - rows * rx ry^T. Accumulated state has rx undefined.
+  at::Tensor rx, ry;  // [P, p], [P, q]
+  double rows = 0;
+
+  bool lazy() const { return rx.defined(); }
+  at::Tensor times(const at::Tensor& t) const;            // co-moment @ t, float64 [P, p]
+  at::Tensor transposed_times(const at::Tensor& s) const; // co-moment^T @ s, float64 [P, q]
+  at::Tensor dense() const;                               // float64 co-moment
 };
 
 struct ViewState {

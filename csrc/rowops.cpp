@@ -47,6 +47,13 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> center_rows(const at::Tensor& x,
   return cpu::center_rows(x.contiguous(), shift.contiguous(), out_dtype);
 }
 
+at::Tensor column_sums(const at::Tensor& x) {
+  check_rows(x, "column_sums");
+  // On the GPU the cast is cheap next to the reduction: no dedicated kernel needed.
+  if (!x.is_cpu()) return x.sum(1, false, at::kDouble);
+  return cpu::column_sums(x.contiguous());
+}
+
 std::tuple<at::Tensor, at::Tensor> normalize_rows(const at::Tensor& x, bool center) {
   check_rows(x, "normalize_rows");
   if (x.is_cuda()) {

@@ -14,6 +14,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> center_rows(const at::Tensor& x,
                                                            const at::Tensor& shift,
                                                            at::ScalarType out_dtype);
 
+// Column sums of x [L, m, d] accumulated in float64 without a float64 copy of x: [L, d].
+at::Tensor column_sums(const at::Tensor& x);
+
 // Each row scaled to unit norm, after subtracting its own mean over features when
 // `center` (the rows of a correlation RDM). Returns (float64 rows, count of zero-norm
 // rows [L]); zero-norm rows come back as zeros. The rows stay in float64 so that the
@@ -25,6 +28,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> center_rows(const at::Tensor& x,
                                                            const at::Tensor& shift,
                                                            at::ScalarType out_dtype);
 std::tuple<at::Tensor, at::Tensor> normalize_rows(const at::Tensor& x, bool center);
+at::Tensor column_sums(const at::Tensor& x);
 }  // namespace cpu
 
 #ifdef FTLENS_WITH_CUDA

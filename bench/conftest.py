@@ -1,0 +1,74 @@
+import os
+import platform
+import threading
+import time
+
+import pytest
+import torch
+
+
+def machine() -> str:
+    return f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads"
+
+
+def timed(fn, *args, **kwargs):
+    """(seconds, result) of one call."""
+    start = time.perf_counter()
+    out = fn(*args, **kwargs)
+    return time.perf_counter() - start, out
+
+
+def report(name: str, **fields) -> None:
+    print(f"\n[{name}] {machine()}: " + ", ".join(f"{k}={v}" for k, v in fields.items()))
+
+
+def rss_anon_bytes() -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("RssAnon:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError("RssAnon not found in /proc/self/status")
+
+
+class PeakRssAnon:
+    """Samples the process's anonymous resident memory (not the page cache of mapped
+    files) every few milliseconds while the block runs."""
+
+    def __init__(self, interval: float = 0.005):
+        self.interval = interval
+        self.peak = 0
+        self._stop = threading.Event()
+
+    def _run(self):
+        while not self._stop.is_set():
+            self.peak = max(self.peak, rss_anon_bytes())
+            time.sleep(self.interval)
+
+    def __enter__(self):
+        self.baseline = rss_anon_bytes()
+        self.peak = self.baseline
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, rss_anon_bytes())
+
+    @property
+    def growth(self) -> int:
+        return self.peak - self.baseline
+
+
+@pytest.fixture(scope="session")
+def activations():
+    """n = 8,000 rows, d = 768, float32, with BERT-like outlier dimensions."""
+    g = torch.Generator().manual_seed(0)
+    n, d = 8000, 768
+    z = torch.randn(n, 64, generator=g)
+    x = z @ torch.randn(64, d, generator=g) + torch.randn(n, d, generator=g)
+    y = z @ torch.randn(64, d, generator=g) + 2 * torch.randn(n, d, generator=g)
+    x[:, :3] += torch.tensor([20.0, -12.0, 8.0])
+    y[:, 5:7] += torch.tensor([15.0, 9.0])
+    return x.numpy(), y.numpy()
