@@ -56,7 +56,7 @@ def test_memmap_stream_has_flat_memory(benchmark, memmaps):
 
 
 def test_layer_moments_rate_vs_matmul(benchmark):
-    layers, rows, chunks = 13, 1024, 4
+    layers, rows, chunks = 13, 2048, 3
     g = torch.Generator().manual_seed(1)
     xs = [torch.randn(layers, rows, DIM, generator=g) + 5 for _ in range(chunks)]
     ys = [x + torch.randn(layers, rows, DIM, generator=g) for x in xs]

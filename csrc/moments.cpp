@@ -384,7 +384,7 @@ void MomentsCore::merge_view(ViewState& into, const ViewState& other, int64_t n_
   auto add_cross = [&](CrossStack& a, const CrossStack& b, const Tensor& dx, const Tensor& dy) {
     // Chan: S += S_b + n1 n2 / n * dx dy^T, with b's own centering term in the same
     // rank-two update; S_b may be float32 (added in place with promotion).
-    a.S.add_(b.S);
+    add_into(a.S, b.S);
     if (b.lazy()) {
       a.S.baddbmm_(at::stack({dx * w, b.rx * -b.rows}, -1), at::stack({dy, b.ry}, 1));
     } else {

@@ -54,6 +54,17 @@ at::Tensor column_sums(const at::Tensor& x) {
   return cpu::column_sums(x.contiguous());
 }
 
+void add_into(at::Tensor& acc, const at::Tensor& x) {
+  TORCH_CHECK(acc.scalar_type() == at::kDouble && acc.is_contiguous(),
+              "add_into: the accumulator must be contiguous float64");
+  TORCH_CHECK(acc.sizes() == x.sizes(), "add_into: shapes differ");
+  if (!x.is_cpu() || x.scalar_type() == at::kDouble) {
+    acc.add_(x);
+    return;
+  }
+  cpu::add_into(acc, x.contiguous());
+}
+
 std::tuple<at::Tensor, at::Tensor> normalize_rows(const at::Tensor& x, bool center) {
   check_rows(x, "normalize_rows");
   if (x.is_cuda()) {

@@ -17,6 +17,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> center_rows(const at::Tensor& x,
 // Column sums of x [L, m, d] accumulated in float64 without a float64 copy of x: [L, d].
 at::Tensor column_sums(const at::Tensor& x);
 
+// acc += x in place, acc float64, x float32 or float64 of the same shape, without a
+// float64 temporary of x.
+void add_into(at::Tensor& acc, const at::Tensor& x);
+
 // Each row scaled to unit norm, after subtracting its own mean over features when
 // `center` (the rows of a correlation RDM). Returns (float64 rows, count of zero-norm
 // rows [L]); zero-norm rows come back as zeros. The rows stay in float64 so that the
@@ -29,6 +33,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> center_rows(const at::Tensor& x,
                                                            at::ScalarType out_dtype);
 std::tuple<at::Tensor, at::Tensor> normalize_rows(const at::Tensor& x, bool center);
 at::Tensor column_sums(const at::Tensor& x);
+void add_into(at::Tensor& acc, const at::Tensor& x);
 }  // namespace cpu
 
 #ifdef FTLENS_WITH_CUDA
