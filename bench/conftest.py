@@ -8,7 +8,8 @@ import torch
 
 
 def machine() -> str:
-    return f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads"
+    threads = torch.get_num_threads()
+    return f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, {threads} threads"
 
 
 def timed(fn, *args, **kwargs):

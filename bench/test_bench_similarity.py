@@ -1,13 +1,12 @@
 """ftlens.rsa vs rsatoolbox and ftlens.cka vs the dense Gram-matrix CKA of Kornblith et al.,
 at n = 8,000, d = 768, in the same run. Each anchor runs once (tens of seconds)."""
 
+import ftlens
 import numpy as np
 import pytest
 import rsatoolbox
 import torch
 from conftest import report, timed
-
-import ftlens
 
 
 def gram_linear(x):

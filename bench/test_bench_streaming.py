@@ -1,12 +1,11 @@
 """Streaming: flat memory over 1,000,000 x 768 memmapped rows, and accumulation rate of
 LayerMoments (13 layers, d = 768, diagonal pairs) against the same GEMMs in plain torch."""
 
+import ftlens
 import numpy as np
 import pytest
 import torch
 from conftest import PeakRssAnon, report, timed
-
-import ftlens
 
 ROWS, DIM = 1_000_000, 768
 
@@ -63,12 +62,12 @@ def test_layer_moments_rate_vs_matmul(benchmark):
 
     def accumulate():
         lm = ftlens.LayerMoments(layers, DIM, DIM, rdms=("inner", "sqeuclidean"))
-        for x, y in zip(xs, ys):
+        for x, y in zip(xs, ys, strict=True):
             lm.update(x, y)
         return lm
 
     def same_gemms():
-        for x, y in zip(xs, ys):
+        for x, y in zip(xs, ys, strict=True):
             xt, yt = x.transpose(1, 2), y.transpose(1, 2)
             torch.matmul(xt, x), torch.matmul(yt, y), torch.matmul(xt, y)
 

