@@ -133,8 +133,8 @@ RdmSums rdm_sums(const ViewState& v, const Tensor& ix, const Tensor& iy, double 
   r.mean_y = offset_y + sy / big_n;
   r.cxx = sxx_off - sx.square() / big_n;
   r.cyy = syy_off - sy.square() / big_n;
-  const double sign = 1.0;  // sigma_x * sigma_y: both RDMs share the same type
-  r.cxy = sign * (sxy_off - sx.index_select(0, ix) * sy.index_select(0, iy) / big_n);
+  // Both RDMs share one type, so sigma_x * sigma_y = 1 and the cross sum keeps its sign.
+  r.cxy = sxy_off - sx.index_select(0, ix) * sy.index_select(0, iy) / big_n;
   return r;
 }
 

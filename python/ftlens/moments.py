@@ -220,4 +220,7 @@ class Moments(LayerMoments):
         return float(values.reshape(-1)[0])
 
     def isotropy(self, which: str = "x", top_k: int = 10) -> dict[str, float]:
-        return {k: float(v[0]) for k, v in super().isotropy(which, top_k).items()}
+        values = super().isotropy(which, top_k)
+        out = {k: float(v[0]) for k, v in values.items()}
+        out["n_constant_dims"], out["top_k"] = int(out["n_constant_dims"]), int(out["top_k"])
+        return out
