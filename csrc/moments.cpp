@@ -164,6 +164,7 @@ MomentsCore::MomentsCore(int64_t layers, int64_t p, int64_t q, const std::string
     if (std::find(views_.begin(), views_.end(), parsed) == views_.end()) views_.push_back(parsed);
   }
   const auto idx = at::TensorOptions().dtype(at::kLong);
+  own_ = at::arange(layers, idx);
   if (pairs == "diagonal") {
     ix_ = at::arange(layers, idx);
     iy_ = ix_.clone();
@@ -219,6 +220,7 @@ void MomentsCore::to_device(const at::Device& device) {
   if (ix_.device() == device) return;
   ix_ = ix_.to(device);
   iy_ = iy_.to(device);
+  own_ = own_.to(device);
   for (auto& v : state_) {
     for (auto& f : fields(v, q_ > 0)) *f.second = f.second->to(device);
   }
@@ -375,9 +377,8 @@ void MomentsCore::merge_view(ViewState& into, const ViewState& other, int64_t n_
     }
     return;
   }
-  const Tensor own = at::arange(layers_, ix_.options());
   ViewState o = other;  // handles only: rebase assigns new tensors
-  rebase_view(o, own, ix_, iy_, into.x.shift, with_y ? into.y.shift : Tensor(),
+  rebase_view(o, own_, ix_, iy_, into.x.shift, with_y ? into.y.shift : Tensor(),
               static_cast<double>(n_other), with_y);
   const double n1 = static_cast<double>(n_), n2 = static_cast<double>(n_other);
   const double w = n1 * n2 / (n1 + n2);
@@ -509,8 +510,7 @@ ViewState MomentsCore::finalized(View view) const {
                                 "among the requested rdms");
   }
   ViewState v = state_[it - views_.begin()];
-  const Tensor own = at::arange(layers_, ix_.options());
-  rebase_view(v, own, ix_, iy_, v.x.mean, q_ > 0 ? v.y.mean : Tensor(),
+  rebase_view(v, own_, ix_, iy_, v.x.mean, q_ > 0 ? v.y.mean : Tensor(),
               static_cast<double>(n_), q_ > 0);
   return v;
 }

@@ -92,6 +92,7 @@ class MomentsCore {
   std::string pairs_;
   std::vector<View> views_;
   at::Tensor ix_, iy_;  // [P] layer of X and of Y in each compared pair
+  at::Tensor own_;      // [L] 0..L-1: the layer index of each own (X, X) / (Y, Y) block
   int64_t n_ = 0;
   int64_t chunks_ = 0;
   double eps_ = 0.0;  // unit roundoff of the least precise input seen

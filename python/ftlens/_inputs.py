@@ -79,9 +79,7 @@ def as_stack(a, name: str, n_layers: int, dim: int):
     if isinstance(a, Sequence) and not isinstance(a, (np.ndarray, torch.Tensor)):
         if len(a) == 0:
             raise ValueError(f"{name} is an empty sequence; expected {n_layers} layers")
-        parts = [_kind(part, f"{name}[{i}]") for i, part in enumerate(a)]
-        a = torch.stack([torch.as_tensor(np.asarray(p)) if isinstance(p, np.ndarray) else p
-                         for p in parts])
+        a = torch.stack([torch.as_tensor(_kind(part, f"{name}[{i}]")) for i, part in enumerate(a)])
     a = _kind(a, name)
     if a.ndim != 3:
         raise ValueError(
