@@ -7,21 +7,34 @@ Similarity between representations (rows = samples), streamed through a C++ core
     ftlens.rsa(X, Y, rdm="correlation")   # RSA without n x n matrices
     m = ftlens.Moments(p, q); m.update(xb, yb); m.cka()
     lm = ftlens.LayerMoments(13, 768, 768, pairs="all"); lm.update(xs, ys); lm.cka()
+
+Models compared layer by layer, streaming their activations (no storage)::
+
+    result = ftlens.compare_models("minilm", "path/to/finetuned", sentences)
+    result.cka, result.rsa                # arrays [layers]
 """
 
+from . import data, store
 from ._core import build_info
+from .compare import LayerComparison, compare_models
+from .models import load_model
 from .moments import LayerMoments, Moments
 from .similarity import cca, cka, isotropy, procrustes, rsa
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "LayerComparison",
     "LayerMoments",
     "Moments",
     "build_info",
     "cca",
     "cka",
+    "compare_models",
+    "data",
     "isotropy",
+    "load_model",
     "procrustes",
     "rsa",
+    "store",
 ]

