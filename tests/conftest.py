@@ -1,5 +1,12 @@
-import numpy as np
-import pytest
+import os
+from pathlib import Path
+
+# Tests run offline: the packaged MiniLM and models built in the tests need no network.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
 
 
 def offset_data(n=300, p=9, q=7, seed=0, offset=1e3):
@@ -17,3 +24,22 @@ def offset_data(n=300, p=9, q=7, seed=0, offset=1e3):
 @pytest.fixture(scope="session")
 def xy():
     return offset_data()
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """The real data sets (``FTLENS_DATA_DIR``; .ci/run points it at ../shared/data)."""
+    value = os.environ.get("FTLENS_DATA_DIR")
+    if not value:
+        raise RuntimeError("set FTLENS_DATA_DIR to the data folder (e.g. ../shared/data) to run the real-data tests")
+    path = Path(value)
+    if not path.is_dir():
+        raise RuntimeError(f"FTLENS_DATA_DIR={value} is not a folder")
+    return path
+
+
+@pytest.fixture(scope="session")
+def minilm():
+    import ftlens
+
+    return ftlens.load_model("minilm", device="cpu")

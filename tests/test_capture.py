@@ -1,0 +1,62 @@
+"""Hooks capture exactly what output_hidden_states reports, for every architecture."""
+
+import pytest
+import torch
+from ftlens.capture import LayerCapture, layer_blocks, n_hidden_states
+from tiny import tiny_models
+
+MODELS = tiny_models()
+
+
+def _padded_batch(vocab=120, lengths=(9, 5, 7), seed=0):
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(5, vocab, (len(lengths), max(lengths)), generator=g)
+    mask = torch.zeros_like(ids)
+    for i, n in enumerate(lengths):
+        mask[i, :n] = 1
+    return ids, mask
+
+
+def _assert_hooks_match(model, inputs):
+    with torch.no_grad():
+        reference = model(**inputs, output_hidden_states=True).hidden_states
+        with LayerCapture(model) as capture:
+            model(**inputs)
+        states = capture.take()
+    assert len(states) == len(reference) == n_hidden_states(model)
+    mask = inputs["attention_mask"].bool()
+    for layer, (got, want) in enumerate(zip(states, reference)):
+        torch.testing.assert_close(got[mask], want[mask], rtol=0, atol=1e-6, msg=f"layer {layer}")
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_hooks_equal_output_hidden_states(name):
+    ids, mask = _padded_batch()
+    _assert_hooks_match(MODELS[name], {"input_ids": ids, "attention_mask": mask})
+
+
+def test_hooks_equal_output_hidden_states_minilm(minilm):
+    model, tokenizer = minilm
+    enc = tokenizer(["A short one.", "Fine-tuning changes the top layers of BERT the most, they say."],
+                    padding=True, return_tensors="pt")
+    _assert_hooks_match(model, dict(enc))
+
+
+def test_hooks_are_removed_after_the_block():
+    model = MODELS["bert"]
+    count = lambda: sum(len(b._forward_hooks) + len(b._forward_pre_hooks) for b in layer_blocks(model))  # noqa: E731
+    before = count()
+    with LayerCapture(model):
+        assert count() == before + len(layer_blocks(model)) + 1
+    assert count() == before
+
+
+def test_layer_blocks_found_by_structure():
+    assert len(layer_blocks(MODELS["distilbert"])) == 3  # transformer.layer, not encoder.layer
+    with pytest.raises(ValueError, match="no list of transformer blocks"):
+        layer_blocks(torch.nn.Linear(3, 3))
+
+
+def test_take_without_forward_is_an_error():
+    with LayerCapture(MODELS["bert"]) as capture, pytest.raises(RuntimeError, match="did not run"):
+        capture.take()
