@@ -31,7 +31,7 @@ def data_dir() -> Path:
     """The real data sets (``FTLENS_DATA_DIR``; .ci/run points it at ../shared/data)."""
     value = os.environ.get("FTLENS_DATA_DIR")
     if not value:
-        raise RuntimeError("set FTLENS_DATA_DIR to the data folder (e.g. ../shared/data) to run the real-data tests")
+        raise RuntimeError("set FTLENS_DATA_DIR to the data folder (e.g. ../shared/data)")
     path = Path(value)
     if not path.is_dir():
         raise RuntimeError(f"FTLENS_DATA_DIR={value} is not a folder")

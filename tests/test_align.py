@@ -44,7 +44,7 @@ def _tokens_per_word(tokenizer, words):
     rows = select_rows(enc, [item], "words", "mean")
     tokens = tokenizer.convert_ids_to_tokens(enc["input_ids"][0])
     groups = {}
-    for pos, g in zip(rows.positions.tolist(), rows.groups.tolist()):
+    for pos, g in zip(rows.positions.tolist(), rows.groups.tolist(), strict=True):
         groups.setdefault(int(rows.unit[g]), []).append(tokens[pos])
     return groups, rows
 
@@ -81,7 +81,8 @@ def test_plain_text_words_are_whitespace_separated():
 @pytest.mark.parametrize("pool", ["first", "last", "mean"])
 def test_word_pooling_picks_the_right_subwords(minilm, pool):
     _, tokenizer = minilm
-    items = [Item((Segment.from_text("unbelievably unmistakable tokenizations"),)), Item((Segment.from_text("ok"),))]
+    items = [Item((Segment.from_text("unbelievably unmistakable tokenizations"),)),
+             Item((Segment.from_text("ok"),))]
     enc = tokenizer([it.segments[0].text for it in items], padding=True, return_offsets_mapping=True,
                     return_tensors="pt")
     assert int(enc["attention_mask"][0].sum()) > 5  # some of the 3 words have several subwords

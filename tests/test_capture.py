@@ -25,7 +25,7 @@ def _assert_hooks_match(model, inputs):
         states = capture.take()
     assert len(states) == len(reference) == n_hidden_states(model)
     mask = inputs["attention_mask"].bool()
-    for layer, (got, want) in enumerate(zip(states, reference)):
+    for layer, (got, want) in enumerate(zip(states, reference, strict=True)):
         torch.testing.assert_close(got[mask], want[mask], rtol=0, atol=1e-6, msg=f"layer {layer}")
 
 

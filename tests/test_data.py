@@ -145,7 +145,8 @@ def test_squad_offset_mismatch_names_file_line_and_question(tmp_path):
     text = json.dumps(_squad_doc(5), indent=1)
     path.write_text(text)
     line = text[: text.index('"q2"')].count("\n") + 1
-    with pytest.raises(DataFormatError, match=rf"s\.json:{line}: question q2: answer 'cat' is not at offset 5"):
+    message = rf"s\.json:{line}: question q2: answer 'cat' is not at offset 5"
+    with pytest.raises(DataFormatError, match=message):
         read_squad(path)
 
 

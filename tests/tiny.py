@@ -23,7 +23,8 @@ def tiny_models():
     configs = {
         "bert": (BertModel, BertConfig(**SIZES)),
         "roberta": (RobertaModel, RobertaConfig(**SIZES, pad_token_id=1)),
-        "distilbert": (DistilBertModel, DistilBertConfig(dim=32, n_layers=3, n_heads=2, hidden_dim=37, vocab_size=120)),
+        "distilbert": (DistilBertModel,
+                       DistilBertConfig(dim=32, n_layers=3, n_heads=2, hidden_dim=37, vocab_size=120)),
         "electra": (ElectraModel, ElectraConfig(embedding_size=16, **SIZES)),
         "deberta-v2": (DebertaV2Model, DebertaV2Config(**SIZES, relative_attention=True, position_buckets=8,
                                                        pos_att_type=["p2c", "c2p"])),

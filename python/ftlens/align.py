@@ -39,7 +39,7 @@ class Segment:
         spans, at = [], 0
         for w in words:
             if not w or any(c.isspace() for c in w):
-                raise ValueError(f"word {w!r} is empty or contains whitespace; words must be non-empty tokens")
+                raise ValueError(f"word {w!r} is empty or contains whitespace; pass non-empty words")
             spans.append((at, at + len(w)))
             at += len(w) + 1
         return cls(" ".join(words), tuple(spans))

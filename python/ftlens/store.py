@@ -62,7 +62,7 @@ def _row_labels(items: Sequence[align.Item], item: np.ndarray, unit: np.ndarray,
     if rows == "words" and items[0].word_labels:
         for name in items[0].word_labels:
             values = [items[i].word_labels[name][u] if u < len(items[i].word_labels[name]) else None
-                      for i, u in zip(item, unit)]
+                      for i, u in zip(item, unit, strict=True)]
             if name == "head":
                 out[name] = (np.array([-1 if v is None else v for v in values], dtype=np.int64), None)
                 continue
@@ -212,7 +212,8 @@ class ActivationStore:
     dim = property(lambda self: self.manifest["dim"])
 
     def __repr__(self) -> str:
-        return f"ActivationStore({str(self.path)!r}, rows={self.n_rows}, layers={self.n_layers}, dim={self.dim})"
+        return (f"ActivationStore({str(self.path)!r}, rows={self.n_rows}, layers={self.n_layers}, "
+                f"dim={self.dim})")
 
     def layer(self, index: int) -> np.ndarray:
         """Layer ``index`` (0 = embeddings) as a read-only memmap [rows, dim]."""
@@ -240,7 +241,8 @@ class ActivationStore:
         layers = range(self.n_layers) if layers is None else list(layers)
         arrays = [self.layer(i) for i in layers]
         for start in range(0, self.n_rows, chunk_rows):
-            yield torch.stack([torch.from_numpy(np.array(a[start : start + chunk_rows])) for a in arrays]).to(dtype)
+            rows = [torch.from_numpy(np.array(a[start : start + chunk_rows])) for a in arrays]
+            yield torch.stack(rows).to(dtype)
 
 
 def open(path: str | os.PathLike) -> ActivationStore:  # noqa: A001 - mirrors ftlens.store.write

@@ -128,7 +128,8 @@ class ActivationStream:
         out, current = [], []
         for i in order:
             width = min(int(lengths[i]), self.max_length)
-            if current and (len(current) >= self.batch_size or width * (len(current) + 1) > self.max_batch_tokens):
+            full = len(current) >= self.batch_size or width * (len(current) + 1) > self.max_batch_tokens
+            if current and full:
                 out.append(np.array(current))
                 current = []
             current.append(i)
@@ -147,7 +148,8 @@ class ActivationStream:
     def _forward(self, index: int, enc) -> list[torch.Tensor]:
         model = self.models[index]
         device = next(model.parameters()).device
-        inputs = {k: v.to(device) for k, v in enc.items() if k in self._accepts[index] and k != "offset_mapping"}
+        accepted = self._accepts[index] - {"offset_mapping"}
+        inputs = {k: v.to(device) for k, v in enc.items() if k in accepted}
         cast = (torch.autocast(device.type, dtype=AUTOCAST[self.autocast]) if self.autocast
                 else contextlib.nullcontext())
         with LayerCapture(model) as capture, cast:

@@ -125,7 +125,7 @@ def format_conllu(sentences: Iterable[Sentence]) -> str:
         if s.sent_id is not None:
             out.append(f"# sent_id = {s.sent_id}")
         out.append(f"# text = {s.text if s.text is not None else ' '.join(s.words)}")
-        for i, (w, u, x, h, r) in enumerate(zip(s.words, s.upos, s.xpos, s.heads, s.deprels), 1):
+        for i, (w, u, x, h, r) in enumerate(zip(s.words, s.upos, s.xpos, s.heads, s.deprels, strict=True), 1):
             out.append(f"{i}\t{w}\t_\t{u}\t{x}\t_\t{h}\t{r}\t_\t_")
         out.append("")
     return "\n".join(out) + "\n"

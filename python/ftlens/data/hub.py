@@ -20,7 +20,8 @@ def load_hub(name: str, split: str, *, config: str | None = None, text_column: s
     cols = set(ds.column_names)
     for a, b in (("premise", "hypothesis"), ("sentence1", "sentence2")):
         if {a, b} <= cols:
-            names = ds.features["label"].names if "label" in cols and hasattr(ds.features["label"], "names") else None
+            feature = ds.features.get("label")
+            names = getattr(feature, "names", None)
             pairs = []
             for row in ds:
                 label = row.get("label")

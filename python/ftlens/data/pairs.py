@@ -88,7 +88,7 @@ def _tsv_rows(path: str) -> Iterator[tuple[int, dict]]:
                 raise DataFormatError(
                     path, reader.line_num, f"expected {len(header)} tab-separated columns, found {len(row)}"
                 )
-            yield reader.line_num, dict(zip(header, row))
+            yield reader.line_num, dict(zip(header, row, strict=True))
 
 
 def _jsonl_rows(path: str) -> Iterator[tuple[int, dict]]:

@@ -1,0 +1,104 @@
+"""compare_models: identity gives 1, re-initialized top layers drop, and the streamed
+values equal the functional API on output_hidden_states."""
+
+import copy
+
+import ftlens
+import numpy as np
+import pytest
+import torch
+from ftlens.capture import layer_blocks
+from ftlens.compare import LayerComparison
+from ftlens.data import generate_pairs, generate_sentences
+from ftlens.stream import ActivationStream
+
+SENTENCES = [" ".join(s.words) for s in generate_sentences(120, seed=5)]
+
+
+@pytest.fixture(scope="module")
+def reinit_top2(minilm):
+    model, tokenizer = minilm
+    copy_ = copy.deepcopy(model)
+    torch.manual_seed(0)
+    for block in list(layer_blocks(copy_))[-2:]:
+        block.apply(copy_._init_weights)
+    return copy_, tokenizer
+
+
+def test_model_against_itself_is_one_everywhere(minilm):
+    result = ftlens.compare_models(minilm, minilm, SENTENCES, progress=False)
+    assert result.cka.shape == result.rsa.shape == (7,)
+    np.testing.assert_allclose(result.cka, 1.0, atol=1e-6)
+    np.testing.assert_allclose(result.rsa, 1.0, atol=1e-6)
+    assert result.n_inputs == 120 and result.n_rows > 120 and result.layers[0] == "embeddings"
+
+
+def test_reinitialized_top_layers_drop_only_at_and_above(minilm, reinit_top2):
+    result = ftlens.compare_models(minilm, reinit_top2, SENTENCES, measures=("cka", "rsa", "cka_debiased"),
+                                   progress=False)
+    for values in (result.cka, result.rsa, result.cka_debiased):
+        np.testing.assert_allclose(values[:5], 1.0, atol=1e-6)  # embeddings .. layer 4 untouched
+        assert (values[5:] < 0.99).all()
+
+
+def test_streamed_values_equal_functional_api_on_hidden_states(minilm, reinit_top2):
+    model, tokenizer = minilm
+    enc = tokenizer(SENTENCES, padding=True, return_tensors="pt")
+    mask = enc["attention_mask"].bool()
+    with torch.no_grad():
+        xs = [h[mask] for h in model(**enc, output_hidden_states=True).hidden_states]
+        ys = [h[mask] for h in reinit_top2[0](**enc, output_hidden_states=True).hidden_states]
+    result = ftlens.compare_models(minilm, reinit_top2, SENTENCES, measures=("cka", "rsa", "procrustes"),
+                                   progress=False)
+    assert result.n_rows == int(mask.sum())
+    for layer in range(7):
+        x, y = xs[layer].double().numpy(), ys[layer].double().numpy()
+        assert result.cka[layer] == pytest.approx(ftlens.cka(x, y), abs=1e-6)
+        assert result.rsa[layer] == pytest.approx(ftlens.rsa(x, y), abs=1e-6)
+        assert result.procrustes[layer] == pytest.approx(ftlens.procrustes(x, y), abs=1e-5)
+
+
+def test_all_pairs_words_and_sentence_pairs(minilm, reinit_top2):
+    pairs = generate_pairs(48, seed=2)
+    result = ftlens.compare_models(minilm, reinit_top2, pairs, measures=("cka",), pairs="all",
+                                   rows="words", word_pool="mean", segment=1, progress=False)
+    assert result.cka.shape == (7, 7)
+    np.testing.assert_allclose(np.diag(result.cka)[:5], 1.0, atol=1e-6)
+    hypothesis_words = sum(len(p.hypothesis.split()) for p in pairs)
+    assert result.n_rows == hypothesis_words
+
+
+def test_stream_rows_are_in_input_order(minilm):
+    stream = ActivationStream([minilm], rows="words", block_size=7, progress=False)
+    chunks = list(stream(SENTENCES[:20]))
+    item = np.concatenate([c.item for c in chunks])
+    unit = np.concatenate([c.unit for c in chunks])
+    expected = [(i, w) for i, s in enumerate(SENTENCES[:20]) for w in range(len(s.split()))]
+    assert list(zip(item.tolist(), unit.tolist(), strict=True)) == expected
+
+
+def test_truncation_is_counted(minilm):
+    long = " ".join(["word"] * 40)
+    result = ftlens.compare_models(minilm, minilm, [long, "short one"], rows="words", max_length=16,
+                                   measures=("cka",), progress=False)
+    assert result.truncated == 1 and result.words_dropped == 40 - 14
+
+
+def test_result_round_trips_through_json(tmp_path, minilm):
+    result = ftlens.compare_models(minilm, minilm, SENTENCES[:30], measures=("cka", "cca"), progress=False)
+    result.save(tmp_path / "r.json")
+    again = LayerComparison.load(tmp_path / "r.json")
+    np.testing.assert_array_equal(again.cka, result.cka)
+    np.testing.assert_array_equal(again.cca, result.cca)
+    assert again.rsa is None and again.n_rows == result.n_rows
+
+
+def test_bad_arguments(minilm):
+    with pytest.raises(ValueError, match="unknown measure 'bleu'"):
+        ftlens.compare_models(minilm, minilm, SENTENCES, measures=("bleu",))
+    with pytest.raises(ValueError, match="rows must be one of"):
+        ftlens.compare_models(minilm, minilm, SENTENCES, rows="letters")
+    with pytest.raises(ValueError, match="segment=1 but the inputs have 1 segment"):
+        ftlens.compare_models(minilm, minilm, SENTENCES, segment=1)
+    with pytest.raises(ValueError, match="autocast='fp16' needs a GPU"):
+        ftlens.compare_models(minilm, minilm, SENTENCES, autocast="fp16")
