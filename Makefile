@@ -35,7 +35,7 @@ test: install lint
 	$(PY) -m pytest tests -q
 
 bench: install
-	$(PY) -m pytest bench --benchmark-only -s -q
+	FTLENS_DATA_DIR=$${FTLENS_DATA_DIR:-../shared/data} $(PY) -m pytest bench --benchmark-only -s -q
 
 # Compiles the plain-CUDA kernels (no GPU or CUDA torch needed) to catch errors early.
 cuda-check:

@@ -26,7 +26,10 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         return ftlens::center_rows(x, shift, dtype.value_or(x.scalar_type()));
       },
       py::arg("x"), py::arg("shift"), py::arg("out_dtype") = py::none());
-  m.def("normalize_rows", &ftlens::normalize_rows, py::arg("x"), py::arg("center"));
+  m.def(
+      "normalize_rows",
+      [](const at::Tensor& x, bool center) { return ftlens::normalize_rows(x, center); },
+      py::arg("x"), py::arg("center"));
 
   py::class_<MomentsCore>(m, "MomentsCore")
       .def(py::init<int64_t, int64_t, int64_t, const std::string&,

@@ -232,18 +232,28 @@ void MomentsCore::to_device(const at::Device& device) {
 // components along each side's h are taken exactly from float64 sums (ga = sum_i wb_i a_i,
 // gb = sum_i wa_i b_i, wab = sum_i wa_i wb_i with w = rows.h) and only the orthogonal
 // part P_a (a^T b) P_b comes from the float32 GEMM.
-Tensor along_direction_exact(const Tensor& s32, const Tensor& ha, const Tensor& hb,
-                             const Tensor& ga, const Tensor& gb, const Tensor& wab) {
+Tensor along_direction_exact(Tensor s32, const Tensor& ha, const Tensor& hb, const Tensor& ga,
+                             const Tensor& gb, const Tensor& wab) {
   auto project = [](const Tensor& v, const Tensor& h) { return v - h * col(rowdot(h, v)); };
-  const Tensor sh = at::bmm(s32, hb.unsqueeze(-1));                     // [B, p, 1]
-  const Tensor hs = at::bmm(ha.unsqueeze(1), s32);                      // [B, 1, q]
-  const Tensor hsh = at::bmm(hs, hb.unsqueeze(-1)).squeeze(-1);         // [B, 1]
-  Tensor s = s32 - at::bmm(ha.unsqueeze(-1), hs) - at::bmm(sh, hb.unsqueeze(1)) +
-             hsh.unsqueeze(-1) * at::bmm(ha.unsqueeze(-1), hb.unsqueeze(1));
-  s = s + at::bmm(col(project(ga, ha)), hb.unsqueeze(1)) +
-      at::bmm(col(ha), project(gb, hb).unsqueeze(1)) +
-      col(col(wab)) * at::bmm(col(ha), hb.unsqueeze(1));
-  return s;
+  const Tensor sh = bmv(s32, hb);                                 // [B, p]: S hb
+  const Tensor hs = bmv(s32.transpose(1, 2), ha);                 // [B, q]: S^T ha
+  const Tensor hsh = rowdot(ha, sh);                              // [B]
+  // S - ha hs^T - sh hb^T + hsh ha hb^T + ga' hb^T + ha gb'^T + wab ha hb^T as one rank-2
+  // update: S + ha (gb' - hs + (hsh + wab) hb)^T + (ga' - sh) hb^T.
+  const Tensor u = at::stack({ha, project(ga, ha) - sh}, 2);                                // [B, p, 2]
+  const Tensor v = at::stack({project(gb, hb) - hs + col(hsh + wab) * hb, hb}, 1);          // [B, 2, q]
+  return s32.baddbmm_(u, v);  // s32: the caller's float64 temporary
+}
+
+Tensor MomentsCore::scratch(const std::string& key, at::IntArrayRef sizes,
+                            const at::TensorOptions& opts) const {
+  const int64_t numel = c10::multiply_integers(sizes);
+  Tensor& flat = scratch_[key];
+  if (!flat.defined() || flat.numel() < numel || flat.scalar_type() != opts.dtype().toScalarType() ||
+      flat.device() != opts.device()) {
+    flat = at::empty({numel}, opts);
+  }
+  return flat.narrow(0, 0, numel).view(sizes);
 }
 
 ViewState MomentsCore::chunk_view(const Tensor& xs, const Tensor& ys, at::ScalarType dtype,
@@ -256,15 +266,19 @@ ViewState MomentsCore::chunk_view(const Tensor& xs, const Tensor& ys, at::Scalar
   struct Centered {
     SideStack side;
     Tensor rows, alpha, inv, r, h, w;
+    Tensor lo;  // rows in the GEMM dtype
+    const char* stream = "";
   };
   auto center = [&](const Tensor& rows, const char* stream) {
     Centered c;
+    c.stream = stream;
     const Tensor sums = column_sums(rows);
     check_finite(sums, rows, stream, view, n_, chunks_);
     c.side.mean = sums / static_cast<double>(m);
     // A nearby mean, exactly representable in the rows' dtype.
     const Tensor shift = c.side.mean.to(rows.scalar_type());
-    std::tie(c.rows, c.alpha, c.inv) = center_rows(rows, shift, rows.scalar_type());
+    const Tensor buffer = scratch(std::string("center ") + view + stream, rows.sizes(), rows.options());
+    std::tie(c.rows, c.alpha, c.inv) = center_rows(rows, shift, rows.scalar_type(), buffer);
     c.side.shift = shift.to(at::kDouble);
     c.side.a1 = c.alpha.sum(1);
     c.side.zero_rows = (c.inv == 0).sum(1);
@@ -297,16 +311,28 @@ ViewState MomentsCore::chunk_view(const Tensor& xs, const Tensor& ys, at::Scalar
       add_partner(partner->alpha);
       if (split) add_partner(partner->w);
     }
-    const Tensor w = at::stack(cols, -1).to(c.rows.scalar_type());  // [L, m, k]
-    return at::bmm(c.rows.transpose(1, 2), w).to(at::kDouble);      // [L, d, k]
+    // (w^T rows)^T: a short-and-wide GEMM runs several times faster than rows^T w.
+    const Tensor w = at::stack(cols, 1).to(c.rows.scalar_type());  // [L, k, m]
+    return at::bmm(w, c.rows).transpose(1, 2).to(at::kDouble);      // [L, d, k]
   };
   const int64_t base = split ? 3 : 2;
-  auto gemm = [&](const Tensor& a, const Tensor& b) {  // a^T b per layer, in dtype
-    return at::bmm(a.transpose(1, 2).to(dtype), b.to(dtype));
+  // Rows in the GEMM dtype, converted once per side (each feeds its own and the cross block).
+  auto in_dtype = [&](Centered& c) -> const Tensor& {
+    if (c.lo.defined()) return c.lo;
+    if (c.rows.scalar_type() == dtype) {
+      c.lo = c.rows;
+    } else {
+      c.lo = scratch(std::string("gemm ") + view + c.stream, c.rows.sizes(), c.rows.options().dtype(dtype));
+      c.lo.copy_(c.rows);
+    }
+    return c.lo;
+  };
+  auto gemm = [&](Centered& a, Centered& b) {  // a^T b per layer, in dtype
+    return at::bmm(in_dtype(a).transpose(1, 2), in_dtype(b));
   };
   auto own_block = [&](Centered& c, const Tensor& w) {
     CrossStack b;
-    b.S = gemm(c.rows, c.rows);
+    b.S = gemm(c, c);
     if (split) {
       const Tensor g = w.select(2, 2);
       b.S = along_direction_exact(b.S.to(at::kDouble), c.h, c.h, g, g, c.w.square().sum(1));
@@ -340,13 +366,13 @@ ViewState MomentsCore::chunk_view(const Tensor& xs, const Tensor& ys, at::Scalar
   };
   CrossStack& c = v.xy;
   if (!all) {
-    c.S = gemm(cx.rows, cy.rows);
+    c.S = gemm(cx, cy);
   } else {
     // Y's layers side by side: one [p, L*q] GEMM per X layer.
-    const Tensor ycat = cy.rows.transpose(0, 1).reshape({m, layers_ * q_}).to(dtype);
+    const Tensor ycat = in_dtype(cy).transpose(0, 1).reshape({m, layers_ * q_});
     std::vector<Tensor> blocks;
     for (int64_t l = 0; l < layers_; ++l) {
-      blocks.push_back(at::mm(cx.rows[l].t().to(dtype), ycat).view({p_, layers_, q_}).transpose(0, 1));
+      blocks.push_back(at::mm(in_dtype(cx)[l].t(), ycat).view({p_, layers_, q_}).transpose(0, 1));
     }
     c.S = at::cat(blocks, 0);  // [(lx, ly), p, q]
   }
@@ -446,7 +472,9 @@ void MomentsCore::update(const Tensor& xs, const Tensor& ys) {
       const bool center = view == View::Correlation;
       const std::string name = view_name(view);
       auto unit = [&](const Tensor& rows, const char* stream) {
-        auto [out, zero] = normalize_rows(rows, center);
+        const Tensor buffer = scratch(std::string("unit ") + name + stream, rows.sizes(),
+                                      rows.options().dtype(at::kDouble));
+        auto [out, zero] = normalize_rows(rows, center, buffer);
         if (zero.sum().item<int64_t>() == 0) return out;
         const int64_t layer = zero.nonzero()[0][0].item<int64_t>();
         const int64_t row = (out[layer].abs().sum(1) == 0).nonzero()[0][0].item<int64_t>();

@@ -87,6 +87,9 @@ class MomentsCore {
                        const char* view_name) const;
   void merge_view(ViewState& into, const ViewState& other, int64_t n_other) const;
   void to_device(const at::Device& device);
+  // A buffer of these sizes for per-chunk temporaries, kept across updates under `key`:
+  // a fresh multi-megabyte tensor costs a page fault per 4 KiB the first time it is written.
+  at::Tensor scratch(const std::string& key, at::IntArrayRef sizes, const at::TensorOptions& opts) const;
 
   int64_t layers_, p_, q_;
   std::string pairs_;
@@ -97,6 +100,7 @@ class MomentsCore {
   int64_t chunks_ = 0;
   double eps_ = 0.0;  // unit roundoff of the least precise input seen
   std::vector<ViewState> state_;
+  mutable std::map<std::string, at::Tensor> scratch_;  // flat buffers, grown on demand
 };
 
 View parse_view(const std::string& name);

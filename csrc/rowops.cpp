@@ -1,5 +1,7 @@
 #include "rowops.h"
 
+#include <ATen/record_function.h>
+
 namespace ftlens {
 namespace {
 
@@ -27,9 +29,22 @@ bool built_with_cuda() {
 #endif
 }
 
+namespace {
+// The given output buffer, checked, or a fresh one.
+at::Tensor output_for(const at::Tensor& x, at::ScalarType dtype, const at::Tensor& out, const char* op) {
+  if (!out.defined()) return at::empty(x.sizes(), x.options().dtype(dtype));
+  TORCH_CHECK(out.sizes() == x.sizes() && out.scalar_type() == dtype && out.device() == x.device() &&
+                  out.is_contiguous(),
+              op, ": out must be a contiguous tensor of the rows' shape and device in ", dtype);
+  return out;
+}
+}  // namespace
+
 std::tuple<at::Tensor, at::Tensor, at::Tensor> center_rows(const at::Tensor& x,
                                                            const at::Tensor& shift,
-                                                           at::ScalarType out_dtype) {
+                                                           at::ScalarType out_dtype,
+                                                           const at::Tensor& out) {
+  RECORD_FUNCTION("ftlens::center_rows", {});  // visible to torch.profiler
   check_rows(x, "center_rows");
   TORCH_CHECK(shift.dim() == 2 && shift.size(0) == x.size(0) && shift.size(1) == x.size(2),
               "center_rows: shift must be [layers, dim]");
@@ -39,15 +54,17 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> center_rows(const at::Tensor& x,
               "center_rows: out_dtype must be float32 or float64");
   if (x.is_cuda()) {
 #ifdef FTLENS_WITH_CUDA
-    return cuda::center_rows(x.contiguous(), shift.contiguous(), out_dtype);
+    return cuda::center_rows(x.contiguous(), shift.contiguous(),
+                             output_for(x, out_dtype, out, "center_rows"));
 #else
     no_cuda("center_rows");
 #endif
   }
-  return cpu::center_rows(x.contiguous(), shift.contiguous(), out_dtype);
+  return cpu::center_rows(x.contiguous(), shift.contiguous(), output_for(x, out_dtype, out, "center_rows"));
 }
 
 at::Tensor column_sums(const at::Tensor& x) {
+  RECORD_FUNCTION("ftlens::column_sums", {});
   check_rows(x, "column_sums");
   // On the GPU the cast is cheap next to the reduction: no dedicated kernel needed.
   if (!x.is_cpu()) return x.sum(1, false, at::kDouble);
@@ -55,6 +72,7 @@ at::Tensor column_sums(const at::Tensor& x) {
 }
 
 void add_into(at::Tensor& acc, const at::Tensor& x) {
+  RECORD_FUNCTION("ftlens::add_into", {});
   TORCH_CHECK(acc.scalar_type() == at::kDouble && acc.is_contiguous(),
               "add_into: the accumulator must be contiguous float64");
   TORCH_CHECK(acc.sizes() == x.sizes(), "add_into: shapes differ");
@@ -65,16 +83,18 @@ void add_into(at::Tensor& acc, const at::Tensor& x) {
   cpu::add_into(acc, x.contiguous());
 }
 
-std::tuple<at::Tensor, at::Tensor> normalize_rows(const at::Tensor& x, bool center) {
+std::tuple<at::Tensor, at::Tensor> normalize_rows(const at::Tensor& x, bool center,
+                                                  const at::Tensor& out) {
+  RECORD_FUNCTION("ftlens::normalize_rows", {});
   check_rows(x, "normalize_rows");
   if (x.is_cuda()) {
 #ifdef FTLENS_WITH_CUDA
-    return cuda::normalize_rows(x.contiguous(), center);
+    return cuda::normalize_rows(x.contiguous(), center, output_for(x, at::kDouble, out, "normalize_rows"));
 #else
     no_cuda("normalize_rows");
 #endif
   }
-  return cpu::normalize_rows(x.contiguous(), center);
+  return cpu::normalize_rows(x.contiguous(), center, output_for(x, at::kDouble, out, "normalize_rows"));
 }
 
 }  // namespace ftlens

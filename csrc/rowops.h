@@ -10,9 +10,12 @@ namespace ftlens {
 // x: [L, m, d] float or double, shift: [L, d] of the same dtype.
 // Returns (x - shift in out_dtype (float or double), ||x_i - shift||^2 as float64 [L, m],
 // 1/||x_i|| as float64 [L, m], 0 where a raw row is all zeros). One read, one write.
+// `out`, when given, receives the centered rows (a reused buffer of x's shape and out_dtype:
+// a fresh multi-megabyte tensor costs a page fault per 4 KiB on first touch).
 std::tuple<at::Tensor, at::Tensor, at::Tensor> center_rows(const at::Tensor& x,
                                                            const at::Tensor& shift,
-                                                           at::ScalarType out_dtype);
+                                                           at::ScalarType out_dtype,
+                                                           const at::Tensor& out = {});
 
 // Column sums of x [L, m, d] accumulated in float64 without a float64 copy of x: [L, d].
 at::Tensor column_sums(const at::Tensor& x);
@@ -25,13 +28,15 @@ void add_into(at::Tensor& acc, const at::Tensor& x);
 // `center` (the rows of a correlation RDM). Returns (float64 rows, count of zero-norm
 // rows [L]); zero-norm rows come back as zeros. The rows stay in float64 so that the
 // chunk centering that follows keeps the small differences between nearly parallel rows.
-std::tuple<at::Tensor, at::Tensor> normalize_rows(const at::Tensor& x, bool center);
+// `out`, when given, is a float64 buffer of x's shape that receives the rows.
+std::tuple<at::Tensor, at::Tensor> normalize_rows(const at::Tensor& x, bool center,
+                                                  const at::Tensor& out = {});
 
 namespace cpu {
 std::tuple<at::Tensor, at::Tensor, at::Tensor> center_rows(const at::Tensor& x,
                                                            const at::Tensor& shift,
-                                                           at::ScalarType out_dtype);
-std::tuple<at::Tensor, at::Tensor> normalize_rows(const at::Tensor& x, bool center);
+                                                           at::Tensor out);
+std::tuple<at::Tensor, at::Tensor> normalize_rows(const at::Tensor& x, bool center, at::Tensor out);
 at::Tensor column_sums(const at::Tensor& x);
 void add_into(at::Tensor& acc, const at::Tensor& x);
 }  // namespace cpu
@@ -40,8 +45,8 @@ void add_into(at::Tensor& acc, const at::Tensor& x);
 namespace cuda {
 std::tuple<at::Tensor, at::Tensor, at::Tensor> center_rows(const at::Tensor& x,
                                                            const at::Tensor& shift,
-                                                           at::ScalarType out_dtype);
-std::tuple<at::Tensor, at::Tensor> normalize_rows(const at::Tensor& x, bool center);
+                                                           at::Tensor out);
+std::tuple<at::Tensor, at::Tensor> normalize_rows(const at::Tensor& x, bool center, at::Tensor out);
 }  // namespace cuda
 #endif
 

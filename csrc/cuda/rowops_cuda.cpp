@@ -18,10 +18,10 @@ void check(cudaError_t err, const char* op) {
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> center_rows(const at::Tensor& x,
                                                            const at::Tensor& shift,
-                                                           at::ScalarType out_dtype) {
+                                                           at::Tensor out) {
   const c10::cuda::CUDAGuard guard(x.device());
   const int64_t layers = x.size(0), m = x.size(1), d = x.size(2);
-  auto out = at::empty(x.sizes(), x.options().dtype(out_dtype));
+  const at::ScalarType out_dtype = out.scalar_type();
   auto opts = x.options().dtype(at::kDouble);
   auto sq_norm = at::empty({layers, m}, opts);
   auto inv_norm = at::empty({layers, m}, opts);
@@ -42,10 +42,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> center_rows(const at::Tensor& x,
   return {out, sq_norm, inv_norm};
 }
 
-std::tuple<at::Tensor, at::Tensor> normalize_rows(const at::Tensor& x, bool center) {
+std::tuple<at::Tensor, at::Tensor> normalize_rows(const at::Tensor& x, bool center, at::Tensor out) {
   const c10::cuda::CUDAGuard guard(x.device());
   const int64_t layers = x.size(0), m = x.size(1), d = x.size(2);
-  auto out = at::empty(x.sizes(), x.options().dtype(at::kDouble));
   auto zero_rows = at::empty({layers * m}, x.options().dtype(at::kLong));
   auto stream = at::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "normalize_rows_cuda", [&] {

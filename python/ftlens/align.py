@@ -118,18 +118,25 @@ class Rows:
     def __len__(self) -> int:
         return len(self.item)
 
-    def gather(self, states: Sequence[torch.Tensor]) -> torch.Tensor:
-        """Per-layer hidden states [B, T, d] -> [L, rows, d]."""
+    def gather(self, states: Sequence[torch.Tensor], out: torch.Tensor | None = None) -> torch.Tensor:
+        """Per-layer hidden states [B, T, d] -> [L, rows, d] float32 (into ``out`` if given)."""
+        if out is None:
+            out = torch.empty(len(states), len(self), states[0].shape[-1], device=states[0].device)
         positions = self.positions.to(states[0].device)
-        picked = torch.stack([s.flatten(0, 1).index_select(0, positions) for s in states])
-        if self.groups is None:
-            return picked
-        groups = self.groups.to(picked.device)
-        out = torch.zeros(picked.shape[0], len(self), picked.shape[2], dtype=picked.dtype,
-                          device=picked.device)
-        out.index_add_(1, groups, picked)
-        counts = torch.bincount(groups, minlength=len(self)).to(picked.dtype)
-        return out / counts[None, :, None]
+        if self.groups is not None:
+            groups = self.groups.to(states[0].device)
+            counts = torch.bincount(groups, minlength=len(self)).to(torch.float32)[:, None]
+        for layer, hidden in enumerate(states):
+            flat = hidden.flatten(0, 1).float()
+            if self.groups is None and flat.device == out.device:
+                torch.index_select(flat, 0, positions, out=out[layer])
+                continue
+            picked = flat.index_select(0, positions)
+            if self.groups is not None:
+                picked = torch.zeros(len(self), flat.shape[1], device=flat.device).index_add_(0, groups, picked)
+                picked /= counts
+            out[layer].copy_(picked)
+        return out
 
 
 def select_rows(enc, items: Sequence[Item], rows: str, word_pool: str = "first",

@@ -114,7 +114,7 @@ def compare_models(
     pair_x, pair_y = as_model(base, device), as_model(finetuned, device)
     stream = ActivationStream([pair_x, pair_y], rows=rows, word_pool=word_pool, segment=segment,
                               batch_size=batch_size, max_length=max_length, autocast=autocast,
-                              progress=progress)
+                              ordered=False, progress=progress)
     if stream.layers[0] != stream.layers[1]:
         raise ValueError(
             f"the models have {stream.layers[0]} and {stream.layers[1]} hidden states; "

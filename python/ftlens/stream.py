@@ -24,7 +24,7 @@ AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 @dataclass
 class Chunk:
-    """Rows of one block of inputs, in input order.
+    """Rows of one block of inputs (in input order unless the stream says otherwise).
 
     states: one [L, rows, d] float32 tensor per model; item: the input index of each row;
     unit: the word (or token) index of each row within its input."""
@@ -54,10 +54,11 @@ def max_input_length(model, tokenizer) -> int:
     return int(min(limit, positions or limit, 10**6))
 
 
-def _on_core_device(t: torch.Tensor) -> torch.Tensor:
-    if t.is_cuda and not build_info()["cuda"]:
-        return t.cpu()
-    return t
+def core_device(model: torch.nn.Module) -> torch.device:
+    """Where the accumulators can take this model's activations: its own device, or the
+    CPU when the C++ core was built without CUDA."""
+    device = next(model.parameters()).device
+    return device if device.type == "cpu" or build_info()["cuda"] else torch.device("cpu")
 
 
 class ActivationStream:
@@ -78,12 +79,14 @@ class ActivationStream:
             counted in ``self.truncated``, their lost words in ``self.words_dropped``.
         autocast: "bf16" or "fp16" to run the forward passes under autocast (GPU; CPU takes
             "bf16" only). Activations come out float32 either way.
+        ordered: rows of a chunk in input order (else in batch order, one copy less;
+            ``item``/``unit`` say where each row came from either way).
     """
 
     def __init__(self, models: Sequence, *, rows: str = "tokens", word_pool: str = "first",
                  segment: int | None = None, batch_size: int = 64, max_batch_tokens: int = 8192,
                  block_size: int = 256, max_length: int | None = None, autocast: str | None = None,
-                 progress: bool = True) -> None:
+                 ordered: bool = True, progress: bool = True) -> None:
         if not models:
             raise ValueError("pass at least one (model, tokenizer) pair")
         if autocast is not None and autocast not in AUTOCAST:
@@ -104,6 +107,7 @@ class ActivationStream:
         self.block_size = int(block_size)
         self.max_length = max_length or min(max_input_length(m, t) for m, t in models)
         self.autocast = autocast
+        self.ordered = ordered
         self.progress = progress
         self.layers = [n_hidden_states(m) for m in self.models]
         self.dims = [m.config.hidden_size for m in self.models]
@@ -148,7 +152,7 @@ class ActivationStream:
     def _forward(self, index: int, enc) -> list[torch.Tensor]:
         model = self.models[index]
         device = next(model.parameters()).device
-        accepted = self._accepts[index] - {"offset_mapping"}
+        accepted = self._accepts[index] - {"offset_mapping", "truncated"}
         inputs = {k: v.to(device) for k, v in enc.items() if k in accepted}
         cast = (torch.autocast(device.type, dtype=AUTOCAST[self.autocast]) if self.autocast
                 else contextlib.nullcontext())
@@ -156,21 +160,29 @@ class ActivationStream:
             model(**inputs)
         return capture.take()
 
-    def _batch(self, items: Sequence[align.Item]) -> tuple[list[torch.Tensor], align.Rows]:
-        shared_enc = self._encode(self.tokenizers[0], items)
-        states, first_rows = [], None
-        for i, tokenizer in enumerate(self.tokenizers):
-            enc = shared_enc if self.shared[i] else self._encode(tokenizer, items)
-            rows = align.select_rows(enc, items, self.rows, self.word_pool, self.segment)
-            if first_rows is None:
-                first_rows = rows
-            elif len(rows) != len(first_rows) or not np.array_equal(rows.unit, first_rows.unit):
-                raise ValueError(
-                    "the models' tokenizers keep different words of a truncated input; raise "
-                    "max_length or shorten the inputs"
-                )
-            states.append(_on_core_device(rows.gather(self._forward(i, enc)).float()))
-        return states, first_rows
+    def _plan(self, items: Sequence[align.Item]):
+        """[(input indices, encoding, rows)] of each batch of a block, tokenized once."""
+        plan = []
+        lengths = self.lengths(items)
+        for batch in self.batches(lengths):
+            chosen = [items[i] for i in batch]
+            enc = self._encode(self.tokenizers[0], chosen)
+            enc["truncated"] = int((lengths[batch] > self.max_length).sum())
+            plan.append((batch, enc, align.select_rows(enc, chosen, self.rows, self.word_pool, self.segment)))
+        return plan
+
+    def _rows_of(self, index: int, chosen, enc, rows: align.Rows):
+        """Encoding and rows of model ``index`` (its own when its tokenizer differs)."""
+        if self.shared[index]:
+            return enc, rows
+        own_enc = self._encode(self.tokenizers[index], chosen)
+        own = align.select_rows(own_enc, chosen, self.rows, self.word_pool, self.segment)
+        if len(own) != len(rows) or not np.array_equal(own.unit, rows.unit):
+            raise ValueError(
+                "the models' tokenizers keep different words of a truncated input; raise "
+                "max_length or shorten the inputs"
+            )
+        return own_enc, own
 
     def __call__(self, data) -> Iterator[Chunk]:
         """Yields one Chunk per block of inputs (rows in input order)."""
@@ -185,30 +197,34 @@ class ActivationStream:
 
     def plan_block(self, items: Sequence[align.Item]) -> tuple[np.ndarray, np.ndarray]:
         """(item, unit) of each row a block will yield, from tokenization alone."""
-        item_of, unit_of = [], []
-        for batch in self.batches(self.lengths(items)):
-            enc = self._encode(self.tokenizers[0], [items[i] for i in batch])
-            rows = align.select_rows(enc, [items[i] for i in batch], self.rows, self.word_pool, self.segment)
-            item_of.append(batch[rows.item])
-            unit_of.append(rows.unit)
-        item, unit = np.concatenate(item_of), np.concatenate(unit_of)
+        plan = self._plan(items)
+        item = np.concatenate([batch[rows.item] for batch, _, rows in plan])
+        unit = np.concatenate([rows.unit for _, _, rows in plan])
+        if not self.ordered:
+            return item, unit
         order = np.lexsort((unit, item))
         return item[order], unit[order]
 
     def block(self, items: Sequence[align.Item], offset: int = 0) -> Chunk:
         """The chunk of one block of inputs (``offset``: the block's first input index)."""
-        lengths = self.lengths(items)
-        self.truncated += int((lengths > self.max_length).sum())
-        parts, item_of, unit_of = [], [], []
-        for batch in self.batches(lengths):
-            states, rows = self._batch([items[i] for i in batch])
-            parts.append(states)
-            item_of.append(batch[rows.item])
-            unit_of.append(rows.unit)
+        plan = self._plan(items)
+        self.truncated += sum(int(enc["truncated"]) for _, enc, _ in plan)
+        n_rows = sum(len(rows) for _, _, rows in plan)
+        out = [torch.empty(layers, n_rows, dim, device=core_device(model))
+               for layers, dim, model in zip(self.layers, self.dims, self.models, strict=True)]
+        start = 0
+        for batch, enc, rows in plan:
+            chosen = [items[i] for i in batch]
+            for m in range(len(self.models)):
+                own_enc, own_rows = self._rows_of(m, chosen, enc, rows)
+                own_rows.gather(self._forward(m, own_enc), out[m][:, start : start + len(rows)])
             self.words_dropped += rows.words_dropped
-        item, unit = np.concatenate(item_of), np.concatenate(unit_of)
-        order = np.lexsort((unit, item))
-        index = torch.from_numpy(order)
-        states = [torch.cat([p[m] for p in parts], 1).index_select(1, index.to(parts[0][m].device))
-                  for m in range(len(self.models))]
-        return Chunk(states, item[order] + offset, unit[order])
+            start += len(rows)
+        item = np.concatenate([batch[rows.item] for batch, _, rows in plan]) + offset
+        unit = np.concatenate([rows.unit for _, _, rows in plan])
+        if self.ordered:
+            order = np.lexsort((unit, item))
+            index = torch.from_numpy(order)
+            out = [o.index_select(1, index.to(o.device)) for o in out]
+            item, unit = item[order], unit[order]
+        return Chunk(out, item, unit)
