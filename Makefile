@@ -32,7 +32,7 @@ lint: $(STAMP)
 
 test: install lint
 	@if command -v nvcc >/dev/null 2>&1; then $(MAKE) --no-print-directory cuda-check; fi
-	$(PY) -m pytest tests -q
+	FTLENS_DATA_DIR=$${FTLENS_DATA_DIR:-../shared/data} $(PY) -m pytest tests -q
 
 bench: install
 	FTLENS_DATA_DIR=$${FTLENS_DATA_DIR:-../shared/data} $(PY) -m pytest bench --benchmark-only -s -q

@@ -133,8 +133,8 @@ class Rows:
                 continue
             picked = flat.index_select(0, positions)
             if self.groups is not None:
-                picked = torch.zeros(len(self), flat.shape[1], device=flat.device).index_add_(0, groups, picked)
-                picked /= counts
+                summed = torch.zeros(len(self), flat.shape[1], device=flat.device)
+                picked = summed.index_add_(0, groups, picked) / counts
             out[layer].copy_(picked)
         return out
 
