@@ -79,8 +79,9 @@ def test_stream_rows_are_in_input_order(minilm):
 
 def test_truncation_is_counted(minilm):
     long = " ".join(["word"] * 40)
-    result = ftlens.compare_models(minilm, minilm, [long, "short one"], rows="words", max_length=16,
-                                   measures=("cka",), progress=False)
+    with pytest.warns(UserWarning, match=r"1 of 2 inputs were longer than 16 tokens .* \(26 words lost\)"):
+        result = ftlens.compare_models(minilm, minilm, [long, "short one"], rows="words", max_length=16,
+                                       measures=("cka",), progress=False)
     assert result.truncated == 1 and result.words_dropped == 40 - 14
 
 

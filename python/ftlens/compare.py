@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -131,6 +132,13 @@ def compare_models(
         pairs=pairs, rows=rows, n_rows=moments.n, n_inputs=len(items), rdm=rdm,
         truncated=stream.truncated, words_dropped=stream.words_dropped,
     )
+    if stream.truncated:
+        lost = f" ({stream.words_dropped} words lost)" if rows == "words" else ""
+        warnings.warn(
+            f"{stream.truncated} of {len(items)} inputs were longer than {stream.max_length} tokens "
+            f"and were truncated{lost}; pass max_length= to change the limit",
+            stacklevel=2,
+        )
     for name in measures:
         if name == "cka":
             result.cka = moments.cka()

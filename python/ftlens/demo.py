@@ -1,7 +1,7 @@
 """The built-in demo: MiniLM's layers compared with each other on generated sentences.
 
-Runs a few hundred sentences through the packaged all-MiniLM-L6-v2 with
-``output_hidden_states=True``, streams every token's activations of every layer into one
+Runs a few hundred sentences through the packaged all-MiniLM-L6-v2, streams every
+token's activations of every layer (captured with hooks) into one
 ``LayerMoments(pairs="all")``, prints CKA and RSA between each layer and the last one,
 and writes a layer x layer CKA heatmap (PNG) and the numbers (JSON).
 """
@@ -12,11 +12,11 @@ import random
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from ._io import atomic_write, write_json
 from .models import MINILM, load_model
 from .moments import LayerMoments
+from .stream import ActivationStream
 
 _SUBJECTS = ["the cat", "a student", "my neighbour", "the old man", "our team", "the pilot",
              "a small dog", "the committee", "her brother", "the new teacher"]
@@ -37,19 +37,6 @@ def generated_sentences(n: int, seed: int = 0) -> list[str]:
             s += f" {rng.choice(_ENDINGS)}"
         out.append(s[0].upper() + s[1:] + ".")
     return out
-
-
-@torch.no_grad()
-def layer_stacks(model, tokenizer, sentences, batch_size=32, progress=True):
-    """Yields [layers + 1, tokens, hidden] float32 stacks of the non-padding tokens."""
-    from tqdm.auto import tqdm
-
-    batches = range(0, len(sentences), batch_size)
-    for start in tqdm(batches, desc="forward", unit="batch", disable=not progress):
-        enc = tokenizer(sentences[start : start + batch_size], padding=True, return_tensors="pt")
-        out = model(**enc, output_hidden_states=True)
-        mask = enc["attention_mask"].bool()
-        yield torch.stack([h[mask] for h in out.hidden_states]).float()
 
 
 def _heatmap(matrix: np.ndarray, path: Path, title: str) -> None:
@@ -82,11 +69,11 @@ def run_demo(out_dir: str | Path = "demo_out", n_sentences: int = 300, progress:
     out_dir = Path(out_dir)
     model, tokenizer = load_model(MINILM, device="cpu")
     sentences = generated_sentences(n_sentences)
-    n_layers = model.config.num_hidden_layers + 1
-    dim = model.config.hidden_size
+    stream = ActivationStream([(model, tokenizer)], ordered=False, progress=progress)
+    n_layers, dim = stream.layers[0], stream.dims[0]
     moments = LayerMoments(n_layers, dim, dim, pairs="all", rdms=("correlation",))
-    for stack in layer_stacks(model, tokenizer, sentences, progress=progress):
-        moments.update(stack, stack)
+    for chunk in stream(sentences):
+        moments.update(chunk.states[0], chunk.states[0])
     cka, rsa = moments.cka(), moments.rsa("correlation")
     debiased = moments.cka(debiased=True)
     results = {
