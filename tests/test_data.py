@@ -185,3 +185,45 @@ def test_generated_pairs_labels_follow_construction():
         else:
             assert premise <= hypothesis and hypothesis != premise  # something was added
     assert generate_pairs(20, seed=1).pairs == generate_pairs(20, seed=1).pairs
+
+
+class _FakeHubDataset:
+    """The slice of a `datasets.Dataset` that load_hub uses."""
+
+    def __init__(self, rows, features):
+        self.rows, self.features = rows, features
+        self.column_names = list(rows[0])
+
+    def __len__(self):
+        return len(self.rows)
+
+    def __iter__(self):
+        return iter(self.rows)
+
+    def select(self, indices):
+        return _FakeHubDataset([self.rows[i] for i in indices], self.features)
+
+
+def test_load_hub_converts_pairs_and_sentences(monkeypatch):
+    import sys
+    import types
+
+    from ftlens.data import load_hub
+
+    class ClassLabel:
+        names = ["entailment", "neutral", "contradiction"]
+
+    snli = [{"premise": "A b.", "hypothesis": "C d.", "label": 2},
+            {"premise": "E f.", "hypothesis": "G h.", "label": -1},  # no gold label
+            {"premise": "I j.", "hypothesis": "K l.", "label": 0}]
+    tables = {
+        "snli": _FakeHubDataset(snli, {"label": ClassLabel()}),
+        "sst2": _FakeHubDataset([{"sentence": "good film", "label": 1}, {"sentence": "  ", "label": 0}], {}),
+    }
+    fake = types.SimpleNamespace(load_dataset=lambda name, config=None, split=None: tables[name])
+    monkeypatch.setitem(sys.modules, "datasets", fake)
+    pairs = load_hub("snli", "validation")
+    assert [p.label for p in pairs] == ["contradiction", "entailment"]
+    assert pairs.labels == ("contradiction", "entailment")
+    assert len(load_hub("snli", "validation", limit=1)) == 1
+    assert load_hub("sst2", "train") == ["good film"]

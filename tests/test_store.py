@@ -11,7 +11,7 @@ import ftlens
 import numpy as np
 import pytest
 import torch
-from ftlens.data import generate_sentences
+from ftlens.data import generate_pairs, generate_sentences
 from ftlens.stream import ActivationStream, Chunk
 
 WRITER = Path(__file__).with_name("store_writer.py")
@@ -104,3 +104,13 @@ def test_killed_write_resumes_to_an_identical_store(tmp_path):
 
     run(resumed)
     assert _files(resumed) == _files(whole)
+
+
+def test_store_of_sentence_pairs_carries_their_label(tmp_path, minilm):
+    pairs = generate_pairs(12, seed=3)
+    store = ftlens.store.write(minilm, pairs, tmp_path / "pairs", dtype="float32", rows="mean",
+                               segment=1, progress=False)
+    assert store.n_rows == 12 and store.layer(0).dtype == np.float32
+    codes, vocab = store.labels("label")
+    assert [vocab[c] for c in codes] == [p.label for p in pairs]
+    assert store.rows[:, 0].tolist() == list(range(12))
