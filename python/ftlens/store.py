@@ -153,6 +153,8 @@ def _create(path: Path, identity: dict, stream: ActivationStream, items, model) 
         "n_rows": n_rows, "n_layers": stream.layers[0], "dim": dim,
         "layers": ["embeddings"] + [f"layer {i}" for i in range(1, stream.layers[0])],
         "labels": vocabularies,
+        "files": {"layers": [f"layer_{i:02d}.npy" for i in range(stream.layers[0])], "rows": "rows.npy",
+                  "labels": {name: f"labels/{name}.npy" for name in vocabularies}},
         "shard_rows": [int(c) for c in counts], "shards_done": 0, "complete": False,
         "truncated": 0, "words_dropped": 0,
     }
