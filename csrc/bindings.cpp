@@ -53,12 +53,14 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
       .def_property_readonly("q", &MomentsCore::q)
       .def_property_readonly("pairs", &MomentsCore::pairs)
       .def_property_readonly("views", &MomentsCore::view_names)
-      .def("cka", &ftlens::cka, py::arg("debiased"), py::call_guard<py::gil_scoped_release>())
-      .def("rsa", &ftlens::rsa, py::arg("rdm"), py::arg("compare"),
+      .def("cka", &ftlens::cka, py::arg("debiased"), py::arg("strict") = true,
+           py::call_guard<py::gil_scoped_release>())
+      .def("rsa", &ftlens::rsa, py::arg("rdm"), py::arg("compare"), py::arg("strict") = true,
            py::call_guard<py::gil_scoped_release>())
       .def("cca", &ftlens::cca, py::arg("method"), py::arg("k"), py::arg("threshold"),
            py::call_guard<py::gil_scoped_release>())
-      .def("procrustes", &ftlens::procrustes, py::call_guard<py::gil_scoped_release>())
+      .def("procrustes", &ftlens::procrustes, py::arg("strict") = true,
+           py::call_guard<py::gil_scoped_release>())
       .def("isotropy", &ftlens::isotropy, py::arg("stream"), py::arg("top_k"),
            py::call_guard<py::gil_scoped_release>());
 }

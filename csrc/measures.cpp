@@ -1,6 +1,7 @@
 #include "measures.h"
 
 #include <cmath>
+#include <limits>
 #include <sstream>
 #include <stdexcept>
 
@@ -39,6 +40,18 @@ void require_positive(const Tensor& values, const char* stream, const std::strin
       << what << "), so the measure is undefined. Check that the layer's activations are "
       << "not constant across rows (e.g. a masked or padded position).";
   throw std::invalid_argument(msg.str());
+}
+
+// Which entries of `values` ([L]) are > 0: raises naming the first bad layer when
+// `strict`, else returns the mask so that the caller reports those pairs as NaN.
+Tensor positive(const Tensor& values, const char* stream, const std::string& what, bool strict) {
+  if (strict) require_positive(values, stream, what);
+  return values > 0;
+}
+
+// NaN where a pair's measure is undefined (ok false).
+Tensor undefined_as_nan(const Tensor& values, const Tensor& ok) {
+  return values.masked_fill(~ok, std::numeric_limits<double>::quiet_NaN());
 }
 
 Tensor layer_traces(const Tensor& s) { return s.diagonal(0, 1, 2).sum(-1); }
@@ -140,14 +153,14 @@ RdmSums rdm_sums(const ViewState& v, const Tensor& ix, const Tensor& iy, double 
 
 }  // namespace
 
-Tensor cka(const MomentsCore& m, bool debiased) {
+Tensor cka(const MomentsCore& m, bool debiased, bool strict) {
   require_y(m, "cka");
   require_rows(m, debiased ? 4 : 2, debiased ? "debiased CKA" : "CKA");
   const ViewState v = m.finalized(View::Raw);
   const Tensor &ix = m.pair_x(), &iy = m.pair_y();
   const double n = static_cast<double>(m.n());
-  require_positive(layer_traces(v.xx.S), "X", "CKA");
-  require_positive(layer_traces(v.yy.S), "Y", "CKA");
+  Tensor okx = positive(layer_traces(v.xx.S), "X", "CKA", strict);
+  Tensor oky = positive(layer_traces(v.yy.S), "Y", "CKA", strict);
   Tensor hxy = frob2(v.xy.S), hxx = frob2(v.xx.S), hyy = frob2(v.yy.S);
   if (debiased) {
     // n(n-3) * unbiased HSIC = ||Sxy||^2 - n/(n-2) sum a_i b_i + sum a sum b / ((n-1)(n-2)),
@@ -157,13 +170,14 @@ Tensor cka(const MomentsCore& m, bool debiased) {
     hxy = hxy - c1 * v.xy.ab + c2 * a1.index_select(0, ix) * b1.index_select(0, iy);
     hxx = hxx - c1 * v.xx.ab + c2 * a1.square();
     hyy = hyy - c1 * v.yy.ab + c2 * b1.square();
-    require_positive(hxx, "X", "its unbiased HSIC is not positive; use more rows");
-    require_positive(hyy, "Y", "its unbiased HSIC is not positive; use more rows");
+    okx = okx & positive(hxx, "X", "its unbiased HSIC is not positive; use more rows", strict);
+    oky = oky & positive(hyy, "Y", "its unbiased HSIC is not positive; use more rows", strict);
   }
-  return hxy / (hxx.index_select(0, ix) * hyy.index_select(0, iy)).sqrt();
+  return undefined_as_nan(hxy / (hxx.index_select(0, ix) * hyy.index_select(0, iy)).sqrt(),
+                          okx.index_select(0, ix) & oky.index_select(0, iy));
 }
 
-Tensor rsa(const MomentsCore& m, const std::string& rdm, const std::string& compare) {
+Tensor rsa(const MomentsCore& m, const std::string& rdm, const std::string& compare, bool strict) {
   require_y(m, "rsa");
   const View view = view_of_rdm(rdm);
   if (compare != "pearson" && compare != "cosine") {
@@ -175,18 +189,32 @@ Tensor rsa(const MomentsCore& m, const std::string& rdm, const std::string& comp
   const double n = static_cast<double>(m.n());
   const RdmSums r = rdm_sums(v, ix, iy, n, rdm);
   const std::string what = "its " + rdm + " RDM is constant";
-  require_positive(r.cxx, "X", what);
-  require_positive(r.cyy, "Y", what);
+  // Rows that are all equal may keep a rounding-level spread after centering (a float64
+  // mean is not always exact), which would make a constant RDM look informative. Below
+  // these floors of sum (D_ij - mean)^2 over the n(n-1) pairs an RDM counts as constant:
+  // cosine and correlation distances lie in [0, 2]: a spread under 1e-12; inner products
+  // (scale M = mean squared row norm) a spread under 64 eps M; squared distances, whose
+  // centering error is second order, under (64 eps)^2 M.
+  const double big_n = n * (n - 1), tol = 64 * m.eps();
+  auto floor = [&](const ViewState& side_view, bool x_side) -> Tensor {
+    const Tensor& mean = x_side ? side_view.x.mean : side_view.y.mean;
+    const Tensor& a1 = x_side ? side_view.x.a1 : side_view.y.a1;
+    const Tensor scale = rowdot(mean, mean) + a1 / n;
+    if (rdm == "cosine" || rdm == "correlation") return at::full_like(a1, big_n * 1e-24);
+    if (rdm == "inner") return big_n * (tol * scale).square();
+    return big_n * (tol * tol * scale).square();
+  };
+  const Tensor ok = positive(r.cxx - floor(v, true), "X", what, strict).index_select(0, ix) &
+                    positive(r.cyy - floor(v, false), "Y", what, strict).index_select(0, iy);
   if (compare == "pearson") {
-    return r.cxy / (r.cxx.index_select(0, ix) * r.cyy.index_select(0, iy)).sqrt();
+    return undefined_as_nan(r.cxy / (r.cxx.index_select(0, ix) * r.cyy.index_select(0, iy)).sqrt(), ok);
   }
-  const double big_n = n * (n - 1);
   const Tensor mx = r.mean_x.index_select(0, ix), my = r.mean_y.index_select(0, iy);
   const Tensor num = r.cxy + big_n * mx * my;
   const Tensor den = ((r.cxx.index_select(0, ix) + big_n * mx.square()) *
                       (r.cyy.index_select(0, iy) + big_n * my.square()))
                          .sqrt();
-  return num / den;
+  return undefined_as_nan(num / den, ok);
 }
 
 Tensor cca(const MomentsCore& m, const std::string& method, int64_t k, double threshold) {
@@ -224,16 +252,16 @@ Tensor cca(const MomentsCore& m, const std::string& method, int64_t k, double th
   return at::stack(out);
 }
 
-Tensor procrustes(const MomentsCore& m) {
+Tensor procrustes(const MomentsCore& m, bool strict) {
   require_y(m, "procrustes");
   require_rows(m, 2, "Procrustes distance");
   const ViewState v = m.finalized(View::Raw);
   const Tensor tx = layer_traces(v.xx.S), ty = layer_traces(v.yy.S);
-  require_positive(tx, "X", "Procrustes");
-  require_positive(ty, "Y", "Procrustes");
+  const Tensor ok = positive(tx, "X", "Procrustes", strict).index_select(0, m.pair_x()) &
+                    positive(ty, "Y", "Procrustes", strict).index_select(0, m.pair_y());
   const Tensor nuclear = at::linalg_svdvals(v.xy.S).sum(-1);
   const Tensor scale = (tx.index_select(0, m.pair_x()) * ty.index_select(0, m.pair_y())).sqrt();
-  return (2 - 2 * nuclear / scale).clamp_min(0);
+  return undefined_as_nan((2 - 2 * nuclear / scale).clamp_min(0), ok);
 }
 
 std::map<std::string, Tensor> isotropy(const MomentsCore& m, const std::string& stream,

@@ -9,19 +9,23 @@
 
 namespace ftlens {
 
+// Every measure raises on a pair where it is undefined (a constant representation, too few
+// rows for the unbiased HSIC) when `strict`; otherwise such pairs come back as NaN.
+
 // Linear CKA; debiased: the unbiased HSIC estimator of Song et al. (2012).
-at::Tensor cka(const MomentsCore& m, bool debiased);
+at::Tensor cka(const MomentsCore& m, bool debiased, bool strict = true);
 
 // Pearson or cosine comparison of the off-diagonal entries of two RDMs of type
 // "inner", "cosine", "correlation" or "sqeuclidean".
-at::Tensor rsa(const MomentsCore& m, const std::string& rdm, const std::string& compare);
+at::Tensor rsa(const MomentsCore& m, const std::string& rdm, const std::string& compare,
+               bool strict = true);
 
 // Mean canonical correlation ("mean"), SVCCA ("svcca": the top `k` principal directions,
 // or those holding `threshold` of the variance when k <= 0) or PWCCA ("pwcca").
 at::Tensor cca(const MomentsCore& m, const std::string& method, int64_t k, double threshold);
 
 // Orthogonal Procrustes distance between centered, unit-Frobenius-norm representations.
-at::Tensor procrustes(const MomentsCore& m);
+at::Tensor procrustes(const MomentsCore& m, bool strict = true);
 
 // Isotropy diagnostics of one stream ("x" or "y"), one value per layer.
 std::map<std::string, at::Tensor> isotropy(const MomentsCore& m, const std::string& stream,

@@ -2,6 +2,7 @@
 values equal the functional API on output_hidden_states."""
 
 import copy
+import json
 
 import ftlens
 import numpy as np
@@ -83,6 +84,19 @@ def test_truncation_is_counted(minilm):
         result = ftlens.compare_models(minilm, minilm, [long, "short one"], rows="words", max_length=16,
                                        measures=("cka",), progress=False)
     assert result.truncated == 1 and result.words_dropped == 40 - 14
+
+
+def test_cls_rows_leave_the_constant_embedding_layer_undefined(tmp_path, minilm, reinit_top2):
+    with pytest.warns(UserWarning, match=r"cka is undefined \(NaN\) at layers \[0\]"):
+        result = ftlens.compare_models(minilm, reinit_top2, SENTENCES, measures=("cka", "rsa"), rows="cls",
+                                       progress=False)
+    assert result.n_rows == len(SENTENCES)
+    assert np.isnan(result.cka[0]) and np.isnan(result.rsa[0])  # [CLS] + position 0: same for all
+    assert result.undefined == {"cka": [0], "rsa": [0]}
+    np.testing.assert_allclose(result.cka[1:5], 1.0, atol=1e-6)
+    result.save(tmp_path / "cls.json")
+    assert json.loads((tmp_path / "cls.json").read_text())["cka"][0] is None  # standard JSON
+    assert np.isnan(LayerComparison.load(tmp_path / "cls.json").cka[0])
 
 
 def test_result_round_trips_through_json(tmp_path, minilm):

@@ -79,6 +79,30 @@ def test_zero_variance_representation(data):
         ftlens.cca(const, y)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("rdm", ["correlation", "cosine", "inner", "sqeuclidean"])
+def test_equal_rows_give_a_constant_rdm(data, rdm, dtype):
+    x, y = data
+    equal = np.tile(x[:1] + 100.0, (50, 1)).astype(dtype)  # rounding may leave a tiny spread
+    with pytest.raises(ValueError, match=f"X has zero variance at layer 0 \\(its {rdm} RDM is constant\\)"):
+        ftlens.rsa(equal, y.astype(dtype), rdm=rdm)
+
+
+def test_undefined_pairs_as_nan_on_request(data):
+    x, y = data
+    xs = np.stack([np.full_like(x, 3.0), x])  # layer 0 constant, layer 1 informative
+    ys = np.stack([y, y])
+    lm = ftlens.LayerMoments(2, 6, 4, rdms=("inner",)).update(xs, ys)
+    with pytest.raises(ValueError, match="zero variance at layer 0"):
+        lm.cka()
+    for values in (lm.cka(undefined="nan"), lm.cka(debiased=True, undefined="nan"),
+                   lm.rsa("inner", undefined="nan"), lm.procrustes(undefined="nan")):
+        assert np.isnan(values[0]) and np.isfinite(values[1])
+    assert lm.cka(undefined="nan")[1] == pytest.approx(ftlens.cka(x, y), abs=1e-12)
+    with pytest.raises(ValueError, match="undefined must be one of"):
+        lm.cka(undefined="skip")
+
+
 def test_zero_rows_in_cosine_rdm(data):
     x, y = data
     x = x.copy()

@@ -42,13 +42,17 @@ class LayerComparison:
     svcca: np.ndarray | None = None
     pwcca: np.ndarray | None = None
     procrustes: np.ndarray | None = None
+    undefined: dict[str, list] = field(default_factory=dict)  # measure -> pairs left NaN
     extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
+        """Plain lists; NaN (undefined pairs) becomes None, so the JSON stays standard."""
         out = asdict(self)
         for name in MEASURES:
             if out[name] is not None:
-                out[name] = np.asarray(out[name]).tolist()
+                values = np.asarray(out[name], dtype=object)
+                values[np.isnan(np.asarray(out[name], dtype=np.float64))] = None
+                out[name] = values.tolist()
         return out
 
     @classmethod
@@ -56,7 +60,7 @@ class LayerComparison:
         data = dict(data)
         for name in MEASURES:
             if data.get(name) is not None:
-                data[name] = np.asarray(data[name], dtype=np.float64)
+                data[name] = np.array(data[name], dtype=np.float64)  # None -> NaN
         return cls(**data)
 
     def save(self, path: str | os.PathLike) -> None:
@@ -140,14 +144,27 @@ def compare_models(
             stacklevel=2,
         )
     for name in measures:
-        if name == "cka":
-            result.cka = moments.cka()
-        elif name == "cka_debiased":
-            result.cka_debiased = moments.cka(debiased=True)
-        elif name == "rsa":
-            result.rsa = moments.rsa(rdm)
-        elif name == "procrustes":
-            result.procrustes = moments.procrustes()
-        else:
-            setattr(result, name, moments.cca("mean" if name == "cca" else name))
+        values = _measure(moments, name, rdm)
+        setattr(result, name, values)
+        bad = np.argwhere(np.isnan(values))
+        if len(bad):
+            result.undefined[name] = bad.squeeze(-1).tolist() if pairs == "diagonal" else bad.tolist()
+            warnings.warn(
+                f"{name} is undefined (NaN) at {'layers' if pairs == 'diagonal' else 'layer pairs'} "
+                f"{result.undefined[name]}: a representation is constant there (e.g. rows='cls' "
+                "at the embedding layer, where every input starts with the same token)",
+                stacklevel=2,
+            )
     return result
+
+
+def _measure(moments: LayerMoments, name: str, rdm: str) -> np.ndarray:
+    if name == "cka":
+        return moments.cka(undefined="nan")
+    if name == "cka_debiased":
+        return moments.cka(debiased=True, undefined="nan")
+    if name == "rsa":
+        return moments.rsa(rdm, undefined="nan")
+    if name == "procrustes":
+        return moments.procrustes(undefined="nan")
+    return moments.cca("mean" if name == "cca" else name)

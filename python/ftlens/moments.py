@@ -30,6 +30,15 @@ def views_for(rdms: Iterable[str], need_raw: bool = True) -> list[str]:
     return views
 
 
+UNDEFINED = ("raise", "nan")
+
+
+def _strict(undefined: str) -> bool:
+    if undefined not in UNDEFINED:
+        raise ValueError(f"undefined must be one of {UNDEFINED}, got {undefined!r}")
+    return undefined == "raise"
+
+
 class LayerMoments:
     """Moments of two layer stacks X [L, n, p] and Y [L, n, q], streamed in row chunks.
 
@@ -145,31 +154,35 @@ class LayerMoments:
         out = values.detach().cpu().numpy()
         return out.reshape(self.n_layers, self.n_layers) if self.pairs == "all" else out
 
-    def cka(self, debiased: bool = False) -> np.ndarray:
-        """Linear CKA per pair; debiased uses the unbiased HSIC (needs n >= 4)."""
-        return self._shape(self._core.cka(bool(debiased)))
+    def cka(self, debiased: bool = False, *, undefined: str = "raise") -> np.ndarray:
+        """Linear CKA per pair; debiased uses the unbiased HSIC (needs n >= 4).
 
-    def rsa(self, rdm: str = "correlation", compare: str = "pearson") -> np.ndarray:
+        undefined: "raise" (default) on a pair where a representation is constant, or
+        "nan" to get NaN for such pairs (e.g. the [CLS] row of the embedding layer)."""
+        return self._shape(self._core.cka(bool(debiased), _strict(undefined)))
+
+    def rsa(self, rdm: str = "correlation", compare: str = "pearson", *,
+            undefined: str = "raise") -> np.ndarray:
         """Pearson or cosine comparison of the off-diagonal RDM entries per pair.
 
         rdm: "inner", "cosine" (1 - cosine similarity), "correlation" (1 - Pearson
-        correlation of rows) or "sqeuclidean".
+        correlation of rows) or "sqeuclidean". undefined: as for ``cka``.
         """
         if rdm in RDMS and rdm not in self.rdms:
             raise ValueError(
                 f"rdm={rdm!r} was not requested when these moments were created "
                 f"(rdms={self.rdms}); create them with rdms including {rdm!r}"
             )
-        return self._shape(self._core.rsa(rdm, compare))
+        return self._shape(self._core.rsa(rdm, compare, _strict(undefined)))
 
     def cca(self, method: str = "mean", k: int | None = None, threshold: float = 0.99):
         """CCA similarity per pair: "mean" canonical correlation, "svcca" (top ``k``
         principal directions, or those holding ``threshold`` of the variance), "pwcca"."""
         return self._shape(self._core.cca(method, int(k or 0), float(threshold)))
 
-    def procrustes(self) -> np.ndarray:
+    def procrustes(self, *, undefined: str = "raise") -> np.ndarray:
         """Orthogonal Procrustes distance per pair (0 = same up to rotation), in [0, 2]."""
-        return self._shape(self._core.procrustes())
+        return self._shape(self._core.procrustes(_strict(undefined)))
 
     def isotropy(self, which: str = "x", top_k: int = 10) -> dict[str, np.ndarray]:
         """Isotropy diagnostics of X's (or Y's) layers; one value per layer per key."""
