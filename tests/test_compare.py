@@ -87,7 +87,7 @@ def test_truncation_is_counted(minilm):
 
 
 def test_cls_rows_leave_the_constant_embedding_layer_undefined(tmp_path, minilm, reinit_top2):
-    with pytest.warns(UserWarning, match=r"cka is undefined \(NaN\) at layers \[0\]"):
+    with pytest.warns(UserWarning, match=r"undefined \(NaN\): cka at \[0\]; rsa at \[0\] \(layers\)"):
         result = ftlens.compare_models(minilm, reinit_top2, SENTENCES, measures=("cka", "rsa"), rows="cls",
                                        progress=False)
     assert result.n_rows == len(SENTENCES)

@@ -149,12 +149,14 @@ def compare_models(
         bad = np.argwhere(np.isnan(values))
         if len(bad):
             result.undefined[name] = bad.squeeze(-1).tolist() if pairs == "diagonal" else bad.tolist()
-            warnings.warn(
-                f"{name} is undefined (NaN) at {'layers' if pairs == 'diagonal' else 'layer pairs'} "
-                f"{result.undefined[name]}: a representation is constant there (e.g. rows='cls' "
-                "at the embedding layer, where every input starts with the same token)",
-                stacklevel=2,
-            )
+    if result.undefined:
+        where = "; ".join(f"{name} at {at}" for name, at in result.undefined.items())
+        warnings.warn(
+            f"undefined (NaN): {where} ({'layers' if pairs == 'diagonal' else 'layer pairs'}): a "
+            "representation is constant there (e.g. rows='cls' at the embedding layer, where every "
+            "input starts with the same token)",
+            stacklevel=2,
+        )
     return result
 
 
