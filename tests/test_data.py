@@ -95,24 +95,17 @@ def test_pairs_without_gold_label_are_skipped(tmp_path):
     assert len(data) == 1 and data.skipped == 1 and data.labels == ("yes",)
 
 
-def test_pairs_tsv_wrong_columns(tmp_path):
-    path = tmp_path / "p.tsv"
-    path.write_text("sentence1\tsentence2\tlabel\nA.\tB.\tyes\nC.\tno\n")
-    with pytest.raises(DataFormatError, match=r"p\.tsv:3: expected 3 tab-separated columns, found 2"):
-        read_pairs(path)
-
-
-def test_pairs_missing_text_column(tmp_path):
-    path = tmp_path / "p.tsv"
-    path.write_text("text\tlabel\nA.\tyes\n")
-    with pytest.raises(DataFormatError, match="no premise column"):
-        read_pairs(path)
-
-
-def test_pairs_bad_json_line(tmp_path):
-    path = tmp_path / "p.jsonl"
-    path.write_text('{"premise": "a", "hypothesis": "b", "label": "x"}\n{"premise": \n')
-    with pytest.raises(DataFormatError, match=r"p\.jsonl:2: invalid JSON"):
+@pytest.mark.parametrize("name,content,message", [
+    ("p.tsv", "sentence1\tsentence2\tlabel\nA.\tB.\tyes\nC.\tno\n",
+     r"p\.tsv:3: expected 3 tab-separated columns, found 2"),
+    ("p.tsv", "text\tlabel\nA.\tyes\n", r"p\.tsv:2: no premise column"),
+    ("p.jsonl", '{"premise": "a", "hypothesis": "b", "label": "x"}\n{"premise": \n',
+     r"p\.jsonl:2: invalid JSON"),
+])
+def test_malformed_pair_files_name_file_and_line(tmp_path, name, content, message):
+    path = tmp_path / name
+    path.write_text(content)
+    with pytest.raises(DataFormatError, match=message):
         read_pairs(path)
 
 
