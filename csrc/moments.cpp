@@ -214,6 +214,7 @@ void MomentsCore::reset() {
   n_ = 0;
   chunks_ = 0;
   eps_ = 0.0;
+  scratch_.clear();  // also frees the chunk-sized working buffers
 }
 
 void MomentsCore::to_device(const at::Device& device) {

@@ -131,6 +131,7 @@ class LayerMoments:
         return self
 
     def reset(self) -> None:
+        """Forgets every row and frees the chunk-sized working buffers."""
         self._core.reset()
 
     def state_dict(self) -> dict:
