@@ -31,8 +31,8 @@ def setup():
 def _same_batches(stream, items):
     """The model inputs of every batch the stream will run, tokenized ahead of time."""
     batches = []
-    for start in range(0, len(items), stream.block_size):
-        block = items[start : start + stream.block_size]
+    for start, stop in stream.block_bounds(items):
+        block = items[start:stop]
         for batch in stream.batches(stream.lengths(block)):
             enc = stream._encode(stream.tokenizers[0], [block[i] for i in batch])
             batches.append({k: v for k, v in enc.items() if k != "offset_mapping"})

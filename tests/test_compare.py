@@ -8,6 +8,7 @@ import ftlens
 import numpy as np
 import pytest
 import torch
+from ftlens import align
 from ftlens.capture import layer_blocks
 from ftlens.compare import LayerComparison
 from ftlens.data import generate_pairs, generate_sentences
@@ -117,3 +118,17 @@ def test_bad_arguments(minilm):
         ftlens.compare_models(minilm, minilm, SENTENCES, segment=1)
     with pytest.raises(ValueError, match="autocast='fp16' needs a GPU"):
         ftlens.compare_models(minilm, minilm, SENTENCES, autocast="fp16")
+
+
+def test_blocks_bound_their_tokens(minilm):
+    stream = ActivationStream([minilm], block_size=5, max_block_tokens=40, progress=False)
+    texts = [" ".join(["word"] * n) for n in (3, 30, 3, 3, 3, 3, 60, 2)]
+    items = align.as_items(texts)
+    bounds = stream.block_bounds(items)
+    assert bounds[0][0] == 0 and bounds[-1][1] == len(texts)
+    assert all(a < b and b == c for (a, b), (c, _) in zip(bounds, bounds[1:], strict=False))
+    lengths = stream.lengths(items)
+    for a, b in bounds:
+        assert b - a <= 5 and (b - a == 1 or lengths[a:b].sum() <= 40)
+    chunks = list(stream(texts))
+    assert [(c.item.min(), c.item.max() + 1) for c in chunks] == [tuple(b) for b in bounds]

@@ -73,19 +73,21 @@ def _row_labels(items: Sequence[align.Item], item: np.ndarray, unit: np.ndarray,
 
 
 def _plan(stream: ActivationStream, items: Sequence[align.Item]):
-    """Rows of every shard, from tokenization alone: (shard row counts, item, unit)."""
+    """Shards (the stream's blocks) and their rows, from tokenization alone:
+    (shard bounds, shard row counts, item, unit)."""
+    bounds = stream.block_bounds(items)
     counts, items_of, units_of = [], [], []
-    for start in range(0, len(items), stream.block_size):
-        block = items[start : start + stream.block_size]
-        item, unit = stream.plan_block(block)
+    for start, stop in bounds:
+        item, unit = stream.plan_block(items[start:stop])
         counts.append(len(item))
         items_of.append(item + start)
         units_of.append(unit)
-    return counts, np.concatenate(items_of), np.concatenate(units_of)
+    return bounds, counts, np.concatenate(items_of), np.concatenate(units_of)
 
 
 def write(model, data, path: str | os.PathLike, dtype: str = "float16", *, rows: str = "tokens",
           word_pool: str = "first", segment: int | None = None, shard_size: int = 256,
+          max_shard_tokens: int = 8192,
           batch_size: int = 64, max_length: int | None = None, autocast: str | None = None,
           device=None, progress: bool = True) -> ActivationStore:
     """Captures every layer of ``model`` over ``data`` into a store folder at ``path``.
@@ -99,7 +101,8 @@ def write(model, data, path: str | os.PathLike, dtype: str = "float16", *, rows:
         data: sentences, sentence pairs or a reader's output (labels are carried along).
         dtype: "float16" (half the disk) or "float32".
         rows, word_pool, segment: which rows to keep (see ActivationStream).
-        shard_size: inputs per shard (the unit of resumption).
+        shard_size, max_shard_tokens: at most this many inputs and tokens per shard (the
+            unit of resumption; bounds the memory of a shard in flight).
     """
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
@@ -107,7 +110,8 @@ def write(model, data, path: str | os.PathLike, dtype: str = "float16", *, rows:
     model, tokenizer = as_model(model, device)
     items = align.as_items(data)
     stream = ActivationStream([(model, tokenizer)], rows=rows, word_pool=word_pool, segment=segment,
-                              batch_size=batch_size, block_size=shard_size, max_length=max_length,
+                              batch_size=batch_size, block_size=shard_size,
+                              max_block_tokens=max_shard_tokens, max_length=max_length,
                               autocast=autocast, progress=False)
     align.check_rows(rows, word_pool, segment, len(items[0].segments))
     identity = {
@@ -117,7 +121,8 @@ def write(model, data, path: str | os.PathLike, dtype: str = "float16", *, rows:
         "data_fingerprint": data_fingerprint(items),
         "n_inputs": len(items),
         "rows": rows, "word_pool": word_pool, "segment": segment, "dtype": dtype,
-        "shard_size": int(shard_size), "max_length": stream.max_length, "autocast": autocast,
+        "shard_size": int(shard_size), "max_shard_tokens": int(max_shard_tokens),
+        "max_length": stream.max_length, "autocast": autocast,
     }
     manifest_path = path / "manifest.json"
     if manifest_path.exists():
@@ -135,7 +140,7 @@ def write(model, data, path: str | os.PathLike, dtype: str = "float16", *, rows:
 
 
 def _create(path: Path, identity: dict, stream: ActivationStream, items, model) -> dict:
-    counts, item, unit = _plan(stream, items)
+    bounds, counts, item, unit = _plan(stream, items)
     n_rows, dim = int(sum(counts)), stream.dims[0]
     path.mkdir(parents=True, exist_ok=True)
     for layer in range(stream.layers[0]):
@@ -155,6 +160,7 @@ def _create(path: Path, identity: dict, stream: ActivationStream, items, model) 
         "labels": vocabularies,
         "files": {"layers": [f"layer_{i:02d}.npy" for i in range(stream.layers[0])], "rows": "rows.npy",
                   "labels": {name: f"labels/{name}.npy" for name in vocabularies}},
+        "shard_bounds": [[int(a), int(b)] for a, b in bounds],
         "shard_rows": [int(c) for c in counts], "shards_done": 0, "complete": False,
         "truncated": 0, "words_dropped": 0,
     }
@@ -168,12 +174,12 @@ def _fill(path: Path, manifest: dict, stream: ActivationStream, items, progress:
     shards = manifest["shard_rows"]
     offsets = np.concatenate([[0], np.cumsum(shards)]).astype(np.int64)
     files = [np.load(path / f"layer_{l:02d}.npy", mmap_mode="r+") for l in range(manifest["n_layers"])]
-    size = manifest["shard_size"]
     with tqdm(total=len(shards), initial=manifest["shards_done"], unit="shard", desc="store",
               disable=not progress) as bar:
         for s in range(manifest["shards_done"], len(shards)):
             stream.truncated = stream.words_dropped = 0
-            chunk = stream.block(items[s * size : (s + 1) * size], s * size)
+            start, stop = manifest["shard_bounds"][s]
+            chunk = stream.block(items[start:stop], start)
             if chunk.states[0].shape[1] != shards[s]:
                 raise RuntimeError(f"shard {s} produced {chunk.states[0].shape[1]} rows, planned {shards[s]}")
             values = chunk.states[0].cpu().numpy()

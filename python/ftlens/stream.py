@@ -74,7 +74,9 @@ class ActivationStream:
         segment: for sentence pairs, 0 or 1 keeps only that segment; None keeps both.
         batch_size, max_batch_tokens: batch limits (inputs are sorted by length within a
             block, so batches carry little padding).
-        block_size: inputs per yielded chunk.
+        block_size, max_block_tokens: a yielded chunk holds at most block_size inputs and
+            (unless one input is longer) max_block_tokens tokens, which bounds its memory:
+            [layers, rows, hidden] float32 per model.
         max_length: truncation length (default: the model's limit); truncated inputs are
             counted in ``self.truncated``, their lost words in ``self.words_dropped``.
         autocast: "bf16" or "fp16" to run the forward passes under autocast (GPU; CPU takes
@@ -85,7 +87,8 @@ class ActivationStream:
 
     def __init__(self, models: Sequence, *, rows: str = "tokens", word_pool: str = "first",
                  segment: int | None = None, batch_size: int = 64, max_batch_tokens: int = 8192,
-                 block_size: int = 256, max_length: int | None = None, autocast: str | None = None,
+                 block_size: int = 256, max_block_tokens: int = 8192, max_length: int | None = None,
+                 autocast: str | None = None,
                  ordered: bool = True, progress: bool = True) -> None:
         if not models:
             raise ValueError("pass at least one (model, tokenizer) pair")
@@ -104,7 +107,7 @@ class ActivationStream:
                 raise ValueError("autocast='fp16' needs a GPU; on CPU use autocast='bf16' or None")
         self.rows, self.word_pool, self.segment = rows, word_pool, segment
         self.batch_size, self.max_batch_tokens = int(batch_size), int(max_batch_tokens)
-        self.block_size = int(block_size)
+        self.block_size, self.max_block_tokens = int(block_size), int(max_block_tokens)
         self.max_length = max_length or min(max_input_length(m, t) for m, t in models)
         self.autocast = autocast
         self.ordered = ordered
@@ -184,16 +187,30 @@ class ActivationStream:
             )
         return own_enc, own
 
+    def block_bounds(self, items: Sequence[align.Item]) -> list[tuple[int, int]]:
+        """[start, stop) of each block: consecutive inputs, at most block_size of them and
+        max_block_tokens tokens (after truncation), at least one input each."""
+        bounds = []
+        for start in range(0, len(items), self.block_size):
+            window = np.minimum(self.lengths(items[start : start + self.block_size]), self.max_length)
+            cumulative, begin = np.cumsum(window), 0
+            while begin < len(window):
+                used = cumulative[begin - 1] if begin else 0
+                stop = max(begin + 1, int(np.searchsorted(cumulative, used + self.max_block_tokens, "right")))
+                bounds.append((start + begin, start + stop))
+                begin = stop
+        return bounds
+
     def __call__(self, data) -> Iterator[Chunk]:
-        """Yields one Chunk per block of inputs (rows in input order)."""
+        """Yields one Chunk per block of inputs (see block_bounds)."""
         items = data if data and isinstance(data[0], align.Item) else align.as_items(data)
         align.check_rows(self.rows, self.word_pool, self.segment, len(items[0].segments))
         from tqdm.auto import tqdm
 
         with tqdm(total=len(items), unit="input", desc="capture", disable=not self.progress) as bar:
-            for start in range(0, len(items), self.block_size):
-                yield self.block(items[start : start + self.block_size], start)
-                bar.update(min(self.block_size, len(items) - start))
+            for start, stop in self.block_bounds(items):
+                yield self.block(items[start:stop], start)
+                bar.update(stop - start)
 
     def plan_block(self, items: Sequence[align.Item]) -> tuple[np.ndarray, np.ndarray]:
         """(item, unit) of each row a block will yield, from tokenization alone."""
