@@ -12,6 +12,7 @@ from ftlens.data import Sentence, SentencePair
 
 WORDS = ["Hello,", "world!", "state-of-the-art", "3.14", "1,000", "don't", "naïve", "café",
          "Zürich", "日本語", "(x)", "U.S.", "e-mail:", "naïve-ish"]
+CORPUS = [" ".join(WORDS), "the cat sat on the mat", "state of the art models"] * 5  # to train tokenizers
 
 
 @pytest.fixture(scope="module")
@@ -22,13 +23,29 @@ def byte_bpe(tmp_path_factory):
     from transformers import RobertaTokenizerFast
 
     bpe = ByteLevelBPETokenizer(trim_offsets=True)
-    bpe.train_from_iterator([" ".join(WORDS), "the cat sat on the mat", "state of the art models"] * 5,
-                            vocab_size=300, min_frequency=1,
+    bpe.train_from_iterator(CORPUS, vocab_size=300, min_frequency=1,
                             special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"])
     bpe._tokenizer.post_processor = RobertaProcessing(("</s>", 2), ("<s>", 0), trim_offsets=True)
     path = tmp_path_factory.mktemp("bpe") / "tokenizer.json"
     bpe.save(str(path))
     return RobertaTokenizerFast(tokenizer_file=str(path))
+
+
+@pytest.fixture(scope="module")
+def sentencepiece():
+    """A SentencePiece-style (Metaspace, unigram) tokenizer trained here, as DeBERTa-v2 uses."""
+    from tokenizers import SentencePieceUnigramTokenizer
+    from tokenizers.processors import TemplateProcessing
+    from transformers import PreTrainedTokenizerFast
+
+    sp = SentencePieceUnigramTokenizer()
+    sp.train_from_iterator(CORPUS, vocab_size=120, special_tokens=["[CLS]", "[SEP]", "[PAD]", "<unk>"],
+                           unk_token="<unk>")
+    specials = [("[CLS]", sp.token_to_id("[CLS]")), ("[SEP]", sp.token_to_id("[SEP]"))]
+    sp._tokenizer.post_processor = TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]", special_tokens=specials)
+    return PreTrainedTokenizerFast(tokenizer_object=sp._tokenizer, cls_token="[CLS]", sep_token="[SEP]",
+                                   pad_token="[PAD]", unk_token="<unk>")
 
 
 def _word_tokens(tokenizer, segment, pair=None):
@@ -67,6 +84,13 @@ def test_byte_level_bpe_subwords_spell_their_word(byte_bpe):
     assert sorted(groups) == list(range(len(WORDS))) and rows.words_dropped == 0
     for w, word in enumerate(WORDS):
         assert byte_bpe.convert_tokens_to_string(groups[w]).strip() == word
+
+
+def test_sentencepiece_subwords_spell_their_word(sentencepiece):
+    groups, rows = _tokens_per_word(sentencepiece, WORDS)
+    assert sorted(groups) == list(range(len(WORDS))) and rows.words_dropped == 0
+    for w, word in enumerate(WORDS):
+        assert "".join(groups[w]).replace("\u2581", "") == word  # lone "\u2581" spaces belong to no word
 
 
 def test_plain_text_words_are_whitespace_separated():
