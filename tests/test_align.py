@@ -9,6 +9,7 @@ import pytest
 import torch
 from ftlens.align import Item, Segment, as_items, select_rows
 from ftlens.data import Sentence, SentencePair
+from tiny import byte_level_bpe
 
 WORDS = ["Hello,", "world!", "state-of-the-art", "3.14", "1,000", "don't", "naïve", "café",
          "Zürich", "日本語", "(x)", "U.S.", "e-mail:", "naïve-ish"]
@@ -17,18 +18,7 @@ CORPUS = [" ".join(WORDS), "the cat sat on the mat", "state of the art models"] 
 
 @pytest.fixture(scope="module")
 def byte_bpe(tmp_path_factory):
-    """A RoBERTa-style byte-level BPE tokenizer trained here on a few lines."""
-    from tokenizers import ByteLevelBPETokenizer
-    from tokenizers.processors import RobertaProcessing
-    from transformers import RobertaTokenizerFast
-
-    bpe = ByteLevelBPETokenizer(trim_offsets=True)
-    bpe.train_from_iterator(CORPUS, vocab_size=300, min_frequency=1,
-                            special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"])
-    bpe._tokenizer.post_processor = RobertaProcessing(("</s>", 2), ("<s>", 0), trim_offsets=True)
-    path = tmp_path_factory.mktemp("bpe") / "tokenizer.json"
-    bpe.save(str(path))
-    return RobertaTokenizerFast(tokenizer_file=str(path))
+    return byte_level_bpe(CORPUS, tmp_path_factory.mktemp("bpe"))
 
 
 @pytest.fixture(scope="module")

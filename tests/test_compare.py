@@ -132,3 +132,20 @@ def test_blocks_bound_their_tokens(minilm):
         assert b - a <= 5 and (b - a == 1 or lengths[a:b].sum() <= 40)
     chunks = list(stream(texts))
     assert [(c.item.min(), c.item.max() + 1) for c in chunks] == [tuple(b) for b in bounds]
+
+
+def test_models_with_different_tokenizers_compare_by_words(tmp_path, minilm):
+    from tiny import byte_level_bpe
+    from transformers import RobertaConfig, RobertaModel
+
+    tokenizer = byte_level_bpe(SENTENCES, tmp_path)
+    torch.manual_seed(0)
+    config = RobertaConfig(hidden_size=32, num_hidden_layers=6, num_attention_heads=2, intermediate_size=37,
+                           vocab_size=len(tokenizer), pad_token_id=1)
+    roberta = RobertaModel(config).eval()
+    result = ftlens.compare_models(minilm, (roberta, tokenizer), SENTENCES, measures=("cka",), rows="words",
+                                   progress=False)
+    assert result.n_rows == sum(len(s.split()) for s in SENTENCES)
+    assert np.isfinite(result.cka).all() and (result.cka < 0.999).all()
+    with pytest.raises(ValueError, match="rows='tokens' needs the models to share a tokenizer"):
+        ftlens.compare_models(minilm, (roberta, tokenizer), SENTENCES, progress=False)

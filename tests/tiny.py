@@ -30,3 +30,18 @@ def tiny_models():
                                                        pos_att_type=["p2c", "c2p"])),
     }
     return {name: cls(cfg).eval() for name, (cls, cfg) in configs.items()}
+
+
+def byte_level_bpe(texts, folder):
+    """A RoBERTa-style byte-level BPE tokenizer trained on ``texts`` (saved in ``folder``)."""
+    from tokenizers import ByteLevelBPETokenizer
+    from tokenizers.processors import RobertaProcessing
+    from transformers import RobertaTokenizerFast
+
+    bpe = ByteLevelBPETokenizer(trim_offsets=True)
+    bpe.train_from_iterator(texts, vocab_size=300, min_frequency=1,
+                            special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"])
+    bpe._tokenizer.post_processor = RobertaProcessing(("</s>", 2), ("<s>", 0), trim_offsets=True)
+    path = folder / "tokenizer.json"
+    bpe.save(str(path))
+    return RobertaTokenizerFast(tokenizer_file=str(path))
