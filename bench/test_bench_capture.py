@@ -35,7 +35,7 @@ def setup():
 def _model_inputs(stream, block):
     """The model inputs of every batch the stream runs for a block, tokenized ahead."""
     inputs = []
-    for batch in stream.batches(stream.lengths(block)):
+    for batch in stream.batches(block.lengths):
         enc = stream._encode(stream.tokenizers[0], [block[i] for i in batch])
         inputs.append({k: v for k, v in enc.items() if k != "offset_mapping"})
     return inputs
@@ -51,7 +51,7 @@ def _seconds(fn) -> float:
 def test_capture_and_accumulate_vs_bare_forward(benchmark, setup, rdms):
     items, base, finetuned = setup
     stream = ActivationStream([base, finetuned], ordered=False, progress=False)  # as compare_models
-    blocks = [items[a:b] for a, b in stream.block_bounds(items)]
+    blocks = [block for _, block in stream.blocks(items)]
     inputs = [_model_inputs(stream, block) for block in blocks]
     moments = ftlens.LayerMoments(7, 384, 384, rdms=rdms)
 

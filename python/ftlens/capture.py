@@ -42,6 +42,11 @@ def n_hidden_states(model: torch.nn.Module) -> int:
     return len(layer_blocks(model)) + 1
 
 
+def layer_names(n_states: int) -> list[str]:
+    """Names of the captured hidden states: "embeddings", "layer 1", ..."""
+    return ["embeddings"] + [f"layer {i}" for i in range(1, n_states)]
+
+
 class LayerCapture(contextlib.AbstractContextManager):
     """Hooks on an encoder; each forward pass fills ``self.states`` with
     ``n_blocks + 1`` tensors [batch, tokens, hidden] (embedding output first).

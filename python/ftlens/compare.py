@@ -12,6 +12,7 @@ import torch
 
 from ._io import write_json
 from .align import as_items
+from .capture import layer_names
 from .models import as_model
 from .moments import LayerMoments
 from .stream import ActivationStream
@@ -43,7 +44,6 @@ class LayerComparison:
     pwcca: np.ndarray | None = None
     procrustes: np.ndarray | None = None
     undefined: dict[str, list] = field(default_factory=dict)  # measure -> pairs left NaN
-    extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         """Plain lists; NaN (undefined pairs) becomes None, so the JSON stays standard."""
@@ -116,6 +116,7 @@ def compare_models(
     unknown = [m for m in measures if m not in MEASURES]
     if unknown or not measures:
         raise ValueError(f"unknown measure {unknown[0] if unknown else None!r}: choose from {MEASURES}")
+    items = as_items(data)  # bad data fails before any model loads
     pair_x, pair_y = as_model(base, device), as_model(finetuned, device)
     stream = ActivationStream([pair_x, pair_y], rows=rows, word_pool=word_pool, segment=segment,
                               batch_size=batch_size, max_length=max_length, autocast=autocast,
@@ -127,12 +128,11 @@ def compare_models(
         )
     moments = LayerMoments(stream.layers[0], stream.dims[0], stream.dims[1], pairs=pairs,
                            rdms=(rdm,) if "rsa" in measures else ())
-    items = as_items(data)
     for chunk in stream(items):
         moments.update(chunk.states[0], chunk.states[1])
     result = LayerComparison(
         base=_label(base), finetuned=_label(finetuned),
-        layers=["embeddings"] + [f"layer {i}" for i in range(1, stream.layers[0])],
+        layers=layer_names(stream.layers[0]),
         pairs=pairs, rows=rows, n_rows=moments.n, n_inputs=len(items), rdm=rdm,
         truncated=stream.truncated, words_dropped=stream.words_dropped,
     )

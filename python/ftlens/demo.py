@@ -8,35 +8,16 @@ and writes a layer x layer CKA heatmap (PNG) and the numbers (JSON).
 
 from __future__ import annotations
 
-import random
 from pathlib import Path
 
 import numpy as np
 
 from ._io import atomic_write, write_json
+from .capture import layer_names
+from .data import generate_sentences
 from .models import MINILM, load_model
 from .moments import LayerMoments
 from .stream import ActivationStream
-
-_SUBJECTS = ["the cat", "a student", "my neighbour", "the old man", "our team", "the pilot",
-             "a small dog", "the committee", "her brother", "the new teacher"]
-_VERBS = ["saw", "liked", "followed", "painted", "ignored", "visited", "helped", "found"]
-_OBJECTS = ["the river", "a red bicycle", "the quiet library", "an open window", "the market",
-            "a long letter", "the tall tower", "some fresh bread"]
-_ENDINGS = ["yesterday", "after lunch", "in the morning", "without a word", "twice",
-            "near the station", "before the storm", "with great care"]
-
-
-def generated_sentences(n: int, seed: int = 0) -> list[str]:
-    """n simple English sentences from fixed templates (deterministic for a seed)."""
-    rng = random.Random(seed)
-    out = []
-    for _ in range(n):
-        s = f"{rng.choice(_SUBJECTS)} {rng.choice(_VERBS)} {rng.choice(_OBJECTS)}"
-        if rng.random() < 0.6:
-            s += f" {rng.choice(_ENDINGS)}"
-        out.append(s[0].upper() + s[1:] + ".")
-    return out
 
 
 def _heatmap(matrix: np.ndarray, path: Path, title: str) -> None:
@@ -68,7 +49,7 @@ def run_demo(out_dir: str | Path = "demo_out", n_sentences: int = 300, progress:
     """Runs the demo; returns the results dict (also written to out_dir/results.json)."""
     out_dir = Path(out_dir)
     model, tokenizer = load_model(MINILM, device="cpu")
-    sentences = generated_sentences(n_sentences)
+    sentences = generate_sentences(n_sentences)
     stream = ActivationStream([(model, tokenizer)], ordered=False, progress=progress)
     n_layers, dim = stream.layers[0], stream.dims[0]
     moments = LayerMoments(n_layers, dim, dim, pairs="all", rdms=("correlation",))
@@ -80,7 +61,7 @@ def run_demo(out_dir: str | Path = "demo_out", n_sentences: int = 300, progress:
         "model": "minilm (sentence-transformers/all-MiniLM-L6-v2)",
         "sentences": n_sentences,
         "tokens": moments.n,
-        "layers": ["embeddings"] + [f"layer {i}" for i in range(1, n_layers)],
+        "layers": layer_names(n_layers),
         "cka": cka.tolist(),
         "cka_debiased": debiased.tolist(),
         "rsa_correlation": rsa.tolist(),

@@ -27,11 +27,16 @@ import torch
 
 from . import align
 from ._io import atomic_write, write_json
+from .capture import layer_names
 from .models import as_model
 from .stream import ActivationStream
 
 FORMAT = "ftlens-store-1"
 DTYPES = ("float16", "float32")
+
+
+def layer_file(index: int) -> str:
+    return f"layer_{index:02d}.npy"
 
 
 def model_fingerprint(model: torch.nn.Module) -> str:
@@ -75,10 +80,10 @@ def _row_labels(items: Sequence[align.Item], item: np.ndarray, unit: np.ndarray,
 def _plan(stream: ActivationStream, items: Sequence[align.Item]):
     """Shards (the stream's blocks) and their rows, from tokenization alone:
     (shard bounds, shard row counts, item, unit)."""
-    bounds = stream.block_bounds(items)
-    counts, items_of, units_of = [], [], []
-    for start, stop in bounds:
-        item, unit = stream.plan_block(items[start:stop])
+    bounds, counts, items_of, units_of = [], [], [], []
+    for start, block in stream.blocks(items):
+        item, unit = stream.plan_block(block)
+        bounds.append((start, start + len(block)))
         counts.append(len(item))
         items_of.append(item + start)
         units_of.append(unit)
@@ -134,20 +139,20 @@ def write(model, data, path: str | os.PathLike, dtype: str = "float16", *, rows:
                 "path, or delete that folder to start over"
             )
     else:
-        manifest = _create(path, identity, stream, items, model)
+        manifest = _create(path, identity, stream, items)
     _fill(path, manifest, stream, items, progress)
     return ActivationStore(path)
 
 
-def _create(path: Path, identity: dict, stream: ActivationStream, items, model) -> dict:
+def _create(path: Path, identity: dict, stream: ActivationStream, items) -> dict:
     bounds, counts, item, unit = _plan(stream, items)
     n_rows, dim = int(sum(counts)), stream.dims[0]
     path.mkdir(parents=True, exist_ok=True)
-    for layer in range(stream.layers[0]):
-        def allocate(tmp, layer=layer):
-            np.lib.format.open_memmap(tmp, mode="w+", dtype=identity["dtype"], shape=(n_rows, dim)).flush()
+    def allocate(tmp):
+        np.lib.format.open_memmap(tmp, mode="w+", dtype=identity["dtype"], shape=(n_rows, dim)).flush()
 
-        atomic_write(path / f"layer_{layer:02d}.npy", allocate)
+    for layer in range(stream.layers[0]):
+        atomic_write(path / layer_file(layer), allocate)
     atomic_write(path / "rows.npy", lambda tmp: np.save(tmp, np.stack([item, unit], 1)))
     vocabularies = {}
     for name, (codes, vocab) in _row_labels(items, item, unit, identity["rows"]).items():
@@ -156,9 +161,9 @@ def _create(path: Path, identity: dict, stream: ActivationStream, items, model) 
     manifest = {
         **identity,
         "n_rows": n_rows, "n_layers": stream.layers[0], "dim": dim,
-        "layers": ["embeddings"] + [f"layer {i}" for i in range(1, stream.layers[0])],
+        "layers": layer_names(stream.layers[0]),
         "labels": vocabularies,
-        "files": {"layers": [f"layer_{i:02d}.npy" for i in range(stream.layers[0])], "rows": "rows.npy",
+        "files": {"layers": [layer_file(i) for i in range(stream.layers[0])], "rows": "rows.npy",
                   "labels": {name: f"labels/{name}.npy" for name in vocabularies}},
         "shard_bounds": [[int(a), int(b)] for a, b in bounds],
         "shard_rows": [int(c) for c in counts], "shards_done": 0, "complete": False,
@@ -173,7 +178,7 @@ def _fill(path: Path, manifest: dict, stream: ActivationStream, items, progress:
 
     shards = manifest["shard_rows"]
     offsets = np.concatenate([[0], np.cumsum(shards)]).astype(np.int64)
-    files = [np.load(path / f"layer_{l:02d}.npy", mmap_mode="r+") for l in range(manifest["n_layers"])]
+    files = [np.load(path / name, mmap_mode="r+") for name in manifest["files"]["layers"]]
     with tqdm(total=len(shards), initial=manifest["shards_done"], unit="shard", desc="store",
               disable=not progress) as bar:
         for s in range(manifest["shards_done"], len(shards)):
@@ -192,9 +197,6 @@ def _fill(path: Path, manifest: dict, stream: ActivationStream, items, progress:
             manifest["complete"] = s + 1 == len(shards)
             write_json(path / "manifest.json", manifest)
             bar.update(1)
-    if not shards:
-        manifest["complete"] = True
-        write_json(path / "manifest.json", manifest)
 
 
 class ActivationStore:
@@ -227,7 +229,7 @@ class ActivationStore:
         """Layer ``index`` (0 = embeddings) as a read-only memmap [rows, dim]."""
         if not 0 <= index < self.n_layers:
             raise IndexError(f"layer {index} out of range: the store has {self.n_layers} layers")
-        return np.load(self.path / f"layer_{index:02d}.npy", mmap_mode="r")
+        return np.load(self.path / layer_file(index), mmap_mode="r")
 
     @property
     def rows(self) -> np.ndarray:

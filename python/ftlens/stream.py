@@ -121,12 +121,12 @@ class ActivationStream:
     # -- planning ------------------------------------------------------------------------
     def lengths(self, items: Sequence[align.Item]) -> np.ndarray:
         """Token count of each input before truncation (special tokens included)."""
-        texts = [[seg.text for seg in it.segments] for it in items]
-        first = [t[0] for t in texts]
-        second = [t[1] for t in texts] if len(texts[0]) == 2 else None
-        enc = self.tokenizers[0](first, second, add_special_tokens=True, truncation=False,
-                                 return_attention_mask=False, verbose=False)
-        return np.array([len(ids) for ids in enc["input_ids"]])
+        out = []
+        for start in range(0, len(items), self.block_size):  # bounds the encodings held at once
+            enc = self.tokenizers[0](*_texts(items[start : start + self.block_size]), truncation=False,
+                                     return_attention_mask=False, verbose=False)
+            out += [len(ids) for ids in enc["input_ids"]]
+        return np.array(out, dtype=np.int64)
 
     def batches(self, lengths: np.ndarray) -> list[np.ndarray]:
         """Input indices of each batch: sorted by length, at most batch_size inputs and
@@ -146,16 +146,14 @@ class ActivationStream:
 
     # -- running -------------------------------------------------------------------------
     def _encode(self, tokenizer, items: Sequence[align.Item]):
-        texts = [[seg.text for seg in it.segments] for it in items]
-        return tokenizer([t[0] for t in texts], [t[1] for t in texts] if len(texts[0]) == 2 else None,
-                         padding=True, truncation=True, max_length=self.max_length,
+        return tokenizer(*_texts(items), padding=True, truncation=True, max_length=self.max_length,
                          return_offsets_mapping=True, return_tensors="pt")
 
     @torch.inference_mode()
     def _forward(self, index: int, enc) -> list[torch.Tensor]:
         model = self.models[index]
         device = next(model.parameters()).device
-        accepted = self._accepts[index] - {"offset_mapping", "truncated"}
+        accepted = self._accepts[index] - {"offset_mapping"}
         inputs = {k: v.to(device) for k, v in enc.items() if k in accepted}
         cast = (torch.autocast(device.type, dtype=AUTOCAST[self.autocast]) if self.autocast
                 else contextlib.nullcontext())
@@ -166,13 +164,14 @@ class ActivationStream:
     def _plan(self, items: Sequence[align.Item]):
         """[(input indices, encoding, rows)] of each batch of a block, tokenized once."""
         plan = []
-        lengths = self.lengths(items)
-        for batch in self.batches(lengths):
+        for batch in self.batches(self._lengths_of(items)):
             chosen = [items[i] for i in batch]
             enc = self._encode(self.tokenizers[0], chosen)
-            enc["truncated"] = int((lengths[batch] > self.max_length).sum())
             plan.append((batch, enc, align.select_rows(enc, chosen, self.rows, self.word_pool, self.segment)))
         return plan
+
+    def _lengths_of(self, items) -> np.ndarray:
+        return items.lengths if isinstance(items, _Block) else self.lengths(items)
 
     def _rows_of(self, index: int, chosen, enc, rows: align.Rows):
         """Encoding and rows of model ``index`` (its own when its tokenizer differs)."""
@@ -187,12 +186,13 @@ class ActivationStream:
             )
         return own_enc, own
 
-    def block_bounds(self, items: Sequence[align.Item]) -> list[tuple[int, int]]:
-        """[start, stop) of each block: consecutive inputs, at most block_size of them and
-        max_block_tokens tokens (after truncation), at least one input each."""
+    def block_bounds(self, lengths: np.ndarray) -> list[tuple[int, int]]:
+        """[start, stop) of each block for inputs of these lengths: consecutive inputs, at
+        most block_size of them and max_block_tokens tokens (after truncation), at least
+        one input each."""
         bounds = []
-        for start in range(0, len(items), self.block_size):
-            window = np.minimum(self.lengths(items[start : start + self.block_size]), self.max_length)
+        for start in range(0, len(lengths), self.block_size):
+            window = np.minimum(lengths[start : start + self.block_size], self.max_length)
             cumulative, begin = np.cumsum(window), 0
             while begin < len(window):
                 used = cumulative[begin - 1] if begin else 0
@@ -201,6 +201,12 @@ class ActivationStream:
                 begin = stop
         return bounds
 
+    def blocks(self, items: Sequence[align.Item]) -> list[tuple[int, Sequence[align.Item]]]:
+        """(first input index, inputs) of each block; every input is tokenized once here
+        for its length, which the block reuses."""
+        lengths = self.lengths(items)
+        return [(a, _Block(items[a:b], lengths[a:b])) for a, b in self.block_bounds(lengths)]
+
     def __call__(self, data) -> Iterator[Chunk]:
         """Yields one Chunk per block of inputs (see block_bounds)."""
         items = data if data and isinstance(data[0], align.Item) else align.as_items(data)
@@ -208,24 +214,30 @@ class ActivationStream:
         from tqdm.auto import tqdm
 
         with tqdm(total=len(items), unit="input", desc="capture", disable=not self.progress) as bar:
-            for start, stop in self.block_bounds(items):
-                yield self.block(items[start:stop], start)
-                bar.update(stop - start)
+            for start, block in self.blocks(items):
+                yield self.block(block, start)
+                bar.update(len(block))
 
     def plan_block(self, items: Sequence[align.Item]) -> tuple[np.ndarray, np.ndarray]:
         """(item, unit) of each row a block will yield, from tokenization alone."""
-        plan = self._plan(items)
+        item, unit, _ = self._row_index(self._plan(items))
+        return item, unit
+
+    def _row_index(self, plan) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """(item, unit) of the rows in output order, and the permutation from batch order
+        to input order (None when the stream keeps batch order)."""
         item = np.concatenate([batch[rows.item] for batch, _, rows in plan])
         unit = np.concatenate([rows.unit for _, _, rows in plan])
         if not self.ordered:
-            return item, unit
+            return item, unit, None
         order = np.lexsort((unit, item))
-        return item[order], unit[order]
+        return item[order], unit[order], order
 
     def block(self, items: Sequence[align.Item], offset: int = 0) -> Chunk:
         """The chunk of one block of inputs (``offset``: the block's first input index)."""
-        plan = self._plan(items)
-        self.truncated += sum(int(enc["truncated"]) for _, enc, _ in plan)
+        lengths = self._lengths_of(items)
+        self.truncated += int((lengths > self.max_length).sum())
+        plan = self._plan(_Block(items, lengths))
         n_rows = sum(len(rows) for _, _, rows in plan)
         out = [torch.empty(layers, n_rows, dim, device=core_device(model))
                for layers, dim, model in zip(self.layers, self.dims, self.models, strict=True)]
@@ -237,11 +249,23 @@ class ActivationStream:
                 own_rows.gather(self._forward(m, own_enc), out[m][:, start : start + len(rows)])
             self.words_dropped += rows.words_dropped
             start += len(rows)
-        item = np.concatenate([batch[rows.item] for batch, _, rows in plan]) + offset
-        unit = np.concatenate([rows.unit for _, _, rows in plan])
-        if self.ordered:
-            order = np.lexsort((unit, item))
+        item, unit, order = self._row_index(plan)
+        if order is not None:
             index = torch.from_numpy(order)
             out = [o.index_select(1, index.to(o.device)) for o in out]
-            item, unit = item[order], unit[order]
-        return Chunk(out, item, unit)
+        return Chunk(out, item + offset, unit)
+
+
+class _Block(list):
+    """A block's inputs with their token counts, so that they are tokenized for length once."""
+
+    def __init__(self, items: Sequence[align.Item], lengths: np.ndarray) -> None:
+        super().__init__(items)
+        self.lengths = lengths
+
+
+def _texts(items: Sequence[align.Item]) -> tuple[list[str], list[str] | None]:
+    """First segments, and second segments for sentence pairs (None otherwise)."""
+    first = [it.segments[0].text for it in items]
+    second = [it.segments[1].text for it in items] if len(items[0].segments) == 2 else None
+    return first, second
