@@ -29,6 +29,10 @@ bool built_with_cuda() {
 #endif
 }
 
+void check_kernels_for(const at::Tensor& t, const char* op) {
+  if (t.is_cuda() && !built_with_cuda()) no_cuda(op);
+}
+
 namespace {
 // The given output buffer, checked, or a fresh one.
 at::Tensor output_for(const at::Tensor& x, at::ScalarType dtype, const at::Tensor& out, const char* op) {

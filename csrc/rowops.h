@@ -53,4 +53,8 @@ std::tuple<at::Tensor, at::Tensor> normalize_rows(const at::Tensor& x, bool cent
 // True when this build carries the CUDA kernels.
 bool built_with_cuda();
 
+// Throws a clear error when t is a CUDA tensor and this build has no CUDA kernels; `op`
+// names the public entry point in the message.
+void check_kernels_for(const at::Tensor& t, const char* op);
+
 }  // namespace ftlens

@@ -165,3 +165,15 @@ def test_measures_before_any_rows():
 def test_non_array_input():
     with pytest.raises(TypeError, match="numpy array or a torch tensor"):
         ftlens.cka("abc", np.ones((3, 3)))
+
+
+@pytest.mark.skipif(ftlens.build_info()["cuda"], reason="this build has CUDA kernels")
+def test_cuda_tensor_in_a_cpu_only_build():
+    # A fake tensor carries a CUDA device without a GPU or a CUDA build of torch.
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    with FakeTensorMode():
+        x = torch.empty(1, 5, 3, device="cuda")
+    core = ftlens.LayerMoments(1, 3, 3)._core
+    with pytest.raises(ValueError, match=r"Moments.update: a CUDA tensor .* no CUDA kernels.*\.cpu\(\)"):
+        core.update(x, x)

@@ -114,3 +114,14 @@ def test_merged_shards_equal_single_pass(xy):
     a, b = merged.state_dict(), whole.state_dict()
     for key in ("raw.xx.S", "raw.xy.S", "raw.x.mean", "correlation.yy.S"):
         np.testing.assert_allclose(a[key].numpy(), b[key].numpy(), rtol=1e-10, atol=1e-9)
+
+
+@pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-6), (np.float32, 1e-5)])
+def test_wide_representations_match_dense_reference(dtype, rtol):
+    # p, q >= 256: own co-moments come from the panelled upper-triangle GEMMs
+    from conftest import offset_data
+
+    x, y = (a.astype(dtype).astype(np.float64) for a in offset_data(n=600, p=301, q=258, seed=3))
+    got = measures(streamed(x.astype(dtype), y.astype(dtype), 250))
+    want = references(x, y)
+    assert_close(got, want, rtol=rtol)
