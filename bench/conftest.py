@@ -1,9 +1,9 @@
+import functools
 import os
 import platform
 import threading
 import time
 
-import pytest
 import torch
 
 
@@ -62,11 +62,10 @@ class PeakRssAnon:
         return self.peak - self.baseline
 
 
-@pytest.fixture(scope="session")
-def activations():
-    """n = 8,000 rows, d = 768, float32, with BERT-like outlier dimensions."""
+@functools.cache
+def bert_like(n: int = 8000, d: int = 768) -> tuple:
+    """X, Y [n, d] float32 numpy arrays with a shared signal and BERT-like outlier dimensions."""
     g = torch.Generator().manual_seed(0)
-    n, d = 8000, 768
     z = torch.randn(n, 64, generator=g)
     x = z @ torch.randn(64, d, generator=g) + torch.randn(n, d, generator=g)
     y = z @ torch.randn(64, d, generator=g) + 2 * torch.randn(n, d, generator=g)
