@@ -129,3 +129,32 @@ def test_build_info_reports_the_build():
     assert set(info) >= {"compiler", "torch", "cuda"}
     assert info["torch"].split("+")[0] == torch.__version__.split("+")[0]
     assert info["cuda"] in (True, False)
+
+
+def test_update_releases_the_gil():
+    # While the core accumulates, another Python thread keeps running: it leaves
+    # timestamps well inside the update's span, which a held GIL would rule out.
+    import threading
+    import time
+
+    core = ftlens.LayerMoments(2, 384, 384)._core
+    xs = torch.randn(2, 6000, 384, dtype=torch.float64)
+    stamps, stop = [], threading.Event()
+
+    def tick():
+        while not stop.is_set():
+            stamps.append(time.perf_counter())
+            time.sleep(0.001)
+
+    thread = threading.Thread(target=tick)
+    thread.start()
+    try:
+        start = time.perf_counter()
+        core.update(xs, xs)
+        end = time.perf_counter()
+    finally:
+        stop.set()
+        thread.join()
+    assert end - start > 0.1, "the update was too short to tell"
+    inside = [t for t in stamps if start + 0.03 < t < end - 0.03]
+    assert len(inside) >= 3
