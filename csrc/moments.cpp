@@ -25,12 +25,12 @@ Tensor col(const Tensor& v) { return v.unsqueeze(-1); }
 Tensor symmetric_gram(const Tensor& a) {
   constexpr int64_t kPanels = 4, kMinDim = 256;
   const int64_t d = a.size(2);
-  const Tensor at_ = a.transpose(1, 2);
-  if (d < kMinDim) return at::bmm(at_, a);
+  const Tensor a_t = a.transpose(1, 2);
+  if (d < kMinDim) return at::bmm(a_t, a);
   Tensor out = at::empty({a.size(0), d, d}, a.options());
   for (int64_t i = 0; i < kPanels; ++i) {
     const int64_t lo = i * d / kPanels, width = (i + 1) * d / kPanels - lo;
-    const Tensor strip = at::bmm(at_.narrow(1, lo, width), a.narrow(2, lo, d - lo));  // [L, w, d - lo]
+    const Tensor strip = at::bmm(a_t.narrow(1, lo, width), a.narrow(2, lo, d - lo));  // [L, w, d - lo]
     out.narrow(1, lo, width).narrow(2, lo, d - lo).copy_(strip);
     const int64_t below = d - lo - width;
     if (below > 0) {
