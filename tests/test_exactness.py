@@ -5,6 +5,7 @@ import ftlens
 import numpy as np
 import pytest
 import reference as ref
+from conftest import offset_data
 
 CHUNKS = [None, 1, 7, 1000]
 RDMS = ["inner", "cosine", "correlation", "sqeuclidean"]
@@ -119,8 +120,6 @@ def test_merged_shards_equal_single_pass(xy):
 @pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-6), (np.float32, 1e-5)])
 def test_wide_representations_match_dense_reference(dtype, rtol):
     # p, q >= 256: own co-moments come from the panelled upper-triangle GEMMs
-    from conftest import offset_data
-
     x, y = (a.astype(dtype).astype(np.float64) for a in offset_data(n=600, p=301, q=258, seed=3))
     got = measures(streamed(x.astype(dtype), y.astype(dtype), 250))
     want = references(x, y)

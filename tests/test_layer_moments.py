@@ -137,8 +137,8 @@ def test_update_releases_the_gil():
     import threading
     import time
 
-    core = ftlens.LayerMoments(2, 384, 384)._core
-    xs = torch.randn(2, 6000, 384, dtype=torch.float64)
+    lm = ftlens.LayerMoments(2, 384, 384, chunk_rows=12000)
+    xs = torch.randn(2, 12000, 384, dtype=torch.float64)  # one chunk: one call into the core
     stamps, stop = [], threading.Event()
 
     def tick():
@@ -150,7 +150,7 @@ def test_update_releases_the_gil():
     thread.start()
     try:
         start = time.perf_counter()
-        core.update(xs, xs)
+        lm.update(xs, xs)
         end = time.perf_counter()
     finally:
         stop.set()
