@@ -40,7 +40,7 @@ bench: install
 # Compiles the plain-CUDA kernels (no GPU or CUDA torch needed) to catch errors early.
 cuda-check:
 	@mkdir -p build
-	nvcc -std=c++17 -c csrc/cuda/rowops_kernels.cu -o build/rowops_kernels.o
+	for f in csrc/ops/cuda/*.cu; do nvcc -std=c++17 -c $$f -o build/$$(basename $$f .cu).o || exit 1; done
 
 clean:
 	rm -rf build *.egg-info python/*.egg-info python/ftlens/*.so

@@ -1,14 +1,32 @@
-// Python bindings of the ftlens core (module ftlens._C).
+// Python bindings of the ftlens core (module ftlens._C): glue only.
 #include <torch/extension.h>
 
+#include <mutex>
 #include <optional>
 
 #include "measures.h"
 #include "moments.h"
-#include "rowops.h"
+#include "ops/center_rows.h"
+#include "ops/dispatch.h"
+#include "ops/normalize_rows.h"
 
 namespace py = pybind11;
 using ftlens::MomentsCore;
+
+namespace {
+
+// Runs f(self, args...) with the GIL released and the accumulator's mutex held, so that
+// concurrent calls on one accumulator serialize while other Python threads run.
+template <typename R, typename... Args>
+auto locked(R (*f)(MomentsCore&, Args...)) {
+  return [f](MomentsCore& self, Args... args) -> R {
+    py::gil_scoped_release release;
+    std::lock_guard<std::mutex> guard(self.mutex());
+    return f(self, std::forward<Args>(args)...);
+  };
+}
+
+}  // namespace
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.doc() = "ftlens C++ core: streaming moments and the measures computed from them";
@@ -27,40 +45,57 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
       },
       py::arg("x"), py::arg("shift"), py::arg("out_dtype") = py::none());
   m.def(
-      "normalize_rows",
-      [](const at::Tensor& x, bool center) { return ftlens::normalize_rows(x, center); },
+      "normalize_rows", [](const at::Tensor& x, bool center) { return ftlens::normalize_rows(x, center); },
       py::arg("x"), py::arg("center"));
 
   py::class_<MomentsCore>(m, "MomentsCore")
-      .def(py::init<int64_t, int64_t, int64_t, const std::string&,
-                    const std::vector<std::string>&>(),
+      .def(py::init<int64_t, int64_t, int64_t, const std::string&, const std::vector<std::string>&>(),
            py::arg("n_layers"), py::arg("p"), py::arg("q"), py::arg("pairs"), py::arg("views"))
+      .def("update",
+           locked(+[](MomentsCore& self, const at::Tensor& xs, const std::optional<at::Tensor>& ys) {
+             self.update(xs, ys.has_value() ? *ys : at::Tensor());
+           }),
+           py::arg("xs"), py::arg("ys") = py::none())
       .def(
-          "update",
-          [](MomentsCore& self, const at::Tensor& xs, const std::optional<at::Tensor>& ys) {
-            self.update(xs, ys.has_value() ? *ys : at::Tensor());
+          "merge",
+          [](MomentsCore& self, const MomentsCore& other) {
+            py::gil_scoped_release release;
+            if (&self == &other) return self.merge(other);  // refused with a clear message
+            std::scoped_lock guard(self.mutex(), other.mutex());
+            self.merge(other);
           },
-          py::arg("xs"), py::arg("ys") = py::none(), py::call_guard<py::gil_scoped_release>())
-      .def("merge", &MomentsCore::merge, py::arg("other"),
-           py::call_guard<py::gil_scoped_release>())
-      .def("reset", &MomentsCore::reset)
-      .def("state_dict", &MomentsCore::state_dict)
-      .def("load_state_dict", &MomentsCore::load_state_dict, py::arg("state"))
-      .def_property_readonly("n", &MomentsCore::n)
+          py::arg("other"))
+      .def("reset", locked(+[](MomentsCore& self) { self.reset(); }))
+      .def("state_dict", locked(+[](MomentsCore& self) { return self.state_dict(); }))
+      .def("load_state_dict",
+           locked(+[](MomentsCore& self, const std::map<std::string, at::Tensor>& state) {
+             self.load_state_dict(state);
+           }),
+           py::arg("state"))
+      .def_property_readonly("n", locked(+[](MomentsCore& self) { return self.n(); }))
       .def_property_readonly("chunks", &MomentsCore::chunks)
       .def_property_readonly("n_layers", &MomentsCore::layers)
       .def_property_readonly("p", &MomentsCore::p)
       .def_property_readonly("q", &MomentsCore::q)
       .def_property_readonly("pairs", &MomentsCore::pairs)
       .def_property_readonly("views", &MomentsCore::view_names)
-      .def("cka", &ftlens::cka, py::arg("debiased"), py::arg("strict") = true,
-           py::call_guard<py::gil_scoped_release>())
-      .def("rsa", &ftlens::rsa, py::arg("rdm"), py::arg("compare"), py::arg("strict") = true,
-           py::call_guard<py::gil_scoped_release>())
-      .def("cca", &ftlens::cca, py::arg("method"), py::arg("k"), py::arg("threshold"),
-           py::call_guard<py::gil_scoped_release>())
-      .def("procrustes", &ftlens::procrustes, py::arg("strict") = true,
-           py::call_guard<py::gil_scoped_release>())
-      .def("isotropy", &ftlens::isotropy, py::arg("stream"), py::arg("top_k"),
-           py::call_guard<py::gil_scoped_release>());
+      .def("cka", locked(+[](MomentsCore& self, bool debiased, bool strict) { return ftlens::cka(self, debiased, strict); }),
+           py::arg("debiased"), py::arg("strict") = true)
+      .def("rsa",
+           locked(+[](MomentsCore& self, const std::string& rdm, const std::string& compare, bool strict) {
+             return ftlens::rsa(self, rdm, compare, strict);
+           }),
+           py::arg("rdm"), py::arg("compare"), py::arg("strict") = true)
+      .def("cca",
+           locked(+[](MomentsCore& self, const std::string& method, int64_t k, double threshold) {
+             return ftlens::cca(self, method, k, threshold);
+           }),
+           py::arg("method"), py::arg("k"), py::arg("threshold"))
+      .def("procrustes", locked(+[](MomentsCore& self, bool strict) { return ftlens::procrustes(self, strict); }),
+           py::arg("strict") = true)
+      .def("isotropy",
+           locked(+[](MomentsCore& self, const std::string& stream, int64_t top_k) {
+             return ftlens::isotropy(self, stream, top_k);
+           }),
+           py::arg("stream"), py::arg("top_k"));
 }

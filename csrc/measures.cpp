@@ -106,8 +106,8 @@ struct RdmSums {
 RdmSums rdm_sums(const ViewState& v, const Tensor& ix, const Tensor& iy, double n,
                  const std::string& rdm) {
   const double big_n = n * (n - 1);
-  const Tensor a1 = v.x.a1, b1 = v.y.a1;
-  const Tensor a2 = v.xx.ab, b2 = v.yy.ab;
+  const Tensor a1 = v.x.norm2_sum, b1 = v.y.norm2_sum;
+  const Tensor a2 = v.xx.norm2_products, b2 = v.yy.norm2_products;
   const Tensor sxx = frob2(v.xx.S), syy = frob2(v.yy.S), sxy = frob2(v.xy.S);
   Tensor sx, sy, sxx_off, syy_off, sxy_off, offset_x, offset_y;
   if (rdm == "sqeuclidean") {
@@ -116,7 +116,7 @@ RdmSums rdm_sums(const ViewState& v, const Tensor& ix, const Tensor& iy, double 
     sy = 2 * n * b1;
     sxx_off = 2 * n * a2 + 2 * a1.square() + 4 * sxx;
     syy_off = 2 * n * b2 + 2 * b1.square() + 4 * syy;
-    sxy_off = 2 * n * v.xy.ab + 2 * a1.index_select(0, ix) * b1.index_select(0, iy) + 4 * sxy;
+    sxy_off = 2 * n * v.xy.norm2_products + 2 * a1.index_select(0, ix) * b1.index_select(0, iy) + 4 * sxy;
     offset_x = at::zeros_like(a1);
     offset_y = at::zeros_like(b1);
   } else {
@@ -128,10 +128,10 @@ RdmSums rdm_sums(const ViewState& v, const Tensor& ix, const Tensor& iy, double 
     const Tensor qxy = quad(mxi, v.xy.S, myi);
     sx = -a1;
     sy = -b1;
-    sxx_off = 2 * n * qxx + sxx - (4 * qxx + 4 * rowdot(mx, v.xx.xb) + a2);
-    syy_off = 2 * n * qyy + syy - (4 * qyy + 4 * rowdot(my, v.yy.xb) + b2);
+    sxx_off = 2 * n * qxx + sxx - (4 * qxx + 4 * rowdot(mx, v.xx.x_by_partner_norm2) + a2);
+    syy_off = 2 * n * qyy + syy - (4 * qyy + 4 * rowdot(my, v.yy.x_by_partner_norm2) + b2);
     sxy_off = 2 * n * qxy + sxy -
-              (4 * qxy + 2 * rowdot(mxi, v.xy.xb) + 2 * rowdot(myi, v.xy.ya) + v.xy.ab);
+              (4 * qxy + 2 * rowdot(mxi, v.xy.x_by_partner_norm2) + 2 * rowdot(myi, v.xy.y_by_partner_norm2) + v.xy.norm2_products);
     // Dissimilarity = kappa + sigma * (mu.mu + K'); only its mean needs the constant.
     const double kappa = rdm == "inner" ? 0.0 : 1.0, sigma = rdm == "inner" ? 1.0 : -1.0;
     offset_x = kappa + sigma * rowdot(mx, mx);
@@ -166,10 +166,10 @@ Tensor cka(const MomentsCore& m, bool debiased, bool strict) {
     // n(n-3) * unbiased HSIC = ||Sxy||^2 - n/(n-2) sum a_i b_i + sum a sum b / ((n-1)(n-2)),
     // with a_i, b_i the squared norms of the centered rows.
     const double c1 = n / (n - 2), c2 = 1.0 / ((n - 1) * (n - 2));
-    const Tensor a1 = v.x.a1, b1 = v.y.a1;
-    hxy = hxy - c1 * v.xy.ab + c2 * a1.index_select(0, ix) * b1.index_select(0, iy);
-    hxx = hxx - c1 * v.xx.ab + c2 * a1.square();
-    hyy = hyy - c1 * v.yy.ab + c2 * b1.square();
+    const Tensor a1 = v.x.norm2_sum, b1 = v.y.norm2_sum;
+    hxy = hxy - c1 * v.xy.norm2_products + c2 * a1.index_select(0, ix) * b1.index_select(0, iy);
+    hxx = hxx - c1 * v.xx.norm2_products + c2 * a1.square();
+    hyy = hyy - c1 * v.yy.norm2_products + c2 * b1.square();
     okx = okx & positive(hxx, "X", "its unbiased HSIC is not positive; use more rows", strict);
     oky = oky & positive(hyy, "Y", "its unbiased HSIC is not positive; use more rows", strict);
   }
@@ -198,7 +198,7 @@ Tensor rsa(const MomentsCore& m, const std::string& rdm, const std::string& comp
   const double big_n = n * (n - 1), tol = 64 * m.eps();
   auto floor = [&](const ViewState& side_view, bool x_side) -> Tensor {
     const Tensor& mean = x_side ? side_view.x.mean : side_view.y.mean;
-    const Tensor& a1 = x_side ? side_view.x.a1 : side_view.y.a1;
+    const Tensor& a1 = x_side ? side_view.x.norm2_sum : side_view.y.norm2_sum;
     const Tensor scale = rowdot(mean, mean) + a1 / n;
     if (rdm == "cosine" || rdm == "correlation") return at::full_like(a1, big_n * 1e-24);
     if (rdm == "inner") return big_n * (tol * scale).square();

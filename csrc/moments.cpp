@@ -5,108 +5,89 @@
 #include <sstream>
 #include <stdexcept>
 
-#include "rowops.h"
+#include "ops/center_rows.h"
+#include "ops/column_sums.h"
+#include "ops/dispatch.h"
+#include "ops/normalize_rows.h"
 
 namespace ftlens {
 namespace {
 
 using at::Tensor;
 
-Tensor rowdot(const Tensor& a, const Tensor& b) { return (a * b).sum(-1); }
-
-Tensor bmv(const Tensor& m, const Tensor& v) { return at::bmm(m, v.unsqueeze(-1)).squeeze(-1); }
-
-Tensor col(const Tensor& v) { return v.unsqueeze(-1); }
-
-// a^T a per layer for a: [L, m, d] -> [L, d, d], from the upper triangle only: panels of
-// columns, each one GEMM against the columns from its own onward, mirrored below the
-// diagonal. About a third fewer flops than the full product (a BLAS syrk, which torch does
-// not expose); below a few hundred columns the narrow GEMMs would lose more than that.
+// a^T a for a: [m, d] -> [d, d], from the upper triangle only: panels of columns, each
+// one GEMM against the columns from its own onward, mirrored below the diagonal. About a
+// third fewer flops than the full product (a BLAS syrk, which torch does not expose);
+// below a few hundred columns the narrow GEMMs would lose more than that.
 Tensor symmetric_gram(const Tensor& a) {
   constexpr int64_t kPanels = 4, kMinDim = 256;
-  const int64_t d = a.size(2);
-  const Tensor a_t = a.transpose(1, 2);
-  if (d < kMinDim) return at::bmm(a_t, a);
-  Tensor out = at::empty({a.size(0), d, d}, a.options());
+  const int64_t d = a.size(1);
+  const Tensor a_t = a.t();
+  if (d < kMinDim) return at::mm(a_t, a);
+  Tensor out = at::empty({d, d}, a.options());
   for (int64_t i = 0; i < kPanels; ++i) {
     const int64_t lo = i * d / kPanels, width = (i + 1) * d / kPanels - lo;
-    const Tensor strip = at::bmm(a_t.narrow(1, lo, width), a.narrow(2, lo, d - lo));  // [L, w, d - lo]
-    out.narrow(1, lo, width).narrow(2, lo, d - lo).copy_(strip);
+    const Tensor strip = at::mm(a_t.narrow(0, lo, width), a.narrow(1, lo, d - lo));  // [w, d - lo]
+    out.narrow(0, lo, width).narrow(1, lo, d - lo).copy_(strip);
     const int64_t below = d - lo - width;
-    if (below > 0) {
-      out.narrow(1, lo + width, below).narrow(2, lo, width).copy_(strip.narrow(2, width, below).transpose(1, 2));
-    }
+    if (below > 0) out.narrow(0, lo + width, below).narrow(1, lo, width).copy_(strip.narrow(1, width, below).t());
   }
   return out;
 }
 
-// Every tensor of a view, by name (q == 0: the X side only).
-std::vector<std::pair<std::string, Tensor*>> fields(ViewState& v, bool with_y) {
-  std::vector<std::pair<std::string, Tensor*>> out;
-  auto side = [&](const std::string& name, SideStack& s) {
-    out.push_back({name + ".mean", &s.mean});
-    out.push_back({name + ".shift", &s.shift});
-    out.push_back({name + ".a1", &s.a1});
-    out.push_back({name + ".unit_sum", &s.unit_sum});
-    out.push_back({name + ".zero_rows", &s.zero_rows});
-  };
-  auto cross = [&](const std::string& name, CrossStack& c) {
-    out.push_back({name + ".S", &c.S});
-    out.push_back({name + ".ab", &c.ab});
-    out.push_back({name + ".xb", &c.xb});
-    out.push_back({name + ".ya", &c.ya});
-  };
-  side("x", v.x);
-  cross("xx", v.xx);
-  if (with_y) {
-    side("y", v.y);
-    cross("yy", v.yy);
-    cross("xy", v.xy);
-  }
-  return out;
+// Co-moment products of centered rows, as float32 GEMMs where the rows are float64 unit
+// rows of a float32 input. Unit rows that crowd around one direction h make t_i = mu.e_i
+// a second-order quantity, which float32 rounding of e_i would swamp; so the components
+// along each side's h are taken exactly from float64 sums (ga = sum_i wb_i a_i, gb =
+// sum_i wa_i b_i, wab = sum_i wa_i wb_i with w = rows.h) and only the orthogonal part
+// P_a (a^T b) P_b comes from the float32 GEMM. `product`: a float64 temporary, updated.
+Tensor along_direction_exact(Tensor product, const Tensor& ha, const Tensor& hb, const Tensor& ga,
+                             const Tensor& gb, const Tensor& wab) {
+  auto project = [](const Tensor& v, const Tensor& h) { return v - h * at::dot(h, v); };
+  const Tensor sh = at::mv(product, hb);      // [p]: S hb
+  const Tensor hs = at::mv(product.t(), ha);  // [q]: S^T ha
+  const Tensor hsh = at::dot(ha, sh);
+  // S - ha hs^T - sh hb^T + hsh ha hb^T + ga' hb^T + ha gb'^T + wab ha hb^T as one rank-2
+  // update: S + ha (gb' - hs + (hsh + wab) hb)^T + (ga' - sh) hb^T.
+  const Tensor u = at::stack({ha, project(ga, ha) - sh}, 1);                    // [p, 2]
+  const Tensor v = at::stack({project(gb, hb) - hs + (hsh + wab) * hb, hb}, 0);  // [2, q]
+  return product.addmm_(u, v);
 }
 
-// Moves the row-norm statistics of cross blocks from the sides' current shifts to
-// shifts moved by sx (X layers) and sy (Y layers); x, y still hold the old shifts.
-void rebase_cross(CrossStack& c, const SideStack& x, const SideStack& y, const Tensor& ix,
-                  const Tensor& iy, const Tensor& sx, const Tensor& sy, double n,
-                  bool own_block) {
-  const Tensor s = sx.index_select(0, ix), t = sy.index_select(0, iy);
-  const Tensor dx = (x.mean - x.shift).index_select(0, ix);
-  const Tensor dy = (y.mean - y.shift).index_select(0, iy);
-  const Tensor a1 = x.a1.index_select(0, ix), b1 = y.a1.index_select(0, iy);
+// Moves a block's row-norm terms from the sides' shifts (x.shift, y.shift) to shifts moved
+// by s (X) and t (Y); the block holds n rows.
+void rebase_block(Block& b, const Side& x, const Side& y, const Tensor& s, const Tensor& t, double n,
+                  bool own) {
+  const Tensor dx = x.mean - x.shift, dy = y.mean - y.shift;
+  const Tensor &a1 = x.norm2_sum, &b1 = y.norm2_sum;
   const Tensor u1 = dx * n, v1 = dy * n;  // sums of the rows about the old shifts
   // M = sum_i u_i v_i^T = S + n dx dy^T, applied to t and (transposed) to s.
-  const Tensor mt = c.times(t) + n * dx * col(rowdot(dy, t));
-  const Tensor mts = own_block ? mt : c.transposed_times(s) + n * dy * col(rowdot(dx, s));
-  const Tensor ss = rowdot(s, s), tt = rowdot(t, t), su = rowdot(s, u1), tv = rowdot(t, v1);
-  Tensor ab = c.ab - 2 * rowdot(t, c.ya) + tt * a1 - 2 * rowdot(s, c.xb) + 4 * rowdot(s, mt) -
-              2 * tt * su + ss * b1 - 2 * ss * tv + n * ss * tt;
-  Tensor xb = c.xb - 2 * mt + col(tt) * u1 - s * col(b1) + 2 * s * col(tv) - n * col(tt) * s;
-  Tensor ya = c.ya - 2 * mts + col(ss) * v1 - t * col(a1) + 2 * t * col(su) - n * col(ss) * t;
-  c.ab = ab;
-  c.xb = xb;
-  c.ya = ya;
+  const Tensor mt = b.co.times(t) + n * dx * at::dot(dy, t);
+  const Tensor mts = own ? mt : b.co.transposed_times(s) + n * dy * at::dot(dx, s);
+  const Tensor ss = at::dot(s, s), tt = at::dot(t, t), su = at::dot(s, u1), tv = at::dot(t, v1);
+  const Tensor &xb = b.x_by_partner_norm2, &ya = b.y_by_partner_norm2;
+  b.norm2_products = b.norm2_products - 2 * at::dot(t, ya) + tt * a1 - 2 * at::dot(s, xb) +
+                     4 * at::dot(s, mt) - 2 * tt * su + ss * b1 - 2 * ss * tv + n * ss * tt;
+  b.x_by_partner_norm2 = xb - 2 * mt + tt * u1 - s * b1 + 2 * s * tv - n * tt * s;
+  b.y_by_partner_norm2 = ya - 2 * mts + ss * v1 - t * a1 + 2 * t * su - n * ss * t;
 }
 
-void rebase_side(SideStack& x, const Tensor& s, const Tensor& new_shift, double n) {
-  const Tensor u1 = (x.mean - x.shift) * n;
-  x.a1 = x.a1 - 2 * rowdot(s, u1) + n * rowdot(s, s);
+void rebase_side(Side& x, const Tensor& new_shift, double n) {
+  const Tensor s = new_shift - x.shift;
+  x.norm2_sum = x.norm2_sum - 2 * at::dot(s, (x.mean - x.shift) * n) + n * at::dot(s, s);
   x.shift = new_shift.clone();
 }
 
-// Re-expresses a view's row-norm statistics about new shifts (exact algebra).
-void rebase_view(ViewState& v, const Tensor& own, const Tensor& ix, const Tensor& iy,
-                 const Tensor& new_x, const Tensor& new_y, double n, bool with_y) {
-  const Tensor sx = new_x - v.x.shift;
-  rebase_cross(v.xx, v.x, v.x, own, own, sx, sx, n, true);
-  if (with_y) {
-    const Tensor sy = new_y - v.y.shift;
-    rebase_cross(v.yy, v.y, v.y, own, own, sy, sy, n, true);
-    rebase_cross(v.xy, v.x, v.y, ix, iy, sx, sy, n, false);
-    rebase_side(v.y, sy, new_y, n);
-  }
-  rebase_side(v.x, sx, new_x, n);
+// Adds `other` (n2 rows) to `into` (n1 rows); `other` is already about into's shift.
+void add_side(Side& into, const Side& other, double n1, double n2) {
+  into.mean = into.mean + (other.mean - into.mean) * (n2 / (n1 + n2));
+  into.norm2_sum = into.norm2_sum + other.norm2_sum;
+  into.unit_sum = into.unit_sum + other.unit_sum;
+  into.zero_rows = into.zero_rows + other.zero_rows;
+}
+
+Side clone(const Side& s) {
+  return {s.mean.clone(), s.shift.clone(), s.norm2_sum.clone(), s.unit_sum.clone(), s.zero_rows.clone()};
 }
 
 double unit_roundoff(at::ScalarType t) {
@@ -114,49 +95,35 @@ double unit_roundoff(at::ScalarType t) {
                           : static_cast<double>(std::numeric_limits<float>::epsilon());
 }
 
-// Raises a ValueError naming the stream, layer, row and chunk of the first NaN/Inf.
-void check_finite(const Tensor& sums, const Tensor& rows, const char* stream,
-                  const char* view, int64_t rows_before, int64_t chunk) {
-  const Tensor ok = at::isfinite(sums).all(1);
-  if (ok.all().item<bool>()) return;
-  const int64_t layer = (~ok).nonzero()[0][0].item<int64_t>();
-  const Tensor bad = (~at::isfinite(rows[layer])).any(1).nonzero();
+// Where a chunk's rows come from, for error messages.
+struct RowOrigin {
+  const char* stream;
+  int64_t layer, rows_before, chunk;
+};
+
+[[noreturn]] void non_finite_error(const Tensor& rows, const RowOrigin& at_, const std::string& why) {
+  const Tensor bad = (~at::isfinite(rows)).any(1).nonzero();
   std::ostringstream msg;
-  msg << stream << " contains NaN or Inf at layer " << layer;
+  msg << at_.stream << " contains NaN or Inf at layer " << at_.layer;
   if (bad.numel() > 0) {
     const int64_t row = bad[0][0].item<int64_t>();
-    msg << ", row " << rows_before + row << " (row " << row << " of chunk " << chunk << ")";
+    msg << ", row " << at_.rows_before + row << " (row " << row << " of chunk " << at_.chunk << ")";
   } else {
-    msg << " in chunk " << chunk << " (its values overflow the " << view << " sums)";
+    msg << " in chunk " << at_.chunk << " (" << why << ")";
   }
   msg << ". Remove or impute non-finite values (e.g. from fp16 overflow) before accumulating.";
   throw std::invalid_argument(msg.str());
 }
 
+Tensor stack_of(const std::vector<Tensor>& parts) { return at::stack(parts); }
+
 }  // namespace
-
-Tensor CrossStack::times(const Tensor& t) const {
-  Tensor out = bmv(S, t.to(S.scalar_type())).to(at::kDouble);
-  return lazy() ? out - rows * rx * col(rowdot(ry, t)) : out;
-}
-
-Tensor CrossStack::transposed_times(const Tensor& s) const {
-  Tensor out = bmv(S.transpose(1, 2), s.to(S.scalar_type())).to(at::kDouble);
-  return lazy() ? out - rows * ry * col(rowdot(rx, s)) : out;
-}
-
-Tensor CrossStack::dense() const {
-  Tensor out = S.to(at::kDouble);
-  if (lazy()) out = out.baddbmm(col(rx), ry.unsqueeze(1), 1.0, -rows);
-  return out;
-}
 
 View parse_view(const std::string& name) {
   if (name == "raw") return View::Raw;
   if (name == "cosine") return View::Cosine;
   if (name == "correlation") return View::Correlation;
-  throw std::invalid_argument("unknown view '" + name +
-                              "': expected 'raw', 'cosine' or 'correlation'");
+  throw std::invalid_argument("unknown view '" + name + "': expected 'raw', 'cosine' or 'correlation'");
 }
 
 std::string view_name(View view) {
@@ -170,6 +137,17 @@ std::string view_name(View view) {
   }
   return "raw";
 }
+
+// One layer of one stream of a chunk, centered about its rounded mean.
+struct MomentsCore::Prepared {
+  Side side;           // the chunk's statistics (unit_sum from the own weighted sums)
+  Tensor rows;         // [m, d] rows - shift, in the rows' dtype (float64 for unit rows)
+  Tensor gemm_rows;    // the same rows in the GEMM dtype
+  Tensor alpha, inv;   // [m] float64: ||x_i - shift||^2 and 1/||x_i|| (0 for zero rows)
+  Tensor residual;     // [d] mean - shift
+  Tensor h, w;         // split only: [d] the mean's direction, [m] rows . h
+  bool split = false;  // float64 unit rows of a float32 input: float32 GEMMs + exact sums along h
+};
 
 MomentsCore::MomentsCore(int64_t layers, int64_t p, int64_t q, const std::string& pairs,
                          const std::vector<std::string>& views)
@@ -186,13 +164,12 @@ MomentsCore::MomentsCore(int64_t layers, int64_t p, int64_t q, const std::string
     if (std::find(views_.begin(), views_.end(), parsed) == views_.end()) views_.push_back(parsed);
   }
   const auto idx = at::TensorOptions().dtype(at::kLong);
-  own_ = at::arange(layers, idx);
   if (pairs == "diagonal") {
-    ix_ = at::arange(layers, idx);
-    iy_ = ix_.clone();
+    pair_x_ = at::arange(layers, idx);
+    pair_y_ = pair_x_.clone();
   } else {
-    ix_ = at::arange(layers, idx).repeat_interleave(layers);
-    iy_ = at::arange(layers, idx).repeat(layers);
+    pair_x_ = at::arange(layers, idx).repeat_interleave(layers);
+    pair_y_ = at::arange(layers, idx).repeat(layers);
   }
   reset();
 }
@@ -203,262 +180,231 @@ std::vector<std::string> MomentsCore::view_names() const {
   return out;
 }
 
-bool MomentsCore::has_view(View view) const {
-  return std::find(views_.begin(), views_.end(), view) != views_.end();
-}
-
-ViewState MomentsCore::empty_view(const at::TensorOptions& opts) const {
-  const int64_t pairs = ix_.size(0);
+MomentsCore::Accumulated MomentsCore::empty_view(const at::TensorOptions& opts) const {
   auto side = [&](int64_t d) {
-    return SideStack{at::zeros({layers_, d}, opts), at::zeros({layers_, d}, opts),
-                     at::zeros({layers_}, opts), at::zeros({layers_, d}, opts),
-                     at::zeros({layers_}, opts.dtype(at::kLong))};
+    return Side{at::zeros({d}, opts), at::zeros({d}, opts), at::zeros({}, opts), at::zeros({d}, opts),
+                at::zeros({}, opts.dtype(at::kLong))};
   };
-  auto cross = [&](int64_t blocks, int64_t a, int64_t b) {
-    return CrossStack{at::zeros({blocks, a, b}, opts), at::zeros({blocks}, opts),
-                      at::zeros({blocks, a}, opts), at::zeros({blocks, b}, opts)};
+  auto block = [&](int64_t a, int64_t b) {
+    return Block{CoMoment::empty(a, b, opts), at::zeros({}, opts), at::zeros({a}, opts), at::zeros({b}, opts)};
   };
-  ViewState v;
-  v.x = side(p_);
-  v.xx = cross(layers_, p_, p_);
+  Accumulated v;
+  for (int64_t l = 0; l < layers_; ++l) {
+    v.x.push_back(side(p_));
+    v.xx.push_back(block(p_, p_));
+    if (q_ > 0) {
+      v.y.push_back(side(q_));
+      v.yy.push_back(block(q_, q_));
+    }
+  }
   if (q_ > 0) {
-    v.y = side(q_);
-    v.yy = cross(layers_, q_, q_);
-    v.xy = cross(pairs, p_, q_);
+    for (int64_t b = 0; b < pair_x_.size(0); ++b) v.xy.push_back(block(p_, q_));
   }
   return v;
 }
 
 void MomentsCore::reset() {
-  const auto opts = at::TensorOptions().dtype(at::kDouble).device(ix_.device());
+  const auto opts = at::TensorOptions().dtype(at::kDouble).device(device_);
   state_.clear();
   for (size_t i = 0; i < views_.size(); ++i) state_.push_back(empty_view(opts));
   n_ = 0;
   chunks_ = 0;
   eps_ = 0.0;
-  scratch_.clear();  // also frees the chunk-sized working buffers
+  scratch_.clear();  // also frees the working buffers
+}
+
+void MomentsCore::move(Accumulated& a, const at::Device& device) {
+  for (auto* sides : {&a.x, &a.y}) {
+    for (Side& s : *sides) {
+      for (Tensor* t : {&s.mean, &s.shift, &s.norm2_sum, &s.unit_sum, &s.zero_rows}) *t = t->to(device);
+    }
+  }
+  for (auto* blocks : {&a.xx, &a.yy, &a.xy}) {
+    for (Block& b : *blocks) {
+      b.co = b.co.to(device);
+      for (Tensor* t : {&b.norm2_products, &b.x_by_partner_norm2, &b.y_by_partner_norm2}) *t = t->to(device);
+    }
+  }
 }
 
 void MomentsCore::to_device(const at::Device& device) {
-  if (ix_.device() == device) return;
-  ix_ = ix_.to(device);
-  iy_ = iy_.to(device);
-  own_ = own_.to(device);
-  for (auto& v : state_) {
-    for (auto& f : fields(v, q_ > 0)) *f.second = f.second->to(device);
+  if (device_ == device) return;
+  device_ = device;
+  pair_x_ = pair_x_.to(device);
+  pair_y_ = pair_y_.to(device);
+  for (auto& v : state_) move(v, device);
+  scratch_.clear();
+}
+
+MomentsCore::Prepared MomentsCore::prepare(const Tensor& layer_rows, View view, at::ScalarType gemm_dtype,
+                                           const char* stream, int64_t layer, Scratch& scratch) const {
+  const RowOrigin origin{stream, layer, n_, chunks_};
+  const int64_t m = layer_rows.size(0);
+  const std::string name = view_name(view);
+  Tensor rows = layer_rows;
+  if (view != View::Raw) {
+    const bool center = view == View::Correlation;
+    const Tensor buffer = scratch.get(std::string("unit ") + stream, {1, m, layer_rows.size(1)}, at::kDouble,
+                                      layer_rows.device());
+    auto [unit, zero] = normalize_rows(layer_rows.unsqueeze(0), center, buffer);
+    if (zero.item<int64_t>() > 0) {
+      // A NaN row has no norm either: name it as what it is.
+      if (!at::isfinite(layer_rows).all().item<bool>()) non_finite_error(layer_rows, origin, "");
+      const int64_t row = (unit[0].abs().sum(1) == 0).nonzero()[0][0].item<int64_t>();
+      std::ostringstream msg;
+      msg << stream << " row " << n_ + row << " (row " << row << " of chunk " << chunks_ << ") at layer "
+          << layer << " has zero norm" << (center ? " after subtracting its mean (a constant row)" : "")
+          << ", so its " << name << " RDM entries are undefined. Drop such rows (e.g. padding) or leave '"
+          << name << "' out of the requested RDMs.";
+      throw std::invalid_argument(msg.str());
+    }
+    rows = unit[0];
   }
-}
-
-// Co-moment blocks a^T b of centered rows, as float32 GEMMs where the rows are float64
-// unit rows of a float32 input. Unit rows that crowd around one direction h make
-// t_i = mu.e_i a second-order quantity, which float32 rounding of e_i would swamp; so the
-// components along each side's h are taken exactly from float64 sums (ga = sum_i wb_i a_i,
-// gb = sum_i wa_i b_i, wab = sum_i wa_i wb_i with w = rows.h) and only the orthogonal
-// part P_a (a^T b) P_b comes from the float32 GEMM.
-Tensor along_direction_exact(Tensor s32, const Tensor& ha, const Tensor& hb, const Tensor& ga,
-                             const Tensor& gb, const Tensor& wab) {
-  auto project = [](const Tensor& v, const Tensor& h) { return v - h * col(rowdot(h, v)); };
-  const Tensor sh = bmv(s32, hb);                                 // [B, p]: S hb
-  const Tensor hs = bmv(s32.transpose(1, 2), ha);                 // [B, q]: S^T ha
-  const Tensor hsh = rowdot(ha, sh);                              // [B]
-  // S - ha hs^T - sh hb^T + hsh ha hb^T + ga' hb^T + ha gb'^T + wab ha hb^T as one rank-2
-  // update: S + ha (gb' - hs + (hsh + wab) hb)^T + (ga' - sh) hb^T.
-  const Tensor u = at::stack({ha, project(ga, ha) - sh}, 2);                                // [B, p, 2]
-  const Tensor v = at::stack({project(gb, hb) - hs + col(hsh + wab) * hb, hb}, 1);          // [B, 2, q]
-  return s32.baddbmm_(u, v);  // s32: the caller's float64 temporary
-}
-
-Tensor MomentsCore::scratch(const std::string& key, at::IntArrayRef sizes,
-                            const at::TensorOptions& opts) const {
-  const int64_t numel = c10::multiply_integers(sizes);
-  Tensor& flat = scratch_[key];
-  if (!flat.defined() || flat.numel() < numel || flat.scalar_type() != opts.dtype().toScalarType() ||
-      flat.device() != opts.device()) {
-    flat = at::empty({numel}, opts);
+  Prepared c;
+  const Tensor sums = column_sums(rows.unsqueeze(0))[0];
+  if (!at::isfinite(sums).all().item<bool>()) {
+    non_finite_error(rows, origin, "its values overflow the " + name + " sums");
   }
-  return flat.narrow(0, 0, numel).view(sizes);
-}
-
-ViewState MomentsCore::chunk_view(const Tensor& xs, const Tensor& ys, at::ScalarType dtype,
-                                  const char* view) const {
-  const int64_t m = xs.size(1);
-  const bool with_y = q_ > 0;
-  const bool all = pairs_ == "all";
-  // float64 unit rows of a float32 input: float32 GEMMs plus exact sums along h.
-  const bool split = xs.scalar_type() == at::kDouble && dtype == at::kFloat;
-  struct Centered {
-    SideStack side;
-    Tensor rows, alpha, inv, r, h, w;
-    Tensor lo;  // rows in the GEMM dtype
-    const char* stream = "";
-  };
-  auto center = [&](const Tensor& rows, const char* stream) {
-    Centered c;
-    c.stream = stream;
-    const Tensor sums = column_sums(rows);
-    check_finite(sums, rows, stream, view, n_, chunks_);
-    c.side.mean = sums / static_cast<double>(m);
-    // A nearby mean, exactly representable in the rows' dtype.
-    const Tensor shift = c.side.mean.to(rows.scalar_type());
-    const Tensor buffer = scratch(std::string("center ") + view + stream, rows.sizes(), rows.options());
-    std::tie(c.rows, c.alpha, c.inv) = center_rows(rows, shift, rows.scalar_type(), buffer);
-    c.side.shift = shift.to(at::kDouble);
-    c.side.a1 = c.alpha.sum(1);
-    c.side.zero_rows = (c.inv == 0).sum(1);
-    c.r = c.side.mean - c.side.shift;  // residual mean of the centered rows
-    if (split) {
-      const Tensor norm = c.side.mean.norm(2, -1, true).clamp_min(1e-300);
-      c.h = c.side.mean / norm;
-      c.w = at::bmm(c.rows, col(c.h)).squeeze(-1);  // [L, m]
-    }
-    return c;
-  };
-  Centered cx = center(xs, "X");
-  Centered cy;
-  if (with_y) cy = center(ys, "Y");
-
-  // One skinny GEMM per side gives sum_i v_i x~_i for every weight column v: the side's
-  // own alpha, 1/||x_i|| (and w), then the partner's alphas (and ws) for the cross blocks.
-  const int64_t partner_cols = all ? layers_ : 1;
-  auto weighted_sums = [&](const Centered& c, const Centered* partner) {
-    std::vector<Tensor> cols = {c.alpha, c.inv};
-    if (split) cols.push_back(c.w);
-    auto add_partner = [&](const Tensor& v) {
-      if (!all) {
-        cols.push_back(v);
-        return;
-      }
-      for (int64_t l = 0; l < layers_; ++l) cols.push_back(v[l].unsqueeze(0).expand({layers_, m}));
-    };
-    if (partner != nullptr) {
-      add_partner(partner->alpha);
-      if (split) add_partner(partner->w);
-    }
-    // (w^T rows)^T: a short-and-wide GEMM runs several times faster than rows^T w.
-    const Tensor w = at::stack(cols, 1).to(c.rows.scalar_type());  // [L, k, m]
-    return at::bmm(w, c.rows).transpose(1, 2).to(at::kDouble);      // [L, d, k]
-  };
-  const int64_t base = split ? 3 : 2;
-  // Rows in the GEMM dtype, converted once per side (each feeds its own and the cross block).
-  auto in_dtype = [&](Centered& c) -> const Tensor& {
-    if (c.lo.defined()) return c.lo;
-    if (c.rows.scalar_type() == dtype) {
-      c.lo = c.rows;
-    } else {
-      c.lo = scratch(std::string("gemm ") + view + c.stream, c.rows.sizes(), c.rows.options().dtype(dtype));
-      c.lo.copy_(c.rows);
-    }
-    return c.lo;
-  };
-  auto gemm = [&](Centered& a, Centered& b) {  // a^T b per layer, in dtype
-    return at::bmm(in_dtype(a).transpose(1, 2), in_dtype(b));
-  };
-  auto own_block = [&](Centered& c, const Tensor& w) {
-    CrossStack b;
-    b.S = symmetric_gram(in_dtype(c));
-    if (split) {
-      const Tensor g = w.select(2, 2);
-      b.S = along_direction_exact(b.S.to(at::kDouble), c.h, c.h, g, g, c.w.square().sum(1));
-    }
-    b.rx = c.r;
-    b.ry = c.r;
-    b.rows = static_cast<double>(m);
-    b.ab = (c.alpha * c.alpha).sum(1);
-    b.xb = w.select(2, 0).contiguous();
-    b.ya = b.xb;
-    c.side.unit_sum = w.select(2, 1) + c.side.shift * col(c.inv.sum(1));
-    return b;
-  };
-
-  ViewState v;
-  const Tensor wx = weighted_sums(cx, with_y ? &cy : nullptr);
-  v.xx = own_block(cx, wx);
-  v.x = cx.side;
-  if (!with_y) return v;
-  const Tensor wy = weighted_sums(cy, &cx);
-  v.yy = own_block(cy, wy);
-  v.y = cy.side;
-
-  // Partner columns of the weighted sums, as [P, d] per compared pair.
-  auto partner_sums = [&](const Tensor& w, int64_t offset, bool x_side) {
-    const Tensor block = w.narrow(2, offset, partner_cols);  // [L, d, partner_cols]
-    if (!all) return block.squeeze(-1).contiguous();
-    // x side: w[lx, :, ly] -> pair lx*L + ly; y side: w[ly, :, lx] -> pair lx*L + ly.
-    return x_side ? block.permute({0, 2, 1}).reshape({-1, block.size(1)})
-                  : block.permute({2, 0, 1}).reshape({-1, block.size(1)});
-  };
-  CrossStack& c = v.xy;
-  if (!all) {
-    c.S = gemm(cx, cy);
+  c.side.mean = sums / static_cast<double>(m);
+  const Tensor shift = c.side.mean.to(rows.scalar_type());  // a nearby mean, exact in the rows' dtype
+  const Tensor buffer = scratch.get(std::string("center ") + stream, {1, m, rows.size(1)}, rows.scalar_type(),
+                                    rows.device());
+  auto [centered, alpha, inv] = center_rows(rows.unsqueeze(0), shift.unsqueeze(0), rows.scalar_type(), buffer);
+  c.rows = centered[0];
+  c.alpha = alpha[0];
+  c.inv = inv[0];
+  c.side.shift = shift.to(at::kDouble);
+  c.side.norm2_sum = c.alpha.sum();
+  c.side.zero_rows = (c.inv == 0).sum();
+  c.residual = c.side.mean - c.side.shift;
+  c.split = rows.scalar_type() == at::kDouble && gemm_dtype == at::kFloat;
+  if (c.split) {
+    c.h = c.side.mean / c.side.mean.norm().clamp_min(1e-300);
+    c.w = at::mv(c.rows, c.h);
+  }
+  if (c.rows.scalar_type() == gemm_dtype) {
+    c.gemm_rows = c.rows;
   } else {
-    // Y's layers side by side: one [p, L*q] GEMM per X layer.
-    const Tensor ycat = in_dtype(cy).transpose(0, 1).reshape({m, layers_ * q_});
-    std::vector<Tensor> blocks;
-    for (int64_t l = 0; l < layers_; ++l) {
-      blocks.push_back(at::mm(in_dtype(cx)[l].t(), ycat).view({p_, layers_, q_}).transpose(0, 1));
-    }
-    c.S = at::cat(blocks, 0);  // [(lx, ly), p, q]
+    c.gemm_rows = scratch.get(std::string("gemm ") + stream, {m, rows.size(1)}, gemm_dtype, rows.device());
+    c.gemm_rows.copy_(c.rows);
   }
-  c.xb = partner_sums(wx, base, true);
-  c.ya = partner_sums(wy, base, false);
-  if (split) {
-    const Tensor wab = (cx.w.index_select(0, ix_) * cy.w.index_select(0, iy_)).sum(1);
-    c.S = along_direction_exact(c.S.to(at::kDouble), cx.h.index_select(0, ix_), cy.h.index_select(0, iy_),
-                                partner_sums(wx, base + partner_cols, true),
-                                partner_sums(wy, base + partner_cols, false), wab);
-  }
-  c.rx = cx.r.index_select(0, ix_);
-  c.ry = cy.r.index_select(0, iy_);
-  c.rows = static_cast<double>(m);
-  c.ab = (cx.alpha.index_select(0, ix_) * cy.alpha.index_select(0, iy_)).sum(1);
-  return v;
+  return c;
 }
 
-void MomentsCore::merge_view(ViewState& into, const ViewState& other, int64_t n_other) const {
-  const bool with_y = q_ > 0;
-  if (n_other == 0) return;
-  if (n_ == 0) {
-    into = other;
-    for (CrossStack* c : {&into.xx, &into.yy, &into.xy}) {
-      if (!c->S.defined()) continue;
-      c->S = c->lazy() ? c->dense() : c->S.clone();  // private: state is updated in place
-      c->rx = c->ry = Tensor();
-    }
+namespace {
+
+// sum_i v_i (x_i - shift) for each weight column v: [d, k] float64. (w^T rows)^T: a
+// short-and-wide GEMM runs several times faster than rows^T w.
+Tensor weighted_sums(const Tensor& rows, const std::vector<Tensor>& weights) {
+  const Tensor w = at::stack(weights, 0).to(rows.scalar_type());  // [k, m]
+  return at::mm(w, rows).t().to(at::kDouble);
+}
+
+}  // namespace
+
+void MomentsCore::merge_block(Block& into, const Block& other, const Side& into_x, const Side& into_y,
+                              const Side& other_x, const Side& other_y, bool own) const {
+  if (into.co.n() == 0) {
+    into.co.merge(other.co);  // adopts a private dense copy
+    into.norm2_products = other.norm2_products.clone();
+    into.x_by_partner_norm2 = other.x_by_partner_norm2.clone();
+    into.y_by_partner_norm2 = other.y_by_partner_norm2.clone();
     return;
   }
-  ViewState o = other;  // handles only: rebase assigns new tensors
-  rebase_view(o, own_, ix_, iy_, into.x.shift, with_y ? into.y.shift : Tensor(),
-              static_cast<double>(n_other), with_y);
-  const double n1 = static_cast<double>(n_), n2 = static_cast<double>(n_other);
-  const double w = n1 * n2 / (n1 + n2);
-  auto add_cross = [&](CrossStack& a, const CrossStack& b, const Tensor& dx, const Tensor& dy) {
-    // Chan: S += S_b + n1 n2 / n * dx dy^T, with b's own centering term in the same
-    // rank-two update; S_b may be float32 (added in place with promotion).
-    add_into(a.S, b.S);
-    if (b.lazy()) {
-      a.S.baddbmm_(at::stack({dx * w, b.rx * -b.rows}, -1), at::stack({dy, b.ry}, 1));
-    } else {
-      a.S.baddbmm_(col(dx), dy.unsqueeze(1), 1.0, w);
+  Block o = other;  // handles only: rebase assigns new tensors
+  rebase_block(o, other_x, other_y, into_x.shift - other_x.shift, into_y.shift - other_y.shift, other.co.n(),
+               own);
+  into.co.merge(o.co);
+  into.norm2_products = into.norm2_products + o.norm2_products;
+  into.x_by_partner_norm2 = into.x_by_partner_norm2 + o.x_by_partner_norm2;
+  into.y_by_partner_norm2 = into.y_by_partner_norm2 + o.y_by_partner_norm2;
+}
+
+void MomentsCore::update_view(View view, Accumulated& into, const Tensor& xs, const Tensor& ys) {
+  const int64_t m = xs.size(1);
+  const at::ScalarType gemm_dtype = xs.scalar_type();
+  const bool with_y = q_ > 0, all = pairs_ == "all";
+  std::vector<Side> chunk_x(layers_), chunk_y(with_y ? layers_ : 0);
+
+  // Own block of a prepared layer: its weighted sums start with alpha, 1/||x|| (and w).
+  auto own_block = [&](Prepared& c, const Tensor& sums) {
+    Tensor product = symmetric_gram(c.gemm_rows);
+    if (c.split) {
+      const Tensor g = sums.select(1, 2);
+      product = along_direction_exact(product.to(at::kDouble), c.h, c.h, g, g, c.w.square().sum());
     }
-    a.ab = a.ab + b.ab;
-    a.xb = a.xb + b.xb;
-    a.ya = a.ya + b.ya;
+    c.side.unit_sum = sums.select(1, 1) + c.side.shift * c.inv.sum();
+    const Tensor by_norm2 = sums.select(1, 0).contiguous();
+    return Block{CoMoment::chunk(m, c.side.mean, c.side.mean, product, c.residual, c.residual),
+                 c.alpha.square().sum(), by_norm2, by_norm2};
   };
-  auto add_side = [&](SideStack& a, const SideStack& b, const Tensor& delta) {
-    a.mean = a.mean + delta * (n2 / (n1 + n2));
-    a.a1 = a.a1 + b.a1;
-    a.unit_sum = a.unit_sum + b.unit_sum;
-    a.zero_rows = a.zero_rows + b.zero_rows;
+  auto own_weights = [](const Prepared& c) {
+    std::vector<Tensor> w = {c.alpha, c.inv};
+    if (c.split) w.push_back(c.w);
+    return w;
   };
-  const Tensor dx = o.x.mean - into.x.mean;
-  add_cross(into.xx, o.xx, dx, dx);
-  if (with_y) {
-    const Tensor dy = o.y.mean - into.y.mean;
-    add_cross(into.yy, o.yy, dy, dy);
-    add_cross(into.xy, o.xy, dx.index_select(0, ix_), dy.index_select(0, iy_));
-    add_side(into.y, o.y, dy);
+  auto merge_own = [&](std::vector<Block>& blocks, std::vector<Side>& sides, std::vector<Side>& chunk_sides,
+                       int64_t l, Prepared& c, const Tensor& sums) {
+    const Block block = own_block(c, sums);  // also completes c.side (its unit_sum)
+    merge_block(blocks[l], block, sides[l], sides[l], c.side, c.side, true);
+    chunk_sides[l] = c.side;
+  };
+
+  if (!with_y) {
+    for (int64_t l = 0; l < layers_; ++l) {
+      Prepared cx = prepare(xs[l], view, gemm_dtype, "X", l, scratch_);
+      merge_own(into.xx, into.x, chunk_x, l, cx, weighted_sums(cx.rows, own_weights(cx)));
+    }
+  } else {
+    const int64_t pairs = pair_x_.size(0);
+    const auto lx_of = pair_x_.cpu(), ly_of = pair_y_.cpu();
+    Prepared cx;
+    int64_t prepared_x = -1;
+    for (int64_t b = 0; b < pairs; ++b) {
+      const int64_t lx = lx_of[b].item<int64_t>(), ly = ly_of[b].item<int64_t>();
+      const bool own_x = lx != prepared_x, own_y = !all || lx == 0;
+      if (own_x) {
+        cx = prepare(xs[lx], view, gemm_dtype, "X", lx, scratch_);
+        prepared_x = lx;
+      }
+      Prepared cy = prepare(ys[ly], view, gemm_dtype, "Y", ly, scratch_);
+      // One skinny GEMM per side: its own weights (the first time) and the partner's.
+      auto weights = [&](const Prepared& c, const Prepared& partner, bool own) {
+        std::vector<Tensor> w = own ? own_weights(c) : std::vector<Tensor>{};
+        w.push_back(partner.alpha);
+        if (c.split) w.push_back(partner.w);
+        return w;
+      };
+      const Tensor wx = weighted_sums(cx.rows, weights(cx, cy, own_x));
+      const Tensor wy = weighted_sums(cy.rows, weights(cy, cx, own_y));
+      if (own_x) merge_own(into.xx, into.x, chunk_x, lx, cx, wx);
+      if (own_y) merge_own(into.yy, into.y, chunk_y, ly, cy, wy);
+      const Tensor px = wx.narrow(1, wx.size(1) - (cx.split ? 2 : 1), cx.split ? 2 : 1);
+      const Tensor py = wy.narrow(1, wy.size(1) - (cy.split ? 2 : 1), cy.split ? 2 : 1);
+      Tensor product = at::mm(cx.gemm_rows.t(), cy.gemm_rows);
+      if (cx.split) {
+        product = along_direction_exact(product.to(at::kDouble), cx.h, cy.h, px.select(1, 1), py.select(1, 1),
+                                        at::dot(cx.w, cy.w));
+      }
+      const Block cross{CoMoment::chunk(m, cx.side.mean, cy.side.mean, product, cx.residual, cy.residual),
+                        at::dot(cx.alpha, cy.alpha), px.select(1, 0).contiguous(), py.select(1, 0).contiguous()};
+      merge_block(into.xy[b], cross, into.x[lx], into.y[ly], cx.side, cy.side, false);
+    }
   }
-  add_side(into.x, o.x, dx);
+  // Sides last: every block above merged against the sides' earlier means and shifts.
+  const double n1 = static_cast<double>(n_), n2 = static_cast<double>(m);
+  auto merge_sides = [&](std::vector<Side>& sides, std::vector<Side>& chunk) {
+    for (int64_t l = 0; l < layers_; ++l) {
+      if (n_ == 0) {
+        sides[l] = chunk[l];
+        continue;
+      }
+      rebase_side(chunk[l], sides[l].shift, n2);
+      add_side(sides[l], chunk[l], n1, n2);
+    }
+  };
+  merge_sides(into.x, chunk_x);
+  if (with_y) merge_sides(into.y, chunk_y);
 }
 
 void MomentsCore::update(const Tensor& xs, const Tensor& ys) {
@@ -478,76 +424,99 @@ void MomentsCore::update(const Tensor& xs, const Tensor& ys) {
     if (!ys.defined()) throw std::invalid_argument("Y is required: these moments have q > 0");
     check_stack(ys, "Y", q_);
     if (ys.size(1) != xs.size(1)) {
-      throw std::invalid_argument("X and Y must have the same number of rows, got " +
-                                  std::to_string(xs.size(1)) + " and " +
-                                  std::to_string(ys.size(1)));
+      throw std::invalid_argument("X and Y must have the same number of rows, got " + std::to_string(xs.size(1)) +
+                                  " and " + std::to_string(ys.size(1)));
     }
     if (ys.scalar_type() != xs.scalar_type() || ys.device() != xs.device()) {
       throw std::invalid_argument("X and Y must share dtype and device");
     }
   }
-  const int64_t m = xs.size(1);
-  if (m == 0) return;
+  if (xs.size(1) == 0) return;
   to_device(xs.device());
-  std::vector<ViewState> chunks;
-  for (View view : views_) {
-    Tensor x = xs.contiguous(), y = q_ > 0 ? ys.contiguous() : Tensor();
-    if (view != View::Raw) {
-      const bool center = view == View::Correlation;
-      const std::string name = view_name(view);
-      auto unit = [&](const Tensor& rows, const char* stream) {
-        const Tensor buffer = scratch(std::string("unit ") + name + stream, rows.sizes(),
-                                      rows.options().dtype(at::kDouble));
-        auto [out, zero] = normalize_rows(rows, center, buffer);
-        if (zero.sum().item<int64_t>() == 0) return out;
-        const int64_t layer = zero.nonzero()[0][0].item<int64_t>();
-        const int64_t row = (out[layer].abs().sum(1) == 0).nonzero()[0][0].item<int64_t>();
-        std::ostringstream msg;
-        msg << stream << " row " << n_ + row << " (row " << row << " of chunk " << chunks_
-            << ") at layer " << layer << " has zero norm"
-            << (center ? " after subtracting its mean (a constant row)" : "")
-            << ", so its " << name << " RDM entries are undefined. Drop such rows (e.g. "
-            << "padding) or leave '" << name << "' out of the requested RDMs.";
-        throw std::invalid_argument(msg.str());
-      };
-      x = unit(x, "X");
-      if (q_ > 0) y = unit(y, "Y");
-    }
-    chunks.push_back(chunk_view(x, y, xs.scalar_type(), view_name(view).c_str()));
-  }
-  for (size_t i = 0; i < views_.size(); ++i) merge_view(state_[i], chunks[i], m);
+  const Tensor x = xs.contiguous(), y = q_ > 0 ? ys.contiguous() : Tensor();
+  // Blocks are merged layer by layer, so every row is checked before the first merge: a
+  // bad row must not leave half a chunk accumulated.
+  check_rows_usable(x, "X");
+  if (q_ > 0) check_rows_usable(y, "Y");
+  for (size_t i = 0; i < views_.size(); ++i) update_view(views_[i], state_[i], x, y);
   eps_ = std::max(eps_, unit_roundoff(xs.scalar_type()));
-  n_ += m;
+  n_ += xs.size(1);
   chunks_ += 1;
 }
 
-void MomentsCore::merge(const MomentsCore& other) {
-  auto fail = [&](const std::string& what, const std::string& mine, const std::string& theirs) {
-    throw std::invalid_argument("cannot merge moments with different " + what + ": this has " +
-                                mine + ", other has " + theirs +
-                                ". Merge only accumulators built with the same arguments.");
+void MomentsCore::check_rows_usable(const Tensor& rows, const char* stream) const {
+  // One pass: each row's extremes tell NaN/Inf, all-zero and constant rows apart.
+  const auto [lo, hi] = at::aminmax(rows, 2);  // [L, m]
+  auto first = [&](const Tensor& bad) -> std::pair<int64_t, int64_t> {
+    const Tensor at_ = bad.nonzero();
+    if (at_.size(0) == 0) return {-1, -1};
+    return {at_[0][0].item<int64_t>(), at_[0][1].item<int64_t>()};
   };
-  if (other.layers_ != layers_)
-    fail("n_layers", std::to_string(layers_), std::to_string(other.layers_));
+  auto [layer, row] = first(~(at::isfinite(lo) & at::isfinite(hi)));
+  if (layer >= 0) non_finite_error(rows[layer], RowOrigin{stream, layer, n_, chunks_}, "");
+  for (View view : views_) {
+    if (view == View::Raw) continue;
+    const bool center = view == View::Correlation;
+    std::tie(layer, row) = first(center ? lo == hi : (lo == 0) & (hi == 0));
+    if (layer < 0) continue;
+    const std::string name = view_name(view);
+    std::ostringstream msg;
+    msg << stream << " row " << n_ + row << " (row " << row << " of chunk " << chunks_ << ") at layer " << layer
+        << " has zero norm" << (center ? " after subtracting its mean (a constant row)" : "") << ", so its "
+        << name << " RDM entries are undefined. Drop such rows (e.g. padding) or leave '" << name
+        << "' out of the requested RDMs.";
+    throw std::invalid_argument(msg.str());
+  }
+}
+
+void MomentsCore::merge_view(Accumulated& into, const Accumulated& other, double n_other) const {
+  for (int64_t l = 0; l < layers_; ++l) {
+    merge_block(into.xx[l], other.xx[l], into.x[l], into.x[l], other.x[l], other.x[l], true);
+    if (q_ > 0) merge_block(into.yy[l], other.yy[l], into.y[l], into.y[l], other.y[l], other.y[l], true);
+  }
+  const auto lx_of = pair_x_.cpu(), ly_of = pair_y_.cpu();
+  for (size_t b = 0; b < into.xy.size(); ++b) {
+    const int64_t lx = lx_of[b].item<int64_t>(), ly = ly_of[b].item<int64_t>();
+    merge_block(into.xy[b], other.xy[b], into.x[lx], into.y[ly], other.x[lx], other.y[ly], false);
+  }
+  const double n1 = static_cast<double>(n_);
+  for (auto [sides, others] : {std::pair{&into.x, &other.x}, std::pair{&into.y, &other.y}}) {
+    for (size_t l = 0; l < sides->size(); ++l) {
+      Side o = clone((*others)[l]);
+      if (n1 == 0) {
+        (*sides)[l] = o;
+        continue;
+      }
+      rebase_side(o, (*sides)[l].shift, n_other);
+      add_side((*sides)[l], o, n1, n_other);
+    }
+  }
+}
+
+void MomentsCore::merge(const MomentsCore& other) {
+  if (&other == this) {
+    throw std::invalid_argument("cannot merge moments into themselves; merge a copy (copy.deepcopy)");
+  }
+  auto fail = [&](const std::string& what, const std::string& mine, const std::string& theirs) {
+    throw std::invalid_argument("cannot merge moments with different " + what + ": this has " + mine +
+                                ", other has " + theirs + ". Merge only accumulators built with the same arguments.");
+  };
+  auto joined = [](const std::vector<std::string>& names) {
+    std::string s;
+    for (const auto& v : names) s += (s.empty() ? "" : " ") + v;
+    return "[" + s + "]";
+  };
+  if (other.layers_ != layers_) fail("n_layers", std::to_string(layers_), std::to_string(other.layers_));
   if (other.p_ != p_) fail("p", std::to_string(p_), std::to_string(other.p_));
   if (other.q_ != q_) fail("q", std::to_string(q_), std::to_string(other.q_));
   if (other.pairs_ != pairs_) fail("pairs", pairs_, other.pairs_);
-  if (other.views_ != views_) fail("views (rdms)", "[" + [&] {
-      std::string s;
-      for (auto& v : view_names()) s += v + " ";
-      return s;
-    }() + "]", "[" + [&] {
-      std::string s;
-      for (auto& v : other.view_names()) s += v + " ";
-      return s;
-    }() + "]");
+  if (other.views_ != views_) fail("views (rdms)", joined(view_names()), joined(other.view_names()));
   if (other.n_ == 0) return;
-  const at::Device device = n_ > 0 ? ix_.device() : other.ix_.device();
-  to_device(device);
+  to_device(n_ > 0 ? device_ : other.device_);
   for (size_t i = 0; i < views_.size(); ++i) {
-    ViewState o = other.state_[i];
-    for (auto& f : fields(o, q_ > 0)) *f.second = f.second->to(device);
-    merge_view(state_[i], o, other.n_);
+    Accumulated o = other.state_[i];
+    if (other.device_ != device_) move(o, device_);
+    merge_view(state_[i], o, static_cast<double>(other.n_));
   }
   n_ += other.n_;
   chunks_ += other.chunks_;
@@ -558,70 +527,150 @@ ViewState MomentsCore::finalized(View view) const {
   const auto it = std::find(views_.begin(), views_.end(), view);
   if (it == views_.end()) {
     throw std::invalid_argument("the '" + view_name(view) +
-                                "' view was not accumulated: create the moments with it "
-                                "among the requested rdms");
+                                "' view was not accumulated: create the moments with it among the requested rdms");
   }
-  ViewState v = state_[it - views_.begin()];
-  rebase_view(v, own_, ix_, iy_, v.x.mean, q_ > 0 ? v.y.mean : Tensor(),
-              static_cast<double>(n_), q_ > 0);
+  const Accumulated& a = state_[it - views_.begin()];
+  const double n = static_cast<double>(n_);
+  const auto lx_of = pair_x_.cpu(), ly_of = pair_y_.cpu();
+  auto to_mean = [](const Side& s) { return s.mean - s.shift; };
+  auto finalize_block = [&](const Block& b, const Side& x, const Side& y, bool own) {
+    Block out = b;
+    rebase_block(out, x, y, to_mean(x), to_mean(y), n, own);
+    return out;
+  };
+  auto stack_blocks = [](const std::vector<Block>& blocks) {
+    std::vector<Tensor> s, ab, xb, ya;
+    for (const Block& b : blocks) {
+      s.push_back(b.co.dense());
+      ab.push_back(b.norm2_products);
+      xb.push_back(b.x_by_partner_norm2);
+      ya.push_back(b.y_by_partner_norm2);
+    }
+    return BlockStack{stack_of(s), stack_of(ab), stack_of(xb), stack_of(ya)};
+  };
+  auto stack_sides = [&](const std::vector<Side>& sides) {
+    std::vector<Tensor> mean, shift, norm2, unit, zero;
+    for (Side s : sides) {
+      rebase_side(s, s.mean, n);
+      mean.push_back(s.mean);
+      shift.push_back(s.shift);
+      norm2.push_back(s.norm2_sum);
+      unit.push_back(s.unit_sum);
+      zero.push_back(s.zero_rows);
+    }
+    return SideStack{stack_of(mean), stack_of(shift), stack_of(norm2), stack_of(unit), stack_of(zero)};
+  };
+  std::vector<Block> xx, yy, xy;
+  for (int64_t l = 0; l < layers_; ++l) {
+    xx.push_back(finalize_block(a.xx[l], a.x[l], a.x[l], true));
+    if (q_ > 0) yy.push_back(finalize_block(a.yy[l], a.y[l], a.y[l], true));
+  }
+  for (size_t b = 0; b < a.xy.size(); ++b) {
+    const int64_t lx = lx_of[b].item<int64_t>(), ly = ly_of[b].item<int64_t>();
+    xy.push_back(finalize_block(a.xy[b], a.x[lx], a.y[ly], false));
+  }
+  ViewState v;
+  v.x = stack_sides(a.x);
+  v.xx = stack_blocks(xx);
+  if (q_ > 0) {
+    v.y = stack_sides(a.y);
+    v.yy = stack_blocks(yy);
+    v.xy = stack_blocks(xy);
+  }
   return v;
 }
 
+namespace {
+
+// Every tensor of a side and of a block's row-norm terms, by name.
+std::vector<std::pair<std::string, Tensor*>> side_fields(Side& s) {
+  return {{"mean", &s.mean}, {"shift", &s.shift}, {"norm2_sum", &s.norm2_sum}, {"unit_sum", &s.unit_sum},
+          {"zero_rows", &s.zero_rows}};
+}
+std::vector<std::pair<std::string, Tensor*>> norm_fields(Block& b) {
+  return {{"norm2_products", &b.norm2_products},
+          {"x_by_partner_norm2", &b.x_by_partner_norm2},
+          {"y_by_partner_norm2", &b.y_by_partner_norm2}};
+}
+
+}  // namespace
+
+// Keys: n, chunks, eps; "<view>.<x|y>.<layer>.<field>" for the sides;
+// "<view>.<xx|yy>.<layer>.<field>" and "<view>.xy.<pair>.<field>" for the blocks.
 std::map<std::string, Tensor> MomentsCore::state_dict() const {
   std::map<std::string, Tensor> out;
   const auto cpu_long = at::TensorOptions().dtype(at::kLong);
   out["n"] = at::tensor({n_}, cpu_long);
   out["chunks"] = at::tensor({chunks_}, cpu_long);
   out["eps"] = at::tensor({eps_}, at::TensorOptions().dtype(at::kDouble));
+  auto cpu = [](const Tensor& t) { return t.detach().to(at::kCPU, false, true); };
   for (size_t i = 0; i < views_.size(); ++i) {
-    ViewState v = state_[i];
-    for (auto& f : fields(v, q_ > 0)) {
-      out[view_name(views_[i]) + "." + f.first] = f.second->detach().cpu().clone();
-    }
+    Accumulated a = state_[i];
+    const std::string view = view_name(views_[i]) + ".";
+    auto sides = [&](const char* name, std::vector<Side>& list) {
+      for (size_t l = 0; l < list.size(); ++l) {
+        for (auto& [key, t] : side_fields(list[l])) out[view + name + "." + std::to_string(l) + "." + key] = cpu(*t);
+      }
+    };
+    auto blocks = [&](const char* name, std::vector<Block>& list) {
+      for (size_t b = 0; b < list.size(); ++b) {
+        const std::string prefix = view + name + "." + std::to_string(b) + ".";
+        out.merge(list[b].co.state_dict(prefix));
+        for (auto& [key, t] : norm_fields(list[b])) out[prefix + key] = cpu(*t);
+      }
+    };
+    sides("x", a.x);
+    sides("y", a.y);
+    blocks("xx", a.xx);
+    blocks("yy", a.yy);
+    blocks("xy", a.xy);
   }
   return out;
 }
 
 void MomentsCore::load_state_dict(const std::map<std::string, Tensor>& state) {
-  const auto opts = at::TensorOptions().dtype(at::kDouble).device(ix_.device());
-  std::vector<ViewState> loaded;
+  const auto opts = at::TensorOptions().dtype(at::kDouble).device(device_);
+  std::vector<Accumulated> loaded;
   size_t used = 0;
-  auto take = [&](const std::string& key) -> const Tensor& {
-    const auto it = state.find(key);
-    if (it == state.end()) {
-      throw std::invalid_argument("state dict does not fit these moments: key '" + key +
-                                  "' is missing (was it saved from moments with the same "
-                                  "n_layers, p, q, pairs and rdms?)");
-    }
+  auto take = [&](const std::string& key, at::IntArrayRef sizes) {
     ++used;
-    return it->second;
+    return state_entry(state, key, sizes);
   };
   for (View view : views_) {
-    ViewState v = empty_view(opts);
-    for (auto& f : fields(v, q_ > 0)) {
-      const std::string key = view_name(view) + "." + f.first;
-      const Tensor& t = take(key);
-      if (t.sizes() != f.second->sizes()) {
-        std::ostringstream msg;
-        msg << "state dict does not fit these moments: '" << key << "' has shape " << t.sizes()
-            << ", expected " << f.second->sizes()
-            << " (saved from moments with other n_layers, p, q or pairs?)";
-        throw std::invalid_argument(msg.str());
+    Accumulated a = empty_view(opts);
+    const std::string prefix = view_name(view) + ".";
+    auto sides = [&](const char* name, std::vector<Side>& list) {
+      for (size_t l = 0; l < list.size(); ++l) {
+        for (auto& [key, t] : side_fields(list[l])) {
+          *t = take(prefix + name + "." + std::to_string(l) + "." + key, t->sizes()).to(t->options(), false, true);
+        }
       }
-      *f.second = t.to(f.second->options()).clone();
-    }
-    loaded.push_back(v);
+    };
+    auto blocks = [&](const char* name, std::vector<Block>& list, int64_t p, int64_t q) {
+      for (size_t b = 0; b < list.size(); ++b) {
+        const std::string key = prefix + name + "." + std::to_string(b) + ".";
+        list[b].co = CoMoment::from_state_dict(state, key, p, q, opts);
+        used += 4;
+        for (auto& [field, t] : norm_fields(list[b])) *t = take(key + field, t->sizes()).to(t->options(), false, true);
+      }
+    };
+    sides("x", a.x);
+    sides("y", a.y);
+    blocks("xx", a.xx, p_, p_);
+    blocks("yy", a.yy, q_, q_);
+    blocks("xy", a.xy, p_, q_);
+    loaded.push_back(std::move(a));
   }
-  const int64_t n = take("n").item<int64_t>();
-  const int64_t chunks = take("chunks").item<int64_t>();
-  const double eps = take("eps").item<double>();
+  const int64_t n = take("n", {1}).item<int64_t>();
+  const int64_t chunks = take("chunks", {1}).item<int64_t>();
+  const double eps = take("eps", {1}).item<double>();
   if (used != state.size()) {
     throw std::invalid_argument(
-        "state dict does not fit these moments: it has keys these moments do not keep (saved "
-        "from moments with other rdms?)");
+        "state dict does not fit these moments: it has keys these moments do not keep (saved from moments "
+        "with other rdms or pairs?)");
   }
   if (n < 0) throw std::invalid_argument("state dict does not fit: negative row count");
-  state_ = loaded;
+  state_ = std::move(loaded);
   n_ = n;
   chunks_ = chunks;
   eps_ = eps;

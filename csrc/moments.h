@@ -1,51 +1,62 @@
 // Streaming moments of L layers of two representations X [n, p] and Y [n, q].
 //
-// Per layer and view (raw rows, unit rows, row-centered unit rows) we keep, in float64:
-//   side:  mean, a fixed shift c, a1 = sum_i alpha_i with alpha_i = ||x_i - c||^2,
-//          unit_sum = sum_i x_i / ||x_i|| and the count of all-zero rows;
-//   cross: for (X, X), (Y, Y) and each compared pair (X_l, Y_m):
-//          S  = sum_i (x_i - mu)(y_i - nu)^T   (centered co-moment, Chan's merge),
-//          ab = sum_i alpha_i beta_i, xb = sum_i beta_i (x_i - c), ya = sum_i alpha_i (y_i - d).
-// The row-norm statistics are kept about the shift and moved exactly to another shift
-// (another accumulator's, or the final mean) by `rebase`. A chunk is itself a small
-// accumulator (shift = its rounded mean), merged into the running one.
+// For each view (raw rows, unit rows, row-centered unit rows) we keep, in float64:
+//   per layer and stream (a Side): the mean, a fixed shift c (the first chunk's mean),
+//     norm2_sum = sum_i ||x_i - c||^2, unit_sum = sum_i x_i / ||x_i|| and the count of
+//     all-zero rows;
+//   per block (a layer with itself for X and Y, and each compared pair (X_l, Y_m)): a
+//     CoMoment (centered cross products, Chan merge) and the row-norm terms of RSA:
+//     norm2_products = sum_i alpha_i beta_i, x_by_partner_norm2 = sum_i beta_i (x_i - c),
+//     y_by_partner_norm2 = sum_i alpha_i (y_i - d), with alpha_i = ||x_i - c||^2 and
+//     beta_i = ||y_i - d||^2.
+// The row-norm terms are kept about the shifts and moved exactly to other shifts (another
+// accumulator's, or the final mean) by `rebase`.
+//
+// An update walks the layers one at a time (for pairs="all", every pair), so its working
+// memory is a few [rows, width] buffers per stream, whatever the number of layers and
+// views: each chunk block is merged as soon as it is formed.
 #pragma once
 
 #include <torch/extension.h>
 
 #include <map>
+#include <mutex>
 #include <string>
 #include <vector>
 
+#include "ops/scratch.h"
+#include "stats/comoment.h"
+
 namespace ftlens {
 
+// One layer of one stream.
+struct Side {
+  at::Tensor mean;       // [d]
+  at::Tensor shift;      // [d]
+  at::Tensor norm2_sum;  // []
+  at::Tensor unit_sum;   // [d]
+  at::Tensor zero_rows;  // [] int64
+};
+
+// One co-moment block with the row-norm terms RSA needs.
+struct Block {
+  CoMoment co;
+  at::Tensor norm2_products;      // []
+  at::Tensor x_by_partner_norm2;  // [p]
+  at::Tensor y_by_partner_norm2;  // [q]
+};
+
+// Finalized statistics of a view (shift = mean), stacked over layers ([L, ...]) and
+// compared pairs ([P, ...]): what the measures read.
 struct SideStack {
-  at::Tensor mean;       // [L, d]
-  at::Tensor shift;      // [L, d]
-  at::Tensor a1;         // [L]
-  at::Tensor unit_sum;   // [L, d]
-  at::Tensor zero_rows;  // [L] int64
+  at::Tensor mean, shift, norm2_sum, unit_sum, zero_rows;
 };
-
-struct CrossStack {
-  at::Tensor S;   // [P, p, q]
-  at::Tensor ab;  // [P]
-  at::Tensor xb;  // [P, p]
-  at::Tensor ya;  // [P, q]
-  // A chunk's block is kept lazily as the raw GEMM (in the input dtype) and a rank-one
-  // centering term: co-moment = S - rows * rx ry^T. Accumulated state has rx undefined.
-  at::Tensor rx, ry;  // [P, p], [P, q]
-  double rows = 0;
-
-  bool lazy() const { return rx.defined(); }
-  at::Tensor times(const at::Tensor& t) const;            // co-moment @ t, float64 [P, p]
-  at::Tensor transposed_times(const at::Tensor& s) const; // co-moment^T @ s, float64 [P, q]
-  at::Tensor dense() const;                               // float64 co-moment
+struct BlockStack {
+  at::Tensor S, norm2_products, x_by_partner_norm2, y_by_partner_norm2;
 };
-
 struct ViewState {
   SideStack x, y;
-  CrossStack xx, yy, xy;  // xx, yy: one block per layer; xy: one block per compared pair
+  BlockStack xx, yy, xy;  // xx, yy: one block per layer; xy: one per compared pair
 };
 
 enum class View { Raw, Cosine, Correlation };
@@ -67,9 +78,8 @@ class MomentsCore {
 
   // Statistics of a view moved to shift = mean (what the measures read).
   ViewState finalized(View view) const;
-  bool has_view(View view) const;
-  const at::Tensor& pair_x() const { return ix_; }
-  const at::Tensor& pair_y() const { return iy_; }
+  const at::Tensor& pair_x() const { return pair_x_; }
+  const at::Tensor& pair_y() const { return pair_y_; }
 
   int64_t layers() const { return layers_; }
   int64_t p() const { return p_; }
@@ -80,27 +90,42 @@ class MomentsCore {
   const std::string& pairs() const { return pairs_; }
   std::vector<std::string> view_names() const;
 
+  // Held by every public entry point of the bindings: concurrent calls on one accumulator
+  // serialize (each releases the GIL, so other Python threads run meanwhile).
+  std::mutex& mutex() const { return mutex_; }
+
  private:
-  ViewState empty_view(const at::TensorOptions& opts) const;
-  // xs, ys: the chunk's rows for one view (float64 for the unit-row views); GEMMs in dtype.
-  ViewState chunk_view(const at::Tensor& xs, const at::Tensor& ys, at::ScalarType dtype,
-                       const char* view_name) const;
-  void merge_view(ViewState& into, const ViewState& other, int64_t n_other) const;
+  // The accumulated statistics of one view.
+  struct Accumulated {
+    std::vector<Side> x, y;             // [L] each
+    std::vector<Block> xx, yy, xy;      // [L], [L], [P]
+  };
+  struct Prepared;  // one layer of one stream of a chunk, centered (moments.cpp)
+
+  Accumulated empty_view(const at::TensorOptions& opts) const;
+  Prepared prepare(const at::Tensor& rows, View view, at::ScalarType gemm_dtype,
+                   const char* stream, int64_t layer, Scratch& scratch) const;
+  void update_view(View view, Accumulated& into, const at::Tensor& xs, const at::Tensor& ys);
+  void merge_block(Block& into, const Block& other, const Side& into_x, const Side& into_y,
+                   const Side& other_x, const Side& other_y, bool own) const;
+  void merge_view(Accumulated& into, const Accumulated& other, double n_other) const;
+  // Raises naming the layer and row of the first NaN/Inf row, or of a row that a
+  // requested unit view cannot normalize (zero, or constant for "correlation").
+  void check_rows_usable(const at::Tensor& rows, const char* stream) const;
   void to_device(const at::Device& device);
-  // A buffer of these sizes for per-chunk temporaries, kept across updates under `key`:
-  // a fresh multi-megabyte tensor costs a page fault per 4 KiB the first time it is written.
-  at::Tensor scratch(const std::string& key, at::IntArrayRef sizes, const at::TensorOptions& opts) const;
+  static void move(Accumulated& a, const at::Device& device);
 
   int64_t layers_, p_, q_;
   std::string pairs_;
   std::vector<View> views_;
-  at::Tensor ix_, iy_;  // [P] layer of X and of Y in each compared pair
-  at::Tensor own_;      // [L] 0..L-1: the layer index of each own (X, X) / (Y, Y) block
+  at::Tensor pair_x_, pair_y_;  // [P] layer of X and of Y in each compared pair
   int64_t n_ = 0;
   int64_t chunks_ = 0;
   double eps_ = 0.0;  // unit roundoff of the least precise input seen
-  std::vector<ViewState> state_;
-  mutable std::map<std::string, at::Tensor> scratch_;  // flat buffers, grown on demand
+  std::vector<Accumulated> state_;  // one per view
+  at::Device device_ = at::kCPU;
+  Scratch scratch_;  // per-stream [rows, width] working buffers, reused layer after layer
+  mutable std::mutex mutex_;
 };
 
 View parse_view(const std::string& name);

@@ -150,10 +150,10 @@ def test_loading_a_state_dict_that_does_not_fit(data):
     with pytest.raises(ValueError, match="does not fit.*p=6 vs 5"):
         ftlens.Moments(5, 4).load_state_dict(state)
     state.pop("config")
-    with pytest.raises(ValueError, match="'raw.x.mean' has shape"):
+    with pytest.raises(ValueError, match="'raw.x.0.mean' has shape"):
         ftlens.Moments(5, 4).load_state_dict(state)
-    del state["raw.xy.S"]
-    with pytest.raises(ValueError, match="'raw.xy.S' is missing"):
+    del state["raw.xy.0.S"]
+    with pytest.raises(ValueError, match="'raw.xy.0.S' is missing"):
         ftlens.Moments(6, 4).load_state_dict(state)
 
 

@@ -113,7 +113,7 @@ def test_merged_shards_equal_single_pass(xy):
     for key in want:
         assert got[key] == pytest.approx(want[key], rel=1e-10, abs=1e-12), key
     a, b = merged.state_dict(), whole.state_dict()
-    for key in ("raw.xx.S", "raw.xy.S", "raw.x.mean", "correlation.yy.S"):
+    for key in ("raw.xx.0.S", "raw.xy.0.S", "raw.x.0.mean", "correlation.yy.0.S"):
         np.testing.assert_allclose(a[key].numpy(), b[key].numpy(), rtol=1e-10, atol=1e-9)
 
 

@@ -1,4 +1,4 @@
-// Plain CUDA kernels over raw pointers for the fused row passes (no ATen here, so that
+// Plain CUDA kernels over raw pointers for the row ops (no ATen here, so that
 // `nvcc -c` can check this file on a machine without torch's CUDA headers).
 #pragma once
 

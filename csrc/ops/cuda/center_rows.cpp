@@ -1,20 +1,13 @@
-// Thin ATen launchers for the CUDA row kernels.
+// Thin ATen launcher of the CUDA center_rows kernel.
 #include <ATen/cuda/CUDAContext.h>
 #include <c10/cuda/CUDAGuard.h>
 
-#include "cuda/rowops_kernels.cuh"
-#include "rowops.h"
+#include "ops/cuda/kernels.cuh"
+#include "ops/cuda/launch.h"
+#include "ops/center_rows.h"
 
 namespace ftlens {
 namespace cuda {
-namespace {
-
-void check(cudaError_t err, const char* op) {
-  TORCH_CHECK(err == cudaSuccess, "ftlens.", op, ": CUDA launch failed: ",
-              cudaGetErrorString(err));
-}
-
-}  // namespace
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> center_rows(const at::Tensor& x,
                                                            const at::Tensor& shift,
@@ -40,20 +33,6 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> center_rows(const at::Tensor& x,
     }
   });
   return {out, sq_norm, inv_norm};
-}
-
-std::tuple<at::Tensor, at::Tensor> normalize_rows(const at::Tensor& x, bool center, at::Tensor out) {
-  const c10::cuda::CUDAGuard guard(x.device());
-  const int64_t layers = x.size(0), m = x.size(1), d = x.size(2);
-  auto zero_rows = at::empty({layers * m}, x.options().dtype(at::kLong));
-  auto stream = at::cuda::getCurrentCUDAStream();
-  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "normalize_rows_cuda", [&] {
-    check(cuda_kernels::launch_normalize_rows<scalar_t>(
-              x.data_ptr<scalar_t>(), out.data_ptr<double>(), zero_rows.data_ptr<int64_t>(),
-              layers * m, d, center, stream),
-          "normalize_rows");
-  });
-  return {out, zero_rows.view({layers, m}).sum(1)};
 }
 
 }  // namespace cuda

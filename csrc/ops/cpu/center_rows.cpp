@@ -1,0 +1,73 @@
+// CPU twin of center_rows: one thread-parallel sweep over the rows.
+#include <ATen/Parallel.h>
+
+#include <cmath>
+
+#include "ops/center_rows.h"
+#include "ops/cpu/lanes.h"
+
+namespace ftlens {
+namespace cpu {
+namespace {
+
+template <typename In, typename Out>
+void center_rows_impl(const at::Tensor& x, const at::Tensor& shift, at::Tensor& out, at::Tensor& sq_norm,
+                      at::Tensor& inv_norm) {
+  const int64_t m = x.size(1), d = x.size(2);
+  const In* xp = x.data_ptr<In>();
+  const In* sp = shift.data_ptr<In>();
+  Out* op = out.data_ptr<Out>();
+  double* sq = sq_norm.data_ptr<double>();
+  double* inv = inv_norm.data_ptr<double>();
+  at::parallel_for(0, x.size(0) * m, 64, [&](int64_t begin, int64_t end) {
+    for (int64_t row = begin; row < end; ++row) {
+      // Rows, shift and output never overlap: __restrict__ lets the lanes vectorize.
+      const In* __restrict__ xr = xp + row * d;
+      const In* __restrict__ sr = sp + (row / m) * d;
+      Out* __restrict__ orow = op + row * d;
+      double centered[kLanes] = {0.0}, raw[kLanes] = {0.0};
+      int64_t j = 0;
+      for (; j + kLanes <= d; j += kLanes) {
+        for (int64_t k = 0; k < kLanes; ++k) {
+          const In v = xr[j + k];
+          const Out c = static_cast<Out>(v - sr[j + k]);
+          orow[j + k] = c;
+          centered[k] += static_cast<double>(c) * c;
+          raw[k] += static_cast<double>(v) * v;
+        }
+      }
+      for (; j < d; ++j) {
+        const In v = xr[j];
+        const Out c = static_cast<Out>(v - sr[j]);
+        orow[j] = c;
+        centered[0] += static_cast<double>(c) * c;
+        raw[0] += static_cast<double>(v) * v;
+      }
+      sq[row] = lane_total(centered);
+      const double raw_total = lane_total(raw);
+      inv[row] = raw_total > 0.0 ? 1.0 / std::sqrt(raw_total) : 0.0;
+    }
+  });
+}
+
+}  // namespace
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> center_rows(const at::Tensor& x, const at::Tensor& shift,
+                                                           at::Tensor out) {
+  const int64_t layers = x.size(0), m = x.size(1);
+  const at::ScalarType out_dtype = out.scalar_type();
+  auto opts = x.options().dtype(at::kDouble);
+  auto sq_norm = at::empty({layers, m}, opts);
+  auto inv_norm = at::empty({layers, m}, opts);
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "center_rows_cpu", [&] {
+    if (out_dtype == at::kFloat) {
+      center_rows_impl<scalar_t, float>(x, shift, out, sq_norm, inv_norm);
+    } else {
+      center_rows_impl<scalar_t, double>(x, shift, out, sq_norm, inv_norm);
+    }
+  });
+  return {out, sq_norm, inv_norm};
+}
+
+}  // namespace cpu
+}  // namespace ftlens
