@@ -87,10 +87,10 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
            }),
            py::arg("rdm"), py::arg("compare"), py::arg("strict") = true)
       .def("cca",
-           locked(+[](MomentsCore& self, const std::string& method, int64_t k, double threshold) {
-             return ftlens::cca(self, method, k, threshold);
+           locked(+[](MomentsCore& self, const std::string& method, int64_t k, double threshold, bool strict) {
+             return ftlens::cca(self, method, k, threshold, strict);
            }),
-           py::arg("method"), py::arg("k"), py::arg("threshold"))
+           py::arg("method"), py::arg("k"), py::arg("threshold"), py::arg("strict") = true)
       .def("procrustes", locked(+[](MomentsCore& self, bool strict) { return ftlens::procrustes(self, strict); }),
            py::arg("strict") = true)
       .def("isotropy",

@@ -1,5 +1,6 @@
 #include "measures.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <sstream>
@@ -56,21 +57,48 @@ Tensor undefined_as_nan(const Tensor& values, const Tensor& ok) {
 
 Tensor layer_traces(const Tensor& s) { return s.diagonal(0, 1, 2).sum(-1); }
 
+// The rounding floor of a variance: rows that are a constant plus rounding noise keep a
+// spread of about eps times their magnitude. A total (or per-dimension) variance at or
+// below (64 eps)^2 times the layer's mean squared row norm ||mean||^2 + tr(S)/n counts as
+// zero, for every measure alike. side: [L, d] means; s: [L, d, d] co-moments -> [L].
+Tensor variance_floor(const Tensor& mean, const Tensor& s, double n, double eps) {
+  const double tol = 64 * eps;
+  return tol * tol * ((mean * mean).sum(-1) + layer_traces(s) / n);
+}
+
+// Per layer: total variance above its rounding floor (raises naming the first constant
+// layer when `strict`).
+Tensor varies(const Tensor& mean, const Tensor& s, double n, double eps, const char* stream,
+              const std::string& what, bool strict) {
+  return positive(layer_traces(s) / n - variance_floor(mean, s, n, eps), stream, what, strict);
+}
+
 // Whitening maps V diag(lambda^-1/2) restricted to the kept directions ([L, d, d]), the
-// kept count per layer and sqrt(lambda) on the kept directions (zeros elsewhere).
+// kept count per layer, sqrt(lambda) on the kept directions (zeros elsewhere), the
+// eigenvectors, and which layers have a direction at all.
 struct Whitening {
-  Tensor w, kept, root, v;
+  Tensor w, kept, root, v, ok;
 };
 
-Whitening whiten(const Tensor& s, int64_t n, double eps, const std::string& method, int64_t k,
-                 double threshold, const char* stream) {
+// The relative error of accumulated co-moments: each chunk's GEMM rounds in the input's
+// precision over its rows (an error growing like sqrt(rows) eps on centered rows), and
+// chunks add in float64. A direction is kept when its variance lies above that error of
+// the whole covariance, kErrorScale sqrt(chunk rows) eps tr(S): it does not shrink as the
+// number of rows grows, so real low-variance directions stay.
+constexpr double kErrorScale = 8.0;
+
+double covariance_error(const MomentsCore& m) {
+  const double chunk_rows = static_cast<double>(m.n()) / std::max<int64_t>(m.chunks(), 1);
+  return kErrorScale * std::sqrt(std::max(chunk_rows, 1.0)) * m.eps();
+}
+
+Whitening whiten(const Tensor& s, const Tensor& ok, double error, const std::string& method, int64_t k,
+                 double threshold) {
   auto [lam, vec] = at::linalg_eigh(s);  // ascending
   lam = lam.flip(-1);
   vec = vec.flip(-1);
   const int64_t d = s.size(-1);
-  const Tensor top = lam.select(-1, 0).clamp_min(0).unsqueeze(-1);
-  Tensor keep = lam > top * (static_cast<double>(std::max(n, d)) * eps);
-  require_positive(keep.sum(-1).to(at::kDouble), stream, "no direction with variance");
+  Tensor keep = (lam > (error * layer_traces(s)).unsqueeze(-1)) & ok.unsqueeze(-1);
   if (method == "svcca") {
     const Tensor rank = at::arange(d, keep.options().dtype(at::kLong)).unsqueeze(0);
     if (k > 0) {
@@ -78,7 +106,7 @@ Whitening whiten(const Tensor& s, int64_t n, double eps, const std::string& meth
     } else {
       // Smallest number of top directions that hold `threshold` of the variance.
       const Tensor pos = lam.clamp_min(0);
-      const Tensor frac = pos.cumsum(-1) / pos.sum(-1, true);
+      const Tensor frac = pos.cumsum(-1) / pos.sum(-1, true).clamp_min(1e-300);
       const Tensor needed = (frac < threshold).sum(-1, true) + 1;
       keep = keep & (rank < needed);
     }
@@ -86,7 +114,8 @@ Whitening whiten(const Tensor& s, int64_t n, double eps, const std::string& meth
   const Tensor safe = at::where(keep, lam, at::ones_like(lam));
   const Tensor scale = at::where(keep, safe.rsqrt(), at::zeros_like(lam));
   const Tensor root = at::where(keep, safe.sqrt(), at::zeros_like(lam));
-  return {vec * scale.unsqueeze(1), keep.sum(-1), root, vec};
+  const Tensor kept = keep.sum(-1);
+  return {vec * scale.unsqueeze(1), kept, root, vec, kept > 0};
 }
 
 View view_of_rdm(const std::string& rdm) {
@@ -159,8 +188,8 @@ Tensor cka(const MomentsCore& m, bool debiased, bool strict) {
   const ViewState v = m.finalized(View::Raw);
   const Tensor &ix = m.pair_x(), &iy = m.pair_y();
   const double n = static_cast<double>(m.n());
-  Tensor okx = positive(layer_traces(v.xx.S), "X", "CKA", strict);
-  Tensor oky = positive(layer_traces(v.yy.S), "Y", "CKA", strict);
+  Tensor okx = varies(v.x.mean, v.xx.S, n, m.eps(), "X", "CKA", strict);
+  Tensor oky = varies(v.y.mean, v.yy.S, n, m.eps(), "Y", "CKA", strict);
   Tensor hxy = frob2(v.xy.S), hxx = frob2(v.xx.S), hyy = frob2(v.yy.S);
   if (debiased) {
     // n(n-3) * unbiased HSIC = ||Sxy||^2 - n/(n-2) sum a_i b_i + sum a sum b / ((n-1)(n-2)),
@@ -217,7 +246,7 @@ Tensor rsa(const MomentsCore& m, const std::string& rdm, const std::string& comp
   return undefined_as_nan(num / den, ok);
 }
 
-Tensor cca(const MomentsCore& m, const std::string& method, int64_t k, double threshold) {
+Tensor cca(const MomentsCore& m, const std::string& method, int64_t k, double threshold, bool strict) {
   require_y(m, "cca");
   if (method != "mean" && method != "svcca" && method != "pwcca") {
     throw std::invalid_argument("method must be 'mean', 'svcca' or 'pwcca', got '" + method + "'");
@@ -228,12 +257,20 @@ Tensor cca(const MomentsCore& m, const std::string& method, int64_t k, double th
   require_rows(m, 2, "CCA");
   const ViewState v = m.finalized(View::Raw);
   const Tensor &ix = m.pair_x(), &iy = m.pair_y();
-  const Whitening wx = whiten(v.xx.S, m.n(), m.eps(), method, k, threshold, "X");
-  const Whitening wy = whiten(v.yy.S, m.n(), m.eps(), method, k, threshold, "Y");
+  const double n = static_cast<double>(m.n()), error = covariance_error(m);
+  const Whitening wx = whiten(v.xx.S, varies(v.x.mean, v.xx.S, n, m.eps(), "X", "CCA", strict), error, method, k,
+                              threshold);
+  const Whitening wy = whiten(v.yy.S, varies(v.y.mean, v.yy.S, n, m.eps(), "Y", "CCA", strict), error, method, k,
+                              threshold);
+  const auto okx = wx.ok.cpu(), oky = wy.ok.cpu();
   const int64_t pairs = ix.size(0);
   std::vector<Tensor> out;
   for (int64_t b = 0; b < pairs; ++b) {
     const int64_t lx = ix[b].item<int64_t>(), ly = iy[b].item<int64_t>();
+    if (!okx[lx].item<bool>() || !oky[ly].item<bool>()) {
+      out.push_back(at::full({}, std::numeric_limits<double>::quiet_NaN(), v.xy.S.options()));
+      continue;
+    }
     const Tensor mm = at::mm(at::mm(wx.w[lx].t(), v.xy.S[b]), wy.w[ly]);
     const int64_t kmin = std::min(wx.kept[lx].item<int64_t>(), wy.kept[ly].item<int64_t>());
     auto [u, rho, vh] = at::linalg_svd(mm, false);
@@ -256,9 +293,10 @@ Tensor procrustes(const MomentsCore& m, bool strict) {
   require_y(m, "procrustes");
   require_rows(m, 2, "Procrustes distance");
   const ViewState v = m.finalized(View::Raw);
+  const double n = static_cast<double>(m.n());
   const Tensor tx = layer_traces(v.xx.S), ty = layer_traces(v.yy.S);
-  const Tensor ok = positive(tx, "X", "Procrustes", strict).index_select(0, m.pair_x()) &
-                    positive(ty, "Y", "Procrustes", strict).index_select(0, m.pair_y());
+  const Tensor ok = varies(v.x.mean, v.xx.S, n, m.eps(), "X", "Procrustes", strict).index_select(0, m.pair_x()) &
+                    varies(v.y.mean, v.yy.S, n, m.eps(), "Y", "Procrustes", strict).index_select(0, m.pair_y());
   const Tensor nuclear = at::linalg_svdvals(v.xy.S).sum(-1);
   const Tensor scale = (tx.index_select(0, m.pair_x()) * ty.index_select(0, m.pair_y())).sqrt();
   return undefined_as_nan((2 - 2 * nuclear / scale).clamp_min(0), ok);
@@ -279,7 +317,7 @@ std::map<std::string, Tensor> isotropy(const MomentsCore& m, const std::string& 
   const double n = static_cast<double>(m.n());
   const int64_t d = s.size(-1);
   const Tensor var = s.diagonal(0, 1, 2) / (n - 1);  // [L, d]
-  require_positive(var.sum(-1), name, "isotropy");
+  require_positive(layer_traces(s) / n - variance_floor(side.mean, s, n, m.eps()), name, "isotropy");
   const int64_t zero = side.zero_rows.sum().item<int64_t>();
   if (zero > 0) {
     throw std::invalid_argument(std::string(name) + " has " + std::to_string(zero) +
@@ -294,7 +332,12 @@ std::map<std::string, Tensor> isotropy(const MomentsCore& m, const std::string& 
   const Tensor plogp = at::where(prob > 0, prob * prob.log(), at::zeros_like(prob));
   out["effective_rank"] = (-plogp.sum(-1)).exp();
   // Mean squared correlation between distinct non-constant dimensions (IsoBN).
-  const Tensor live = var > 0;
+  // A dimension counts as constant below the float32 rounding floor whatever the input
+  // precision, so that float32 and float64 copies of the same activations agree (float32
+  // cannot resolve a variance of 1e-17 next to row norms of order 1; float64 can).
+  const double eps32 = static_cast<double>(std::numeric_limits<float>::epsilon());
+  const Tensor floor = variance_floor(side.mean, s, n, std::max(m.eps(), eps32));
+  const Tensor live = var * ((n - 1) / n) > floor.unsqueeze(-1);
   const Tensor inv_sd = at::where(live, var.clamp_min(1e-300).rsqrt(), at::zeros_like(var));
   const Tensor corr = s / (n - 1) * inv_sd.unsqueeze(2) * inv_sd.unsqueeze(1);
   const Tensor k = live.sum(-1).to(at::kDouble);
@@ -305,8 +348,11 @@ std::map<std::string, Tensor> isotropy(const MomentsCore& m, const std::string& 
   out["top_k_variance_share"] = std::get<0>(var.topk(kk, -1)).sum(-1) / var.sum(-1);
   out["dim_mean_abs_max"] = side.mean.abs().amax(-1);
   out["dim_mean_std"] = side.mean.std(-1, /*unbiased=*/false);
-  const Tensor sd = var.sqrt();
-  out["dim_std_max_over_median"] = sd.amax(-1) / at::quantile(sd, 0.5, -1);
+  // Undefined (NaN) where half or more of the dimensions are constant: n_constant_dims says so.
+  const Tensor sd = at::where(live, var.sqrt(), at::zeros_like(var));
+  const Tensor median = at::quantile(sd, 0.5, -1);
+  out["dim_std_max_over_median"] = at::where(median > 0, sd.amax(-1) / median.clamp_min(1e-300),
+                                             at::full_like(median, std::numeric_limits<double>::quiet_NaN()));
   out["n_constant_dims"] = (d - live.sum(-1)).to(at::kDouble);
   return out;
 }

@@ -22,7 +22,8 @@ at::Tensor rsa(const MomentsCore& m, const std::string& rdm, const std::string& 
 
 // Mean canonical correlation ("mean"), SVCCA ("svcca": the top `k` principal directions,
 // or those holding `threshold` of the variance when k <= 0) or PWCCA ("pwcca").
-at::Tensor cca(const MomentsCore& m, const std::string& method, int64_t k, double threshold);
+at::Tensor cca(const MomentsCore& m, const std::string& method, int64_t k, double threshold,
+               bool strict = true);
 
 // Orthogonal Procrustes distance between centered, unit-Frobenius-norm representations.
 at::Tensor procrustes(const MomentsCore& m, bool strict = true);

@@ -94,6 +94,13 @@ def as_stack(a, name: str, n_layers: int, dim: int):
     return a
 
 
+def positive_int(value, name: str) -> int:
+    """``value`` as an int >= 1, or a ValueError naming ``name`` (2.5, 0, -3, "8" refused)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
 def check_rows(x, y, xname: str = "X", yname: str = "Y", axis: int = 0) -> None:
     if x.shape[axis] != y.shape[axis]:
         raise ValueError(
@@ -109,8 +116,7 @@ def row_chunks(
 
     Pass a 2-D input as ``x[None]`` (a view: memmaps stay on disk).
     """
-    if chunk_rows < 1:
-        raise ValueError(f"chunk_rows must be >= 1, got {chunk_rows}")
+    chunk_rows = positive_int(chunk_rows, "chunk_rows")
     dtype = compute_dtype(x, y)
     for start in range(0, x.shape[1], chunk_rows):
         stop = min(start + chunk_rows, x.shape[1])

@@ -144,7 +144,11 @@ def compare_models(
             stacklevel=2,
         )
     for name in measures:
-        values = _measure(moments, name, rdm)
+        try:
+            values = _measure(moments, name, rdm)
+        except ValueError as err:  # the pass is done: keep the other measures
+            warnings.warn(f"{name} could not be computed: {err}", stacklevel=2)
+            values = np.full(moments.cka(undefined="nan").shape, np.nan)
         setattr(result, name, values)
         bad = np.argwhere(np.isnan(values))
         if len(bad):
@@ -169,4 +173,4 @@ def _measure(moments: LayerMoments, name: str, rdm: str) -> np.ndarray:
         return moments.rsa(rdm, undefined="nan")
     if name == "procrustes":
         return moments.procrustes(undefined="nan")
-    return moments.cca("mean" if name == "cca" else name)
+    return moments.cca("mean" if name == "cca" else name, undefined="nan")

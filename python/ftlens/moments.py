@@ -7,6 +7,8 @@ They follow the torchmetrics protocol: ``update()``, the measure methods, ``merg
 
 from __future__ import annotations
 
+import copy
+import warnings
 from collections.abc import Iterable
 
 import numpy as np
@@ -31,6 +33,24 @@ def views_for(rdms: Iterable[str], need_raw: bool = True) -> list[str]:
 
 
 UNDEFINED = ("raise", "nan")
+
+
+def svcca_k(k) -> int:
+    """SVCCA's ``k`` for the core: None (choose by threshold) -> 0, else a positive int."""
+    if k is None:
+        return 0
+    return _inputs.positive_int(k, "k (SVCCA's number of directions; None chooses by threshold)")
+
+
+def warn_undefined_spread(values: dict) -> None:
+    """Warns where ``dim_std_max_over_median`` is NaN (half or more dimensions constant)."""
+    bad = np.flatnonzero(np.isnan(np.atleast_1d(values["dim_std_max_over_median"])))
+    if len(bad):
+        warnings.warn(
+            f"dim_std_max_over_median is NaN at layer(s) {bad.tolist()}: half or more of the "
+            "dimensions are constant there (see n_constant_dims), so the median std is zero",
+            stacklevel=3,
+        )
 
 
 def _strict(undefined: str) -> bool:
@@ -66,11 +86,10 @@ class LayerMoments:
     ) -> None:
         if pairs not in PAIRS:
             raise ValueError(f"pairs must be one of {PAIRS}, got {pairs!r}")
-        if q < 1:
-            raise ValueError(f"q (columns of Y) must be >= 1, got {q}")
         self.rdms = tuple([rdms] if isinstance(rdms, str) else rdms)
-        self.chunk_rows = int(chunk_rows)
-        self._core = MomentsCore(int(n_layers), int(p), int(q), pairs, views_for(self.rdms))
+        self.chunk_rows = _inputs.positive_int(chunk_rows, "chunk_rows")
+        self._core = MomentsCore(_inputs.positive_int(n_layers, "n_layers"), _inputs.positive_int(p, "p"),
+                                 _inputs.positive_int(q, "q"), pairs, views_for(self.rdms))
 
     # -- configuration ---------------------------------------------------------------
     @property
@@ -127,6 +146,8 @@ class LayerMoments:
         """Adds another accumulator's rows (exact); shapes and options must match."""
         if not isinstance(other, LayerMoments):
             raise TypeError(f"can only merge {type(self).__name__}, got {type(other).__name__}")
+        if other is self:
+            other = copy.deepcopy(other)
         self._core.merge(other._core)
         return self
 
@@ -149,6 +170,16 @@ class LayerMoments:
                 + ". Create the accumulator with the saved configuration first."
             )
         self._core.load_state_dict(state)
+
+    # pickle and copy.deepcopy go through the state dict (the core is a C++ object)
+    def __getstate__(self) -> dict:
+        return {"rdms": self.rdms, "chunk_rows": self.chunk_rows, "state": self.state_dict()}
+
+    def __setstate__(self, saved: dict) -> None:
+        config = saved["state"]["config"]
+        self.rdms, self.chunk_rows = saved["rdms"], saved["chunk_rows"]
+        self._core = MomentsCore(*(config[k] for k in ("n_layers", "p", "q", "pairs", "views")))
+        self.load_state_dict(saved["state"])
 
     # -- measures --------------------------------------------------------------------
     def _shape(self, values: torch.Tensor) -> np.ndarray:
@@ -176,19 +207,23 @@ class LayerMoments:
             )
         return self._shape(self._core.rsa(rdm, compare, _strict(undefined)))
 
-    def cca(self, method: str = "mean", k: int | None = None, threshold: float = 0.99):
+    def cca(self, method: str = "mean", k: int | None = None, threshold: float = 0.99, *,
+            undefined: str = "raise"):
         """CCA similarity per pair: "mean" canonical correlation, "svcca" (top ``k``
-        principal directions, or those holding ``threshold`` of the variance), "pwcca"."""
-        return self._shape(self._core.cca(method, int(k or 0), float(threshold)))
+        principal directions, or those holding ``threshold`` of the variance), "pwcca".
+        undefined: as for ``cka``."""
+        return self._shape(self._core.cca(method, svcca_k(k), float(threshold), _strict(undefined)))
 
     def procrustes(self, *, undefined: str = "raise") -> np.ndarray:
         """Orthogonal Procrustes distance per pair (0 = same up to rotation), in [0, 2]."""
         return self._shape(self._core.procrustes(_strict(undefined)))
 
     def isotropy(self, which: str = "x", top_k: int = 10) -> dict[str, np.ndarray]:
-        """Isotropy diagnostics of X's (or Y's) layers; one value per layer per key."""
-        values = self._core.isotropy(which, int(top_k))
+        """Isotropy diagnostics of X's (or Y's) layers; one value per layer per key (see
+        ``ftlens.isotropy``)."""
+        values = self._core.isotropy(which, _inputs.positive_int(top_k, "top_k"))
         out = {key: v.cpu().numpy() for key, v in values.items()}
+        warn_undefined_spread(out)
         out["top_k"] = np.full(self.n_layers, min(int(top_k), self.p if which == "x" else self.q))
         return out
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from . import _inputs
 from ._core import MomentsCore
-from .moments import views_for
+from .moments import _strict, svcca_k, views_for, warn_undefined_spread
 
 
 def _accumulate(X, Y, views: list[str], chunk_rows: int) -> MomentsCore:
@@ -23,12 +23,15 @@ def _accumulate(X, Y, views: list[str], chunk_rows: int) -> MomentsCore:
     return core
 
 
-def cka(X, Y, debiased: bool = False, *, chunk_rows: int = _inputs.DEFAULT_CHUNK_ROWS) -> float:
+def cka(X, Y, debiased: bool = False, *, undefined: str = "raise",
+        chunk_rows: int = _inputs.DEFAULT_CHUNK_ROWS) -> float:
     """Linear CKA (Kornblith et al. 2019) between X [n, p] and Y [n, q].
 
     debiased=True uses the unbiased HSIC estimator (Song et al. 2012); needs n >= 4.
+    undefined: "raise" (default) when X or Y is constant (no variance above float
+    rounding), or "nan" to return NaN instead. Every measure takes it.
     """
-    return float(_accumulate(X, Y, ["raw"], chunk_rows).cka(bool(debiased))[0])
+    return float(_accumulate(X, Y, ["raw"], chunk_rows).cka(bool(debiased), _strict(undefined))[0])
 
 
 def rsa(
@@ -37,6 +40,7 @@ def rsa(
     rdm: str = "correlation",
     compare: str = "pearson",
     *,
+    undefined: str = "raise",
     chunk_rows: int = _inputs.DEFAULT_CHUNK_ROWS,
 ) -> float:
     """Representational similarity: compare the RDMs of X and Y over all pairs i != j.
@@ -47,7 +51,7 @@ def rsa(
     Computed from moments, without forming the n x n RDMs.
     """
     views = views_for([rdm], need_raw=False)
-    return float(_accumulate(X, Y, views, chunk_rows).rsa(rdm, compare)[0])
+    return float(_accumulate(X, Y, views, chunk_rows).rsa(rdm, compare, _strict(undefined))[0])
 
 
 def cca(
@@ -57,6 +61,7 @@ def cca(
     k: int | None = None,
     threshold: float = 0.99,
     *,
+    undefined: str = "raise",
     chunk_rows: int = _inputs.DEFAULT_CHUNK_ROWS,
 ) -> float:
     """CCA similarity between X and Y.
@@ -64,15 +69,17 @@ def cca(
     method: "mean" (mean canonical correlation), "svcca" (Raghu et al. 2017: CCA on the
     top ``k`` principal directions, or on those holding ``threshold`` of the variance),
     "pwcca" (Morcos et al. 2018: correlations weighted by their share of X).
-    Directions with variance below the input's numerical precision are dropped.
+    Directions whose variance lies below the rounding error of the accumulated covariance
+    (8 sqrt(chunk rows) eps of its trace) are dropped; that cut does not grow with n.
     """
-    return float(_accumulate(X, Y, ["raw"], chunk_rows).cca(method, int(k or 0), threshold)[0])
+    core = _accumulate(X, Y, ["raw"], chunk_rows)
+    return float(core.cca(method, svcca_k(k), float(threshold), _strict(undefined))[0])
 
 
-def procrustes(X, Y, *, chunk_rows: int = _inputs.DEFAULT_CHUNK_ROWS) -> float:
+def procrustes(X, Y, *, undefined: str = "raise", chunk_rows: int = _inputs.DEFAULT_CHUNK_ROWS) -> float:
     """Orthogonal Procrustes distance between centered, unit-Frobenius-norm X and Y:
     2 - 2 ||X^T Y||_* (0 when equal up to rotation and scale, at most 2)."""
-    return float(_accumulate(X, Y, ["raw"], chunk_rows).procrustes()[0])
+    return float(_accumulate(X, Y, ["raw"], chunk_rows).procrustes(_strict(undefined))[0])
 
 
 def isotropy(X, top_k: int = 10, *, chunk_rows: int = _inputs.DEFAULT_CHUNK_ROWS) -> dict:
@@ -83,11 +90,15 @@ def isotropy(X, top_k: int = 10, *, chunk_rows: int = _inputs.DEFAULT_CHUNK_ROWS
     ``mean_sq_dim_correlation`` (mean squared correlation between distinct dimensions,
     as in IsoBN), ``top_k_variance_share`` (share of the total variance in the ``top_k``
     highest-variance dimensions), ``dim_mean_abs_max``, ``dim_mean_std`` (spread of the
-    per-dimension means), ``dim_std_max_over_median`` (spread of per-dimension stds),
-    ``n_constant_dims`` and ``top_k``.
+    per-dimension means), ``dim_std_max_over_median`` (spread of per-dimension stds; NaN,
+    with a warning, when half or more of the dimensions are constant), ``n_constant_dims``
+    (dimensions whose variance lies below float32 rounding of the row norms, whatever the
+    input dtype, so float32 and float64 copies agree) and ``top_k``.
     """
     core = _accumulate(X, None, ["raw"], chunk_rows)
-    out = {key: float(v[0]) for key, v in core.isotropy("x", int(top_k)).items()}
+    top_k = _inputs.positive_int(top_k, "top_k")
+    out = {key: float(v[0]) for key, v in core.isotropy("x", top_k).items()}
+    warn_undefined_spread(out)
     out["n_constant_dims"] = int(out["n_constant_dims"])
     out["top_k"] = min(int(top_k), core.p)
     return out
