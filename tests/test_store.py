@@ -114,3 +114,107 @@ def test_store_of_sentence_pairs_carries_their_label(tmp_path, minilm):
     codes, vocab = store.labels("label")
     assert [vocab[c] for c in codes] == [p.label for p in pairs]
     assert store.rows[:, 0].tolist() == list(range(12))
+
+
+def _copy(store, tmp_path) -> Path:
+    import shutil
+
+    target = tmp_path / "copy"
+    shutil.copytree(store.path, target)
+    return target
+
+
+def _rewrite(minilm, path):
+    return ftlens.store.write(minilm, SENTENCES, path, rows="words", shard_size=8, progress=False)
+
+
+@pytest.mark.parametrize("damage", ["truncate layer", "delete layer", "delete rows", "delete label",
+                                    "wrong dtype"])
+def test_damaged_files_are_named_on_open_and_rebuilt_on_rerun(store, minilm, tmp_path, damage):
+    path = _copy(store, tmp_path)
+    target = {"truncate layer": "layer_02.npy", "delete layer": "layer_05.npy", "delete rows": "rows.npy",
+              "delete label": "labels/upos.npy", "wrong dtype": "layer_01.npy"}[damage]
+    file = path / target
+    if damage == "truncate layer":
+        file.write_bytes(file.read_bytes()[: file.stat().st_size // 2])
+    elif damage == "wrong dtype":
+        np.save(file, np.zeros((store.n_rows, store.dim), dtype=np.float32))
+    else:
+        file.unlink()
+    with pytest.raises(ValueError, match=f"{target}: .*Rerun ftlens.store.write"):
+        ftlens.store.open(path)
+    rebuilt = _rewrite(minilm, path)
+    assert _files(path) == _files(store.path)
+    assert rebuilt.layer(2).shape == (store.n_rows, store.dim)
+
+
+def test_a_damaged_shard_is_rewritten_on_resume_and_found_by_verify(store, minilm, tmp_path):
+    path = _copy(store, tmp_path)
+    layer = np.load(path / "layer_03.npy", mmap_mode="r+")
+    layer[5:9] = 0  # the first shard's rows, same file size
+    layer.flush()
+    del layer
+    with pytest.raises(ValueError, match=r"layer_03.npy: shard 0 .* does not match its checksum"):
+        ftlens.store.open(path).verify()
+    manifest = json.loads((path / "manifest.json").read_text())
+    manifest["complete"] = False  # as after an interrupted run: the rerun resumes and checks
+    (path / "manifest.json").write_text(json.dumps(manifest))
+    _rewrite(minilm, path).verify()
+    assert _files(path) == _files(store.path)
+
+
+def test_damaged_manifest_is_named(store, tmp_path):
+    path = _copy(store, tmp_path)
+    (path / "manifest.json").write_text("{not json")
+    with pytest.raises(ValueError, match=r"manifest.json is damaged .* delete the folder"):
+        ftlens.store.open(path)
+    (path / "manifest.json").write_text(json.dumps({"format": "ftlens-store-2", "n_rows": 3}))
+    with pytest.raises(ValueError, match=r"manifest.json lacks n_layers, dim"):
+        ftlens.store.open(path)
+    (path / "manifest.json").write_text("[1, 2]")
+    with pytest.raises(ValueError, match="is not a store manifest"):
+        ftlens.store.open(path)
+
+
+def test_files_get_the_users_mode_and_a_read_only_finished_store_is_returned(store, minilm, tmp_path):
+    import os
+    import stat
+
+    mask = os.umask(0o022)
+    os.umask(mask)
+    modes = {stat.S_IMODE(p.stat().st_mode) for p in store.path.rglob("*.npy")}
+    assert modes == {0o666 & ~mask}
+    path = _copy(store, tmp_path)
+    for p in [path, *path.rglob("*")]:
+        p.chmod(p.stat().st_mode & ~0o222)
+    try:
+        again = _rewrite(minilm, path)
+        np.testing.assert_array_equal(again.layer(4), store.layer(4))
+    finally:
+        for p in [path, *path.rglob("*")]:
+            p.chmod(p.stat().st_mode | 0o200)
+
+
+def test_a_second_writer_is_refused_while_the_first_writes(tmp_path):
+    path = tmp_path / "busy"
+    proc = subprocess.Popen([sys.executable, str(WRITER), str(path), "--slow"])
+    try:
+        deadline = time.time() + 120
+        while not (path / "manifest.json").exists() and time.time() < deadline:
+            time.sleep(0.05)
+        with pytest.raises(RuntimeError, match="another process is writing the store"):
+            ftlens.store.write("minilm", generate_sentences(96, seed=9), path, rows="words", shard_size=8,
+                               batch_size=4, progress=False)
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_float16_overflow_is_refused_with_the_layer(minilm, tmp_path):
+    import copy
+
+    model, tokenizer = minilm
+    loud = copy.deepcopy(model)
+    loud.embeddings.register_forward_hook(lambda module, args, out: out * 1e6)
+    with pytest.raises(ValueError, match=r"layer 0 has values up to .* beyond float16's range.*dtype='float32'"):
+        ftlens.store.write((loud, tokenizer), SENTENCES[:4], tmp_path / "loud", progress=False)

@@ -16,9 +16,13 @@ uninterrupted one.
 
 from __future__ import annotations
 
+import builtins
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
+import zlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -31,7 +35,8 @@ from .capture import layer_names
 from .models import as_model
 from .stream import ActivationStream
 
-FORMAT = "ftlens-store-1"
+FORMAT = "ftlens-store-2"  # 2: per-shard checksums
+LOCK_FILE = ".lock"
 DTYPES = ("float16", "float32")
 
 
@@ -129,35 +134,73 @@ def write(model, data, path: str | os.PathLike, dtype: str = "float16", *, rows:
         "shard_size": int(shard_size), "max_shard_tokens": int(max_shard_tokens),
         "max_length": stream.max_length, "autocast": autocast,
     }
-    manifest_path = path / "manifest.json"
-    if manifest_path.exists():
-        manifest = json.loads(manifest_path.read_text())
-        different = [k for k, v in identity.items() if manifest.get(k) != v]
-        if different:
-            raise ValueError(
-                f"{path} holds a store with a different {', '.join(different)}; pass another "
-                "path, or delete that folder to start over"
-            )
-    else:
-        manifest = _create(path, identity, stream, items)
-    _fill(path, manifest, stream, items, progress)
+    manifest = read_manifest(path) if (path / "manifest.json").exists() else None
+    if manifest is not None:
+        _check_identity(path, manifest, identity)
+        if manifest["complete"] and not damaged_files(path, manifest):
+            return ActivationStore(path)  # finished: no lock needed, a read-only folder works
+    path.mkdir(parents=True, exist_ok=True)
+    with writer_lock(path):
+        manifest = read_manifest(path) if (path / "manifest.json").exists() else None
+        if manifest is None:
+            manifest = _create(path, identity, stream, items)
+        else:
+            _check_identity(path, manifest, identity)
+            _repair(path, manifest, stream, items)
+        _fill(path, manifest, stream, items, progress)
     return ActivationStore(path)
 
 
-def _create(path: Path, identity: dict, stream: ActivationStream, items) -> dict:
-    bounds, counts, item, unit = _plan(stream, items)
-    n_rows, dim = int(sum(counts)), stream.dims[0]
-    path.mkdir(parents=True, exist_ok=True)
-    def allocate(tmp):
-        np.lib.format.open_memmap(tmp, mode="w+", dtype=identity["dtype"], shape=(n_rows, dim)).flush()
+def _check_identity(path: Path, manifest: dict, identity: dict) -> None:
+    different = [k for k, v in identity.items() if manifest.get(k) != v]
+    if different:
+        raise ValueError(
+            f"{path} holds a store with a different {', '.join(different)}; pass another "
+            "path, or delete that folder to start over"
+        )
 
-    for layer in range(stream.layers[0]):
-        atomic_write(path / layer_file(layer), allocate)
+
+@contextlib.contextmanager
+def writer_lock(path: Path) -> Iterator[None]:
+    """An exclusive lock on the store folder for one writer (released when the process
+    dies); a second writer is refused at once."""
+    with builtins.open(path / LOCK_FILE, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RuntimeError(
+                f"another process is writing the store at {path}; wait for it to finish (then "
+                "rerun to reuse its result), or write to another path"
+            ) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _plan_files(path: Path, identity: dict, stream: ActivationStream, items) -> tuple:
+    """Writes rows.npy and the label files from the row plan; returns (bounds, counts, vocabularies)."""
+    bounds, counts, item, unit = _plan(stream, items)
     atomic_write(path / "rows.npy", lambda tmp: np.save(tmp, np.stack([item, unit], 1)))
     vocabularies = {}
     for name, (codes, vocab) in _row_labels(items, item, unit, identity["rows"]).items():
         atomic_write(path / "labels" / f"{name}.npy", lambda tmp, c=codes: np.save(tmp, c))
         vocabularies[name] = vocab
+    return bounds, counts, vocabularies
+
+
+def _allocate(path: Path, name: str, dtype: str, shape: tuple[int, int]) -> None:
+    def allocate(tmp):
+        np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=shape).flush()
+
+    atomic_write(path / name, allocate)
+
+
+def _create(path: Path, identity: dict, stream: ActivationStream, items) -> dict:
+    bounds, counts, vocabularies = _plan_files(path, identity, stream, items)
+    n_rows, dim = int(sum(counts)), stream.dims[0]
+    for layer in range(stream.layers[0]):
+        _allocate(path, layer_file(layer), identity["dtype"], (n_rows, dim))
     manifest = {
         **identity,
         "n_rows": n_rows, "n_layers": stream.layers[0], "dim": dim,
@@ -166,37 +209,140 @@ def _create(path: Path, identity: dict, stream: ActivationStream, items) -> dict
         "files": {"layers": [layer_file(i) for i in range(stream.layers[0])], "rows": "rows.npy",
                   "labels": {name: f"labels/{name}.npy" for name in vocabularies}},
         "shard_bounds": [[int(a), int(b)] for a, b in bounds],
-        "shard_rows": [int(c) for c in counts], "shards_done": 0, "complete": False,
+        "shard_rows": [int(c) for c in counts],
+        "shard_checksums": [None] * len(counts),  # per finished shard: one CRC-32 per layer
+        "shards_done": 0, "complete": False,
         "truncated": 0, "words_dropped": 0,
     }
     write_json(path / "manifest.json", manifest)
     return manifest
 
 
+def _repair(path: Path, manifest: dict, stream: ActivationStream, items) -> None:
+    """Before resuming: rebuilds missing or damaged files and forgets every finished shard
+    whose checksum no longer matches its rows (they are written again)."""
+    damaged = damaged_files(path, manifest)
+    if {"rows", "labels"} & {kind for kind, _, _ in damaged}:
+        _plan_files(path, manifest, stream, items)
+    for kind, name, _ in damaged:
+        if kind == "layer":
+            _allocate(path, name, manifest["dtype"], (manifest["n_rows"], manifest["dim"]))
+    layers = [np.load(path / name, mmap_mode="r") for name in manifest["files"]["layers"]]
+    offsets = _offsets(manifest)
+    for s, checksums in enumerate(manifest["shard_checksums"]):
+        if checksums is not None and _checksums(layers, offsets[s], offsets[s + 1]) != checksums:
+            manifest["shard_checksums"][s] = None
+    manifest["shards_done"] = sum(c is not None for c in manifest["shard_checksums"])
+    manifest["complete"] = False
+    write_json(path / "manifest.json", manifest)
+
+
+def _offsets(manifest: dict) -> np.ndarray:
+    return np.concatenate([[0], np.cumsum(manifest["shard_rows"])]).astype(np.int64)
+
+
+def _checksums(layers: Sequence[np.ndarray], start: int, stop: int) -> list[int]:
+    return [zlib.crc32(np.ascontiguousarray(layer[start:stop]).data) for layer in layers]
+
+
 def _fill(path: Path, manifest: dict, stream: ActivationStream, items, progress: bool) -> None:
     from tqdm.auto import tqdm
 
-    shards = manifest["shard_rows"]
-    offsets = np.concatenate([[0], np.cumsum(shards)]).astype(np.int64)
+    offsets = _offsets(manifest)
     files = [np.load(path / name, mmap_mode="r+") for name in manifest["files"]["layers"]]
-    with tqdm(total=len(shards), initial=manifest["shards_done"], unit="shard", desc="store",
+    todo = [s for s, c in enumerate(manifest["shard_checksums"]) if c is None]
+    if not todo:  # a repair that rebuilt only the row or label files
+        manifest["complete"] = True
+        write_json(path / "manifest.json", manifest)
+    with tqdm(total=len(offsets) - 1, initial=len(offsets) - 1 - len(todo), unit="shard", desc="store",
               disable=not progress) as bar:
-        for s in range(manifest["shards_done"], len(shards)):
+        for s in todo:
             stream.truncated = stream.words_dropped = 0
             start, stop = manifest["shard_bounds"][s]
             chunk = stream.block(items[start:stop], start)
-            if chunk.states[0].shape[1] != shards[s]:
-                raise RuntimeError(f"shard {s} produced {chunk.states[0].shape[1]} rows, planned {shards[s]}")
-            values = chunk.states[0].cpu().numpy()
+            if chunk.states[0].shape[1] != manifest["shard_rows"][s]:
+                raise RuntimeError(f"shard {s} produced {chunk.states[0].shape[1]} rows, planned "
+                                   f"{manifest['shard_rows'][s]}")
+            values = _in_store_dtype(chunk.states[0].cpu().numpy(), manifest["dtype"], path)
             for layer, f in enumerate(files):
                 f[offsets[s] : offsets[s + 1]] = values[layer]
                 f.flush()
-            manifest["shards_done"] = s + 1
+            manifest["shard_checksums"][s] = _checksums(values, 0, values.shape[1])
+            manifest["shards_done"] = sum(c is not None for c in manifest["shard_checksums"])
             manifest["truncated"] += stream.truncated
             manifest["words_dropped"] += stream.words_dropped
-            manifest["complete"] = s + 1 == len(shards)
+            manifest["complete"] = manifest["shards_done"] == len(offsets) - 1
             write_json(path / "manifest.json", manifest)
             bar.update(1)
+
+
+def _in_store_dtype(values: np.ndarray, dtype: str, path: Path) -> np.ndarray:
+    """values [L, rows, dim] float32 in the store's dtype; float16 overflow is an error."""
+    if dtype != "float16":
+        return values
+    limit = float(np.finfo(np.float16).max)
+    peaks = np.abs(values).reshape(values.shape[0], -1).max(1)
+    for layer, peak in enumerate(peaks):
+        if peak > limit:
+            raise ValueError(
+                f"layer {layer} has values up to {peak:.4g}, beyond float16's range (+-{limit:.0f}); "
+                f"writing {path} in float16 would turn them into inf. Pass dtype='float32'."
+            )
+    return values.astype(np.float16)
+
+
+REQUIRED_KEYS = ("format", "n_rows", "n_layers", "dim", "dtype", "files", "labels", "shard_rows",
+                 "shard_bounds", "shard_checksums", "complete")
+
+
+def read_manifest(path: Path) -> dict:
+    """The manifest of the store at ``path``, with clear errors for a damaged one."""
+    manifest_path = path / "manifest.json"
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{manifest_path} is damaged ({err}); delete the folder {path} to write the store "
+                         "again") from None
+    if not isinstance(manifest, dict):
+        raise ValueError(f"{manifest_path} is not a store manifest (a JSON object); delete the folder {path}")
+    if manifest.get("format") != FORMAT:
+        raise ValueError(f"{path}: unknown store format {manifest.get('format')!r} (expected {FORMAT!r})")
+    missing = [k for k in REQUIRED_KEYS if k not in manifest]
+    if missing:
+        raise ValueError(f"{manifest_path} lacks {', '.join(missing)}; delete the folder {path} to write the "
+                         "store again")
+    return manifest
+
+
+def damaged_files(path: Path, manifest: dict) -> list[tuple[str, str, str]]:
+    """(kind, file, problem) of every store file that is missing or differs from the
+    manifest's shape or dtype (kind: "layer", "rows" or "labels"); reads headers only."""
+    n_rows, dim = manifest["n_rows"], manifest["dim"]
+    expected = [("layer", name, (n_rows, dim), manifest["dtype"]) for name in manifest["files"]["layers"]]
+    expected.append(("rows", manifest["files"]["rows"], (n_rows, 2), "int64"))
+    expected += [("labels", name, (n_rows,), "int64") for name in manifest["files"]["labels"].values()]
+    found = [(kind, name, _npy_problem(path / name, shape, dtype)) for kind, name, shape, dtype in expected]
+    return [entry for entry in found if entry[2] is not None]
+
+
+def _npy_problem(file: Path, shape: tuple, dtype: str) -> str | None:
+    """Why ``file`` is not a complete .npy array of this shape and dtype (None if it is)."""
+    if not file.is_file():
+        return "missing"
+    try:
+        with builtins.open(file, "rb") as f:
+            read_header = {(1, 0): np.lib.format.read_array_header_1_0,
+                           (2, 0): np.lib.format.read_array_header_2_0}[np.lib.format.read_magic(f)]
+            found_shape, fortran, found_dtype = read_header(f)
+            data_start = f.tell()
+    except (ValueError, OSError, KeyError) as err:
+        return f"not a .npy file ({err})"
+    if tuple(found_shape) != tuple(shape) or found_dtype != np.dtype(dtype) or fortran:
+        return f"holds {found_dtype} {tuple(found_shape)}, expected {dtype} {tuple(shape)}"
+    size = file.stat().st_size
+    if size != data_start + int(np.prod(shape)) * np.dtype(dtype).itemsize:
+        return f"truncated or padded ({size} bytes)"
+    return None
 
 
 class ActivationStore:
@@ -204,18 +350,31 @@ class ActivationStore:
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
-        manifest_path = self.path / "manifest.json"
-        if not manifest_path.exists():
+        if not (self.path / "manifest.json").exists():
             raise FileNotFoundError(f"{self.path} is not an activation store (no manifest.json)")
-        self.manifest = json.loads(manifest_path.read_text())
-        if self.manifest.get("format") != FORMAT:
-            raise ValueError(f"{self.path}: unknown store format {self.manifest.get('format')!r}")
+        self.manifest = read_manifest(self.path)
         if not self.manifest["complete"]:
-            done, total = self.manifest["shards_done"], len(self.manifest["shard_rows"])
+            done, total = self.manifest.get("shards_done", 0), len(self.manifest["shard_rows"])
             raise ValueError(
                 f"{self.path} is incomplete ({done}/{total} shards written); rerun "
                 "ftlens.store.write with the same arguments to resume it"
             )
+        for _, name, problem in damaged_files(self.path, self.manifest):
+            raise ValueError(f"{self.path / name}: {problem}. Rerun ftlens.store.write with the same "
+                             "arguments to rebuild it")
+
+    def verify(self) -> None:
+        """Reads every layer and checks each shard against its checksum in the manifest
+        (a full read of the store); raises naming the first damaged shard and layer."""
+        layers = [self.layer(i) for i in range(self.n_layers)]
+        offsets = _offsets(self.manifest)
+        for s, want in enumerate(self.manifest["shard_checksums"]):
+            got = _checksums(layers, offsets[s], offsets[s + 1])
+            if got != want:
+                layer = next(i for i, (a, b) in enumerate(zip(got, want, strict=True)) if a != b)
+                raise ValueError(f"{self.path / layer_file(layer)}: shard {s} (rows {offsets[s]}-"
+                                 f"{offsets[s + 1]}) does not match its checksum. Rerun ftlens.store.write "
+                                 "with the same arguments to rewrite it")
 
     n_rows = property(lambda self: self.manifest["n_rows"])
     n_layers = property(lambda self: self.manifest["n_layers"])
