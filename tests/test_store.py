@@ -216,5 +216,6 @@ def test_float16_overflow_is_refused_with_the_layer(minilm, tmp_path):
     model, tokenizer = minilm
     loud = copy.deepcopy(model)
     loud.embeddings.register_forward_hook(lambda module, args, out: out * 1e6)
-    with pytest.raises(ValueError, match=r"layer 0 has values up to .* beyond float16's range.*dtype='float32'"):
+    message = r"layer 0 has values up to .* beyond float16's range.*dtype='float32'"
+    with pytest.raises(ValueError, match=message):
         ftlens.store.write((loud, tokenizer), SENTENCES[:4], tmp_path / "loud", progress=False)
