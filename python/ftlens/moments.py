@@ -19,6 +19,7 @@ from ._core import MomentsCore
 
 RDMS = ("inner", "cosine", "correlation", "sqeuclidean")
 PAIRS = ("diagonal", "all")
+CORE_ARGS = ("n_layers", "p", "q", "pairs", "views")  # the configuration keys, in MomentsCore's order
 
 
 def views_for(rdms: Iterable[str], need_raw: bool = True) -> list[str]:
@@ -142,14 +143,41 @@ class LayerMoments:
         for xc, yc in _inputs.row_chunks(xs, ys, self.chunk_rows):
             self._core.update(xc, yc)
 
-    def merge(self, other: LayerMoments) -> LayerMoments:
-        """Adds another accumulator's rows (exact); shapes and options must match."""
+    def merge(self, other: LayerMoments | dict) -> LayerMoments:
+        """Adds another accumulator's rows (exact); shapes and options must match. ``other``
+        may also be a ``state_dict()`` of such an accumulator (e.g. from another process)."""
+        if isinstance(other, dict):
+            other = self._from_state(other)
         if not isinstance(other, LayerMoments):
-            raise TypeError(f"can only merge {type(self).__name__}, got {type(other).__name__}")
+            raise TypeError(f"can only merge {type(self).__name__} or its state dict, got {type(other).__name__}")
         if other is self:
             other = copy.deepcopy(other)
         self._core.merge(other._core)
         return self
+
+    def sync(self, group=None) -> LayerMoments:
+        """Combines the accumulators of every rank of a torch.distributed process group:
+        afterwards each rank holds the statistics of all ranks' rows, merged exactly (each
+        rank's state merged in rank order with Chan's rule, not a sum of raw sums).
+
+        group: the process group (None: the default group). Every rank must call it."""
+        import torch.distributed as dist
+
+        if not (dist.is_available() and dist.is_initialized()):
+            raise RuntimeError("sync() needs an initialized torch.distributed process group "
+                               "(torch.distributed.init_process_group); merge() combines accumulators in one process")
+        states = [None] * dist.get_world_size(group)
+        dist.all_gather_object(states, self.state_dict(), group=group)
+        self._core.reset()
+        for state in states:
+            self.merge(state)
+        return self
+
+    def _from_state(self, state: dict) -> LayerMoments:
+        other = copy.copy(self)  # same configuration, a core of its own
+        other._core = MomentsCore(*(self._config()[k] for k in CORE_ARGS))
+        other.load_state_dict(state)
+        return other
 
     def reset(self) -> None:
         """Forgets every row and frees the chunk-sized working buffers."""
@@ -178,7 +206,7 @@ class LayerMoments:
     def __setstate__(self, saved: dict) -> None:
         config = saved["state"]["config"]
         self.rdms, self.chunk_rows = saved["rdms"], saved["chunk_rows"]
-        self._core = MomentsCore(*(config[k] for k in ("n_layers", "p", "q", "pairs", "views")))
+        self._core = MomentsCore(*(config[k] for k in CORE_ARGS))
         self.load_state_dict(saved["state"])
 
     # -- measures --------------------------------------------------------------------
