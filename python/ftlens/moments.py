@@ -149,7 +149,8 @@ class LayerMoments:
         if isinstance(other, dict):
             other = self._from_state(other)
         if not isinstance(other, LayerMoments):
-            raise TypeError(f"can only merge {type(self).__name__} or its state dict, got {type(other).__name__}")
+            name = type(self).__name__
+            raise TypeError(f"can only merge {name} or its state dict, got {type(other).__name__}")
         if other is self:
             other = copy.deepcopy(other)
         self._core.merge(other._core)
@@ -164,8 +165,9 @@ class LayerMoments:
         import torch.distributed as dist
 
         if not (dist.is_available() and dist.is_initialized()):
-            raise RuntimeError("sync() needs an initialized torch.distributed process group "
-                               "(torch.distributed.init_process_group); merge() combines accumulators in one process")
+            raise RuntimeError("sync() needs an initialized torch.distributed process group (see "
+                               "torch.distributed.init_process_group); merge() combines accumulators in "
+                               "one process")
         states = [None] * dist.get_world_size(group)
         dist.all_gather_object(states, self.state_dict(), group=group)
         self._core.reset()
