@@ -220,3 +220,79 @@ def test_load_hub_converts_pairs_and_sentences(monkeypatch):
     assert pairs.labels == ("contradiction", "entailment")
     assert len(load_hub("snli", "validation", limit=1)) == 1
     assert load_hub("sst2", "train") == ["good film"]
+
+
+CONLLU_TWO_ROOTS = ("# sent_id = r2\n1\tA\t_\tDET\tDT\t_\t0\troot\t_\t_\n"
+                    "2\tb\t_\tNOUN\tNN\t_\t0\troot\t_\t_\n\n")
+
+
+@pytest.mark.parametrize("name, content, message", [
+    ("roots.conllu", CONLLU_TWO_ROOTS, r"roots\.conllu:1: sentence 'r2': 2 roots \(words 1, 2 with head 0\)"),
+    ("mwt.conllu", "1-x\tdon't\t_\t_\t_\t_\t_\t_\t_\t_\n1\tdo\t_\tAUX\tVB\t_\t0\troot\t_\t_\n\n",
+     r"mwt\.conllu:1: multiword token id '1-x' is not a range"),
+    ("bom.txt", None, None),
+])
+def test_conllu_and_text_problems_name_file_and_line(tmp_path, name, content, message):
+    path = tmp_path / name
+    if content is None:  # a UTF-8 byte-order mark is not part of the first line
+        path.write_bytes("\ufeffFirst line here\nsecond\n".encode())
+        assert read_text(path) == ["First line here", "second"]
+        conllu = tmp_path / "bom.conllu"
+        one_root = CONLLU_TWO_ROOTS.replace("\t0\troot\t_\t_\n\n", "\t1\tdet\t_\t_\n\n")
+        conllu.write_bytes(("\ufeff" + one_root).encode())
+        assert read_conllu(conllu)[0].sent_id == "r2"
+        return
+    path.write_text(content)
+    with pytest.raises(DataFormatError, match=message):
+        read_conllu(path)
+
+
+@pytest.mark.parametrize("reader, suffix", [(read_conllu, ".conllu"), (read_pairs, ".tsv"),
+                                            (read_text, ".txt"), (read_squad, ".json")])
+def test_non_utf8_files_name_the_line(tmp_path, reader, suffix):
+    path = tmp_path / f"latin{suffix}"
+    path.write_bytes(b"first line\nsecond caf\xe9 line\n")
+    with pytest.raises(DataFormatError, match=rf"latin\{suffix}:2: not UTF-8 text \(byte 0xe9\)"):
+        reader(path)
+
+
+def test_jsonl_label_missing_from_the_first_row_keeps_the_others(tmp_path):
+    path = tmp_path / "p.jsonl"
+    rows = [{"premise": "a", "hypothesis": "b"}, {"premise": "c", "hypothesis": "d", "label": "yes"},
+            {"premise": "e", "hypothesis": "f", "label": "no"}]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    data = read_pairs(path)
+    assert [p.label for p in data] == ["yes", "no"] and data.skipped == 1 and data.labels == ("no", "yes")
+
+
+@pytest.mark.parametrize("answer, message", [
+    ({"text": "cat", "answer_start": -19}, r"answer 'cat' at offset -19 does not lie within its context"),
+    ({"text": "", "answer_start": 40}, r"answer '' at offset 40 does not lie within its context"),
+    ({"text": "cat", "answer_start": "zero"}, r"answer_start must be an integer.*'zero'"),
+])
+def test_squad_answers_outside_the_context_are_refused(tmp_path, answer, message):
+    doc = _squad_doc(4)
+    doc["data"][0]["paragraphs"][0]["qas"][1]["answers"] = [answer]
+    path = tmp_path / "s.json"
+    text = json.dumps(doc, indent=1)
+    path.write_text(text)
+    line = text[: text.index('"q2"')].count("\n") + 1
+    with pytest.raises(DataFormatError, match=rf"s\.json:{line}: question q2: {message}"):
+        read_squad(path)
+
+
+def test_squad_paragraph_without_context_is_named(tmp_path):
+    doc = _squad_doc(4)
+    del doc["data"][0]["paragraphs"][0]["context"]
+    path = tmp_path / "s.json"
+    path.write_text(json.dumps(doc, indent=1))
+    with pytest.raises(DataFormatError, match=r"s\.json:\d+: a paragraph of 'T' has no 'context' text"):
+        read_squad(path)
+
+
+@pytest.mark.parametrize("bad", [0, -1, 2.5])
+def test_read_text_refuses_non_positive_limits(tmp_path, bad):
+    path = tmp_path / "t.txt"
+    path.write_text("a b\n")
+    with pytest.raises(ValueError, match=f"max_sentences must be a positive integer or None, got {bad}"):
+        read_text(path, max_sentences=bad)

@@ -11,7 +11,7 @@ import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-from .errors import DataFormatError
+from .errors import DataFormatError, read_utf8
 
 N_COLUMNS = 10
 
@@ -41,6 +41,10 @@ def check_tree(heads: list[int]) -> str | None:
             return f"word {i} has head {h}, outside 0..{n}"
         if h == i:
             return f"word {i} is its own head"
+    roots = [i for i, h in enumerate(heads, 1) if h == 0]
+    if len(roots) != 1:
+        which = "no word" if not roots else "words " + ", ".join(str(r) for r in roots)
+        return f"{len(roots)} roots ({which} with head 0); a tree has exactly one"
     state = [0] * (n + 1)  # 0 unvisited, 1 on the current path, 2 reaches the root
     state[0] = 2
     for start in range(1, n + 1):
@@ -90,6 +94,9 @@ def _parse_block(block: list[tuple[int, str]], path: str) -> Sentence:
             continue  # empty node of the enhanced graph
         if "-" in token_id:
             first, _, last = token_id.partition("-")
+            if not (first.isdigit() and last.isdigit() and int(first) < int(last)):
+                raise DataFormatError(path, number,
+                                      f"multiword token id {token_id!r} is not a range 'first-last'")
             s.multiword.append((int(first), int(last), cols[1]))
             continue
         if not token_id.isdigit() or int(token_id) != len(s.words) + 1:
@@ -114,8 +121,7 @@ def _parse_block(block: list[tuple[int, str]], path: str) -> Sentence:
 
 def read_conllu(path: str | os.PathLike) -> list[Sentence]:
     """All sentences of a CoNLL-U file; malformed lines raise DataFormatError (file:line)."""
-    with open(path, encoding="utf-8") as f:
-        return list(_sentences(f, os.fspath(path)))
+    return list(_sentences(read_utf8(path).splitlines(), os.fspath(path)))
 
 
 def format_conllu(sentences: Iterable[Sentence]) -> str:

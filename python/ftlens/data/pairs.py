@@ -4,12 +4,13 @@ and JSONL, with the label set read from the data."""
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from .errors import DataFormatError
+from .errors import DataFormatError, read_utf8
 
 PREMISE_KEYS = ("premise", "sentence1")
 HYPOTHESIS_KEYS = ("hypothesis", "sentence2")
@@ -56,18 +57,21 @@ def _pick(keys: tuple[str, ...], available, path: str, what: str, line: int) -> 
     raise DataFormatError(path, line, f"no {what} column: expected one of {keys}, found {sorted(available)}")
 
 
-def _collect(rows: Iterator[tuple[int, dict]], path: str) -> PairData:
-    pairs, skipped, keys = [], 0, None
+def _collect(rows: list[tuple[int, dict]], path: str) -> PairData:
+    if not rows:
+        return PairData([], (), 0)
+    line, first = rows[0]
+    keys = (_pick(PREMISE_KEYS, first, path, "premise", line),
+            _pick(HYPOTHESIS_KEYS, first, path, "hypothesis", line))
+    # The label key may be absent from some rows (JSONL): look for it in every row.
+    label_key = next((k for _, row in rows for k in LABEL_KEYS if k in row), None)
+    pairs, skipped = [], 0
     for line, row in rows:
-        if keys is None:
-            keys = (_pick(PREMISE_KEYS, row, path, "premise", line),
-                    _pick(HYPOTHESIS_KEYS, row, path, "hypothesis", line),
-                    _pick(LABEL_KEYS, row, path, "label", line))
         premise, hypothesis = row.get(keys[0]), row.get(keys[1])
         if not isinstance(premise, str) or not isinstance(hypothesis, str):
             raise DataFormatError(path, line, f"missing {keys[0]!r} or {keys[1]!r} text")
-        label = row.get(keys[2]) if keys[2] else None
-        if keys[2] and (label is None or str(label).strip() in NO_LABEL):
+        label = row.get(label_key) if label_key else None
+        if label_key and (label is None or str(label).strip() in NO_LABEL):
             skipped += 1
             continue
         pairs.append(SentencePair(premise, hypothesis, None if label is None else str(label).strip()))
@@ -76,33 +80,31 @@ def _collect(rows: Iterator[tuple[int, dict]], path: str) -> PairData:
 
 
 def _tsv_rows(path: str) -> Iterator[tuple[int, dict]]:
-    with open(path, encoding="utf-8", newline="") as f:
-        reader = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
-        header = next(reader, None)
-        if header is None:
-            raise DataFormatError(path, 1, "empty file: expected a header row")
-        for row in reader:
-            if not any(row):
-                continue
-            if len(row) != len(header):
-                raise DataFormatError(
-                    path, reader.line_num, f"expected {len(header)} tab-separated columns, found {len(row)}"
-                )
-            yield reader.line_num, dict(zip(header, row, strict=True))
+    reader = csv.reader(io.StringIO(read_utf8(path), newline=""), delimiter="\t", quoting=csv.QUOTE_NONE)
+    header = next(reader, None)
+    if header is None:
+        raise DataFormatError(path, 1, "empty file: expected a header row")
+    for row in reader:
+        if not any(row):
+            continue
+        if len(row) != len(header):
+            raise DataFormatError(
+                path, reader.line_num, f"expected {len(header)} tab-separated columns, found {len(row)}"
+            )
+        yield reader.line_num, dict(zip(header, row, strict=True))
 
 
 def _jsonl_rows(path: str) -> Iterator[tuple[int, dict]]:
-    with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise DataFormatError(path, number, f"invalid JSON: {err.msg}") from err
-            if not isinstance(row, dict):
-                raise DataFormatError(path, number, "expected one JSON object per line")
-            yield number, row
+    for number, line in enumerate(read_utf8(path).splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise DataFormatError(path, number, f"invalid JSON: {err.msg}") from err
+        if not isinstance(row, dict):
+            raise DataFormatError(path, number, "expected one JSON object per line")
+        yield number, row
 
 
 def read_pairs(path: str | os.PathLike) -> PairData:
@@ -113,7 +115,7 @@ def read_pairs(path: str | os.PathLike) -> PairData:
     """
     path = os.fspath(path)
     if path.endswith((".jsonl", ".json")):
-        return _collect(_jsonl_rows(path), path)
+        return _collect(list(_jsonl_rows(path)), path)
     if path.endswith((".tsv", ".txt")):
-        return _collect(_tsv_rows(path), path)
+        return _collect(list(_tsv_rows(path)), path)
     raise ValueError(f"cannot tell the format of {path!r}: use a .tsv or .jsonl file")
