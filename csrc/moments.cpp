@@ -117,6 +117,16 @@ struct RowOrigin {
 
 Tensor stack_of(const std::vector<Tensor>& parts) { return at::stack(parts); }
 
+// True when a float32 chunk [L, m, d] has a column whose products the float32 GEMMs could
+// not hold: magnitudes above 1e15 (sums of m squares overflow near 1e19) or nonzero
+// columns below 1e-15 (their squares approach float32's subnormal range and lose digits).
+bool outside_float32_gemm_range(const Tensor& rows) {
+  constexpr double kLargest = 1e15, kSmallest = 1e-15;
+  const auto [lo, hi] = at::aminmax(rows, 1);  // [L, d]
+  const Tensor peak = at::maximum(lo.abs(), hi.abs());
+  return (peak > kLargest).any().item<bool>() || ((peak > 0) & (peak < kSmallest)).any().item<bool>();
+}
+
 }  // namespace
 
 View parse_view(const std::string& name) {
@@ -433,13 +443,17 @@ void MomentsCore::update(const Tensor& xs, const Tensor& ys) {
   }
   if (xs.size(1) == 0) return;
   to_device(xs.device());
-  const Tensor x = xs.contiguous(), y = q_ > 0 ? ys.contiguous() : Tensor();
+  Tensor x = xs.contiguous(), y = q_ > 0 ? ys.contiguous() : Tensor();
   // Blocks are merged layer by layer, so every row is checked before the first merge: a
   // bad row must not leave half a chunk accumulated.
   check_rows_usable(x, "X");
   if (q_ > 0) check_rows_usable(y, "Y");
+  if (x.scalar_type() == at::kFloat && (outside_float32_gemm_range(x) || (q_ > 0 && outside_float32_gemm_range(y)))) {
+    x = x.to(at::kDouble);  // this chunk's products would overflow or flush to zero in float32
+    if (q_ > 0) y = y.to(at::kDouble);
+  }
   for (size_t i = 0; i < views_.size(); ++i) update_view(views_[i], state_[i], x, y);
-  eps_ = std::max(eps_, unit_roundoff(xs.scalar_type()));
+  eps_ = std::max(eps_, unit_roundoff(x.scalar_type()));
   n_ += xs.size(1);
   chunks_ += 1;
 }

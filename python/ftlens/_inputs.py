@@ -20,6 +20,9 @@ _NUMPY_FLOATS = (np.float16, np.float32, np.float64)
 def _kind(a, name: str):
     """Returns the array itself (numpy or torch), checking that it holds floats."""
     if isinstance(a, torch.Tensor):
+        if a.is_meta:
+            raise ValueError(f"{name} is a meta tensor (a shape without data, e.g. from a model loaded "
+                             "with device='meta'); compute real activations first")
         if not a.is_floating_point():
             raise TypeError(
                 f"{name} must hold floating-point values, got {a.dtype}; "
@@ -27,6 +30,9 @@ def _kind(a, name: str):
             )
         return a.detach()
     if isinstance(a, np.ndarray):
+        if a.dtype.kind == "f" and a.dtype.type not in _NUMPY_FLOATS:
+            raise TypeError(f"{name} holds {a.dtype} ({a.dtype.itemsize * 8}-bit extended precision), which "
+                            f"ftlens does not compute in; convert it with {name}.astype(np.float64)")
         if a.dtype.type not in _NUMPY_FLOATS:
             raise TypeError(
                 f"{name} must hold floating-point values, got dtype {a.dtype}; "
@@ -41,7 +47,9 @@ def _kind(a, name: str):
 
 
 def _is_double(a) -> bool:
-    return a.dtype in (torch.float64, np.float64)
+    if isinstance(a.dtype, torch.dtype):
+        return a.dtype == torch.float64
+    return a.dtype.type is np.float64  # either byte order
 
 
 def compute_dtype(*arrays) -> torch.dtype:
@@ -51,6 +59,8 @@ def compute_dtype(*arrays) -> torch.dtype:
 
 def _to_tensor(chunk, dtype: torch.dtype) -> torch.Tensor:
     if isinstance(chunk, np.ndarray):
+        if not chunk.dtype.isnative:  # big-endian data (e.g. from another machine's file)
+            chunk = chunk.astype(chunk.dtype.newbyteorder("="))
         if not chunk.flags.writeable or not chunk.flags.c_contiguous:
             chunk = np.array(chunk)  # read-only memmaps: one chunk's copy
         chunk = torch.from_numpy(chunk)

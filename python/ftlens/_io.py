@@ -40,3 +40,17 @@ def write_json(path: str | os.PathLike, data) -> Path:
             f.write("\n")
 
     return atomic_write(path, dump)
+
+
+def check_writable(folder: str | os.PathLike) -> Path:
+    """Creates ``folder`` and checks that files can be written into it, before any long
+    computation; a ValueError says why not."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as err:
+        raise ValueError(f"cannot write results into {folder} ({err.strerror or err}); pass a writable "
+                         "folder") from None
+    return folder

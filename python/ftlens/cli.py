@@ -23,6 +23,12 @@ def main(argv: list[str] | None = None) -> int:
 
         if args.sentences < 4:
             parser.error("--sentences must be at least 4")
+        from ._io import check_writable
+
+        try:
+            check_writable(args.out)
+        except ValueError as err:
+            parser.error(f"--out: {err}")
         run_demo(args.out, args.sentences, progress=not args.no_progress)
     elif args.command == "info":
         from . import build_info

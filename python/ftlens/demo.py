@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._io import atomic_write, write_json
+from ._io import atomic_write, check_writable, write_json
 from .capture import layer_names
 from .data import generate_sentences
 from .models import MINILM, load_model
@@ -47,7 +47,7 @@ def _heatmap(matrix: np.ndarray, path: Path, title: str) -> None:
 
 def run_demo(out_dir: str | Path = "demo_out", n_sentences: int = 300, progress: bool = True):
     """Runs the demo; returns the results dict (also written to out_dir/results.json)."""
-    out_dir = Path(out_dir)
+    out_dir = check_writable(out_dir)
     model, tokenizer = load_model(MINILM, device="cpu")
     sentences = generate_sentences(n_sentences)
     stream = ActivationStream([(model, tokenizer)], ordered=False, progress=progress)

@@ -52,6 +52,33 @@ def _offline_error(name: str, err: Exception) -> OSError:
     )
 
 
+def _cached(name: str) -> bool:
+    """True when the hub model ``name`` is in the local Hugging Face cache."""
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        return isinstance(try_to_load_from_cache(name, "config.json"), str)
+    except ValueError:  # not a valid repository id
+        return False
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the Hugging Face hub answers within ``timeout`` seconds (False at once when
+    HF_HUB_OFFLINE is set), so that an offline machine fails fast instead of retrying."""
+    import socket
+    from urllib.parse import urlsplit
+
+    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
+        return False
+    endpoint = urlsplit(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    port = endpoint.port or (443 if endpoint.scheme == "https" else 80)
+    try:
+        socket.create_connection((endpoint.hostname, port), timeout=timeout).close()
+    except OSError:
+        return False
+    return True
+
+
 def load_model(
     name_or_path: str | os.PathLike = MINILM,
     *,
@@ -76,9 +103,15 @@ def load_model(
     local = Path(source).is_dir()
     if not local and (source.startswith((".", "/", "~")) or source.count("/") > 1):
         raise FileNotFoundError(f"model folder {source!r} does not exist; check the path")
+    if local and not (Path(source) / "config.json").is_file():
+        raise OSError(f"folder {source!r} holds no model (no config.json); pass a folder written by "
+                      "model.save_pretrained(folder) and tokenizer.save_pretrained(folder)")
+    options = {"dtype": dtype} if dtype else {}
+    if not local and not _cached(source) and not hub_reachable():
+        raise _offline_error(source, ConnectionError("the hub did not answer within a few seconds"))
     try:
         tokenizer = AutoTokenizer.from_pretrained(source)
-        model = AutoModel.from_pretrained(source, **({"dtype": dtype} if dtype else {}))
+        model = AutoModel.from_pretrained(source, **options)
     except OSError as err:
         if local:
             raise OSError(f"could not load a model from folder {source!r}: {err}") from err

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from . import align
+from ._inputs import positive_int
 from ._io import atomic_write, write_json
 from .capture import layer_names
 from .models import as_model
@@ -407,6 +408,7 @@ class ActivationStore:
     def chunks(self, chunk_rows: int = 8192, layers: Sequence[int] | None = None,
                dtype: torch.dtype = torch.float32) -> Iterator[torch.Tensor]:
         """Yields [len(layers), rows, dim] tensors of consecutive rows."""
+        chunk_rows = positive_int(chunk_rows, "chunk_rows")
         layers = range(self.n_layers) if layers is None else list(layers)
         arrays = [self.layer(i) for i in layers]
         for start in range(0, self.n_rows, chunk_rows):

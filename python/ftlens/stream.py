@@ -17,6 +17,7 @@ import torch
 
 from . import align
 from ._core import build_info
+from ._inputs import positive_int
 from .capture import LayerCapture, n_hidden_states
 
 AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -106,9 +107,13 @@ class ActivationStream:
             if autocast == "fp16" and next(m.parameters()).device.type == "cpu":
                 raise ValueError("autocast='fp16' needs a GPU; on CPU use autocast='bf16' or None")
         self.rows, self.word_pool, self.segment = rows, word_pool, segment
-        self.batch_size, self.max_batch_tokens = int(batch_size), int(max_batch_tokens)
-        self.block_size, self.max_block_tokens = int(block_size), int(max_block_tokens)
-        self.max_length = max_length or min(max_input_length(m, t) for m, t in models)
+        self.batch_size = positive_int(batch_size, "batch_size")
+        self.max_batch_tokens = positive_int(max_batch_tokens, "max_batch_tokens")
+        self.block_size = positive_int(block_size, "block_size (or the store's shard_size)")
+        self.max_block_tokens = positive_int(max_block_tokens,
+                                             "max_block_tokens (or the store's max_shard_tokens)")
+        limit = min(max_input_length(m, t) for m, t in models)
+        self.max_length = limit if max_length is None else positive_int(max_length, "max_length")
         self.autocast = autocast
         self.ordered = ordered
         self.progress = progress
