@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
+from . import registry
 from ._io import write_json
 from .align import as_items
 from .capture import layer_names
@@ -17,14 +18,13 @@ from .models import as_model
 from .moments import LayerMoments
 from .stream import ActivationStream
 
-MEASURES = ("cka", "cka_debiased", "rsa", "cca", "svcca", "pwcca", "procrustes")
-
 
 @dataclass
 class LayerComparison:
-    """Per-layer similarity of two models. Each measure is an array [L] (pairs="diagonal":
-    layer l vs layer l) or [L, L] (pairs="all": base layers on rows); index 0 is the
-    embedding output. Measures not asked for are None."""
+    """Per-layer similarity of two models. Each measure asked for is an array [L]
+    (pairs="diagonal": layer l vs layer l) or [L, L] (pairs="all": base layers on rows),
+    read as ``result.cka``, ``result.rsa``, ... (None when not asked for); index 0 is the
+    embedding output. ``undefined`` lists the layers (pairs) left NaN per measure."""
 
     base: str
     finetuned: str
@@ -36,32 +36,38 @@ class LayerComparison:
     rdm: str = "correlation"
     truncated: int = 0
     words_dropped: int = 0
-    cka: np.ndarray | None = None
-    cka_debiased: np.ndarray | None = None
-    rsa: np.ndarray | None = None
-    cca: np.ndarray | None = None
-    svcca: np.ndarray | None = None
-    pwcca: np.ndarray | None = None
-    procrustes: np.ndarray | None = None
+    values: dict[str, np.ndarray] = field(default_factory=dict)  # measure name -> array
     undefined: dict[str, list] = field(default_factory=dict)  # measure -> pairs left NaN
 
+    def __getattr__(self, name: str):
+        if name in registry.MEASURES:
+            return self.__dict__.get("values", {}).get(name)
+        raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
+
     def to_dict(self) -> dict:
-        """Plain lists; NaN (undefined pairs) becomes None, so the JSON stays standard."""
+        """Plain lists, one key per registered measure (None when not asked for); NaN
+        (undefined pairs) becomes None, so the JSON stays standard."""
         out = asdict(self)
-        for name in MEASURES:
-            if out[name] is not None:
-                values = np.asarray(out[name], dtype=object)
-                values[np.isnan(np.asarray(out[name], dtype=np.float64))] = None
-                out[name] = values.tolist()
+        values = out.pop("values")
+        for name in registry.MEASURES:
+            if name not in values:
+                out[name] = None
+                continue
+            data = np.asarray(values[name], dtype=np.float64)
+            listed = data.astype(object)
+            listed[np.isnan(data)] = None
+            out[name] = listed.tolist()
         return out
 
     @classmethod
     def from_dict(cls, data: dict) -> LayerComparison:
         data = dict(data)
-        for name in MEASURES:
-            if data.get(name) is not None:
-                data[name] = np.array(data[name], dtype=np.float64)  # None -> NaN
-        return cls(**data)
+        values = {}
+        for name in registry.MEASURES:
+            listed = data.pop(name, None)
+            if listed is not None:
+                values[name] = np.array(listed, dtype=np.float64)  # None -> NaN
+        return cls(**data, values=values)
 
     def save(self, path: str | os.PathLike) -> None:
         """Writes the result as JSON (atomically)."""
@@ -103,7 +109,8 @@ def compare_models(
         base, finetuned: a hub name, a folder, "minilm", or a (model, tokenizer) pair.
         data: sentences (list of str), sentence pairs (list of (str, str)), or a reader's
             output (CoNLL-U sentences, PairData, SQuAD examples).
-        measures: any of "cka", "cka_debiased", "rsa", "cca", "svcca", "pwcca", "procrustes".
+        measures: names from ``ftlens.registry.MEASURES``: "cka", "cka_debiased", "rsa",
+            "cca", "svcca", "pwcca", "procrustes".
         pairs: "diagonal" (layer l vs layer l) or "all" (every layer pair).
         rows: "tokens", "words", "cls" or "mean" (see ActivationStream); word_pool and
             segment refine it.
@@ -113,9 +120,10 @@ def compare_models(
         LayerComparison with an array per measure asked for.
     """
     measures = (measures,) if isinstance(measures, str) else tuple(measures)
-    unknown = [m for m in measures if m not in MEASURES]
-    if unknown or not measures:
-        raise ValueError(f"unknown measure {unknown[0] if unknown else None!r}: choose from {MEASURES}")
+    if not measures:
+        raise ValueError(f"no measure asked for: choose from {tuple(registry.MEASURES)}")
+    for name in measures:
+        registry.get(name)  # unknown names fail before any model loads
     items = as_items(data)  # bad data fails before any model loads
     pair_x, pair_y = as_model(base, device), as_model(finetuned, device)
     stream = ActivationStream([pair_x, pair_y], rows=rows, word_pool=word_pool, segment=segment,
@@ -145,11 +153,11 @@ def compare_models(
         )
     for name in measures:
         try:
-            values = _measure(moments, name, rdm)
+            values = moments.measure(name, undefined="nan", rdm=rdm)
         except ValueError as err:  # the pass is done: keep the other measures
             warnings.warn(f"{name} could not be computed: {err}", stacklevel=2)
             values = np.full(moments.cka(undefined="nan").shape, np.nan)
-        setattr(result, name, values)
+        result.values[name] = values
         bad = np.argwhere(np.isnan(values))
         if len(bad):
             result.undefined[name] = bad.squeeze(-1).tolist() if pairs == "diagonal" else bad.tolist()
@@ -162,15 +170,3 @@ def compare_models(
             stacklevel=2,
         )
     return result
-
-
-def _measure(moments: LayerMoments, name: str, rdm: str) -> np.ndarray:
-    if name == "cka":
-        return moments.cka(undefined="nan")
-    if name == "cka_debiased":
-        return moments.cka(debiased=True, undefined="nan")
-    if name == "rsa":
-        return moments.rsa(rdm, undefined="nan")
-    if name == "procrustes":
-        return moments.procrustes(undefined="nan")
-    return moments.cca("mean" if name == "cca" else name, undefined="nan")

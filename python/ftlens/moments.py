@@ -14,33 +14,13 @@ from collections.abc import Iterable
 import numpy as np
 import torch
 
-from . import _inputs
+from . import _inputs, registry
 from ._core import MomentsCore
+from .registry import RDMS
 
-RDMS = ("inner", "cosine", "correlation", "sqeuclidean")
 PAIRS = ("diagonal", "all")
 CORE_ARGS = ("n_layers", "p", "q", "pairs", "views")  # the configuration keys, in MomentsCore's order
-
-
-def views_for(rdms: Iterable[str], need_raw: bool = True) -> list[str]:
-    """The row views to accumulate for these RDM types (raw rows serve CKA, CCA, ...)."""
-    rdms = [rdms] if isinstance(rdms, str) else list(rdms)
-    unknown = [r for r in rdms if r not in RDMS]
-    if unknown:
-        raise ValueError(f"unknown rdm {unknown[0]!r}: expected one of {RDMS}")
-    views = ["raw"] if need_raw or {"inner", "sqeuclidean"} & set(rdms) else []
-    views += [v for v in ("cosine", "correlation") if v in rdms]
-    return views
-
-
-UNDEFINED = ("raise", "nan")
-
-
-def svcca_k(k) -> int:
-    """SVCCA's ``k`` for the core: None (choose by threshold) -> 0, else a positive int."""
-    if k is None:
-        return 0
-    return _inputs.positive_int(k, "k (SVCCA's number of directions; None chooses by threshold)")
+CCA_METHODS = {"mean": "cca", "svcca": "svcca", "pwcca": "pwcca"}
 
 
 def warn_undefined_spread(values: dict) -> None:
@@ -52,12 +32,6 @@ def warn_undefined_spread(values: dict) -> None:
             "dimensions are constant there (see n_constant_dims), so the median std is zero",
             stacklevel=3,
         )
-
-
-def _strict(undefined: str) -> bool:
-    if undefined not in UNDEFINED:
-        raise ValueError(f"undefined must be one of {UNDEFINED}, got {undefined!r}")
-    return undefined == "raise"
 
 
 class LayerMoments:
@@ -90,7 +64,7 @@ class LayerMoments:
         self.rdms = tuple([rdms] if isinstance(rdms, str) else rdms)
         self.chunk_rows = _inputs.positive_int(chunk_rows, "chunk_rows")
         self._core = MomentsCore(_inputs.positive_int(n_layers, "n_layers"), _inputs.positive_int(p, "p"),
-                                 _inputs.positive_int(q, "q"), pairs, views_for(self.rdms))
+                                 _inputs.positive_int(q, "q"), pairs, registry.views_for(self.rdms))
 
     # -- configuration ---------------------------------------------------------------
     @property
@@ -216,37 +190,46 @@ class LayerMoments:
         out = values.detach().cpu().numpy()
         return out.reshape(self.n_layers, self.n_layers) if self.pairs == "all" else out
 
-    def cka(self, debiased: bool = False, *, undefined: str = "raise") -> np.ndarray:
-        """Linear CKA per pair; debiased uses the unbiased HSIC (needs n >= 4).
+    def measure(self, name: str, *, undefined: str = "raise", **options) -> np.ndarray:
+        """Any registered measure by name (``ftlens.registry.MEASURES``), e.g.
+        ``measure("rsa", rdm="cosine")``; the named methods below are shortcuts.
 
         undefined: "raise" (default) on a pair where a representation is constant, or
         "nan" to get NaN for such pairs (e.g. the [CLS] row of the embedding layer)."""
-        return self._shape(self._core.cka(bool(debiased), _strict(undefined)))
+        if name == "rsa":
+            rdm = options.get("rdm", "correlation")
+            if rdm in RDMS and rdm not in self.rdms:
+                raise ValueError(
+                    f"rdm={rdm!r} was not requested when these moments were created "
+                    f"(rdms={self.rdms}); create them with rdms including {rdm!r}"
+                )
+        values = registry.get(name).compute(self._core, registry.strict(undefined), **options)
+        return self._shape(values)
+
+    def cka(self, debiased: bool = False, *, undefined: str = "raise") -> np.ndarray:
+        """Linear CKA per pair; debiased uses the unbiased HSIC (needs n >= 4)."""
+        return self.measure("cka_debiased" if debiased else "cka", undefined=undefined)
 
     def rsa(self, rdm: str = "correlation", compare: str = "pearson", *,
             undefined: str = "raise") -> np.ndarray:
         """Pearson or cosine comparison of the off-diagonal RDM entries per pair.
 
         rdm: "inner", "cosine" (1 - cosine similarity), "correlation" (1 - Pearson
-        correlation of rows) or "sqeuclidean". undefined: as for ``cka``.
+        correlation of rows) or "sqeuclidean".
         """
-        if rdm in RDMS and rdm not in self.rdms:
-            raise ValueError(
-                f"rdm={rdm!r} was not requested when these moments were created "
-                f"(rdms={self.rdms}); create them with rdms including {rdm!r}"
-            )
-        return self._shape(self._core.rsa(rdm, compare, _strict(undefined)))
+        return self.measure("rsa", undefined=undefined, rdm=rdm, compare=compare)
 
     def cca(self, method: str = "mean", k: int | None = None, threshold: float = 0.99, *,
             undefined: str = "raise"):
         """CCA similarity per pair: "mean" canonical correlation, "svcca" (top ``k``
-        principal directions, or those holding ``threshold`` of the variance), "pwcca".
-        undefined: as for ``cka``."""
-        return self._shape(self._core.cca(method, svcca_k(k), float(threshold), _strict(undefined)))
+        principal directions, or those holding ``threshold`` of the variance), "pwcca"."""
+        if method not in CCA_METHODS:
+            raise ValueError(f"method must be 'mean', 'svcca' or 'pwcca', got {method!r}")
+        return self.measure(CCA_METHODS[method], undefined=undefined, k=k, threshold=threshold)
 
     def procrustes(self, *, undefined: str = "raise") -> np.ndarray:
         """Orthogonal Procrustes distance per pair (0 = same up to rotation), in [0, 2]."""
-        return self._shape(self._core.procrustes(_strict(undefined)))
+        return self.measure("procrustes", undefined=undefined)
 
     def isotropy(self, which: str = "x", top_k: int = 10) -> dict[str, np.ndarray]:
         """Isotropy diagnostics of X's (or Y's) layers; one value per layer per key (see

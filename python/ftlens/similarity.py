@@ -7,9 +7,9 @@ Rows are samples; X and Y may be numpy arrays or torch tensors of any float dtyp
 
 from __future__ import annotations
 
-from . import _inputs
+from . import _inputs, registry
 from ._core import MomentsCore
-from .moments import _strict, svcca_k, views_for, warn_undefined_spread
+from .moments import CCA_METHODS, warn_undefined_spread
 
 
 def _accumulate(X, Y, views: list[str], chunk_rows: int) -> MomentsCore:
@@ -23,6 +23,14 @@ def _accumulate(X, Y, views: list[str], chunk_rows: int) -> MomentsCore:
     return core
 
 
+def _one(X, Y, name: str, undefined: str, chunk_rows: int, **options) -> float:
+    """One registered measure of X and Y, accumulating only the views it reads."""
+    measure = registry.get(name)
+    strict = registry.strict(undefined)  # a bad policy fails before the pass
+    core = _accumulate(X, Y, list(measure.views(**options)), chunk_rows)
+    return float(measure.compute(core, strict, **options)[0])
+
+
 def cka(X, Y, debiased: bool = False, *, undefined: str = "raise",
         chunk_rows: int = _inputs.DEFAULT_CHUNK_ROWS) -> float:
     """Linear CKA (Kornblith et al. 2019) between X [n, p] and Y [n, q].
@@ -31,7 +39,7 @@ def cka(X, Y, debiased: bool = False, *, undefined: str = "raise",
     undefined: "raise" (default) when X or Y is constant (no variance above float
     rounding), or "nan" to return NaN instead. Every measure takes it.
     """
-    return float(_accumulate(X, Y, ["raw"], chunk_rows).cka(bool(debiased), _strict(undefined))[0])
+    return _one(X, Y, "cka_debiased" if debiased else "cka", undefined, chunk_rows)
 
 
 def rsa(
@@ -50,8 +58,7 @@ def rsa(
     compare: "pearson" or "cosine" comparison of the two RDMs' off-diagonal entries.
     Computed from moments, without forming the n x n RDMs.
     """
-    views = views_for([rdm], need_raw=False)
-    return float(_accumulate(X, Y, views, chunk_rows).rsa(rdm, compare, _strict(undefined))[0])
+    return _one(X, Y, "rsa", undefined, chunk_rows, rdm=rdm, compare=compare)
 
 
 def cca(
@@ -72,14 +79,15 @@ def cca(
     Directions whose variance lies below the rounding error of the accumulated covariance
     (8 sqrt(chunk rows) eps of its trace) are dropped; that cut does not grow with n.
     """
-    core = _accumulate(X, Y, ["raw"], chunk_rows)
-    return float(core.cca(method, svcca_k(k), float(threshold), _strict(undefined))[0])
+    if method not in CCA_METHODS:
+        raise ValueError(f"method must be 'mean', 'svcca' or 'pwcca', got {method!r}")
+    return _one(X, Y, CCA_METHODS[method], undefined, chunk_rows, k=k, threshold=threshold)
 
 
 def procrustes(X, Y, *, undefined: str = "raise", chunk_rows: int = _inputs.DEFAULT_CHUNK_ROWS) -> float:
     """Orthogonal Procrustes distance between centered, unit-Frobenius-norm X and Y:
     2 - 2 ||X^T Y||_* (0 when equal up to rotation and scale, at most 2)."""
-    return float(_accumulate(X, Y, ["raw"], chunk_rows).procrustes(_strict(undefined))[0])
+    return _one(X, Y, "procrustes", undefined, chunk_rows)
 
 
 def isotropy(X, top_k: int = 10, *, chunk_rows: int = _inputs.DEFAULT_CHUNK_ROWS) -> dict:
