@@ -71,3 +71,17 @@ def test_demo_checks_its_output_folder_first(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["demo", "--out", str(blocker / "out"), "--no-progress"])
     assert "--out: cannot write results into" in capsys.readouterr().err
+
+
+def test_capture_options_are_one_object_for_every_entry_point(minilm, tmp_path):
+    words = ftlens.CaptureOptions(rows="words", batch_size=4)
+    stream = ActivationStream([minilm], words, word_pool="last")
+    assert stream.rows == "words" and stream.word_pool == "last" and stream.batch_size == 4
+    sentences = ["A short sentence here.", "Another one."]
+    result = ftlens.compare_models(minilm, minilm, sentences, capture=words, progress=False)
+    store = ftlens.store.write(minilm, sentences, tmp_path / "s", capture=words, progress=False)
+    assert result.n_rows == store.n_rows == 6 and store.manifest["rows"] == "words"
+    with pytest.raises(TypeError, match="unknown capture option 'row': CaptureOptions takes rows, word_pool"):
+        ftlens.compare_models(minilm, minilm, sentences, row="words")
+    with pytest.raises(ValueError, match="segment must be None, 0 or 1, got 3"):
+        ftlens.CaptureOptions(segment=3)

@@ -14,8 +14,9 @@ Models compared layer by layer, streaming their activations (no storage)::
     result.cka, result.rsa                # arrays [layers]
 """
 
-from . import data, store
+from . import data, registry, store
 from ._core import build_info
+from .capture_options import CaptureOptions
 from .compare import LayerComparison, compare_models
 from .models import load_model
 from .moments import LayerMoments, Moments
@@ -24,6 +25,7 @@ from .similarity import cca, cka, isotropy, procrustes, rsa
 __version__ = "0.1.0"
 
 __all__ = [
+    "CaptureOptions",
     "LayerComparison",
     "LayerMoments",
     "Moments",
@@ -35,6 +37,7 @@ __all__ = [
     "isotropy",
     "load_model",
     "procrustes",
+    "registry",
     "rsa",
     "store",
 ]

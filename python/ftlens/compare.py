@@ -14,6 +14,7 @@ from . import registry
 from ._io import write_json
 from .align import as_items
 from .capture import layer_names
+from .capture_options import CaptureOptions, capture_options
 from .models import as_model
 from .moments import LayerMoments
 from .stream import ActivationStream
@@ -93,15 +94,11 @@ def compare_models(
     measures=("cka", "rsa"),
     pairs: str = "diagonal",
     *,
-    rows: str = "tokens",
-    word_pool: str = "first",
-    segment: int | None = None,
     rdm: str = "correlation",
-    batch_size: int = 64,
-    max_length: int | None = None,
-    autocast: str | None = None,
+    capture: CaptureOptions | None = None,
     device: str | torch.device | None = None,
     progress: bool = True,
+    **capture_overrides,
 ) -> LayerComparison:
     """Streams the same inputs through two encoders and compares them layer by layer.
 
@@ -112,9 +109,10 @@ def compare_models(
         measures: names from ``ftlens.registry.MEASURES``: "cka", "cka_debiased", "rsa",
             "cca", "svcca", "pwcca", "procrustes".
         pairs: "diagonal" (layer l vs layer l) or "all" (every layer pair).
-        rows: "tokens", "words", "cls" or "mean" (see ActivationStream); word_pool and
-            segment refine it.
         rdm: RDM type of "rsa": "correlation", "cosine", "inner" or "sqeuclidean".
+        capture: which rows and how to run the models (CaptureOptions); keyword arguments
+            override its fields: rows="words", word_pool, segment, batch_size, max_length,
+            autocast.
 
     Returns:
         LayerComparison with an array per measure asked for.
@@ -124,11 +122,11 @@ def compare_models(
         raise ValueError(f"no measure asked for: choose from {tuple(registry.MEASURES)}")
     for name in measures:
         registry.get(name)  # unknown names fail before any model loads
+    options = capture_options(capture, **capture_overrides)
     items = as_items(data)  # bad data fails before any model loads
     pair_x, pair_y = as_model(base, device), as_model(finetuned, device)
-    stream = ActivationStream([pair_x, pair_y], rows=rows, word_pool=word_pool, segment=segment,
-                              batch_size=batch_size, max_length=max_length, autocast=autocast,
-                              ordered=False, progress=progress)
+    stream = ActivationStream([pair_x, pair_y], options, ordered=False, progress=progress)
+    rows = options.rows
     if stream.layers[0] != stream.layers[1]:
         raise ValueError(
             f"the models have {stream.layers[0]} and {stream.layers[1]} hidden states; "

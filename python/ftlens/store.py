@@ -33,6 +33,7 @@ from . import align
 from ._inputs import positive_int
 from ._io import atomic_write, write_json
 from .capture import layer_names
+from .capture_options import CaptureOptions, capture_options
 from .models import as_model
 from .stream import ActivationStream
 
@@ -96,44 +97,43 @@ def _plan(stream: ActivationStream, items: Sequence[align.Item]):
     return bounds, counts, np.concatenate(items_of), np.concatenate(units_of)
 
 
-def write(model, data, path: str | os.PathLike, dtype: str = "float16", *, rows: str = "tokens",
-          word_pool: str = "first", segment: int | None = None, shard_size: int = 256,
-          max_shard_tokens: int = 8192,
-          batch_size: int = 64, max_length: int | None = None, autocast: str | None = None,
-          device=None, progress: bool = True) -> ActivationStore:
+def write(model, data, path: str | os.PathLike, dtype: str = "float16", *,
+          capture: CaptureOptions | None = None, shard_size: int = 256, max_shard_tokens: int = 8192,
+          device=None, progress: bool = True, **capture_overrides) -> ActivationStore:
     """Captures every layer of ``model`` over ``data`` into a store folder at ``path``.
 
-    Rerunning the same call after an interruption resumes at the first unfinished shard;
-    a finished store is returned as is. A folder holding a store of another model, data
-    set or options is refused.
+    Rerunning the same call after an interruption resumes at the first unfinished shard
+    (finished shards are checked against their checksums, missing or damaged files are
+    rebuilt); a finished store is returned as is. A folder holding a store of another
+    model, data set or options is refused, and so is a second writer while one writes.
 
     Args:
         model: a name, a folder, "minilm" or a (model, tokenizer) pair.
         data: sentences, sentence pairs or a reader's output (labels are carried along).
-        dtype: "float16" (half the disk) or "float32".
-        rows, word_pool, segment: which rows to keep (see ActivationStream).
+        dtype: "float16" (half the disk; values beyond +-65504 are refused) or "float32".
+        capture: which rows to keep (CaptureOptions); keyword arguments override its
+            fields, e.g. rows="words".
         shard_size, max_shard_tokens: at most this many inputs and tokens per shard (the
             unit of resumption; bounds the memory of a shard in flight).
     """
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
+    options = capture_options(capture, **capture_overrides)
     path = Path(path)
     model, tokenizer = as_model(model, device)
     items = align.as_items(data)
-    stream = ActivationStream([(model, tokenizer)], rows=rows, word_pool=word_pool, segment=segment,
-                              batch_size=batch_size, block_size=shard_size,
-                              max_block_tokens=max_shard_tokens, max_length=max_length,
-                              autocast=autocast, progress=False)
-    align.check_rows(rows, word_pool, segment, len(items[0].segments))
+    stream = ActivationStream([(model, tokenizer)], options, block_size=shard_size,
+                              max_block_tokens=max_shard_tokens, progress=False)
+    align.check_rows(options.rows, options.word_pool, options.segment, len(items[0].segments))
     identity = {
         "format": FORMAT,
         "model": getattr(model.config, "_name_or_path", "") or type(model).__name__,
         "model_fingerprint": model_fingerprint(model),
         "data_fingerprint": data_fingerprint(items),
         "n_inputs": len(items),
-        "rows": rows, "word_pool": word_pool, "segment": segment, "dtype": dtype,
+        "rows": options.rows, "word_pool": options.word_pool, "segment": options.segment, "dtype": dtype,
         "shard_size": int(shard_size), "max_shard_tokens": int(max_shard_tokens),
-        "max_length": stream.max_length, "autocast": autocast,
+        "max_length": stream.max_length, "autocast": options.autocast,
     }
     manifest = read_manifest(path) if (path / "manifest.json").exists() else None
     if manifest is not None:

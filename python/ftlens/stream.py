@@ -19,8 +19,9 @@ from . import align
 from ._core import build_info
 from ._inputs import positive_int
 from .capture import LayerCapture, n_hidden_states
+from .capture_options import CaptureOptions, capture_options
 
-AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}
+AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 @dataclass
@@ -69,52 +70,41 @@ class ActivationStream:
         models: (model, tokenizer) pairs; all see the first one's batches. Models with a
             different tokenizer are tokenized on their own (then rows="tokens" is refused,
             since their tokens do not line up).
-        rows: "tokens" (every non-padding subword), "words" (pooled per word), "cls" (the
-            first token) or "mean" (mean over the input's tokens).
-        word_pool: "first", "last" or "mean" subword of each word (rows="words").
-        segment: for sentence pairs, 0 or 1 keeps only that segment; None keeps both.
-        batch_size, max_batch_tokens: batch limits (inputs are sorted by length within a
-            block, so batches carry little padding).
+        capture: CaptureOptions (rows, word_pool, segment, batch sizes, max_length,
+            autocast); keyword arguments override its fields, e.g. rows="words".
         block_size, max_block_tokens: a yielded chunk holds at most block_size inputs and
             (unless one input is longer) max_block_tokens tokens, which bounds its memory:
             [layers, rows, hidden] float32 per model.
-        max_length: truncation length (default: the model's limit); truncated inputs are
-            counted in ``self.truncated``, their lost words in ``self.words_dropped``.
-        autocast: "bf16" or "fp16" to run the forward passes under autocast (GPU; CPU takes
-            "bf16" only). Activations come out float32 either way.
         ordered: rows of a chunk in input order (else in batch order, one copy less;
             ``item``/``unit`` say where each row came from either way).
+    Truncated inputs are counted in ``self.truncated``, their lost words in
+    ``self.words_dropped``.
     """
 
-    def __init__(self, models: Sequence, *, rows: str = "tokens", word_pool: str = "first",
-                 segment: int | None = None, batch_size: int = 64, max_batch_tokens: int = 8192,
-                 block_size: int = 256, max_block_tokens: int = 8192, max_length: int | None = None,
-                 autocast: str | None = None,
-                 ordered: bool = True, progress: bool = True) -> None:
+    def __init__(self, models: Sequence, capture: CaptureOptions | None = None, *, block_size: int = 256,
+                 max_block_tokens: int = 8192, ordered: bool = True, progress: bool = True,
+                 **overrides) -> None:
         if not models:
             raise ValueError("pass at least one (model, tokenizer) pair")
-        if autocast is not None and autocast not in AUTOCAST:
-            raise ValueError(f"autocast must be None, 'bf16' or 'fp16', got {autocast!r}")
+        self.options = options = capture_options(capture, **overrides)
         self.models = [m for m, _ in models]
         self.tokenizers = [t for _, t in models]
         self.shared = [same_tokenizer(self.tokenizers[0], t) for t in self.tokenizers]
-        if rows == "tokens" and not all(self.shared):
+        if options.rows == "tokens" and not all(self.shared):
             raise ValueError(
                 "rows='tokens' needs the models to share a tokenizer (their subwords must line "
                 "up); use rows='words', 'cls' or 'mean' to compare models with different tokenizers"
             )
         for m in self.models:
-            if autocast == "fp16" and next(m.parameters()).device.type == "cpu":
+            if options.autocast == "fp16" and next(m.parameters()).device.type == "cpu":
                 raise ValueError("autocast='fp16' needs a GPU; on CPU use autocast='bf16' or None")
-        self.rows, self.word_pool, self.segment = rows, word_pool, segment
-        self.batch_size = positive_int(batch_size, "batch_size")
-        self.max_batch_tokens = positive_int(max_batch_tokens, "max_batch_tokens")
+        self.rows, self.word_pool, self.segment = options.rows, options.word_pool, options.segment
+        self.batch_size, self.max_batch_tokens = options.batch_size, options.max_batch_tokens
         self.block_size = positive_int(block_size, "block_size (or the store's shard_size)")
         self.max_block_tokens = positive_int(max_block_tokens,
                                              "max_block_tokens (or the store's max_shard_tokens)")
-        limit = min(max_input_length(m, t) for m, t in models)
-        self.max_length = limit if max_length is None else positive_int(max_length, "max_length")
-        self.autocast = autocast
+        self.max_length = options.max_length or min(max_input_length(m, t) for m, t in models)
+        self.autocast = options.autocast
         self.ordered = ordered
         self.progress = progress
         self.layers = [n_hidden_states(m) for m in self.models]
@@ -160,7 +150,7 @@ class ActivationStream:
         device = next(model.parameters()).device
         accepted = self._accepts[index] - {"offset_mapping"}
         inputs = {k: v.to(device) for k, v in enc.items() if k in accepted}
-        cast = (torch.autocast(device.type, dtype=AUTOCAST[self.autocast]) if self.autocast
+        cast = (torch.autocast(device.type, dtype=AUTOCAST_DTYPES[self.autocast]) if self.autocast
                 else contextlib.nullcontext())
         with LayerCapture(model) as capture, cast:
             model(**inputs)
