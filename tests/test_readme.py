@@ -3,6 +3,8 @@
 import re
 from pathlib import Path
 
+import ftlens
+import numpy as np
 import pytest
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -15,7 +17,31 @@ def _first_block_after(heading: str) -> str:
     return re.search(r"```python\n(.*?)```", text[start:], re.S).group(1)
 
 
+def _check_quick_start(ns: dict) -> None:
+    m, X, Y = ns["m"], ns["X"], ns["Y"]
+    assert m.n == 5000 and 0 < m.cka() < 1
+    assert m.cka() == pytest.approx(ftlens.cka(X, Y), rel=1e-6)  # float32: chunking changes rounding
+
+
+def _check_comparison(ns: dict) -> None:
+    result = ns["result"]
+    np.testing.assert_allclose(result.cka, 1.0, atol=1e-6)  # the same model twice
+    assert ftlens.LayerComparison.load("compare.json").n_rows == result.n_rows
+
+
+def _check_store(ns: dict) -> None:
+    store = ns["store"]
+    assert ns["layer6"].shape == (store.n_rows, 384) and len(ns["codes"]) == store.n_rows
+    assert ns["chunk"].shape[0] == store.n_layers
+
+
+CHECKS = {"## Quick start": _check_quick_start, "## Comparing two models": _check_comparison,
+          "### Activation store": _check_store}
+
+
 @pytest.mark.parametrize("heading", RUNNABLE)
 def test_readme_example_runs(heading, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    exec(compile(_first_block_after(heading), f"README {heading}", "exec"), {})
+    namespace = {}
+    exec(compile(_first_block_after(heading), f"README {heading}", "exec"), namespace)
+    CHECKS[heading](namespace)
