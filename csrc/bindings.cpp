@@ -6,9 +6,7 @@
 
 #include "measures.h"
 #include "moments.h"
-#include "ops/center_rows.h"
 #include "ops/dispatch.h"
-#include "ops/normalize_rows.h"
 
 namespace py = pybind11;
 using ftlens::MomentsCore;
@@ -38,16 +36,6 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
     info["cuda"] = ftlens::built_with_cuda();
     return info;
   });
-  m.def(
-      "center_rows",
-      [](const at::Tensor& x, const at::Tensor& shift, const std::optional<at::ScalarType>& dtype) {
-        return ftlens::center_rows(x, shift, dtype.value_or(x.scalar_type()));
-      },
-      py::arg("x"), py::arg("shift"), py::arg("out_dtype") = py::none());
-  m.def(
-      "normalize_rows", [](const at::Tensor& x, bool center) { return ftlens::normalize_rows(x, center); },
-      py::arg("x"), py::arg("center"));
-
   py::class_<MomentsCore>(m, "MomentsCore")
       .def(py::init<int64_t, int64_t, int64_t, const std::string&, const std::vector<std::string>&>(),
            py::arg("n_layers"), py::arg("p"), py::arg("q"), py::arg("pairs"), py::arg("views"))
@@ -73,7 +61,6 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
            }),
            py::arg("state"))
       .def_property_readonly("n", locked(+[](MomentsCore& self) { return self.n(); }))
-      .def_property_readonly("chunks", &MomentsCore::chunks)
       .def_property_readonly("n_layers", &MomentsCore::layers)
       .def_property_readonly("p", &MomentsCore::p)
       .def_property_readonly("q", &MomentsCore::q)
