@@ -19,6 +19,26 @@ def timed(fn, *args, **kwargs):
     return time.perf_counter() - start, out
 
 
+def _timed_call(fn, args):
+    start = time.perf_counter()
+    out = fn(*args)
+    return time.perf_counter() - start, out
+
+
+def timed_isolated(fn, *args):
+    """(seconds, result) of one call of ``fn`` in a fresh process (spawned), timed there.
+
+    Anchors run this way so that their BLAS threads, which may keep spinning for a while
+    after a numpy call and take the cores, die with the process: what runs next in this
+    process (the next test's ftlens timing) is not slowed by them, whatever the test order.
+    """
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(_timed_call, fn, args).result()
+
+
 def report(name: str, **fields) -> None:
     print(f"\n[{name}] {machine()}: " + ", ".join(f"{k}={v}" for k, v in fields.items()))
 

@@ -1,6 +1,7 @@
 #include "moments.h"
 
 #include <algorithm>
+#include <cmath>
 #include <limits>
 #include <sstream>
 #include <stdexcept>
@@ -117,14 +118,13 @@ struct RowOrigin {
 
 Tensor stack_of(const std::vector<Tensor>& parts) { return at::stack(parts); }
 
-// True when a float32 chunk [L, m, d] has a column whose products the float32 GEMMs could
-// not hold: magnitudes above 1e15 (sums of m squares overflow near 1e19) or nonzero
-// columns below 1e-15 (their squares approach float32's subnormal range and lose digits).
-bool outside_float32_gemm_range(const Tensor& rows) {
+// True when a float32 chunk whose largest magnitude is `peak` would leave the range of
+// its float32 GEMMs: above 1e15 sums of squares approach overflow (3.4e38 over a few
+// thousand rows); below 1e-15 the squares approach float32's subnormal range and lose
+// digits (a whole representation scaled by 1e-23, say). Such a chunk runs in float64.
+bool outside_float32_gemm_range(double peak) {
   constexpr double kLargest = 1e15, kSmallest = 1e-15;
-  const auto [lo, hi] = at::aminmax(rows, 1);  // [L, d]
-  const Tensor peak = at::maximum(lo.abs(), hi.abs());
-  return (peak > kLargest).any().item<bool>() || ((peak > 0) & (peak < kSmallest)).any().item<bool>();
+  return peak > kLargest || (peak > 0 && peak < kSmallest);
 }
 
 }  // namespace
@@ -246,8 +246,9 @@ void MomentsCore::to_device(const at::Device& device) {
   scratch_.clear();
 }
 
-MomentsCore::Prepared MomentsCore::prepare(const Tensor& layer_rows, View view, at::ScalarType gemm_dtype,
-                                           const char* stream, int64_t layer, Scratch& scratch) const {
+MomentsCore::Prepared MomentsCore::prepare(const Tensor& layer_rows, const Tensor& raw_sums, View view,
+                                           at::ScalarType gemm_dtype, const char* stream, int64_t layer,
+                                           Scratch& scratch) const {
   const RowOrigin origin{stream, layer, n_, chunks_};
   const int64_t m = layer_rows.size(0);
   const std::string name = view_name(view);
@@ -271,10 +272,7 @@ MomentsCore::Prepared MomentsCore::prepare(const Tensor& layer_rows, View view, 
     rows = unit[0];
   }
   Prepared c;
-  const Tensor sums = column_sums(rows.unsqueeze(0))[0];
-  if (!at::isfinite(sums).all().item<bool>()) {
-    non_finite_error(rows, origin, "its values overflow the " + name + " sums");
-  }
+  const Tensor sums = view == View::Raw ? raw_sums : std::get<0>(column_sums(rows.unsqueeze(0)))[0];
   c.side.mean = sums / static_cast<double>(m);
   const Tensor shift = c.side.mean.to(rows.scalar_type());  // a nearby mean, exact in the rows' dtype
   const Tensor buffer = scratch.get(std::string("center ") + stream, {1, m, rows.size(1)}, rows.scalar_type(),
@@ -330,7 +328,8 @@ void MomentsCore::merge_block(Block& into, const Block& other, const Side& into_
   into.y_by_partner_norm2 = into.y_by_partner_norm2 + o.y_by_partner_norm2;
 }
 
-void MomentsCore::update_view(View view, Accumulated& into, const Tensor& xs, const Tensor& ys) {
+void MomentsCore::update_view(View view, Accumulated& into, const Tensor& xs, const Tensor& ys,
+                              const Tensor& sums_x, const Tensor& sums_y) {
   const int64_t m = xs.size(1);
   const at::ScalarType gemm_dtype = xs.scalar_type();
   const bool with_y = q_ > 0, all = pairs_ == "all";
@@ -362,7 +361,7 @@ void MomentsCore::update_view(View view, Accumulated& into, const Tensor& xs, co
 
   if (!with_y) {
     for (int64_t l = 0; l < layers_; ++l) {
-      Prepared cx = prepare(xs[l], view, gemm_dtype, "X", l, scratch_);
+      Prepared cx = prepare(xs[l], sums_x[l], view, gemm_dtype, "X", l, scratch_);
       merge_own(into.xx, into.x, chunk_x, l, cx, weighted_sums(cx.rows, own_weights(cx)));
     }
   } else {
@@ -374,10 +373,10 @@ void MomentsCore::update_view(View view, Accumulated& into, const Tensor& xs, co
       const int64_t lx = lx_of[b].item<int64_t>(), ly = ly_of[b].item<int64_t>();
       const bool own_x = lx != prepared_x, own_y = !all || lx == 0;
       if (own_x) {
-        cx = prepare(xs[lx], view, gemm_dtype, "X", lx, scratch_);
+        cx = prepare(xs[lx], sums_x[lx], view, gemm_dtype, "X", lx, scratch_);
         prepared_x = lx;
       }
-      Prepared cy = prepare(ys[ly], view, gemm_dtype, "Y", ly, scratch_);
+      Prepared cy = prepare(ys[ly], sums_y[ly], view, gemm_dtype, "Y", ly, scratch_);
       // One skinny GEMM per side: its own weights (the first time) and the partner's.
       auto weights = [&](const Prepared& c, const Prepared& partner, bool own) {
         std::vector<Tensor> w = own ? own_weights(c) : std::vector<Tensor>{};
@@ -446,20 +445,30 @@ void MomentsCore::update(const Tensor& xs, const Tensor& ys) {
   Tensor x = xs.contiguous(), y = q_ > 0 ? ys.contiguous() : Tensor();
   // Blocks are merged layer by layer, so every row is checked before the first merge: a
   // bad row must not leave half a chunk accumulated.
-  check_rows_usable(x, "X");
-  if (q_ > 0) check_rows_usable(y, "Y");
-  if (x.scalar_type() == at::kFloat && (outside_float32_gemm_range(x) || (q_ > 0 && outside_float32_gemm_range(y)))) {
-    x = x.to(at::kDouble);  // this chunk's products would overflow or flush to zero in float32
+  double peak_x = 0, peak_y = 1;
+  const Tensor sums_x = check_rows_usable(x, "X", peak_x);
+  const Tensor sums_y = q_ > 0 ? check_rows_usable(y, "Y", peak_y) : Tensor();
+  if (x.scalar_type() == at::kFloat && (outside_float32_gemm_range(peak_x) || outside_float32_gemm_range(peak_y))) {
+    x = x.to(at::kDouble);  // this chunk's products would overflow or lose their digits in float32
     if (q_ > 0) y = y.to(at::kDouble);
   }
-  for (size_t i = 0; i < views_.size(); ++i) update_view(views_[i], state_[i], x, y);
+  for (size_t i = 0; i < views_.size(); ++i) update_view(views_[i], state_[i], x, y, sums_x, sums_y);
   eps_ = std::max(eps_, unit_roundoff(x.scalar_type()));
   n_ += xs.size(1);
   chunks_ += 1;
 }
 
-void MomentsCore::check_rows_usable(const Tensor& rows, const char* stream) const {
-  // One pass: each row's extremes tell NaN/Inf, all-zero and constant rows apart.
+Tensor MomentsCore::check_rows_usable(const Tensor& rows, const char* stream, double& peak) const {
+  // One pass: the column sums (NaN or Inf shows there) and each layer's largest magnitude.
+  auto [sums, peaks] = column_sums(rows);
+  const Tensor finite = at::isfinite(sums).all(1);
+  if (!finite.all().item<bool>()) {
+    const int64_t layer = (~finite).nonzero()[0][0].item<int64_t>();
+    non_finite_error(rows[layer], RowOrigin{stream, layer, n_, chunks_}, "its values overflow the sums");
+  }
+  peak = peaks.max().item<double>();
+  if (std::none_of(views_.begin(), views_.end(), [](View v) { return v != View::Raw; })) return sums;
+  // Each row's extremes tell NaN/Inf, all-zero and constant rows apart.
   const auto [lo, hi] = at::aminmax(rows, 2);  // [L, m]
   auto first = [&](const Tensor& bad) -> std::pair<int64_t, int64_t> {
     const Tensor at_ = bad.nonzero();
@@ -481,6 +490,7 @@ void MomentsCore::check_rows_usable(const Tensor& rows, const char* stream) cons
         << "' out of the requested RDMs.";
     throw std::invalid_argument(msg.str());
   }
+  return sums;
 }
 
 void MomentsCore::merge_view(Accumulated& into, const Accumulated& other, double n_other) const {

@@ -103,15 +103,18 @@ class MomentsCore {
   struct Prepared;  // one layer of one stream of a chunk, centered (moments.cpp)
 
   Accumulated empty_view(const at::TensorOptions& opts) const;
-  Prepared prepare(const at::Tensor& rows, View view, at::ScalarType gemm_dtype,
+  // One layer's rows of one stream, prepared for a view; raw_sums: their column sums.
+  Prepared prepare(const at::Tensor& rows, const at::Tensor& raw_sums, View view, at::ScalarType gemm_dtype,
                    const char* stream, int64_t layer, Scratch& scratch) const;
-  void update_view(View view, Accumulated& into, const at::Tensor& xs, const at::Tensor& ys);
+  void update_view(View view, Accumulated& into, const at::Tensor& xs, const at::Tensor& ys,
+                   const at::Tensor& sums_x, const at::Tensor& sums_y);
   void merge_block(Block& into, const Block& other, const Side& into_x, const Side& into_y,
                    const Side& other_x, const Side& other_y, bool own) const;
   void merge_view(Accumulated& into, const Accumulated& other, double n_other) const;
   // Raises naming the layer and row of the first NaN/Inf row, or of a row that a
-  // requested unit view cannot normalize (zero, or constant for "correlation").
-  void check_rows_usable(const at::Tensor& rows, const char* stream) const;
+  // requested unit view cannot normalize (zero, or constant for "correlation"). Returns
+  // the column sums [L, d] (float64) and sets `peak` to the largest magnitude.
+  at::Tensor check_rows_usable(const at::Tensor& rows, const char* stream, double& peak) const;
   void to_device(const at::Device& device);
   static void move(Accumulated& a, const at::Device& device);
 

@@ -1,16 +1,19 @@
-// Column sums of row stacks, accumulated in float64.
+// Column sums of row stacks, accumulated in float64, with the largest magnitude per layer.
 #pragma once
 
 #include <torch/extension.h>
 
+#include <tuple>
+
 namespace ftlens {
 
-// Column sums of x [L, m, d] in float64 without a float64 copy of x: [L, d]. On the GPU
-// the cast is cheap next to the reduction, so torch's own sum serves (no CUDA twin).
-at::Tensor column_sums(const at::Tensor& x);
+// Column sums of x [L, m, d] in float64 without a float64 copy of x: [L, d], and the
+// largest |x| of each layer as float64 [L] (NaN where a value is NaN), in one pass. On the
+// GPU the cast is cheap next to the reductions, so torch's own serve (no CUDA twin).
+std::tuple<at::Tensor, at::Tensor> column_sums(const at::Tensor& x);
 
 namespace cpu {
-at::Tensor column_sums(const at::Tensor& x);
+std::tuple<at::Tensor, at::Tensor> column_sums(const at::Tensor& x);
 }
 
 }  // namespace ftlens
