@@ -10,6 +10,7 @@
 #include "ops/column_sums.h"
 #include "ops/dispatch.h"
 #include "ops/normalize_rows.h"
+#include "ops/row_extremes.h"
 
 namespace ftlens {
 namespace {
@@ -149,7 +150,7 @@ std::string view_name(View view) {
 }
 
 // One layer of one stream of a chunk, centered about its rounded mean.
-struct MomentsCore::Prepared {
+struct PreparedRows {
   Side side;           // the chunk's statistics (unit_sum from the own weighted sums)
   Tensor rows;         // [m, d] rows - shift, in the rows' dtype (float64 for unit rows)
   Tensor gemm_rows;    // the same rows in the GEMM dtype
@@ -246,7 +247,7 @@ void MomentsCore::to_device(const at::Device& device) {
   scratch_.clear();
 }
 
-MomentsCore::Prepared MomentsCore::prepare(const Tensor& layer_rows, const Tensor& raw_sums, View view,
+PreparedRows MomentsCore::prepare(const Tensor& layer_rows, const Tensor& raw_sums, View view,
                                            at::ScalarType gemm_dtype, const char* stream, int64_t layer,
                                            Scratch& scratch) const {
   const RowOrigin origin{stream, layer, n_, chunks_};
@@ -271,8 +272,8 @@ MomentsCore::Prepared MomentsCore::prepare(const Tensor& layer_rows, const Tenso
     }
     rows = unit[0];
   }
-  Prepared c;
-  const Tensor sums = view == View::Raw ? raw_sums : std::get<0>(column_sums(rows.unsqueeze(0)))[0];
+  PreparedRows c;
+  const Tensor sums = view == View::Raw ? raw_sums : std::get<0>(column_sums(rows.unsqueeze(0)))[0];  // unit rows
   c.side.mean = sums / static_cast<double>(m);
   const Tensor shift = c.side.mean.to(rows.scalar_type());  // a nearby mean, exact in the rows' dtype
   const Tensor buffer = scratch.get(std::string("center ") + stream, {1, m, rows.size(1)}, rows.scalar_type(),
@@ -308,6 +309,63 @@ Tensor weighted_sums(const Tensor& rows, const std::vector<Tensor>& weights) {
   return at::mm(w, rows).t().to(at::kDouble);
 }
 
+// The weight columns of one skinny GEMM over a prepared layer: its own (alpha, 1/||x||,
+// and w in split mode) when `own`, then its partner's (alpha, and w in split mode).
+std::vector<Tensor> row_weights(const PreparedRows& c, const PreparedRows* partner, bool own) {
+  std::vector<Tensor> w;
+  if (own) {
+    w = {c.alpha, c.inv};
+    if (c.split) w.push_back(c.w);
+  }
+  if (partner != nullptr) {
+    w.push_back(partner->alpha);
+    if (c.split) w.push_back(partner->w);
+  }
+  return w;
+}
+
+// A prepared layer's block with itself, from its own weighted sums [d, k]; completes the
+// chunk side's unit_sum.
+Block own_block(PreparedRows& c, const Tensor& sums) {
+  Tensor product = symmetric_gram(c.gemm_rows);
+  if (c.split) {
+    const Tensor g = sums.select(1, 2);
+    product = along_direction_exact(product.to(at::kDouble), c.h, c.h, g, g, c.w.square().sum());
+  }
+  c.side.unit_sum = sums.select(1, 1) + c.side.shift * c.inv.sum();
+  const Tensor by_norm2 = sums.select(1, 0).contiguous();
+  return Block{CoMoment::chunk(c.rows.size(0), c.side.mean, c.side.mean, product, c.residual, c.residual),
+               c.alpha.square().sum(), by_norm2, by_norm2};
+}
+
+// The block of two prepared layers; wx, wy: their weighted sums, the partner's columns last.
+Block cross_block(const PreparedRows& cx, const PreparedRows& cy, const Tensor& wx, const Tensor& wy) {
+  const int64_t k = cx.split ? 2 : 1;
+  const Tensor px = wx.narrow(1, wx.size(1) - k, k), py = wy.narrow(1, wy.size(1) - k, k);
+  Tensor product = at::mm(cx.gemm_rows.t(), cy.gemm_rows);
+  if (cx.split) {
+    product = along_direction_exact(product.to(at::kDouble), cx.h, cy.h, px.select(1, 1), py.select(1, 1),
+                                    at::dot(cx.w, cy.w));
+  }
+  return Block{CoMoment::chunk(cx.rows.size(0), cx.side.mean, cy.side.mean, product, cx.residual, cy.residual),
+               at::dot(cx.alpha, cy.alpha), px.select(1, 0).contiguous(), py.select(1, 0).contiguous()};
+}
+
+// Row l of a per-layer tensor, or undefined when the tensor is (no raw view: no sums).
+Tensor layer_of(const Tensor& per_layer, int64_t l) { return per_layer.defined() ? per_layer[l] : Tensor(); }
+
+// Adds a chunk's sides (n2 rows) to the accumulated ones (n1 rows; adopted when n1 = 0).
+void merge_sides(std::vector<Side>& sides, std::vector<Side>& chunk, double n1, double n2) {
+  for (size_t l = 0; l < sides.size(); ++l) {
+    if (n1 == 0) {
+      sides[l] = chunk[l];
+      continue;
+    }
+    rebase_side(chunk[l], sides[l].shift, n2);
+    add_side(sides[l], chunk[l], n1, n2);
+  }
+}
+
 }  // namespace
 
 void MomentsCore::merge_block(Block& into, const Block& other, const Side& into_x, const Side& into_y,
@@ -330,90 +388,44 @@ void MomentsCore::merge_block(Block& into, const Block& other, const Side& into_
 
 void MomentsCore::update_view(View view, Accumulated& into, const Tensor& xs, const Tensor& ys,
                               const Tensor& sums_x, const Tensor& sums_y) {
-  const int64_t m = xs.size(1);
   const at::ScalarType gemm_dtype = xs.scalar_type();
   const bool with_y = q_ > 0, all = pairs_ == "all";
   std::vector<Side> chunk_x(layers_), chunk_y(with_y ? layers_ : 0);
-
-  // Own block of a prepared layer: its weighted sums start with alpha, 1/||x|| (and w).
-  auto own_block = [&](Prepared& c, const Tensor& sums) {
-    Tensor product = symmetric_gram(c.gemm_rows);
-    if (c.split) {
-      const Tensor g = sums.select(1, 2);
-      product = along_direction_exact(product.to(at::kDouble), c.h, c.h, g, g, c.w.square().sum());
-    }
-    c.side.unit_sum = sums.select(1, 1) + c.side.shift * c.inv.sum();
-    const Tensor by_norm2 = sums.select(1, 0).contiguous();
-    return Block{CoMoment::chunk(m, c.side.mean, c.side.mean, product, c.residual, c.residual),
-                 c.alpha.square().sum(), by_norm2, by_norm2};
-  };
-  auto own_weights = [](const Prepared& c) {
-    std::vector<Tensor> w = {c.alpha, c.inv};
-    if (c.split) w.push_back(c.w);
-    return w;
-  };
   auto merge_own = [&](std::vector<Block>& blocks, std::vector<Side>& sides, std::vector<Side>& chunk_sides,
-                       int64_t l, Prepared& c, const Tensor& sums) {
+                       int64_t l, PreparedRows& c, const Tensor& sums) {
     const Block block = own_block(c, sums);  // also completes c.side (its unit_sum)
     merge_block(blocks[l], block, sides[l], sides[l], c.side, c.side, true);
     chunk_sides[l] = c.side;
   };
-
   if (!with_y) {
     for (int64_t l = 0; l < layers_; ++l) {
-      Prepared cx = prepare(xs[l], sums_x[l], view, gemm_dtype, "X", l, scratch_);
-      merge_own(into.xx, into.x, chunk_x, l, cx, weighted_sums(cx.rows, own_weights(cx)));
+      PreparedRows cx = prepare(xs[l], layer_of(sums_x, l), view, gemm_dtype, "X", l, scratch_);
+      merge_own(into.xx, into.x, chunk_x, l, cx, weighted_sums(cx.rows, row_weights(cx, nullptr, true)));
     }
   } else {
-    const int64_t pairs = pair_x_.size(0);
+    // Pairs in order (X layer major): each X layer is prepared once, its own block taken
+    // the first time; Y layers are prepared per pair (their own blocks with X layer 0).
     const auto lx_of = pair_x_.cpu(), ly_of = pair_y_.cpu();
-    Prepared cx;
+    PreparedRows cx;
     int64_t prepared_x = -1;
-    for (int64_t b = 0; b < pairs; ++b) {
+    for (int64_t b = 0; b < pair_x_.size(0); ++b) {
       const int64_t lx = lx_of[b].item<int64_t>(), ly = ly_of[b].item<int64_t>();
       const bool own_x = lx != prepared_x, own_y = !all || lx == 0;
       if (own_x) {
-        cx = prepare(xs[lx], sums_x[lx], view, gemm_dtype, "X", lx, scratch_);
+        cx = prepare(xs[lx], layer_of(sums_x, lx), view, gemm_dtype, "X", lx, scratch_);
         prepared_x = lx;
       }
-      Prepared cy = prepare(ys[ly], sums_y[ly], view, gemm_dtype, "Y", ly, scratch_);
-      // One skinny GEMM per side: its own weights (the first time) and the partner's.
-      auto weights = [&](const Prepared& c, const Prepared& partner, bool own) {
-        std::vector<Tensor> w = own ? own_weights(c) : std::vector<Tensor>{};
-        w.push_back(partner.alpha);
-        if (c.split) w.push_back(partner.w);
-        return w;
-      };
-      const Tensor wx = weighted_sums(cx.rows, weights(cx, cy, own_x));
-      const Tensor wy = weighted_sums(cy.rows, weights(cy, cx, own_y));
+      PreparedRows cy = prepare(ys[ly], layer_of(sums_y, ly), view, gemm_dtype, "Y", ly, scratch_);
+      const Tensor wx = weighted_sums(cx.rows, row_weights(cx, &cy, own_x));
+      const Tensor wy = weighted_sums(cy.rows, row_weights(cy, &cx, own_y));
       if (own_x) merge_own(into.xx, into.x, chunk_x, lx, cx, wx);
       if (own_y) merge_own(into.yy, into.y, chunk_y, ly, cy, wy);
-      const Tensor px = wx.narrow(1, wx.size(1) - (cx.split ? 2 : 1), cx.split ? 2 : 1);
-      const Tensor py = wy.narrow(1, wy.size(1) - (cy.split ? 2 : 1), cy.split ? 2 : 1);
-      Tensor product = at::mm(cx.gemm_rows.t(), cy.gemm_rows);
-      if (cx.split) {
-        product = along_direction_exact(product.to(at::kDouble), cx.h, cy.h, px.select(1, 1), py.select(1, 1),
-                                        at::dot(cx.w, cy.w));
-      }
-      const Block cross{CoMoment::chunk(m, cx.side.mean, cy.side.mean, product, cx.residual, cy.residual),
-                        at::dot(cx.alpha, cy.alpha), px.select(1, 0).contiguous(), py.select(1, 0).contiguous()};
-      merge_block(into.xy[b], cross, into.x[lx], into.y[ly], cx.side, cy.side, false);
+      merge_block(into.xy[b], cross_block(cx, cy, wx, wy), into.x[lx], into.y[ly], cx.side, cy.side, false);
     }
   }
   // Sides last: every block above merged against the sides' earlier means and shifts.
-  const double n1 = static_cast<double>(n_), n2 = static_cast<double>(m);
-  auto merge_sides = [&](std::vector<Side>& sides, std::vector<Side>& chunk) {
-    for (int64_t l = 0; l < layers_; ++l) {
-      if (n_ == 0) {
-        sides[l] = chunk[l];
-        continue;
-      }
-      rebase_side(chunk[l], sides[l].shift, n2);
-      add_side(sides[l], chunk[l], n1, n2);
-    }
-  };
-  merge_sides(into.x, chunk_x);
-  if (with_y) merge_sides(into.y, chunk_y);
+  merge_sides(into.x, chunk_x, static_cast<double>(n_), static_cast<double>(xs.size(1)));
+  if (with_y) merge_sides(into.y, chunk_y, static_cast<double>(n_), static_cast<double>(xs.size(1)));
 }
 
 void MomentsCore::update(const Tensor& xs, const Tensor& ys) {
@@ -459,17 +471,25 @@ void MomentsCore::update(const Tensor& xs, const Tensor& ys) {
 }
 
 Tensor MomentsCore::check_rows_usable(const Tensor& rows, const char* stream, double& peak) const {
-  // One pass: the column sums (NaN or Inf shows there) and each layer's largest magnitude.
-  auto [sums, peaks] = column_sums(rows);
-  const Tensor finite = at::isfinite(sums).all(1);
-  if (!finite.all().item<bool>()) {
-    const int64_t layer = (~finite).nonzero()[0][0].item<int64_t>();
-    non_finite_error(rows[layer], RowOrigin{stream, layer, n_, chunks_}, "its values overflow the sums");
+  const bool raw = std::find(views_.begin(), views_.end(), View::Raw) != views_.end();
+  const bool unit = std::any_of(views_.begin(), views_.end(), [](View v) { return v != View::Raw; });
+  Tensor sums;
+  if (raw) {
+    // One pass: the column sums the raw view needs (NaN or Inf shows there) and each
+    // layer's largest magnitude.
+    Tensor peaks;
+    std::tie(sums, peaks) = column_sums(rows);
+    const Tensor finite = at::isfinite(sums).all(1);
+    if (!finite.all().item<bool>()) {
+      const int64_t layer = (~finite).nonzero()[0][0].item<int64_t>();
+      non_finite_error(rows[layer], RowOrigin{stream, layer, n_, chunks_}, "its values overflow the sums");
+    }
+    peak = peaks.max().item<double>();
   }
-  peak = peaks.max().item<double>();
-  if (std::none_of(views_.begin(), views_.end(), [](View v) { return v != View::Raw; })) return sums;
+  if (!unit) return sums;
   // Each row's extremes tell NaN/Inf, all-zero and constant rows apart.
-  const auto [lo, hi] = at::aminmax(rows, 2);  // [L, m]
+  const auto [lo, hi] = row_extremes(rows);  // [L, m]
+  if (!raw) peak = at::maximum(lo.abs(), hi.abs()).max().item<double>();
   auto first = [&](const Tensor& bad) -> std::pair<int64_t, int64_t> {
     const Tensor at_ = bad.nonzero();
     if (at_.size(0) == 0) return {-1, -1};

@@ -61,6 +61,8 @@ struct ViewState {
 
 enum class View { Raw, Cosine, Correlation };
 
+struct PreparedRows;  // one layer of one stream of a chunk, centered (moments.cpp)
+
 class MomentsCore {
  public:
   // pairs: "diagonal" (layer l of X with layer l of Y) or "all" (every l, m).
@@ -100,11 +102,10 @@ class MomentsCore {
     std::vector<Side> x, y;             // [L] each
     std::vector<Block> xx, yy, xy;      // [L], [L], [P]
   };
-  struct Prepared;  // one layer of one stream of a chunk, centered (moments.cpp)
 
   Accumulated empty_view(const at::TensorOptions& opts) const;
   // One layer's rows of one stream, prepared for a view; raw_sums: their column sums.
-  Prepared prepare(const at::Tensor& rows, const at::Tensor& raw_sums, View view, at::ScalarType gemm_dtype,
+  PreparedRows prepare(const at::Tensor& rows, const at::Tensor& raw_sums, View view, at::ScalarType gemm_dtype,
                    const char* stream, int64_t layer, Scratch& scratch) const;
   void update_view(View view, Accumulated& into, const at::Tensor& xs, const at::Tensor& ys,
                    const at::Tensor& sums_x, const at::Tensor& sums_y);
