@@ -101,6 +101,19 @@ def test_cls_rows_leave_the_constant_embedding_layer_undefined(tmp_path, minilm,
     assert np.isnan(LayerComparison.load(tmp_path / "cls.json").cka[0])
 
 
+def test_cls_rows_with_every_measure_keep_the_pass(minilm, reinit_top2):
+    # The CCA family and Procrustes are undefined at the constant layer as well: NaN there,
+    # values elsewhere, no exception after the streaming pass.
+    measures = ("cka", "cca", "svcca", "pwcca", "procrustes")
+    with pytest.warns(UserWarning, match=r"undefined \(NaN\): cka at \[0\]; cca at \[0\]; svcca at \[0\]"):
+        result = ftlens.compare_models(minilm, reinit_top2, SENTENCES, measures=measures, rows="cls",
+                                       progress=False)
+    for name in measures:
+        values = getattr(result, name)
+        assert np.isnan(values[0]) and np.isfinite(values[1:]).all(), name
+    assert result.undefined == {name: [0] for name in measures}
+
+
 def test_result_round_trips_through_json(tmp_path, minilm):
     result = ftlens.compare_models(minilm, minilm, SENTENCES[:30], measures=("cka", "cca"), progress=False)
     result.save(tmp_path / "r.json")
