@@ -9,11 +9,13 @@ import pytest
 import torch
 from conftest import offset_data
 from ftlens.cli import main
+from ftlens.models import PROXY_VARIABLES
 from ftlens.stream import ActivationStream
 
 
 def test_unreachable_hub_fails_fast(monkeypatch, tmp_path):
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    for name in ("HF_HUB_OFFLINE", *PROXY_VARIABLES):
+        monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens there
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
     start = time.monotonic()
@@ -85,3 +87,16 @@ def test_capture_options_are_one_object_for_every_entry_point(minilm, tmp_path):
         ftlens.compare_models(minilm, minilm, sentences, row="words")
     with pytest.raises(ValueError, match="segment must be None, 0 or 1, got 3"):
         ftlens.CaptureOptions(segment=3)
+
+
+def test_hub_probe_leaves_proxied_machines_to_the_hub_client(monkeypatch):
+    from ftlens.models import hub_reachable
+
+    for name in ("HF_HUB_OFFLINE", *PROXY_VARIABLES):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
+    assert not hub_reachable()
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")
+    assert hub_reachable()
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert not hub_reachable()

@@ -11,6 +11,7 @@ import torch
 
 MINILM = "minilm"
 MINILM_HUB_NAME = "sentence-transformers/all-MiniLM-L6-v2"
+PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
 
 
 def packaged_minilm_path() -> Path:
@@ -70,6 +71,8 @@ def hub_reachable(timeout: float = 3.0) -> bool:
 
     if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
         return False
+    if any(os.environ.get(k) for k in PROXY_VARIABLES):
+        return True  # behind a proxy a direct connection says nothing: let the hub client try
     endpoint = urlsplit(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
     port = endpoint.port or (443 if endpoint.scheme == "https" else 80)
     try:
