@@ -117,7 +117,6 @@ struct RowOrigin {
   throw std::invalid_argument(msg.str());
 }
 
-Tensor stack_of(const std::vector<Tensor>& parts) { return at::stack(parts); }
 
 // True when a float32 chunk whose largest magnitude is `peak` would leave the range of
 // its float32 GEMMs: above 1e15 sums of squares approach overflow (3.4e38 over a few
@@ -148,6 +147,23 @@ std::string view_name(View view) {
   }
   return "raw";
 }
+
+namespace {
+
+// A row that a unit view cannot normalize: all zero, or constant for "correlation".
+[[noreturn]] void zero_norm_error(const RowOrigin& at_, int64_t row, View view) {
+  const bool center = view == View::Correlation;
+  const std::string name = view_name(view);
+  std::ostringstream msg;
+  msg << at_.stream << " row " << at_.rows_before + row << " (row " << row << " of chunk " << at_.chunk
+      << ") at layer " << at_.layer << " has zero norm"
+      << (center ? " after subtracting its mean (a constant row)" : "") << ", so its " << name
+      << " RDM entries are undefined. Drop such rows (e.g. padding) or leave '" << name
+      << "' out of the requested RDMs.";
+  throw std::invalid_argument(msg.str());
+}
+
+}  // namespace
 
 // One layer of one stream of a chunk, centered about its rounded mean.
 struct PreparedRows {
@@ -250,25 +266,16 @@ void MomentsCore::to_device(const at::Device& device) {
 PreparedRows MomentsCore::prepare(const Tensor& layer_rows, const Tensor& raw_sums, View view,
                                            at::ScalarType gemm_dtype, const char* stream, int64_t layer,
                                            Scratch& scratch) const {
-  const RowOrigin origin{stream, layer, n_, chunks_};
   const int64_t m = layer_rows.size(0);
-  const std::string name = view_name(view);
   Tensor rows = layer_rows;
   if (view != View::Raw) {
     const bool center = view == View::Correlation;
     const Tensor buffer = scratch.get(std::string("unit ") + stream, {1, m, layer_rows.size(1)}, at::kDouble,
                                       layer_rows.device());
     auto [unit, zero] = normalize_rows(layer_rows.unsqueeze(0), center, buffer);
-    if (zero.item<int64_t>() > 0) {
-      // A NaN row has no norm either: name it as what it is.
-      if (!at::isfinite(layer_rows).all().item<bool>()) non_finite_error(layer_rows, origin, "");
+    if (zero.item<int64_t>() > 0) {  // checked before any merge; left: norms that underflow
       const int64_t row = (unit[0].abs().sum(1) == 0).nonzero()[0][0].item<int64_t>();
-      std::ostringstream msg;
-      msg << stream << " row " << n_ + row << " (row " << row << " of chunk " << chunks_ << ") at layer "
-          << layer << " has zero norm" << (center ? " after subtracting its mean (a constant row)" : "")
-          << ", so its " << name << " RDM entries are undefined. Drop such rows (e.g. padding) or leave '"
-          << name << "' out of the requested RDMs.";
-      throw std::invalid_argument(msg.str());
+      zero_norm_error(RowOrigin{stream, layer, n_, chunks_}, row, view);
     }
     rows = unit[0];
   }
@@ -499,16 +506,8 @@ Tensor MomentsCore::check_rows_usable(const Tensor& rows, const char* stream, do
   if (layer >= 0) non_finite_error(rows[layer], RowOrigin{stream, layer, n_, chunks_}, "");
   for (View view : views_) {
     if (view == View::Raw) continue;
-    const bool center = view == View::Correlation;
-    std::tie(layer, row) = first(center ? lo == hi : (lo == 0) & (hi == 0));
-    if (layer < 0) continue;
-    const std::string name = view_name(view);
-    std::ostringstream msg;
-    msg << stream << " row " << n_ + row << " (row " << row << " of chunk " << chunks_ << ") at layer " << layer
-        << " has zero norm" << (center ? " after subtracting its mean (a constant row)" : "") << ", so its "
-        << name << " RDM entries are undefined. Drop such rows (e.g. padding) or leave '" << name
-        << "' out of the requested RDMs.";
-    throw std::invalid_argument(msg.str());
+    std::tie(layer, row) = first(view == View::Correlation ? lo == hi : (lo == 0) & (hi == 0));
+    if (layer >= 0) zero_norm_error(RowOrigin{stream, layer, n_, chunks_}, row, view);
   }
   return sums;
 }
@@ -523,17 +522,10 @@ void MomentsCore::merge_view(Accumulated& into, const Accumulated& other, double
     const int64_t lx = lx_of[b].item<int64_t>(), ly = ly_of[b].item<int64_t>();
     merge_block(into.xy[b], other.xy[b], into.x[lx], into.y[ly], other.x[lx], other.y[ly], false);
   }
-  const double n1 = static_cast<double>(n_);
   for (auto [sides, others] : {std::pair{&into.x, &other.x}, std::pair{&into.y, &other.y}}) {
-    for (size_t l = 0; l < sides->size(); ++l) {
-      Side o = clone((*others)[l]);
-      if (n1 == 0) {
-        (*sides)[l] = o;
-        continue;
-      }
-      rebase_side(o, (*sides)[l].shift, n_other);
-      add_side((*sides)[l], o, n1, n_other);
-    }
+    std::vector<Side> copies;  // merge_sides re-bases them in place
+    for (const Side& s : *others) copies.push_back(clone(s));
+    merge_sides(*sides, copies, static_cast<double>(n_), n_other);
   }
 }
 
@@ -590,7 +582,7 @@ ViewState MomentsCore::finalized(View view) const {
       xb.push_back(b.x_by_partner_norm2);
       ya.push_back(b.y_by_partner_norm2);
     }
-    return BlockStack{stack_of(s), stack_of(ab), stack_of(xb), stack_of(ya)};
+    return BlockStack{at::stack(s), at::stack(ab), at::stack(xb), at::stack(ya)};
   };
   auto stack_sides = [&](const std::vector<Side>& sides) {
     std::vector<Tensor> mean, shift, norm2, unit, zero;
@@ -602,7 +594,7 @@ ViewState MomentsCore::finalized(View view) const {
       unit.push_back(s.unit_sum);
       zero.push_back(s.zero_rows);
     }
-    return SideStack{stack_of(mean), stack_of(shift), stack_of(norm2), stack_of(unit), stack_of(zero)};
+    return SideStack{at::stack(mean), at::stack(shift), at::stack(norm2), at::stack(unit), at::stack(zero)};
   };
   std::vector<Block> xx, yy, xy;
   for (int64_t l = 0; l < layers_; ++l) {

@@ -154,7 +154,8 @@ def compare_models(
             values = moments.measure(name, undefined="nan", rdm=rdm)
         except ValueError as err:  # the pass is done: keep the other measures
             warnings.warn(f"{name} could not be computed: {err}", stacklevel=2)
-            values = np.full(moments.cka(undefined="nan").shape, np.nan)
+            n_layers = moments.n_layers
+            values = np.full((n_layers,) if pairs == "diagonal" else (n_layers, n_layers), np.nan)
         result.values[name] = values
         bad = np.argwhere(np.isnan(values))
         if len(bad):

@@ -20,6 +20,11 @@ from .registry import RDMS
 
 PAIRS = ("diagonal", "all")
 CORE_ARGS = ("n_layers", "p", "q", "pairs", "views")  # the configuration keys, in MomentsCore's order
+
+
+def _empty_core(config: dict) -> MomentsCore:
+    """A core with no rows for a configuration as ``LayerMoments._config()`` writes it."""
+    return MomentsCore(*(config[k] for k in CORE_ARGS))
 CCA_METHODS = {"mean": "cca", "svcca": "svcca", "pwcca": "pwcca"}
 
 
@@ -151,7 +156,7 @@ class LayerMoments:
 
     def _from_state(self, state: dict) -> LayerMoments:
         other = copy.copy(self)  # same configuration, a core of its own
-        other._core = MomentsCore(*(self._config()[k] for k in CORE_ARGS))
+        other._core = _empty_core(self._config())
         other.load_state_dict(state)
         return other
 
@@ -180,9 +185,8 @@ class LayerMoments:
         return {"rdms": self.rdms, "chunk_rows": self.chunk_rows, "state": self.state_dict()}
 
     def __setstate__(self, saved: dict) -> None:
-        config = saved["state"]["config"]
         self.rdms, self.chunk_rows = saved["rdms"], saved["chunk_rows"]
-        self._core = MomentsCore(*(config[k] for k in CORE_ARGS))
+        self._core = _empty_core(saved["state"]["config"])
         self.load_state_dict(saved["state"])
 
     # -- measures --------------------------------------------------------------------

@@ -135,14 +135,14 @@ def write(model, data, path: str | os.PathLike, dtype: str = "float16", *,
         "shard_size": int(shard_size), "max_shard_tokens": int(max_shard_tokens),
         "max_length": stream.max_length, "autocast": options.autocast,
     }
-    manifest = read_manifest(path) if (path / "manifest.json").exists() else None
+    manifest = _existing_manifest(path)
     if manifest is not None:
         _check_identity(path, manifest, identity)
         if manifest["complete"] and not damaged_files(path, manifest):
             return ActivationStore(path)  # finished: no lock needed, a read-only folder works
     path.mkdir(parents=True, exist_ok=True)
     with writer_lock(path):
-        manifest = read_manifest(path) if (path / "manifest.json").exists() else None
+        manifest = _existing_manifest(path)
         if manifest is None:
             manifest = _create(path, identity, stream, items)
         else:
@@ -150,6 +150,10 @@ def write(model, data, path: str | os.PathLike, dtype: str = "float16", *,
             _repair(path, manifest, stream, items)
         _fill(path, manifest, stream, items, progress)
     return ActivationStore(path)
+
+
+def _existing_manifest(path: Path) -> dict | None:
+    return read_manifest(path) if (path / "manifest.json").exists() else None
 
 
 def _check_identity(path: Path, manifest: dict, identity: dict) -> None:
