@@ -7,17 +7,21 @@
 #include "measures.h"
 #include "moments.h"
 #include "ops/dispatch.h"
+#include "ops/softmax_xent.h"
+#include "probes/logistic.h"
+#include "probes/ridge.h"
 
 namespace py = pybind11;
 using ftlens::MomentsCore;
+using ftlens::RidgeCore;
 
 namespace {
 
 // Runs f(self, args...) with the GIL released and the accumulator's mutex held, so that
 // concurrent calls on one accumulator serialize while other Python threads run.
-template <typename R, typename... Args>
-auto locked(R (*f)(MomentsCore&, Args...)) {
-  return [f](MomentsCore& self, Args... args) -> R {
+template <typename Core, typename R, typename... Args>
+auto locked(R (*f)(Core&, Args...)) {
+  return [f](Core& self, Args... args) -> R {
     py::gil_scoped_release release;
     std::lock_guard<std::mutex> guard(self.mutex());
     return f(self, std::forward<Args>(args)...);
@@ -85,4 +89,33 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
              return ftlens::isotropy(self, stream, top_k);
            }),
            py::arg("stream"), py::arg("top_k"));
+
+  py::class_<RidgeCore>(m, "RidgeCore")
+      .def(py::init<int64_t, int64_t, int64_t, int64_t>(), py::arg("n_layers"), py::arg("p"), py::arg("q"),
+           py::arg("folds"))
+      .def("update",
+           locked(+[](RidgeCore& self, const at::Tensor& xs, const at::Tensor& labels, const at::Tensor& offsets,
+                      const at::Tensor& fold) { self.update(xs, labels, offsets, fold); }),
+           py::arg("xs"), py::arg("labels"), py::arg("offsets"), py::arg("fold"))
+      .def("cv_errors",
+           locked(+[](RidgeCore& self, const at::Tensor& alphas, const at::Tensor& offsets) {
+             return self.cv_errors(alphas, offsets);
+           }),
+           py::arg("alphas"), py::arg("offsets"))
+      .def("solve",
+           locked(+[](RidgeCore& self, const at::Tensor& alphas, const at::Tensor& offsets) {
+             return self.solve(alphas, offsets);
+           }),
+           py::arg("alphas"), py::arg("offsets"))
+      .def("fold_rows", locked(+[](RidgeCore& self) { return self.fold_rows(); }))
+      .def_property_readonly("n_layers", &RidgeCore::layers)
+      .def_property_readonly("p", &RidgeCore::p)
+      .def_property_readonly("q", &RidgeCore::q)
+      .def_property_readonly("folds", &RidgeCore::folds);
+  m.def("softmax_xent", &ftlens::softmax_xent, py::arg("logits"), py::arg("labels"), py::arg("offsets"),
+        py::call_guard<py::gil_scoped_release>());
+  m.def("logistic_loss_grad", &ftlens::logistic_loss_grad, py::arg("xs"), py::arg("shift"), py::arg("scale"),
+        py::arg("w"), py::arg("b"), py::arg("labels"), py::arg("offsets"), py::call_guard<py::gil_scoped_release>());
+  m.def("linear_predict", &ftlens::linear_predict, py::arg("xs"), py::arg("shift"), py::arg("scale"), py::arg("w"),
+        py::arg("b"), py::arg("offsets"), py::call_guard<py::gil_scoped_release>());
 }

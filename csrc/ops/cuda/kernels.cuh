@@ -20,5 +20,10 @@ template <typename T>
 cudaError_t launch_normalize_rows(const T* x, double* out, int64_t* zero_rows, int64_t rows,
                                   int64_t d, bool center, cudaStream_t stream);
 
+// Per-task softmax - onehot written over the logits, cross-entropy per (layer, row, task).
+template <typename T>
+cudaError_t launch_softmax_xent(T* logits, const int64_t* labels, const int64_t* offsets, double* loss,
+                                int64_t layers, int64_t m, int64_t c, int64_t tasks, cudaStream_t stream);
+
 }  // namespace cuda_kernels
 }  // namespace ftlens

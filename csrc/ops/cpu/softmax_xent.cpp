@@ -1,0 +1,48 @@
+// CPU twin of softmax_xent: one thread-parallel sweep over (layer, row), every task's
+// columns handled in turn (a few to a few hundred columns each).
+#include <ATen/Parallel.h>
+
+#include <cmath>
+
+#include "ops/softmax_xent.h"
+
+namespace ftlens {
+namespace cpu {
+
+at::Tensor softmax_xent(at::Tensor logits, const at::Tensor& labels, const at::Tensor& offsets) {
+  const int64_t layers = logits.size(0), m = logits.size(1), c = logits.size(2), tasks = labels.size(1);
+  auto loss = at::zeros({layers, m, tasks}, logits.options().dtype(at::kDouble));
+  const int64_t* lab = labels.data_ptr<int64_t>();
+  const int64_t* off = offsets.data_ptr<int64_t>();
+  double* lp = loss.data_ptr<double>();
+  AT_DISPATCH_FLOATING_TYPES(logits.scalar_type(), "softmax_xent_cpu", [&] {
+    scalar_t* zp = logits.data_ptr<scalar_t>();
+    at::parallel_for(0, layers * m, 16, [&](int64_t begin, int64_t end) {
+      for (int64_t row = begin; row < end; ++row) {
+        const int64_t r = row % m;
+        scalar_t* z = zp + row * c;
+        for (int64_t t = 0; t < tasks; ++t) {
+          scalar_t* zt = z + off[t];
+          const int64_t width = off[t + 1] - off[t], y = lab[r * tasks + t];
+          if (y < 0) {
+            for (int64_t j = 0; j < width; ++j) zt[j] = 0;
+            continue;
+          }
+          double peak = zt[0];
+          for (int64_t j = 1; j < width; ++j) peak = zt[j] > peak ? static_cast<double>(zt[j]) : peak;
+          double total = 0.0;
+          for (int64_t j = 0; j < width; ++j) total += std::exp(static_cast<double>(zt[j]) - peak);
+          const double log_total = std::log(total) + peak;
+          lp[row * tasks + t] = log_total - static_cast<double>(zt[y]);
+          for (int64_t j = 0; j < width; ++j) {
+            zt[j] = static_cast<scalar_t>(std::exp(static_cast<double>(zt[j]) - log_total) - (j == y ? 1.0 : 0.0));
+          }
+        }
+      }
+    });
+  });
+  return loss;
+}
+
+}  // namespace cpu
+}  // namespace ftlens
