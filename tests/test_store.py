@@ -42,7 +42,9 @@ def test_store_carries_gold_labels(store):
     assert [vocab[c] for c in codes] == [u for s in SENTENCES for u in s.upos]
     heads, none = store.labels("head")
     assert none is None and heads.tolist() == [h for s in SENTENCES for h in s.heads]
-    assert set(store.label_names()) == {"upos", "xpos", "deprel", "head"}
+    assert set(store.label_names()) == {"upos", "xpos", "deprel", "head", "word"}
+    forms, vocab = store.labels("word")
+    assert [vocab[c] for c in forms] == [w for s in SENTENCES for w in s.words]
     with pytest.raises(KeyError, match="no label 'ner'"):
         store.labels("ner")
 

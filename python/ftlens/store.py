@@ -7,7 +7,8 @@ Layout of a store folder::
                        shards done (rewritten atomically after each shard)
     layer_00.npy ...   one [rows, hidden] array per layer (np.load(..., mmap_mode="r"))
     rows.npy           [rows, 2] int64: (input index, word or token index) of each row
-    labels/<name>.npy  per-row label codes (UPOS, XPOS, deprel, head, NLI label, ...)
+    labels/<name>.npy  per-row label codes (UPOS, XPOS, deprel, head, NLI label, ...; with
+                       word labels also "word", the word form, for control tasks)
 
 The row plan (and so every file's shape) is computed before any forward pass, so an
 interrupted write resumes at the first unfinished shard and ends byte-identical to an
@@ -72,6 +73,10 @@ def _row_labels(items: Sequence[align.Item], item: np.ndarray, unit: np.ndarray,
         index = {v: i for i, v in enumerate(vocab)}
         out["label"] = (np.array([index.get(items[i].label, -1) for i in item], dtype=np.int64), vocab)
     if rows == "words" and items[0].word_labels:
+        forms = [_word_form(items[i], u) for i, u in zip(item, unit, strict=True)]
+        vocab = sorted(set(forms))
+        index = {v: i for i, v in enumerate(vocab)}
+        out["word"] = (np.array([index[f] for f in forms], dtype=np.int64), vocab)  # for control tasks
         for name in items[0].word_labels:
             values = [items[i].word_labels[name][u] if u < len(items[i].word_labels[name]) else None
                       for i, u in zip(item, unit, strict=True)]
@@ -82,6 +87,11 @@ def _row_labels(items: Sequence[align.Item], item: np.ndarray, unit: np.ndarray,
             index = {v: i for i, v in enumerate(vocab)}
             out[name] = (np.array([index.get(v, -1) for v in values], dtype=np.int64), vocab)
     return out
+
+
+def _word_form(item: align.Item, unit: int) -> str:
+    start, end = item.segments[0].spans[unit]
+    return item.segments[0].text[start:end]
 
 
 def _plan(stream: ActivationStream, items: Sequence[align.Item]):
@@ -350,7 +360,42 @@ def _npy_problem(file: Path, shape: tuple, dtype: str) -> str | None:
     return None
 
 
-class ActivationStore:
+class _StoreReader:
+    """What probing and tiles read from a store, on disk or in memory: layers [rows, dim],
+    the row index and the per-row labels, described by ``manifest``."""
+
+    manifest: dict
+
+    n_rows = property(lambda self: self.manifest["n_rows"])
+    n_layers = property(lambda self: self.manifest["n_layers"])
+    dim = property(lambda self: self.manifest["dim"])
+
+    def layer(self, index: int) -> np.ndarray:
+        if not 0 <= index < self.n_layers:
+            raise IndexError(f"layer {index} out of range: the store has {self.n_layers} layers")
+        return self._layer(index)
+
+    def label_names(self) -> list[str]:
+        return list(self.manifest["labels"])
+
+    def labels(self, name: str) -> tuple[np.ndarray, list | None]:
+        """(codes [rows], vocabulary) of a carried label; integer labels (head) have no vocabulary."""
+        if name not in self.manifest["labels"]:
+            raise KeyError(f"no label {name!r} in this store; it has {self.label_names()}")
+        return self._label_codes(name), self.manifest["labels"][name]
+
+    def chunks(self, chunk_rows: int = 8192, layers: Sequence[int] | None = None,
+               dtype: torch.dtype = torch.float32) -> Iterator[torch.Tensor]:
+        """Yields [len(layers), rows, dim] tensors of consecutive rows."""
+        chunk_rows = positive_int(chunk_rows, "chunk_rows")
+        layers = range(self.n_layers) if layers is None else list(layers)
+        arrays = [self.layer(i) for i in layers]
+        for start in range(0, self.n_rows, chunk_rows):
+            rows = [torch.from_numpy(np.array(a[start : start + chunk_rows])) for a in arrays]
+            yield torch.stack(rows).to(dtype)
+
+
+class ActivationStore(_StoreReader):
     """Read access to a finished store: memory-mapped layers, row index, labels, chunks."""
 
     def __init__(self, path: str | os.PathLike) -> None:
@@ -381,18 +426,12 @@ class ActivationStore:
                                  f"{offsets[s + 1]}) does not match its checksum. Rerun ftlens.store.write "
                                  "with the same arguments to rewrite it")
 
-    n_rows = property(lambda self: self.manifest["n_rows"])
-    n_layers = property(lambda self: self.manifest["n_layers"])
-    dim = property(lambda self: self.manifest["dim"])
-
     def __repr__(self) -> str:
         return (f"ActivationStore({str(self.path)!r}, rows={self.n_rows}, layers={self.n_layers}, "
                 f"dim={self.dim})")
 
-    def layer(self, index: int) -> np.ndarray:
+    def _layer(self, index: int) -> np.ndarray:
         """Layer ``index`` (0 = embeddings) as a read-only memmap [rows, dim]."""
-        if not 0 <= index < self.n_layers:
-            raise IndexError(f"layer {index} out of range: the store has {self.n_layers} layers")
         return np.load(self.path / layer_file(index), mmap_mode="r")
 
     @property
@@ -400,26 +439,126 @@ class ActivationStore:
         """[rows, 2] int64: (input index, word or token index) of each row."""
         return np.load(self.path / "rows.npy")
 
-    def label_names(self) -> list[str]:
-        return list(self.manifest["labels"])
-
-    def labels(self, name: str) -> tuple[np.ndarray, list | None]:
-        """(codes [rows], vocabulary) of a carried label; integer labels (head) have no vocabulary."""
-        if name not in self.manifest["labels"]:
-            raise KeyError(f"no label {name!r} in this store; it has {self.label_names()}")
-        return np.load(self.path / "labels" / f"{name}.npy"), self.manifest["labels"][name]
-
-    def chunks(self, chunk_rows: int = 8192, layers: Sequence[int] | None = None,
-               dtype: torch.dtype = torch.float32) -> Iterator[torch.Tensor]:
-        """Yields [len(layers), rows, dim] tensors of consecutive rows."""
-        chunk_rows = positive_int(chunk_rows, "chunk_rows")
-        layers = range(self.n_layers) if layers is None else list(layers)
-        arrays = [self.layer(i) for i in layers]
-        for start in range(0, self.n_rows, chunk_rows):
-            rows = [torch.from_numpy(np.array(a[start : start + chunk_rows])) for a in arrays]
-            yield torch.stack(rows).to(dtype)
+    def _label_codes(self, name: str) -> np.ndarray:
+        return np.load(self.path / self.manifest["files"]["labels"][name])
 
 
 def open(path: str | os.PathLike) -> ActivationStore:  # noqa: A001 - mirrors ftlens.store.write
     """Opens a finished store for reading."""
+    return ActivationStore(path)
+
+
+class ArrayStore(_StoreReader):
+    """A store's read face over arrays in memory (or memmaps): what ``from_arrays`` returns
+    without a path."""
+
+    def __init__(self, layers: Sequence[np.ndarray], index: np.ndarray, codes: dict[str, np.ndarray],
+                 manifest: dict) -> None:
+        self._layers, self._index, self._codes, self.manifest = list(layers), index, codes, manifest
+
+    def __repr__(self) -> str:
+        return f"ArrayStore(rows={self.n_rows}, layers={self.n_layers}, dim={self.dim})"
+
+    def _layer(self, index: int) -> np.ndarray:
+        return self._layers[index]
+
+    @property
+    def rows(self) -> np.ndarray:
+        return self._index
+
+    def _label_codes(self, name: str) -> np.ndarray:
+        return self._codes[name]
+
+
+def _label_codes(name: str, values, n_rows: int) -> tuple[np.ndarray, list | None]:
+    """(codes, vocabulary) of one label given as values per row; heads stay integers."""
+    values = np.asarray(values)
+    if values.shape != (n_rows,):
+        raise ValueError(f"label {name!r} has {values.shape[0] if values.ndim else 0} values for {n_rows} rows; "
+                         "pass one value per row")
+    if name == "head":
+        if values.dtype.kind not in "iu":
+            raise TypeError(f"label 'head' must hold integers (1-based head word, 0 = root), got {values.dtype}")
+        return values.astype(np.int64), None
+    vocab, codes = np.unique(values, return_inverse=True)
+    return codes.astype(np.int64), [v.item() if hasattr(v, "item") else v for v in vocab]
+
+
+def from_arrays(layers, labels: dict | None = None, *, rows: str = "words", index=None,
+                model: str = "arrays", path: str | os.PathLike | None = None,
+                dtype: str = "float32") -> ArrayStore | ActivationStore:
+    """A store from activations you already have, for ``ftlens.probe`` and friends.
+
+    Args:
+        layers: [L, n, d] array, or a list of L arrays [n, d] (memmaps are read lazily).
+        labels: name -> one value per row (strings or integers); "head" holds the 1-based
+            head word of each row's word within its input (0 = root) for edge and
+            structural probes, "word" the word form for control tasks.
+        rows: what a row is ("words", "tokens", "cls" or "mean").
+        index: [n, 2] (input, word) of each row; by default every row is its own input.
+        model: a name recorded as the model (train and eval stores must agree).
+        path: write a store folder there (returned as an ``ActivationStore``, in ``dtype``)
+            instead of keeping the arrays in memory.
+
+    Example::
+
+        store = ftlens.store.from_arrays(hidden, {"upos": tags}, rows="words")
+    """
+    layers = [np.asarray(a) if not isinstance(a, np.ndarray) else a for a in layers]
+    if not layers or any(a.ndim != 2 or a.shape != layers[0].shape for a in layers):
+        raise ValueError("layers must be [L, n, d] or a list of [n, d] arrays of one shape")
+    n_rows, dim = layers[0].shape
+    if rows not in align.ROWS:
+        raise ValueError(f"rows must be one of {align.ROWS}, got {rows!r}")
+    index = np.stack([np.arange(n_rows), np.zeros(n_rows, dtype=np.int64)], 1) if index is None else index
+    index = np.asarray(index, dtype=np.int64)
+    if index.shape != (n_rows, 2):
+        raise ValueError(f"index must be [n_rows, 2] = [{n_rows}, 2] (input, word), got {index.shape}")
+    coded = {name: _label_codes(name, values, n_rows) for name, values in (labels or {}).items()}
+    digest = hashlib.sha256(index.tobytes())
+    for name, (codes, vocab) in sorted(coded.items()):
+        digest.update(name.encode() + codes.tobytes() + json.dumps(vocab).encode())
+    manifest = {
+        "format": FORMAT, "model": model, "model_fingerprint": f"arrays:{model}",
+        "data_fingerprint": digest.hexdigest(), "n_inputs": int(index[:, 0].max()) + 1 if n_rows else 0,
+        "rows": rows, "word_pool": "first", "segment": None, "dtype": dtype,
+        "n_rows": int(n_rows), "n_layers": len(layers), "dim": int(dim), "layers": layer_names(len(layers)),
+        "labels": {name: vocab for name, (_, vocab) in coded.items()},
+    }
+    if path is None:
+        return ArrayStore(layers, index, {name: codes for name, (codes, _) in coded.items()}, manifest)
+    return _write_arrays(Path(path), layers, index, coded, manifest)
+
+
+def _write_arrays(path: Path, layers, index, coded, manifest) -> ActivationStore:
+    """Writes arrays as a finished store folder, copying a shard of rows at a time."""
+    if manifest["dtype"] not in DTYPES:
+        raise ValueError(f"dtype must be one of {DTYPES}, got {manifest['dtype']!r}")
+    path.mkdir(parents=True, exist_ok=True)
+    if (path / "manifest.json").exists():
+        raise ValueError(f"{path} already holds a store; pass another path or delete that folder")
+    shard = 65536
+    bounds = [(a, min(a + shard, manifest["n_rows"])) for a in range(0, manifest["n_rows"], shard)]
+    with writer_lock(path):
+        atomic_write(path / "rows.npy", lambda tmp: np.save(tmp, index))
+        for name, (codes, _) in coded.items():
+            atomic_write(path / "labels" / f"{name}.npy", lambda tmp, c=codes: np.save(tmp, c))
+        checksums = [[] for _ in bounds]
+        for i, layer in enumerate(layers):
+            def fill(tmp, layer=layer):
+                out = np.lib.format.open_memmap(tmp, mode="w+", dtype=manifest["dtype"], shape=layer.shape)
+                for s, (a, b) in enumerate(bounds):
+                    out[a:b] = _in_store_dtype(np.asarray(layer[a:b])[None], manifest["dtype"], path)[0]
+                    checksums[s].append(zlib.crc32(np.ascontiguousarray(out[a:b]).data))
+                out.flush()
+
+            atomic_write(path / layer_file(i), fill)
+        write_json(path / "manifest.json", {
+            **manifest, "shard_size": shard, "max_shard_tokens": None, "max_length": None, "autocast": None,
+            "files": {"layers": [layer_file(i) for i in range(len(layers))], "rows": "rows.npy",
+                      "labels": {name: f"labels/{name}.npy" for name in coded}},
+            "shard_bounds": [list(b) for b in bounds], "shard_rows": [b - a for a, b in bounds],
+            "shard_checksums": checksums, "shards_done": len(bounds), "complete": True,
+            "truncated": 0, "words_dropped": 0,
+        })
     return ActivationStore(path)
