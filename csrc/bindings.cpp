@@ -108,6 +108,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
            }),
            py::arg("alphas"), py::arg("offsets"))
       .def("fold_rows", locked(+[](RidgeCore& self) { return self.fold_rows(); }))
+      .def("feature_moments", locked(+[](RidgeCore& self) { return self.feature_moments(); }))
       .def_property_readonly("n_layers", &RidgeCore::layers)
       .def_property_readonly("p", &RidgeCore::p)
       .def_property_readonly("q", &RidgeCore::q)

@@ -16,6 +16,10 @@ at::Tensor softmax_xent(at::Tensor logits, const at::Tensor& labels, const at::T
               "softmax_xent: offsets must be int64 [tasks + 1]");
   TORCH_CHECK(labels.device() == logits.device() && offsets.device() == logits.device(),
               "softmax_xent: labels and offsets must be on the logits' device");
+  const at::Tensor widths = offsets.narrow(0, 1, labels.size(1)) - offsets.narrow(0, 0, labels.size(1));
+  TORCH_CHECK((labels < widths.unsqueeze(0)).all().item<bool>() && (labels >= -1).all().item<bool>(),
+              "softmax_xent: every label must be -1 (none) or a class index below its task's width");
+  TORCH_CHECK(offsets[-1].item<int64_t>() == logits.size(2), "softmax_xent: offsets must end at the logits' width");
   if (logits.is_cuda()) {
 #ifdef FTLENS_WITH_CUDA
     return cuda::softmax_xent(logits, labels.contiguous(), offsets.contiguous());

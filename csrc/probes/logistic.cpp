@@ -3,6 +3,7 @@
 #include <ATen/record_function.h>
 
 #include "ops/dispatch.h"
+#include "ops/scale_rows.h"
 #include "ops/softmax_xent.h"
 
 namespace ftlens {
@@ -11,7 +12,7 @@ namespace {
 
 void check_probe(const at::Tensor& xs, const at::Tensor& shift, const at::Tensor& scale, const at::Tensor& w,
                  const at::Tensor& b, const at::Tensor& offsets, const char* op) {
-  check_rows(xs, op);
+  TORCH_CHECK(xs.dim() == 3, op, ": expected rows as [layers, rows, dim]");
   const int64_t layers = xs.size(0), d = xs.size(2);
   TORCH_CHECK(shift.sizes() == at::IntArrayRef({layers, d}) && scale.sizes() == shift.sizes(), op,
               ": shift and scale must be [layers, dim] = [", layers, ", ", d, "]");
@@ -24,8 +25,8 @@ void check_probe(const at::Tensor& xs, const at::Tensor& shift, const at::Tensor
 std::tuple<at::Tensor, at::Tensor> standardized_logits(const at::Tensor& xs, const at::Tensor& shift,
                                                        const at::Tensor& scale, const at::Tensor& w,
                                                        const at::Tensor& b) {
-  const auto dtype = xs.scalar_type();
-  at::Tensor z = (xs - shift.to(dtype).unsqueeze(1)).mul_(scale.to(dtype).unsqueeze(1));
+  at::Tensor z = scale_rows(xs, shift, scale);
+  const auto dtype = z.scalar_type();
   at::Tensor logits = at::baddbmm(b.to(dtype).unsqueeze(1), z, w.to(dtype));
   return {z, logits.contiguous()};
 }

@@ -31,6 +31,10 @@ class RidgeCore {
   // b [L, q]) float64, minimizing |Y - X w - b|^2 + alpha |w|^2 column by column.
   std::tuple<at::Tensor, at::Tensor> solve(const at::Tensor& alphas, const at::Tensor& offsets) const;
 
+  // Mean and variance of every feature over all rows: ([L, p], [L, p]) float64 (for the
+  // logistic probes' standardization).
+  std::tuple<at::Tensor, at::Tensor> feature_moments() const;
+
   at::Tensor fold_rows() const;  // [folds] rows seen per fold
   int64_t layers() const { return layers_; }
   int64_t p() const { return p_; }

@@ -12,14 +12,20 @@ Models compared layer by layer, streaming their activations (no storage)::
 
     result = ftlens.compare_models("minilm", "path/to/finetuned", sentences)
     result.cka, result.rsa                # arrays [layers]
+
+Probes of every layer x task over activation stores (``ftlens.store.write``)::
+
+    result = ftlens.probe("ewt_train_store", "ewt_dev_store", tasks=("upos", "edge:deprel"))
+    print(result.table())
 """
 
-from . import data, registry, store
+from . import data, probes, registry, store
 from ._core import build_info
 from .capture_options import CaptureOptions
 from .compare import LayerComparison, compare_models
 from .models import load_model
 from .moments import LayerMoments, Moments
+from .probes import ProbeResult, probe
 from .similarity import cca, cka, isotropy, procrustes, rsa
 
 __version__ = "0.1.0"
@@ -28,6 +34,7 @@ __all__ = [
     "CaptureOptions",
     "LayerComparison",
     "LayerMoments",
+    "ProbeResult",
     "Moments",
     "build_info",
     "cca",
@@ -36,6 +43,8 @@ __all__ = [
     "data",
     "isotropy",
     "load_model",
+    "probe",
+    "probes",
     "procrustes",
     "registry",
     "rsa",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -11,17 +10,17 @@ import numpy as np
 import torch
 
 from . import registry
-from ._io import write_json
 from .align import as_items
 from .capture import layer_names
 from .capture_options import CaptureOptions, capture_options
 from .models import as_model
 from .moments import LayerMoments
+from .results import JsonResult, listed, unlisted
 from .stream import ActivationStream
 
 
 @dataclass
-class LayerComparison:
+class LayerComparison(JsonResult):
     """Per-layer similarity of two models. Each measure asked for is an array [L]
     (pairs="diagonal": layer l vs layer l) or [L, L] (pairs="all": base layers on rows),
     read as ``result.cka``, ``result.rsa``, ... (None when not asked for); index 0 is the
@@ -54,10 +53,7 @@ class LayerComparison:
             if name not in values:
                 out[name] = None
                 continue
-            data = np.asarray(values[name], dtype=np.float64)
-            listed = data.astype(object)
-            listed[np.isnan(data)] = None
-            out[name] = listed.tolist()
+            out[name] = listed(values[name])
         return out
 
     @classmethod
@@ -65,19 +61,10 @@ class LayerComparison:
         data = dict(data)
         values = {}
         for name in registry.MEASURES:
-            listed = data.pop(name, None)
-            if listed is not None:
-                values[name] = np.array(listed, dtype=np.float64)  # None -> NaN
+            stored = data.pop(name, None)
+            if stored is not None:
+                values[name] = unlisted(stored)  # None -> NaN
         return cls(**data, values=values)
-
-    def save(self, path: str | os.PathLike) -> None:
-        """Writes the result as JSON (atomically)."""
-        write_json(path, self.to_dict())
-
-    @classmethod
-    def load(cls, path: str | os.PathLike) -> LayerComparison:
-        with open(path) as f:
-            return cls.from_dict(json.load(f))
 
 
 def _label(model_or_name) -> str:

@@ -474,11 +474,12 @@ def _label_codes(name: str, values, n_rows: int) -> tuple[np.ndarray, list | Non
     """(codes, vocabulary) of one label given as values per row; heads stay integers."""
     values = np.asarray(values)
     if values.shape != (n_rows,):
-        raise ValueError(f"label {name!r} has {values.shape[0] if values.ndim else 0} values for {n_rows} rows; "
-                         "pass one value per row")
+        count = values.shape[0] if values.ndim else 0
+        raise ValueError(f"label {name!r} has {count} values for {n_rows} rows; pass one value per row")
     if name == "head":
         if values.dtype.kind not in "iu":
-            raise TypeError(f"label 'head' must hold integers (1-based head word, 0 = root), got {values.dtype}")
+            raise TypeError("label 'head' must hold integers (1-based head word, 0 = root), got "
+                            f"{values.dtype}")
         return values.astype(np.int64), None
     vocab, codes = np.unique(values, return_inverse=True)
     return codes.astype(np.int64), [v.item() if hasattr(v, "item") else v for v in vocab]

@@ -28,15 +28,19 @@ at::Tensor softmax_xent(at::Tensor logits, const at::Tensor& labels, const at::T
             for (int64_t j = 0; j < width; ++j) zt[j] = 0;
             continue;
           }
-          double peak = zt[0];
-          for (int64_t j = 1; j < width; ++j) peak = zt[j] > peak ? static_cast<double>(zt[j]) : peak;
+          // exponentials in the logits' dtype (float32: vectorizable), their sum in float64
+          scalar_t peak = zt[0];
+          for (int64_t j = 1; j < width; ++j) peak = zt[j] > peak ? zt[j] : peak;
+          const double label_logit = static_cast<double>(zt[y]) - static_cast<double>(peak);
           double total = 0.0;
-          for (int64_t j = 0; j < width; ++j) total += std::exp(static_cast<double>(zt[j]) - peak);
-          const double log_total = std::log(total) + peak;
-          lp[row * tasks + t] = log_total - static_cast<double>(zt[y]);
           for (int64_t j = 0; j < width; ++j) {
-            zt[j] = static_cast<scalar_t>(std::exp(static_cast<double>(zt[j]) - log_total) - (j == y ? 1.0 : 0.0));
+            zt[j] = std::exp(zt[j] - peak);
+            total += zt[j];
           }
+          const scalar_t inverse = static_cast<scalar_t>(1.0 / total);
+          lp[row * tasks + t] = std::log(total) - label_logit;
+          for (int64_t j = 0; j < width; ++j) zt[j] *= inverse;
+          zt[y] -= scalar_t(1);
         }
       }
     });

@@ -1,0 +1,17 @@
+// Standardized rows for the probes: (x - shift) * scale in one sweep, reading the store's
+// dtype (float16 included) and writing float32 (float64 for float64 rows).
+#pragma once
+
+#include <torch/extension.h>
+
+namespace ftlens {
+
+// x: [L, m, d] float16, float32 or float64; shift, scale: [L, d] -> [L, m, d] float32
+// (float64 when x is). On the GPU ATen's elementwise ops serve (no CUDA twin).
+at::Tensor scale_rows(const at::Tensor& x, const at::Tensor& shift, const at::Tensor& scale);
+
+namespace cpu {
+at::Tensor scale_rows(const at::Tensor& x, const at::Tensor& shift, const at::Tensor& scale, at::Tensor out);
+}
+
+}  // namespace ftlens

@@ -1,0 +1,10 @@
+"""Probing classifiers over activation stores: every layer x every task at once.
+
+    result = ftlens.probe("stores/ewt_train", "stores/ewt_dev", tasks=("upos", "edge:deprel"))
+    print(result.table())
+"""
+
+from .api import L2_GRID, available_tasks, probe
+from .result import METRICS, ProbeResult
+
+__all__ = ["L2_GRID", "METRICS", "ProbeResult", "available_tasks", "probe"]

@@ -1,0 +1,272 @@
+"""``ftlens.probe``: every layer x every task of a store, in few passes."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import store as store_module
+from .._inputs import positive_int
+from . import tasks as task_module
+from .features import COMBINE, Rows, arc_rows, edge_rows
+from .linear import offsets_of, scores
+from .logistic import fit_logistic, standardized
+from .mdl import online_codelength
+from .result import ProbeResult
+from .ridge import DEFAULT_ALPHAS, fit_ridge, folds_of
+from .structural import evaluate_structural, train_structural
+
+KINDS = ("logistic", "ridge")
+L2_GRID = (1e-6, 1e-5, 1e-4, 1e-3)  # l2 on the mean cross-entropy; scikit-learn's C = 1 / (l2 n)
+
+
+@dataclass
+class _Group:
+    """Tasks that share feature rows: their train and eval rows and labels [n, T]."""
+
+    tasks: list[task_module.Task]
+    train: Rows
+    eval: Rows
+    train_labels: np.ndarray
+    eval_labels: np.ndarray
+    widths: list[int]
+    vocabularies: list[list]
+
+
+def _open(source, role: str):
+    if isinstance(source, (str, os.PathLike)):
+        return store_module.open(source)
+    if hasattr(source, "manifest") and hasattr(source, "layer"):
+        return source
+    raise TypeError(f"{role} must be a store folder, an ActivationStore or ftlens.store.from_arrays(...), "
+                    f"got {type(source).__name__}")
+
+
+def _check_pair(train, eval_store) -> None:
+    a, b = train.manifest, eval_store.manifest
+    for key, what in (("model_fingerprint", "models"), ("rows", "row kinds"), ("dim", "widths"),
+                      ("n_layers", "layer counts")):
+        if a.get(key) != b.get(key):
+            detail = f"{a.get('model')!r} vs {b.get('model')!r}" if key == "model_fingerprint" else \
+                f"{a.get(key)!r} vs {b.get(key)!r}"
+            raise ValueError(f"the train and eval stores come from different {what} ({detail}); probe "
+                             "stores written by the same model with the same rows= setting")
+
+
+def _layers(layers, n_layers: int) -> list[int]:
+    if layers is None:
+        return list(range(n_layers))
+    layers = [int(i) for i in np.atleast_1d(layers)]
+    bad = [i for i in layers if not 0 <= i < n_layers]
+    if bad or not layers:
+        raise ValueError(f"layers {bad or layers} out of range: the stores have layers 0..{n_layers - 1}")
+    return layers
+
+
+def _check_classes(task: task_module.Task, codes: np.ndarray, vocab: list) -> None:
+    present = np.unique(codes[codes >= 0])
+    if len(present) < 2:
+        raise ValueError(f"task {task.name!r} has {len(present)} class(es) in the training rows "
+                         f"({[vocab[i] for i in present]}); a probe needs at least two")
+
+
+def _row_group(row_tasks, train, eval_store, layers, seed) -> _Group:
+    train_cols, eval_cols, vocabularies = [], [], []
+    for task in row_tasks:
+        tr, ev, vocab = task_module.row_labels(task, train, eval_store, seed)
+        if len(tr) != train.n_rows or len(ev) != eval_store.n_rows:
+            raise ValueError(f"label {task.label!r} has {len(tr)} / {len(ev)} values for {train.n_rows} / "
+                             f"{eval_store.n_rows} rows (train / eval); the store's label files are damaged")
+        _check_classes(task, tr, vocab)
+        train_cols.append(tr)
+        eval_cols.append(ev)
+        vocabularies.append(vocab)
+    train_labels, eval_labels = np.stack(train_cols, 1), np.stack(eval_cols, 1)
+    keep_train = np.flatnonzero((train_labels >= 0).all(1))
+    keep_eval = np.flatnonzero((eval_labels != -1).any(1))
+    return _Group(row_tasks, Rows(train, layers, keep_train), Rows(eval_store, layers, keep_eval),
+                  train_labels[keep_train], eval_labels[keep_eval], [len(v) for v in vocabularies],
+                  vocabularies)
+
+
+def _edge_group(edge_tasks, train, eval_store, layers, combine, seed) -> _Group:
+    rows_tr, rows_ev = edge_rows(train, layers, combine), edge_rows(eval_store, layers, combine)
+    group = _row_group([task_module.Task(t.name, "row", t.label) for t in edge_tasks], train, eval_store,
+                       layers, seed)
+    tr_labels = _full(group.train_labels, group.train.first, train.n_rows)[rows_tr.first]
+    ev_labels = _full(group.eval_labels, group.eval.first, eval_store.n_rows)[rows_ev.first]
+    keep = (tr_labels >= 0).all(1)
+    rows_tr = Rows(train, layers, rows_tr.first[keep], rows_tr.second[keep], combine)
+    return _Group(edge_tasks, rows_tr, rows_ev, tr_labels[keep], ev_labels, group.widths, group.vocabularies)
+
+
+def _full(labels: np.ndarray, at: np.ndarray, n: int) -> np.ndarray:
+    out = np.full((n, labels.shape[1]), -1, dtype=np.int64)
+    out[at] = labels
+    return out
+
+
+def _arc_group(task, train, eval_store, layers, combine, seed) -> _Group:
+    rows_tr, labels_tr = arc_rows(train, layers, combine, seed)
+    rows_ev, labels_ev = arc_rows(eval_store, layers, combine, seed + 1)
+    return _Group([task], rows_tr, rows_ev, labels_tr[:, None], labels_ev[:, None], [2], [["no arc", "arc"]])
+
+
+def probe(train, eval, tasks=("upos", "deprel"), *, layers=None, kind: str = "logistic",  # noqa: A002
+          control: bool = True, mdl: bool = False, l2=None, alphas=DEFAULT_ALPHAS, folds: int = 5,
+          edge_features: str = "concat", rank: int = 64, epochs: int = 10, max_passes: int = 100,
+          tol: float = 1e-5, seed: int = 0, device=None, chunk_rows: int = 8192,
+          progress: bool = True) -> ProbeResult:
+    """Trains probes for every layer x task on a train store and scores them on an eval store.
+
+    Args:
+        train, eval: store folders, ``ActivationStore``s or ``ftlens.store.from_arrays(...)``
+            of the same model and row kind.
+        tasks: task names (see ``ftlens.probes.tasks``): store labels ("upos", "xpos",
+            "deprel", "label"), "edge:<label>", "arc", "distance", "depth".
+        layers: layer indices to probe (default: all).
+        kind: "logistic" (multinomial, L2; warm-started from the ridge fit) or "ridge".
+        control: add a control task per word-level row task and report selectivity.
+        mdl: also the online codelength (logistic probes, whatever ``kind``).
+        l2: the logistic L2 strength (on the mean cross-entropy: scikit-learn's C = 1 / (l2
+            n)), a number or [layers, tasks]; None chooses per (layer, task) from ``L2_GRID``
+            on a tenth of the training inputs held out.
+        alphas: ridge strengths, chosen per (layer, task) by exact ``folds``-fold CV.
+        edge_features: "concat" ([h_dep; h_head]) or "product" (h_dep * h_head).
+        rank, epochs: the structural probes' rank and training epochs.
+        max_passes, tol: the logistic optimizer's budget of passes over the store and
+            gradient tolerance.
+        device: where the logistic passes run ("cuda" uses the CUDA kernels).
+        chunk_rows: rows read per chunk (bounds the memory).
+
+    Returns:
+        ProbeResult with accuracy, macro-F1, selectivity, ... as [layers, tasks].
+    """
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    if edge_features not in COMBINE:
+        raise ValueError(f"edge_features must be one of {COMBINE}, got {edge_features!r}")
+    chunk_rows, folds = positive_int(chunk_rows, "chunk_rows"), positive_int(folds, "folds")
+    train, eval_store = _open(train, "train"), _open(eval, "eval")
+    _check_pair(train, eval_store)
+    layer_ids = _layers(layers, train.n_layers)
+    resolved = task_module.resolve(tasks, train, eval_store, control)
+    asked = [t for t in resolved if not t.control]
+    names = [t.name for t in asked]
+    shape = (len(layer_ids), len(asked))
+    result = ProbeResult(
+        model=train.manifest.get("model", ""), layers=[train.manifest["layers"][i] for i in layer_ids],
+        tasks=names, kind=kind, rows=train.manifest["rows"],
+        scores={m: np.full(shape, np.nan) for m in ("accuracy", "macro_f1")}, strength=np.full(shape, np.nan),
+        options={"control": control, "mdl": mdl, "folds": folds, "edge_features": edge_features, "seed": seed,
+                 "max_passes": max_passes, "rank": rank, "epochs": epochs},
+    )
+    groups = []
+    row_tasks = [t for t in resolved if t.kind == "row"]
+    if row_tasks:
+        groups.append(_row_group(row_tasks, train, eval_store, layer_ids, seed))
+    edge_tasks = [t for t in resolved if t.kind == "edge"]
+    if edge_tasks:
+        groups.append(_edge_group(edge_tasks, train, eval_store, layer_ids, edge_features, seed))
+    groups += [_arc_group(t, train, eval_store, layer_ids, edge_features, seed)
+               for t in resolved if t.kind == "arc"]
+    options = dict(kind=kind, l2=l2, alphas=alphas, folds=folds, seed=seed, max_passes=max_passes, tol=tol,
+                   chunk_rows=chunk_rows, device=device, progress=progress, mdl=mdl)
+    control_accuracy = {}
+    for group in groups:
+        outcome = _probe_group(group, **options)
+        for j, task in enumerate(group.tasks):
+            result.n_train[task.name] = int((group.train_labels[:, j] >= 0).sum())
+            result.n_eval[task.name] = int((group.eval_labels[:, j] != -1).sum())
+            unseen = int((group.eval_labels[:, j] == task_module.UNSEEN).sum())
+            if task.control:
+                control_accuracy[task.name[len("control:"):]] = outcome["accuracy"][:, j]
+                continue
+            result.vocabularies[task.name] = group.vocabularies[j]
+            result.unseen[task.name] = unseen
+            if unseen:
+                warnings.warn(f"task {task.name!r}: {unseen} eval rows have labels never seen in training; "
+                              "they count as wrong", stacklevel=2)
+            k = names.index(task.name)
+            for metric, values in outcome.items():
+                result.scores.setdefault(metric, np.full(shape, np.nan))[:, k] = values[:, j]
+    if control_accuracy:
+        result.scores["control_accuracy"] = np.full(shape, np.nan)
+        for name, values in control_accuracy.items():
+            result.scores["control_accuracy"][:, names.index(name)] = values
+        result.scores["selectivity"] = result.scores["accuracy"] - result.scores["control_accuracy"]
+    result.strength = result.scores.pop("strength", result.strength)
+    for task in (t for t in resolved if t.kind == "structural"):
+        probe_ = train_structural(task.name, train, layer_ids, rank=rank, epochs=epochs, seed=seed,
+                                  progress=progress)
+        for metric, values in evaluate_structural(probe_, eval_store, layer_ids).items():
+            result.scores.setdefault(metric, np.full(shape, np.nan))[:, names.index(task.name)] = values
+    return result
+
+
+def _probe_group(group: _Group, *, kind, l2, alphas, folds, seed, max_passes, tol, chunk_rows, device,
+                 progress, mdl) -> dict[str, np.ndarray]:
+    """{metric: [L, T]} for one group: accuracy, macro_f1, strength (and MDL)."""
+    ridge = fit_ridge(group.train, group.train_labels, group.widths, alphas=alphas, folds=folds, seed=seed,
+                      chunk_rows=chunk_rows, progress=progress)
+    n_layers, n_tasks = ridge.alpha.shape
+    out = {}
+    if kind == "ridge":
+        probes, strength = ridge.probes, ridge.alpha
+    else:
+        if l2 is None:
+            strength = _choose_l2(group, ridge, seed, max_passes, tol, chunk_rows, device, progress)
+        else:
+            strength = np.broadcast_to(np.asarray(l2, dtype=np.float64), (n_layers, n_tasks)).copy()
+            if np.any(strength <= 0):
+                raise ValueError(f"l2 must be positive, got {l2}")
+        start = standardized(ridge.probes, ridge.var, strength)
+        probes, _ = fit_logistic(group.train, group.train_labels, start, strength, max_passes=max_passes,
+                                 tol=tol, chunk_rows=chunk_rows, device=device, progress=progress)
+    predicted = probes.predict(group.eval, chunk_rows, device)
+    out["accuracy"], out["macro_f1"], _ = scores(predicted, group.eval_labels, group.widths)
+    out["strength"] = strength
+    if mdl:
+        start = standardized(ridge.probes, ridge.var, strength)
+        start.w.zero_()
+        start.b.zero_()
+        out["mdl_kbits"], out["mdl_compression"] = online_codelength(
+            group.train, group.train_labels, group.widths, start, strength, seed=seed,
+            max_passes=max(10, max_passes // 2), chunk_rows=chunk_rows, device=device, progress=progress)
+    return out
+
+
+def _choose_l2(group: _Group, ridge, seed, max_passes, tol, chunk_rows, device, progress) -> np.ndarray:
+    """The grid value per (layer, task) with the best accuracy on a tenth of the training
+    inputs held out (every grid value trained at once, as extra columns)."""
+    grid = np.asarray(L2_GRID)
+    held = folds_of(group.train.inputs, 10, seed) == 0
+    n_tasks = len(group.widths)
+    labels = np.where(held[:, None], -1, group.train_labels)
+    wide = np.repeat(labels, len(grid), axis=1)  # task-major: (t, g)
+    widths = np.repeat(group.widths, len(grid))
+    strength = np.tile(grid, n_tasks)[None, :].repeat(ridge.alpha.shape[0], 0)
+    start = standardized(ridge.probes, ridge.var, strength)
+    bounds = ridge.probes.offsets.tolist()
+    columns = np.concatenate([np.arange(bounds[t], bounds[t + 1]) for t in range(n_tasks) for _ in grid])
+    start.w, start.b, start.offsets = start.w[:, :, columns], start.b[:, columns], offsets_of(widths)
+    trained, _ = fit_logistic(group.train, wide, start, strength, max_passes=max_passes, tol=tol,
+                              chunk_rows=chunk_rows, device=device, progress=progress,
+                              desc="logistic l2 grid")
+    held_rows = Rows(group.train.store, group.train.layers, group.train.first[held],
+                     None if group.train.second is None else group.train.second[held], group.train.combine)
+    predicted = trained.predict(held_rows, chunk_rows, device)
+    accuracy, _, _ = scores(predicted, np.repeat(group.train_labels[held], len(grid), axis=1), widths)
+    best = accuracy.reshape(accuracy.shape[0], n_tasks, len(grid)).argmax(2)
+    return grid[best]
+
+
+def available_tasks(store) -> list[str]:
+    """The task names a store (folder or object) supports."""
+    return task_module.available(_open(store, "store"))
+
+
+

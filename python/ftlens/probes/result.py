@@ -1,0 +1,116 @@
+"""``ProbeResult``: every metric of every probe, layer x task."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from ..results import JsonResult, listed, unlisted
+
+METRICS = ("accuracy", "macro_f1", "control_accuracy", "selectivity", "mdl_kbits", "mdl_compression",
+           "uuas", "dspr", "root_accuracy", "nspr")
+MAIN_METRIC = {"distance": "uuas", "depth": "root_accuracy"}  # every other task: accuracy
+
+
+@dataclass
+class ProbeResult(JsonResult):
+    """Probe scores on the eval store. Each metric is an array [layers, tasks] (NaN where
+    it does not apply), read as ``result.accuracy``, ``result.selectivity``, ...:
+
+    * accuracy, macro_f1: classification tasks (eval labels never seen in training count
+      as wrong; ``unseen`` counts them per task);
+    * control_accuracy, selectivity: the task's control task and accuracy - control;
+    * mdl_kbits, mdl_compression: online codelength (kbits) and uniform / online;
+    * uuas, dspr (distance probe), root_accuracy, nspr (depth probe).
+
+    ``strength`` holds the chosen regularization per (layer, task): the logistic l2 or the
+    ridge alpha. ``layers`` are the probed layers' names, ``n_train``/``n_eval`` the rows
+    (pairs, sentences) per task.
+    """
+
+    model: str
+    layers: list[str]
+    tasks: list[str]
+    kind: str
+    rows: str
+    scores: dict[str, np.ndarray] = field(default_factory=dict)
+    strength: np.ndarray | None = None
+    n_train: dict[str, int] = field(default_factory=dict)
+    n_eval: dict[str, int] = field(default_factory=dict)
+    unseen: dict[str, int] = field(default_factory=dict)
+    vocabularies: dict[str, list] = field(default_factory=dict)
+    options: dict = field(default_factory=dict)
+
+    def __getattr__(self, name: str):
+        if name in METRICS:
+            return self.__dict__.get("scores", {}).get(name)
+        raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
+
+    def main_metric(self, task: str) -> str:
+        return MAIN_METRIC.get(task, "accuracy")
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out["scores"] = {name: listed(values) for name, values in self.scores.items()}
+        out["strength"] = None if self.strength is None else listed(self.strength)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ProbeResult:
+        data = dict(data)
+        data["scores"] = {name: unlisted(values) for name, values in data.get("scores", {}).items()}
+        if data.get("strength") is not None:
+            data["strength"] = unlisted(data["strength"])
+        return cls(**data)
+
+    def table(self, metric: str | None = None) -> str:
+        """Layer x task text table of ``metric`` (default: each task's main metric, in %
+        for the [0, 1] metrics), with selectivity in brackets where there are controls."""
+        header = ["layer"] + [f"{t} ({metric or self.main_metric(t)})" for t in self.tasks]
+        lines = [header]
+        for i, layer in enumerate(self.layers):
+            cells = [layer]
+            for j, task in enumerate(self.tasks):
+                name = metric or self.main_metric(task)
+                cell = _format(name, self.scores[name][i, j]) if name in self.scores else "-"
+                selectivity = self.scores.get("selectivity", np.full((i + 1, j + 1), np.nan))[i, j]
+                if metric is None and not np.isnan(selectivity):
+                    cell += f" [{_format('selectivity', selectivity)}]"
+                cells.append(cell)
+            lines.append(cells)
+        widths = [max(len(row[k]) for row in lines) for k in range(len(header))]
+        return "\n".join("  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)) for row in lines)
+
+    def plot(self, path=None, metric: str | None = None):
+        """Score by layer, one line per task (each task's main metric unless ``metric``);
+        returns the matplotlib Figure and writes it to ``path`` when given."""
+        import matplotlib
+
+        matplotlib.use("Agg", force=False)
+        import matplotlib.pyplot as plt
+
+        figure, axes = plt.subplots(figsize=(7, 4))
+        x = np.arange(len(self.layers))
+        for j, task in enumerate(self.tasks):
+            name = metric or self.main_metric(task)
+            if name in self.scores:
+                axes.plot(x, self.scores[name][:, j], marker="o", label=f"{task} ({name})")
+        axes.set_xticks(x, self.layers, rotation=30)
+        axes.set_xlabel("layer")
+        axes.set_ylabel(metric or "score")
+        axes.set_title(f"probes on {self.model}")
+        axes.grid(alpha=0.3)
+        axes.legend(fontsize=8)
+        figure.tight_layout()
+        if path is not None:
+            figure.savefig(path, dpi=120)
+        return figure
+
+
+def _format(metric: str, value: float) -> str:
+    if np.isnan(value):
+        return "-"
+    if metric in ("mdl_kbits", "mdl_compression", "dspr", "nspr"):
+        return f"{value:.2f}"
+    return f"{100 * value:.1f}"

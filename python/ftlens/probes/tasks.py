@@ -1,0 +1,114 @@
+"""Probe tasks: what each name means, the labels of each task on a store, control tasks.
+
+Task names:
+
+* a label the store carries per row: ``"upos"``, ``"xpos"``, ``"deprel"`` (the word's own
+  relation), ``"label"`` (a sentence or pair label with rows "cls" / "mean");
+* ``"edge:<label>"``: the label of each (dependent, head) pair, e.g. ``"edge:deprel"``,
+  from features [h_dep; h_head] (Tenney et al. 2019, one-word spans);
+* ``"arc"``: gold (dependent, head) pairs against sampled non-arcs of the same sentence;
+* ``"distance"`` and ``"depth"``: the structural probes (Hewitt & Manning 2019);
+* ``"control:<label>"``: the control task of a row task (Hewitt & Liang 2019), added for
+  every word-level row task when ``control=True``.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+
+STRUCTURAL = ("distance", "depth")
+NOT_TASKS = ("head", "word")  # store labels that are inputs of other tasks
+UNSEEN = -2  # an eval label the training rows never had: counted as wrong
+
+
+@dataclass(frozen=True)
+class Task:
+    """One probe task. kind: "row", "edge", "arc" or "structural"; label: the store label
+    it reads ("upos", "deprel"; None for "arc" and the structural tasks)."""
+
+    name: str
+    kind: str
+    label: str | None = None
+    control: bool = False  # a control task: labels drawn per word type
+
+
+def available(store) -> list[str]:
+    """The task names a store supports."""
+    names = store.label_names()
+    rows = [n for n in names if n not in NOT_TASKS and store.manifest["labels"][n] is not None]
+    if store.manifest["rows"] != "words" or "head" not in names:
+        return rows
+    return rows + [f"edge:{n}" for n in rows] + ["arc", *STRUCTURAL]
+
+
+def resolve(names, train, eval_store, control: bool) -> list[Task]:
+    """Tasks for the given names (control tasks appended), checked against both stores."""
+    if isinstance(names, str):
+        names = (names,)
+    names = list(dict.fromkeys(names))
+    if not names:
+        raise ValueError("tasks is empty; pass at least one task name")
+    tasks = []
+    for name in names:
+        for store, role in ((train, "train"), (eval_store, "eval")):
+            _check_supported(name, store, role)
+        if name in STRUCTURAL:
+            tasks.append(Task(name, "structural"))
+        elif name == "arc":
+            tasks.append(Task(name, "arc"))
+        elif name.startswith("edge:"):
+            tasks.append(Task(name, "edge", name[5:]))
+        else:
+            tasks.append(Task(name, "row", name))
+    if control:
+        words = all("word" in s.label_names() for s in (train, eval_store))
+        tasks += [Task(f"control:{t.name}", "row", t.label, control=True) for t in tasks
+                  if t.kind == "row" and words and train.manifest["rows"] == "words"]
+    return tasks
+
+
+def _check_supported(name: str, store, role: str) -> None:
+    if name in available(store):
+        return
+    where = f"the {role} store ({store.manifest['rows']} rows, labels {store.label_names()})"
+    needs_words = name in STRUCTURAL or name == "arc" or name.startswith("edge:")
+    if needs_words and (store.manifest["rows"] != "words" or "head" not in store.label_names()):
+        raise ValueError(f"task {name!r} needs a store with rows='words' and a 'head' label (CoNLL-U data); "
+                         f"{where} has none. Write it with ftlens.store.write(..., rows='words') from "
+                         "read_conllu data")
+    raise ValueError(f"unknown task {name!r} for {where}; available: {available(store)}")
+
+
+def row_labels(task: Task, train, eval_store, seed: int) -> tuple[np.ndarray, np.ndarray, list]:
+    """(train codes [rows], eval codes [rows], vocabulary) of a row task. Eval labels are
+    coded in the training vocabulary; labels never seen in training get ``UNSEEN``.
+    Rows without a label get -1."""
+    train_codes, vocab = train.labels(task.label)
+    eval_codes, eval_vocab = eval_store.labels(task.label)
+    present = np.bincount(train_codes[train_codes >= 0], minlength=len(vocab))
+    keep = [v for v, c in zip(vocab, present, strict=True) if c > 0]  # classes training has rows of
+    index = {v: i for i, v in enumerate(keep)}
+    train_map = np.array([index.get(v, UNSEEN) for v in vocab] + [-1], dtype=np.int64)
+    eval_map = np.array([index.get(v, UNSEEN) for v in eval_vocab] + [-1], dtype=np.int64)
+    train_codes, eval_codes = train_map[train_codes], eval_map[eval_codes]  # code -1 -> map[-1] = -1
+    if task.control:
+        train_codes, eval_codes = _control_labels(task, train, eval_store, train_codes, eval_codes, len(keep),
+                                                  seed)
+    return train_codes, eval_codes, keep
+
+
+def _control_labels(task: Task, train, eval_store, train_codes, eval_codes, n_classes: int, seed: int):
+    """Hewitt & Liang's control task: every word type gets a fixed label drawn from the
+    task's training label distribution (seeded); rows keep their task's missing labels."""
+    train_words, train_vocab = train.labels("word")
+    eval_words, eval_vocab = eval_store.labels("word")
+    types = sorted(set(train_vocab) | set(eval_vocab))
+    counts = np.bincount(train_codes[train_codes >= 0], minlength=n_classes).astype(np.float64)
+    rng = np.random.default_rng([seed, zlib.crc32(task.label.encode())])
+    drawn = dict(zip(types, rng.choice(n_classes, size=len(types), p=counts / counts.sum()), strict=True))
+    train_out = np.array([drawn[w] for w in train_vocab], dtype=np.int64)[train_words]
+    eval_out = np.array([drawn[w] for w in eval_vocab], dtype=np.int64)[eval_words]
+    return np.where(train_codes >= 0, train_out, -1), np.where(eval_codes != -1, eval_out, -1)
