@@ -42,7 +42,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> logistic_loss_grad(const at::Tens
   auto [z, logits] = standardized_logits(xs, shift, scale, w, b);
   const at::Tensor loss = softmax_xent(logits, labels.to(xs.device()), offsets.to(xs.device()));  // logits -> dL/dlogits
   const at::Tensor grad_w = at::bmm(z.transpose(1, 2), logits).to(at::kDouble);
-  const at::Tensor grad_b = logits.sum(1, /*keepdim=*/false, at::kDouble);
+  const at::Tensor grad_b = logits.sum(1).to(at::kDouble);  // a chunk's sum in its dtype; chunks add in float64
   return {loss.sum(1), grad_w, grad_b};
 }
 

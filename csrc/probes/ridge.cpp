@@ -85,15 +85,15 @@ Tensor RidgeCore::fold_rows() const {
 }
 
 std::tuple<Tensor, Tensor> RidgeCore::feature_moments() const {
-  Tensor mean = at::empty({layers_, p_}, at::kDouble), var = at::empty({layers_, p_}, at::kDouble);
+  Tensor mean = at::empty({layers_, p_}, at::kDouble), cov = at::empty({layers_, p_, p_}, at::kDouble);
   for (int64_t l = 0; l < layers_; ++l) {
     CoMoment all = CoMoment::empty(p_, p_, at::TensorOptions().dtype(at::kDouble));
     for (int64_t f = 0; f < folds_; ++f) all.merge(xx(l, f));
     TORCH_CHECK(all.n() > 0, "ridge: no rows yet");
     mean[l].copy_(all.mean_a());
-    var[l].copy_(all.dense().diagonal() / all.n());
+    cov[l].copy_(all.dense() / all.n());
   }
-  return {mean, var};
+  return {mean, cov};
 }
 
 RidgeCore::Fit RidgeCore::fit(int64_t layer, int64_t held_out) const {

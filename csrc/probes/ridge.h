@@ -31,8 +31,8 @@ class RidgeCore {
   // b [L, q]) float64, minimizing |Y - X w - b|^2 + alpha |w|^2 column by column.
   std::tuple<at::Tensor, at::Tensor> solve(const at::Tensor& alphas, const at::Tensor& offsets) const;
 
-  // Mean and variance of every feature over all rows: ([L, p], [L, p]) float64 (for the
-  // logistic probes' standardization).
+  // Mean and covariance of the features over all rows: ([L, p], [L, p, p]) float64 (the
+  // logistic probes' preconditioner comes from them).
   std::tuple<at::Tensor, at::Tensor> feature_moments() const;
 
   at::Tensor fold_rows() const;  // [folds] rows seen per fold

@@ -7,13 +7,14 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from .. import store as store_module
 from .._inputs import positive_int
 from . import tasks as task_module
 from .features import COMBINE, Rows, arc_rows, edge_rows
-from .linear import offsets_of, scores
-from .logistic import fit_logistic, standardized
+from .linear import LinearProbes, offsets_of, scores
+from .logistic import fit_logistic, whitening
 from .mdl import online_codelength
 from .result import ProbeResult
 from .ridge import DEFAULT_ALPHAS, fit_ridge, folds_of
@@ -223,18 +224,18 @@ def _probe_group(group: _Group, *, kind, l2, alphas, folds, seed, max_passes, to
             strength = np.broadcast_to(np.asarray(l2, dtype=np.float64), (n_layers, n_tasks)).copy()
             if np.any(strength <= 0):
                 raise ValueError(f"l2 must be positive, got {l2}")
-        start = standardized(ridge.probes, ridge.var, strength)
-        probes, _ = fit_logistic(group.train, group.train_labels, start, strength, max_passes=max_passes,
-                                 tol=tol, chunk_rows=chunk_rows, device=device, progress=progress)
+        probes, _ = fit_logistic(group.train, group.train_labels, ridge.probes, strength,
+                                 whitening(ridge.cov, strength), max_passes=max_passes, tol=tol,
+                                 chunk_rows=chunk_rows, device=device, progress=progress)
     predicted = probes.predict(group.eval, chunk_rows, device)
     out["accuracy"], out["macro_f1"], _ = scores(predicted, group.eval_labels, group.widths)
     out["strength"] = strength
     if mdl:
-        start = standardized(ridge.probes, ridge.var, strength)
-        start.w.zero_()
-        start.b.zero_()
+        zero = LinearProbes(ridge.probes.shift, ridge.probes.scale, torch.zeros_like(ridge.probes.w),
+                            torch.zeros_like(ridge.probes.b), ridge.probes.offsets)
         out["mdl_kbits"], out["mdl_compression"] = online_codelength(
-            group.train, group.train_labels, group.widths, start, strength, seed=seed,
+            group.train, group.train_labels, group.widths, zero, strength, whitening(ridge.cov, strength),
+            seed=seed,
             max_passes=max(10, max_passes // 2), chunk_rows=chunk_rows, device=device, progress=progress)
     return out
 
@@ -249,11 +250,12 @@ def _choose_l2(group: _Group, ridge, seed, max_passes, tol, chunk_rows, device, 
     wide = np.repeat(labels, len(grid), axis=1)  # task-major: (t, g)
     widths = np.repeat(group.widths, len(grid))
     strength = np.tile(grid, n_tasks)[None, :].repeat(ridge.alpha.shape[0], 0)
-    start = standardized(ridge.probes, ridge.var, strength)
     bounds = ridge.probes.offsets.tolist()
     columns = np.concatenate([np.arange(bounds[t], bounds[t + 1]) for t in range(n_tasks) for _ in grid])
-    start.w, start.b, start.offsets = start.w[:, :, columns], start.b[:, columns], offsets_of(widths)
-    trained, _ = fit_logistic(group.train, wide, start, strength, max_passes=max_passes, tol=tol,
+    start = LinearProbes(ridge.probes.shift, ridge.probes.scale, ridge.probes.w[:, :, columns],
+                         ridge.probes.b[:, columns], offsets_of(widths))
+    trained, _ = fit_logistic(group.train, wide, start, strength, whitening(ridge.cov, strength),
+                              max_passes=max_passes, tol=tol,
                               chunk_rows=chunk_rows, device=device, progress=progress,
                               desc="logistic l2 grid")
     held_rows = Rows(group.train.store, group.train.layers, group.train.first[held],

@@ -40,7 +40,8 @@ class Rows:
     def chunks(self, chunk_rows: int,
                positions: np.ndarray | None = None) -> Iterator[tuple[np.ndarray, torch.Tensor]]:
         """Yields (positions [m] into these rows, features [L, m, dim] in the store's dtype,
-        float16 or float32), in order; ``positions`` (sorted) restricts the rows read."""
+        float16 or float32), in order; ``positions`` (sorted) restricts the rows read.
+        The first pass over rows (ridge, prediction) checks them with ``check_finite``."""
         positions = np.arange(self.n) if positions is None else positions
         arrays = [self.store.layer(i) for i in self.layers]
         for start in range(0, len(positions), chunk_rows):
@@ -49,7 +50,6 @@ class Rows:
             if self.second is not None:
                 other = _read(arrays, self.second[pos])
                 xs = torch.cat([xs, other], 2) if self.combine == "concat" else xs.float().mul_(other)
-            _check_finite(xs, self, pos)
             yield pos, xs
 
 
@@ -62,9 +62,12 @@ def _read(arrays: list[np.ndarray], rows: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.stack(picked))
 
 
-def _check_finite(xs: torch.Tensor, rows: Rows, pos: np.ndarray) -> None:
-    if bool(torch.isfinite(xs.sum(2, dtype=torch.float32)).all()):  # NaN and Inf reach the row sums
-        return
+def check_finite(xs: torch.Tensor, rows: Rows, pos: np.ndarray) -> torch.Tensor:
+    """xs [L, m, dim] as float32 (float64 stays), after checking that every value is finite;
+    the error names the layer, the store row and its (input, word)."""
+    xs = xs if xs.dtype == torch.float64 else xs.float()
+    if bool(torch.isfinite(xs.sum(2)).all()):  # NaN and Inf reach the row sums
+        return xs
     bad = ~torch.isfinite(xs)
     layer, m, _ = (int(v) for v in bad.nonzero()[0])
     store_row = int(rows.first[pos[m]])

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from .._core import _C
-from .features import Rows
+from .features import Rows, check_finite
 
 
 def offsets_of(widths) -> torch.Tensor:
@@ -36,6 +36,7 @@ class LinearProbes:
         probes = self.to(device) if device is not None else self
         out = np.empty((self.w.shape[0], rows.n, len(self.offsets) - 1), dtype=np.int64)
         for pos, xs in rows.chunks(chunk_rows):
+            xs = check_finite(xs, rows, pos)
             xs = xs.to(device) if device is not None else xs
             out[:, pos] = _C.linear_predict(xs, probes.shift, probes.scale, probes.w, probes.b,
                                             probes.offsets).cpu().numpy()

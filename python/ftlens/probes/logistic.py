@@ -2,10 +2,12 @@
 L-BFGS over full passes of the store.
 
 Each (layer, task) is its own problem: mean cross-entropy over its labelled rows plus
-l2/2 |W|² on the raw features' scale (scikit-learn's C = 1 / (l2 n)). Features are
-scaled with the moments of the ridge pass (``standardized``), which only preconditions
-the problem (the penalty is taken back to the raw scale), so the optimum is the raw
-problem's.
+l2/2 |W|² on the raw (centered) features (scikit-learn's C = 1 / (l2 n)). The optimizer
+works in whitened coordinates W = M V with M = (cov + l2 I)^(-1/2) from the ridge pass's
+covariance: the penalty and the data term then have curvature near the identity together
+(BERT features are strongly correlated and anisotropic, which slows L-BFGS on raw or
+merely standardized features several-fold). M only re-parameterizes the problem: the
+optimum is the raw problem's, and M costs two small [d, d] x [d, C] products per pass.
 A pass computes the loss and gradient of every problem at its current trial point with
 the fused core op; each problem then keeps its own L-BFGS history, step length
 (backtracking Armijo line search) and convergence test, so a problem that converged or
@@ -60,9 +62,29 @@ class _Problems:
         return self.per_task((a * b).sum(1))
 
 
-def fit_logistic(rows: Rows, labels: np.ndarray, probes: LinearProbes, l2: np.ndarray, *, positions=None,
-                 max_passes: int = 100, tol: float = 1e-5, chunk_rows: int = 8192, device=None,
-                 progress: bool = True, desc: str = "logistic") -> tuple[LinearProbes, LogisticInfo]:
+@dataclass
+class Whitening:
+    """M = (cov + floor I)^(-1/2) per layer and its inverse, [L, d, d] float64."""
+
+    forward: torch.Tensor
+    inverse: torch.Tensor
+
+
+def whitening(cov: torch.Tensor, l2: np.ndarray) -> Whitening:
+    """The preconditioner of every layer from its covariance [L, d, d]; the floor is the
+    layer's smallest l2 (of [L, T])."""
+    floor = torch.as_tensor(np.asarray(l2, dtype=np.float64).min(1))
+    eigenvalues, basis = torch.linalg.eigh(cov)
+    spread = eigenvalues.clamp_min(0) + floor.unsqueeze(1)
+    forward = basis @ torch.diag_embed(spread.rsqrt()) @ basis.transpose(1, 2)
+    inverse = basis @ torch.diag_embed(spread.sqrt()) @ basis.transpose(1, 2)
+    return Whitening(forward, inverse)
+
+
+def fit_logistic(rows: Rows, labels: np.ndarray, probes: LinearProbes, l2: np.ndarray, whiten: Whitening,
+                 *, positions=None, max_passes: int = 100, tol: float = 1e-5, chunk_rows: int = 8192,
+                 device=None, progress: bool = True,
+                 desc: str = "logistic") -> tuple[LinearProbes, LogisticInfo]:
     """Trains the probes (their w, b as the start; shift and scale fixed) on rows with
     labels [n, T] (-1: row not used for that task). l2: [L, T]."""
     offsets = probes.offsets
@@ -73,7 +95,6 @@ def fit_logistic(rows: Rows, labels: np.ndarray, probes: LinearProbes, l2: np.nd
     empty = counts == 0  # (tiny MDL blocks) such a task keeps its start
     counts = counts.clamp_min(1)
     per_column = counts[problems.column_task]  # [C]
-    penalty = probes.scale.square().unsqueeze(2)  # |w_raw|² = sum_j (w_j scale_j)²: [L, d, 1]
     l2_columns = problems.spread(torch.as_tensor(l2, dtype=torch.float64))  # [L, 1, C]
     d = probes.w.shape[1]
     dev = torch.device("cpu") if device is None else torch.device(device)
@@ -81,7 +102,7 @@ def fit_logistic(rows: Rows, labels: np.ndarray, probes: LinearProbes, l2: np.nd
     bar = tqdm(total=max_passes, unit="pass", desc=desc, disable=not progress)
 
     def evaluate(theta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        w, b = theta[:, :d], theta[:, d]
+        w, b = whiten.forward @ theta[:, :d], theta[:, d]
         w_dev, b_dev = w.to(dev), b.to(dev)
         loss = torch.zeros(problems.layers, problems.tasks, dtype=torch.float64)
         grad = torch.zeros_like(theta)
@@ -92,12 +113,12 @@ def fit_logistic(rows: Rows, labels: np.ndarray, probes: LinearProbes, l2: np.nd
             grad[:, :d] += grad_w.cpu()
             grad[:, d] += grad_b.cpu()
         bar.update(1)
-        value = loss / counts + 0.5 * problems.per_task((w.square() * penalty).sum(1)) * torch.as_tensor(l2)
+        value = loss / counts + 0.5 * torch.as_tensor(l2) * problems.per_task(w.square().sum(1))
         grad /= per_column
-        grad[:, :d] += l2_columns * penalty * w
+        grad[:, :d] = whiten.forward @ (grad[:, :d] + l2_columns * w)
         return value, grad
 
-    theta = torch.cat([probes.w, probes.b.unsqueeze(1)], 1).to(torch.float64).clone()
+    theta = torch.cat([whiten.inverse @ probes.w.to(torch.float64), probes.b.unsqueeze(1)], 1)
     f, g = evaluate(theta)
     passes = 1
     history: deque = deque(maxlen=HISTORY)
@@ -136,7 +157,7 @@ def fit_logistic(rows: Rows, labels: np.ndarray, probes: LinearProbes, l2: np.nd
         done = done | (accepted & ((decrease <= FTOL) | gradient_small)) | stalled
         direction = torch.where(mask, -_two_loop(g, history, gamma, problems), direction)
     bar.close()
-    w, b = theta[:, :d].contiguous(), theta[:, d].contiguous()
+    w, b = (whiten.forward @ theta[:, :d]).contiguous(), theta[:, d].contiguous()
     trained = LinearProbes(probes.shift, probes.scale, w, b, offsets)
     return trained, LogisticInfo(passes, done.numpy())
 
@@ -155,13 +176,3 @@ def _two_loop(g: torch.Tensor, history, gamma: torch.Tensor, problems: _Problems
         beta = rho * problems.dot(y, r)
         r += problems.spread(alpha - beta) * s
     return r
-
-
-def standardized(probes: LinearProbes, var: torch.Tensor, l2: np.ndarray) -> LinearProbes:
-    """The same linear maps on scaled features x_j / sqrt(var_j + l2): unit variance where
-    the variance dominates, and where the penalty does (nearly constant features) the
-    penalty's curvature stays near one, so the problem is well conditioned either way.
-    l2: [L, T]; each layer takes its smallest."""
-    floor = torch.as_tensor(np.asarray(l2, dtype=np.float64).min(1, keepdims=True))
-    scale = (var.clamp_min(0) + floor).rsqrt()
-    return LinearProbes(probes.shift, scale, probes.w / scale.unsqueeze(2), probes.b, probes.offsets)

@@ -17,7 +17,7 @@ import torch
 from .._core import _C
 from .features import Rows
 from .linear import LinearProbes
-from .logistic import fit_logistic
+from .logistic import Whitening, fit_logistic
 from .ridge import folds_of
 
 FRACTIONS = (0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.0625, 0.125, 0.25, 0.5, 1.0)
@@ -29,7 +29,8 @@ def block_bounds(n: int, fractions=FRACTIONS) -> list[int]:
     return bounds if bounds[-1] == n else [*bounds, n]
 
 
-def online_codelength(rows: Rows, labels: np.ndarray, widths, start: LinearProbes, l2: np.ndarray, *,
+def online_codelength(rows: Rows, labels: np.ndarray, widths, start: LinearProbes, l2: np.ndarray,
+                      whiten: Whitening, *,
                       seed: int = 0, max_passes: int = 50, chunk_rows: int = 8192, device=None,
                       progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """(codelength in kbits, compression) per (layer, task), each [L, T]."""
@@ -44,7 +45,7 @@ def online_codelength(rows: Rows, labels: np.ndarray, widths, start: LinearProbe
     for i in range(1, len(bounds)):
         seen = np.sort(order[: bounds[i - 1]])
         block = np.sort(order[bounds[i - 1] : bounds[i]])
-        probes, _ = fit_logistic(rows, labels, probes, l2, positions=seen, max_passes=max_passes,
+        probes, _ = fit_logistic(rows, labels, probes, l2, whiten, positions=seen, max_passes=max_passes,
                                  chunk_rows=chunk_rows, device=device, progress=progress,
                                  desc=f"mdl {i}/{len(bounds) - 1}")
         bits += _nats(rows, labels, probes, block, chunk_rows, device) / math.log(2)

@@ -11,7 +11,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .._core import _C
-from .features import Rows
+from .features import Rows, check_finite
 from .linear import LinearProbes, offsets_of
 
 DEFAULT_ALPHAS = tuple(float(a) for a in 10.0 ** np.arange(-1, 6))  # on summed squared error, as Ridge
@@ -20,15 +20,15 @@ DEFAULT_ALPHAS = tuple(float(a) for a in 10.0 ** np.arange(-1, 6))  # on summed 
 @dataclass
 class RidgeFit:
     """Ridge probes of every layer and task, the strength chosen per (layer, task), the
-    cross-validated mean squared error [L, alphas, T], and the features' mean and
-    variance [L, d] (from the same pass)."""
+    cross-validated mean squared error [L, alphas, T], and the features' mean [L, d] and
+    covariance [L, d, d] (from the same pass)."""
 
     probes: LinearProbes
     alpha: np.ndarray
     alphas: np.ndarray
     cv_mse: np.ndarray
     mean: torch.Tensor
-    var: torch.Tensor
+    cov: torch.Tensor
 
 
 def folds_of(inputs: np.ndarray, folds: int, seed: int) -> np.ndarray:
@@ -53,12 +53,12 @@ def fit_ridge(rows: Rows, labels: np.ndarray, widths, *, alphas=DEFAULT_ALPHAS, 
     labels_t, fold_t = torch.from_numpy(labels), torch.from_numpy(fold)
     with tqdm(total=rows.n, unit="row", desc=desc, disable=not progress) as bar:
         for pos, xs in rows.chunks(chunk_rows):
-            core.update(xs.float() if xs.dtype == torch.float16 else xs, labels_t[pos], offsets, fold_t[pos])
+            core.update(check_finite(xs, rows, pos), labels_t[pos], offsets, fold_t[pos])
             bar.update(len(pos))
     cv_mse = core.cv_errors(torch.from_numpy(alphas), offsets).sum(1).numpy() / rows.n
     best = alphas[cv_mse.argmin(1)]  # [L, T]
     w, b = core.solve(torch.from_numpy(best), offsets)
-    mean, var = core.feature_moments()
+    mean, cov = core.feature_moments()
     centered_b = b + torch.einsum("ld,ldc->lc", mean, w)  # the intercept of rows shifted by their mean
     probes = LinearProbes(mean, torch.ones_like(mean), w, centered_b, offsets)
-    return RidgeFit(probes, best, alphas, cv_mse, mean, var)
+    return RidgeFit(probes, best, alphas, cv_mse, mean, cov)
