@@ -29,7 +29,7 @@ from .linear import LinearProbes
 
 HISTORY = 8
 ARMIJO = 1e-4
-FTOL = 64 * np.finfo(np.float64).eps  # relative decrease at which a problem stops (scipy's default)
+FTOL = 1e-7  # relative decrease at which a problem stops: about the resolution of float32 logits
 
 
 @dataclass
