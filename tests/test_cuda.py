@@ -59,3 +59,25 @@ def test_nan_on_the_gpu_names_layer_and_row():
     x[17, 1] = np.nan
     with pytest.raises(ValueError, match=r"X contains NaN or Inf at layer 0, row 17"):
         ftlens.cka(torch.from_numpy(x).cuda(), torch.from_numpy(y).cuda())
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+def test_cuda_logistic_op_matches_the_cpu_path(dtype):
+    from ftlens._core import _C
+
+    g = torch.Generator().manual_seed(0)
+    xs = (torch.randn(3, 500, 40, generator=g) * 2 + 20).to(dtype)
+    shift, scale = xs.double().mean(1), 1 / xs.double().std(1)
+    offsets = torch.tensor([0, 17, 67, 70])
+    labels = torch.stack([torch.randint(0, k, (500,), generator=g) for k in (17, 50, 3)], 1)
+    labels[::5, 2] = -1
+    w = torch.randn(3, 40, 70, generator=g, dtype=torch.float64) * 0.1
+    b = torch.randn(3, 70, generator=g, dtype=torch.float64) * 0.1
+    cpu = _C.logistic_loss_grad(xs, shift, scale, w, b, labels, offsets)
+    gpu = _C.logistic_loss_grad(xs.cuda(), shift.cuda(), scale.cuda(), w.cuda(), b.cuda(), labels.cuda(),
+                                offsets.cuda())
+    for a, e in zip(gpu, cpu, strict=True):
+        np.testing.assert_allclose(a.cpu().numpy(), e.numpy(), rtol=1e-5, atol=1e-5 * e.abs().max().item())
+    predicted = _C.linear_predict(xs.cuda(), shift.cuda(), scale.cuda(), w.cuda(), b.cuda(), offsets.cuda())
+    agree = (predicted.cpu() == _C.linear_predict(xs, shift, scale, w, b, offsets)).double().mean()
+    assert agree > 0.999  # float32 ties aside

@@ -6,11 +6,9 @@ import itertools
 import numpy as np
 import pytest
 import torch
-
+from conftest import offset_data
 from ftlens._core import _C
 from ftlens.probes.structural import gold_edges, minimum_spanning_edges, tree_depths, tree_distances
-
-from conftest import offset_data
 
 
 def _ridge_reference(x, y, alpha):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 README = Path(__file__).resolve().parents[1] / "README.md"
-RUNNABLE = ("## Quick start", "## Comparing two models", "### Activation store")
+RUNNABLE = ("## Quick start", "## Comparing two models", "### Activation store", "## Probes")
 
 
 def _first_block_after(heading: str) -> str:
@@ -35,8 +35,15 @@ def _check_store(ns: dict) -> None:
     assert ns["chunk"].shape[0] == store.n_layers
 
 
+def _check_probes(ns: dict) -> None:
+    result = ns["result"]
+    assert result.accuracy.shape == (7, 4) and np.nanmax(result.accuracy[:, 0]) > 0.9
+    assert np.all(np.isfinite(result.selectivity[:, 0])) and np.all(np.isfinite(result.root_accuracy[:, 3]))
+    assert ftlens.ProbeResult.load("probe.json").tasks == ["upos", "edge:deprel", "arc", "depth"]
+
+
 CHECKS = {"## Quick start": _check_quick_start, "## Comparing two models": _check_comparison,
-          "### Activation store": _check_store}
+          "### Activation store": _check_store, "## Probes": _check_probes}
 
 
 @pytest.mark.parametrize("heading", RUNNABLE)
