@@ -84,8 +84,9 @@ def _autograd_reference(xs, shift, scale, w, b, labels, offsets):
     for t in range(labels.shape[1]):
         part, y = logits[:, :, offsets[t] : offsets[t + 1]], labels[:, t]
         keep = y >= 0
-        losses.append(torch.stack([torch.nn.functional.cross_entropy(part[layer, keep], y[keep], reduction="sum")
-                                   for layer in range(xs.shape[0])]))
+        xent = torch.nn.functional.cross_entropy
+        per_layer = [xent(part[layer, keep], y[keep], reduction="sum") for layer in range(len(xs))]
+        losses.append(torch.stack(per_layer))
     loss = torch.stack(losses, 1)
     loss.sum().backward()
     return loss.detach(), w.grad, b.grad

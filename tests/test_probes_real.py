@@ -16,7 +16,8 @@ def ewt_stores(data_dir, tmp_path_factory):
     sentences = read_conllu(data_dir / "ud_en_ewt" / "en_ewt-ud-dev.conllu")
     folder = tmp_path_factory.mktemp("ewt")
     train = ftlens.store.write("minilm", sentences[:250], folder / "train", rows="words", progress=False)
-    evaluation = ftlens.store.write("minilm", sentences[250:400], folder / "eval", rows="words", progress=False)
+    evaluation = ftlens.store.write("minilm", sentences[250:400], folder / "eval", rows="words",
+                                    progress=False)
     return train, evaluation
 
 
@@ -36,13 +37,14 @@ def _sklearn_accuracy(train_rows, train_labels, eval_rows, eval_labels, layer):
 
 def test_logistic_probe_agrees_with_scikit_learn_on_every_layer(ewt_stores):
     train, evaluation = ewt_stores
-    result = ftlens.probe(train, evaluation, tasks=("upos", "edge:deprel"), control=False, l2=L2, max_passes=100,
-                          progress=False)
+    result = ftlens.probe(train, evaluation, tasks=("upos", "edge:deprel"), control=False, l2=L2,
+                          max_passes=100, progress=False)
     layers = list(range(train.n_layers))
     upos = _row_group([task_module.Task("upos", "row", "upos")], train, evaluation, layers, 0)
-    edges = _edge_group([task_module.Task("edge:deprel", "edge", "deprel")], train, evaluation, layers, "concat", 0)
+    edge_task = task_module.Task("edge:deprel", "edge", "deprel")
+    edges = _edge_group([edge_task], train, evaluation, layers, "concat", 0)
     for layer in layers:
         for j, group in enumerate((upos, edges)):
-            want = _sklearn_accuracy(group.train, group.train_labels[:, 0], group.eval, group.eval_labels[:, 0],
-                                     layer)
+            labels = group.train_labels[:, 0], group.eval_labels[:, 0]
+            want = _sklearn_accuracy(group.train, labels[0], group.eval, labels[1], layer)
             assert abs(result.accuracy[layer, j] - want) <= 0.005, (layer, result.tasks[j], want)
