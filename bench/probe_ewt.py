@@ -18,7 +18,7 @@ if __name__ == "__main__":
     train, dev = ewt_store("train"), ewt_store("dev")
     start = time.perf_counter()
     result = ftlens.probe(train, dev, tasks=("upos", "xpos", "edge:deprel", "arc", "distance", "depth"),
-                          l2=1e-5, mdl=True, max_passes=40, epochs=5, rank=64)
+                          l2=1e-5, mdl=True, max_passes=25, epochs=4, rank=64)
     seconds = time.perf_counter() - start
     result.save(out)
     print(f"{train.n_rows} train words, {dev.n_rows} dev words, {seconds / 60:.1f} min")

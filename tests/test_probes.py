@@ -233,3 +233,18 @@ def test_logistic_runs_on_torch_tensors_of_either_device_choice(stores):
     default = ftlens.probe(*stores, tasks=("upos",), control=False, l2=1e-3, progress=False)
     np.testing.assert_array_equal(cpu.accuracy, default.accuracy)
     assert torch.tensor(cpu.accuracy).shape == (3, 1)
+
+
+def test_sentence_label_task_on_cls_rows():
+    rng = np.random.default_rng(0)
+    n = 300
+    label = rng.integers(0, 3, n)
+    states = rng.normal(size=(2, n, 6)).astype(np.float32)
+    states[1, :, :3] += 1.5 * np.eye(3)[label]
+    names = np.array(["entailment", "neutral", "contradiction"])[label]
+    train = ftlens.store.from_arrays(states[:, :200], {"label": names[:200]}, rows="cls", model="m")
+    evaluation = ftlens.store.from_arrays(states[:, 200:], {"label": names[200:]}, rows="cls", model="m")
+    assert ftlens.probes.available_tasks(train) == ["label"]
+    result = ftlens.probe(train, evaluation, tasks=("label",), l2=1e-3, progress=False)
+    assert result.rows == "cls" and "control_accuracy" not in result.scores  # no word types to control
+    assert result.accuracy[1, 0] > 0.8 > result.accuracy[0, 0]
