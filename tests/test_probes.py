@@ -79,7 +79,7 @@ def test_logistic_optimum_equals_scikit_learn():
     l2 = np.full((1, 1), 1e-2)
     ridge = fit_ridge(rows, codes[:, None], [3], progress=False)
     probes, info = fit_logistic(rows, codes[:, None], ridge.probes, l2, whitening(ridge.cov, l2),
-                                max_passes=300, tol=1e-9, progress=False)
+                                max_passes=300, tol=1e-9, ftol=1e-13, progress=False)
     assert info.converged.all()
     x = states[0].astype(np.float64)
     reference = LogisticRegression(C=1 / (1e-2 * len(x)), tol=1e-10, max_iter=5000).fit(x, codes)
@@ -240,7 +240,7 @@ def test_sentence_label_task_on_cls_rows():
     n = 300
     label = rng.integers(0, 3, n)
     states = rng.normal(size=(2, n, 6)).astype(np.float32)
-    states[1, :, :3] += 1.5 * np.eye(3)[label]
+    states[1, :, :3] += 3.0 * np.eye(3)[label]
     names = np.array(["entailment", "neutral", "contradiction"])[label]
     train = ftlens.store.from_arrays(states[:, :200], {"label": names[:200]}, rows="cls", model="m")
     evaluation = ftlens.store.from_arrays(states[:, 200:], {"label": names[200:]}, rows="cls", model="m")

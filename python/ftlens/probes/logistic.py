@@ -82,11 +82,14 @@ def whitening(cov: torch.Tensor, l2: np.ndarray) -> Whitening:
 
 
 def fit_logistic(rows: Rows, labels: np.ndarray, probes: LinearProbes, l2: np.ndarray, whiten: Whitening,
-                 *, positions=None, max_passes: int = 100, tol: float = 1e-5, chunk_rows: int = 8192,
+                 *, positions=None, max_passes: int = 100, tol: float = 1e-5, ftol: float = FTOL,
+                 chunk_rows: int = 8192,
                  device=None, progress: bool = True,
                  desc: str = "logistic") -> tuple[LinearProbes, LogisticInfo]:
     """Trains the probes (their w, b as the start; shift and scale fixed) on rows with
-    labels [n, T] (-1: row not used for that task). l2: [L, T]."""
+    labels [n, T] (-1: row not used for that task). l2: [L, T]. A problem stops when its
+    gradient's largest entry is below ``tol``, or a step lowers its loss by less than
+    ``ftol`` relative, or after ``max_passes`` passes."""
     offsets = probes.offsets
     problems = _Problems(offsets, probes.w.shape[0])
     positions = np.arange(rows.n) if positions is None else np.asarray(positions)
@@ -154,7 +157,7 @@ def fit_logistic(rows: Rows, labels: np.ndarray, probes: LinearProbes, l2: np.nd
         shrunk = torch.clamp(quadratic, min=0.1 * step, max=0.5 * step)
         step = torch.where(accepted, torch.ones_like(step), torch.where(done, step, shrunk))
         stalled = ~accepted & (step < 1e-10)
-        done = done | (accepted & ((decrease <= FTOL) | gradient_small)) | stalled
+        done = done | (accepted & ((decrease <= ftol) | gradient_small)) | stalled
         direction = torch.where(mask, -_two_loop(g, history, gamma, problems), direction)
     bar.close()
     w, b = (whiten.forward @ theta[:, :d]).contiguous(), theta[:, d].contiguous()
