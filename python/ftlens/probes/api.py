@@ -269,6 +269,3 @@ def _choose_l2(group: _Group, ridge, seed, max_passes, tol, chunk_rows, device, 
 def available_tasks(store) -> list[str]:
     """The task names a store (folder or object) supports."""
     return task_module.available(_open(store, "store"))
-
-
-

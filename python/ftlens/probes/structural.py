@@ -256,6 +256,7 @@ def evaluate_structural(probe: StructuralProbe, store, layers: list[int], max_wo
         for s, i in enumerate(group):
             heads, punct = sentences.heads[i], sentences.punct[i]
             n, keep = len(heads), ~punct
+            ranked = LENGTHS[0] <= n <= LENGTHS[1]  # only these lengths enter DSpr and NSpr
             if probe.task == "distance":
                 gold_d = tree_distances(heads)
                 gold_e = gold_edges(heads, keep)
@@ -264,7 +265,8 @@ def evaluate_structural(probe: StructuralProbe, store, layers: list[int], max_wo
                     pred = predicted[layer, s, :n, :n]
                     if keep.sum() >= 2:
                         found[layer] += len(minimum_spanning_edges(pred[np.ix_(keep, keep)]) & gold_e)
-                    spearman[layer].setdefault(n, []).append(np.nanmean(_spearman_rows(pred, gold_d)))
+                    if ranked:
+                        spearman[layer].setdefault(n, []).append(np.nanmean(_spearman_rows(pred, gold_d)))
             else:
                 if not keep.any() or punct[heads == 0].any():
                     continue
@@ -274,7 +276,8 @@ def evaluate_structural(probe: StructuralProbe, store, layers: list[int], max_wo
                 for layer in range(n_layers):
                     pred = predicted[layer, s, :n]
                     roots[layer] += int(np.flatnonzero(keep)[np.argmin(pred[keep])]) == root
-                    spearman[layer].setdefault(n, []).append(float(_spearman_rows(pred, gold_depth)))
+                    if ranked:
+                        spearman[layer].setdefault(n, []).append(float(_spearman_rows(pred, gold_depth)))
     ordered = np.array([_by_length(v) for v in spearman])
     if probe.task == "distance":
         return {"uuas": found / max(total, 1), "dspr": ordered}
