@@ -76,7 +76,7 @@ def _compare(result, reference):
 @pytest.mark.parametrize("kind", ["logistic", "ridge"])
 def test_probe_speed_vs_sklearn_loop(benchmark, stores, kind):
     train, evaluation = stores
-    options = dict(l2=L2, max_passes=40) if kind == "logistic" else dict(alphas=ALPHAS, folds=5)
+    options = dict(l2=L2, max_passes=12) if kind == "logistic" else dict(alphas=ALPHAS, folds=5)
     seconds, result = benchmark.pedantic(
         lambda: timed(ftlens.probe, train, evaluation, tasks=TASKS, kind=kind, progress=False, **options),
         rounds=1, iterations=1)

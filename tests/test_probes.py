@@ -69,10 +69,17 @@ def test_ridge_kind_and_chosen_strengths(stores):
     assert set(np.unique(chosen.strength)) <= set(ftlens.probes.L2_GRID)
 
 
-def test_logistic_optimum_equals_scikit_learn():
+@pytest.mark.parametrize(("sentences", "warmup_lr"), [(150, None), (900, None), (900, 1e9)],
+                         ids=["l-bfgs alone", "after warm-up epochs", "after a diverging warm-up"])
+def test_logistic_optimum_equals_scikit_learn(monkeypatch, sentences, warmup_lr):
+    """The same optimum whether or not minibatch epochs come first (on 4 minibatches of rows
+    or more), and when they diverge (those problems start L-BFGS from their start)."""
+    from ftlens.probes import logistic
     from sklearn.linear_model import LogisticRegression
 
-    states, labels, index = synthetic_sentences(150, seed=2, layers=1, dim=6)
+    if warmup_lr is not None:
+        monkeypatch.setattr(logistic, "WARMUP_LR", warmup_lr)
+    states, labels, index = synthetic_sentences(sentences, seed=2, layers=1, dim=6)
     store = ftlens.store.from_arrays(states, labels, index=index)
     codes, _ = store.labels("upos")
     rows = Rows(store, [0], np.arange(store.n_rows))
@@ -81,6 +88,7 @@ def test_logistic_optimum_equals_scikit_learn():
     probes, info = fit_logistic(rows, codes[:, None], ridge.probes, l2, whitening(ridge.cov, l2),
                                 max_passes=300, tol=1e-9, ftol=1e-13, progress=False)
     assert info.converged.all()
+    assert info.epochs == (0 if len(codes) < 4 * logistic.WARMUP_BATCH else logistic.WARMUP_EPOCHS)
     x = states[0].astype(np.float64)
     reference = LogisticRegression(C=1 / (1e-2 * len(x)), tol=1e-10, max_iter=5000).fit(x, codes)
     np.testing.assert_allclose(probes.w[0].numpy(), reference.coef_.T, rtol=1e-4, atol=1e-4)
@@ -88,6 +96,36 @@ def test_logistic_optimum_equals_scikit_learn():
     want = reference.decision_function(x)
     np.testing.assert_allclose(logits - logits.mean(1, keepdims=True), want - want.mean(1, keepdims=True),
                                atol=1e-3)
+
+
+@pytest.mark.parametrize("warmup_lr", [None, 1e9], ids=["default step", "diverging step"])
+def test_warm_up_lowers_every_loss_or_keeps_the_start(monkeypatch, warmup_lr):
+    from ftlens.probes import logistic
+
+    if warmup_lr is not None:
+        monkeypatch.setattr(logistic, "WARMUP_LR", warmup_lr)
+    states, labels, index = synthetic_sentences(900, seed=3, layers=2, dim=6)
+    store = ftlens.store.from_arrays(states, labels, index=index)
+    codes = np.stack([store.labels(name)[0] for name in ("upos", "deprel")], 1)
+    rows = Rows(store, [0, 1], np.arange(store.n_rows))
+    l2 = np.full((2, 2), 1e-3)
+    ridge = fit_ridge(rows, codes, [3, 2], progress=False)
+    whiten = whitening(ridge.cov, l2)
+    warm = logistic._warm_up(rows, codes, ridge.probes, l2, whiten, np.arange(rows.n), 2, 2048, 0, None,
+                             False, "test")
+
+    def loss(probes):
+        total, _, _ = ftlens._core._C.logistic_loss_grad(
+            torch.from_numpy(states), probes.shift, probes.scale, probes.w, probes.b, torch.from_numpy(codes),
+            probes.offsets)
+        return total.numpy() / len(codes)
+
+    if warmup_lr is None:  # upos is linear in the rows; deprel (from the head's tag) is not
+        assert np.all(loss(warm)[:, 0] < loss(ridge.probes)[:, 0] - 1e-2)
+        assert np.all(loss(warm)[:, 1] <= loss(ridge.probes)[:, 1] + 1e-3)
+    else:
+        torch.testing.assert_close(warm.w, ridge.probes.w, rtol=0, atol=0)
+        torch.testing.assert_close(warm.b, ridge.probes.b, rtol=0, atol=0)
 
 
 def test_edge_and_arc_rows_pair_words_of_one_sentence(stores):

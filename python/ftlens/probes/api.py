@@ -226,7 +226,7 @@ def _probe_group(group: _Group, *, kind, l2, alphas, folds, seed, max_passes, to
                 raise ValueError(f"l2 must be positive, got {l2}")
         probes, _ = fit_logistic(group.train, group.train_labels, ridge.probes, strength,
                                  whitening(ridge.cov, strength), max_passes=max_passes, tol=tol,
-                                 chunk_rows=chunk_rows, device=device, progress=progress)
+                                 chunk_rows=chunk_rows, seed=seed, device=device, progress=progress)
     predicted = probes.predict(group.eval, chunk_rows, device)
     out["accuracy"], out["macro_f1"], _ = scores(predicted, group.eval_labels, group.widths)
     out["strength"] = strength
@@ -255,8 +255,8 @@ def _choose_l2(group: _Group, ridge, seed, max_passes, tol, chunk_rows, device, 
     start = LinearProbes(ridge.probes.shift, ridge.probes.scale, ridge.probes.w[:, :, columns],
                          ridge.probes.b[:, columns], offsets_of(widths))
     trained, _ = fit_logistic(group.train, wide, start, strength, whitening(ridge.cov, strength),
-                              max_passes=max_passes, tol=tol,
-                              chunk_rows=chunk_rows, device=device, progress=progress,
+                              max_passes=max_passes, tol=tol, chunk_rows=chunk_rows, seed=seed,
+                              device=device, progress=progress,
                               desc="logistic l2 grid")
     held_rows = Rows(group.train.store, group.train.layers, group.train.first[held],
                      None if group.train.second is None else group.train.second[held], group.train.combine)

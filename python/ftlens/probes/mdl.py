@@ -46,7 +46,7 @@ def online_codelength(rows: Rows, labels: np.ndarray, widths, start: LinearProbe
         seen = np.sort(order[: bounds[i - 1]])
         block = np.sort(order[bounds[i - 1] : bounds[i]])
         probes, _ = fit_logistic(rows, labels, probes, l2, whiten, positions=seen, max_passes=max_passes,
-                                 chunk_rows=chunk_rows, device=device, progress=progress,
+                                 chunk_rows=chunk_rows, seed=seed, device=device, progress=progress,
                                  desc=f"mdl {i}/{len(bounds) - 1}")
         bits += _nats(rows, labels, probes, block, chunk_rows, device) / math.log(2)
     uniform = (labels >= 0).sum(0)[None, :] * np.log2(widths)[None, :]
