@@ -92,9 +92,9 @@ def test_probe_speed_vs_sklearn_loop(benchmark, stores, kind):
            mean_abs_gap=f"{100 * np.mean(np.abs(list(gaps.values()))):.2f} points")
     assert train.n_rows >= WORDS
     assert abs(gaps[worst]) <= 0.005  # equal accuracy within 0.5 point on every (layer, task)
-    # the issue's targets: ridge >= 20x (holds: 43x); logistic >= 10x is not met (2.6x,
-    # see RESULTS.md), so its floor guards the measured level
-    assert ratio >= (20 if kind == "ridge" else 2)
+    # the issue's targets: ridge >= 20x (holds: 43x); logistic >= 10x is not met (6.4x with
+    # 3 warm-up epochs + 12 passes, see RESULTS.md), so its floor guards the measured level
+    assert ratio >= (20 if kind == "ridge" else 5)
 
 
 OUT_OF_CORE = """
