@@ -40,7 +40,8 @@ class Rows:
     def chunks(self, chunk_rows: int,
                positions: np.ndarray | None = None) -> Iterator[tuple[np.ndarray, torch.Tensor]]:
         """Yields (positions [m] into these rows, features [L, m, dim] in the store's dtype,
-        float16 or float32), in order; ``positions`` (sorted) restricts the rows read.
+        float16 or float32), in order; ``positions`` restricts and orders the rows read
+        (a chunk of consecutive rows is read as one slice, the fastest).
         The first pass over rows (ridge, prediction) checks them with ``check_finite``."""
         positions = np.arange(self.n) if positions is None else positions
         arrays = [self.store.layer(i) for i in self.layers]
