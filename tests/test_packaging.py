@@ -14,6 +14,7 @@ import torch
 from ftlens._core import check_torch
 
 ROOT = Path(__file__).resolve().parents[1]
+RELEASE = torch.__version__.split("+")[0]  # e.g. 2.13.0
 SMOKE = """
 import ftlens, torch
 info = ftlens.build_info()
@@ -36,19 +37,22 @@ def fresh_venv(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("venv")
     assert _run(sys.executable, "-m", "venv", folder).returncode == 0
     python = folder / "bin" / "python"
-    release = torch.__version__.split("+")[0]
-    out = _run(python, "-m", "pip", "install", "-q", "--no-compile", f"torch=={release}")
+    out = _run(python, "-m", "pip", "install", "-q", "--no-compile", f"torch=={RELEASE}")
     assert out.returncode == 0, out.stderr[-2000:]
     return python
 
 
+def _build(kind: str, out_dir: Path) -> Path:
+    """``python -m build --wheel`` or ``--sdist`` (without isolation) of this checkout."""
+    out = _run(sys.executable, "-m", "build", f"--{kind}", "--no-isolation", "--outdir", out_dir, ROOT)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    (found,) = out_dir.glob("ftlens-*.whl" if kind == "wheel" else "ftlens-*.tar.gz")
+    return found
+
+
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
-    out_dir = tmp_path_factory.mktemp("dist")
-    out = _run(sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", out_dir, ROOT)
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    (found,) = out_dir.glob("ftlens-*.whl")
-    return found
+    return _build("wheel", tmp_path_factory.mktemp("dist"))
 
 
 def test_wheel_pins_the_torch_it_was_built_against(wheel):
@@ -57,7 +61,7 @@ def test_wheel_pins_the_torch_it_was_built_against(wheel):
         lines = archive.read(metadata).decode().splitlines()
         requires = [line for line in lines if line.startswith("Requires-Dist")]
         names = archive.namelist()
-    major, minor = torch.__version__.split("+")[0].split(".")[:2]
+    major, minor = RELEASE.split(".")[:2]
     assert f"Requires-Dist: torch=={major}.{minor}.*" in requires
     assert not any("scikit-learn" in r or "pyyaml" in r.lower() for r in requires if "extra ==" not in r)
     assert any(n.startswith("ftlens/_C.") for n in names) and "ftlens/_torch_build.py" in names
@@ -79,17 +83,13 @@ def test_wheel_installs_into_a_fresh_venv_and_works(fresh_venv, wheel, tmp_path)
     finally:
         record.write_text(original)
     assert broken.returncode != 0
-    assert f"built against torch 2.1.0, but torch {torch.__version__.split('+')[0]}" in broken.stderr
+    assert f"built against torch 2.1.0, but torch {RELEASE}" in broken.stderr
     assert "--no-build-isolation" in broken.stderr
 
 
 @pytest.fixture(scope="module")
 def sdist(tmp_path_factory) -> Path:
-    out_dir = tmp_path_factory.mktemp("sdist")
-    out = _run(sys.executable, "-m", "build", "--sdist", "--no-isolation", "--outdir", out_dir, ROOT)
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    (found,) = out_dir.glob("ftlens-*.tar.gz")
-    return found
+    return _build("sdist", tmp_path_factory.mktemp("sdist"))
 
 
 @pytest.mark.parametrize("source", ["folder", "sdist"])
