@@ -7,6 +7,8 @@
 #include "measures.h"
 #include "moments.h"
 #include "ops/dispatch.h"
+#include "ops/cpu/simd.h"
+#include "ops/scale_rows.h"
 #include "ops/softmax_xent.h"
 #include "probes/logistic.h"
 #include "probes/ridge.h"
@@ -38,6 +40,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
     info["compiler"] = FTLENS_CXX_COMPILER;
     info["torch"] = TORCH_VERSION;
     info["cuda"] = ftlens::built_with_cuda();
+    info["cpu_avx2"] = ftlens::cpu::has_avx2();  // the AVX2 twins of the row kernels are in use
     return info;
   });
   py::class_<MomentsCore>(m, "MomentsCore")
@@ -113,10 +116,21 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
       .def_property_readonly("p", &RidgeCore::p)
       .def_property_readonly("q", &RidgeCore::q)
       .def_property_readonly("folds", &RidgeCore::folds);
+  m.def(
+      "scale_rows",
+      [](const at::Tensor& x, const at::Tensor& shift, const at::Tensor& scale) {
+        return ftlens::scale_rows(x, shift, scale);
+      },
+      py::arg("x"), py::arg("shift"), py::arg("scale"), py::call_guard<py::gil_scoped_release>());
   m.def("softmax_xent", &ftlens::softmax_xent, py::arg("logits"), py::arg("labels"), py::arg("offsets"),
         py::call_guard<py::gil_scoped_release>());
+  py::class_<ftlens::Scratch>(m, "Scratch",
+                              "Working buffers reused by the probe ops from call to call (one per thread).")
+      .def(py::init<>())
+      .def("clear", &ftlens::Scratch::clear, "Frees the buffers.");
   m.def("logistic_loss_grad", &ftlens::logistic_loss_grad, py::arg("xs"), py::arg("shift"), py::arg("scale"),
-        py::arg("w"), py::arg("b"), py::arg("labels"), py::arg("offsets"), py::call_guard<py::gil_scoped_release>());
+        py::arg("w"), py::arg("b"), py::arg("labels"), py::arg("offsets"), py::arg("scratch") = nullptr,
+        py::call_guard<py::gil_scoped_release>());
   m.def("linear_predict", &ftlens::linear_predict, py::arg("xs"), py::arg("shift"), py::arg("scale"), py::arg("w"),
-        py::arg("b"), py::arg("offsets"), py::call_guard<py::gil_scoped_release>());
+        py::arg("b"), py::arg("offsets"), py::arg("scratch") = nullptr, py::call_guard<py::gil_scoped_release>());
 }

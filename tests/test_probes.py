@@ -144,6 +144,28 @@ def test_edge_and_arc_rows_pair_words_of_one_sentence(stores):
     np.testing.assert_array_equal(x[0, 0, train.dim :].numpy(), train.layer(0)[edges.second[0]])
 
 
+@pytest.mark.parametrize("combine", ["concat", "product", None])
+def test_reused_chunk_buffer_reads_the_same_rows(stores, combine):
+    train, _ = stores
+    rows = edge_rows(train, [0, 2], combine) if combine else Rows(train, [0, 2], np.arange(train.n_rows))
+    order = np.random.default_rng(0).permutation(rows.n)  # shuffled: gathers, not slices
+    for positions in (None, order):
+        fresh = [(pos, x.clone()) for pos, x in rows.chunks(23, positions)]
+        reused = [(pos, x.clone()) for pos, x in rows.chunks(23, positions, reuse=True)]
+        assert len(fresh) == len(reused) > 1
+        for (pos_a, a), (pos_b, b) in zip(fresh, reused, strict=True):
+            np.testing.assert_array_equal(pos_a, pos_b)
+            assert a.dtype == b.dtype and a.shape == b.shape
+            assert torch.equal(a, b)
+    first = rows.first[:23]
+    x = train.layer(2)[first].astype(np.float32)
+    if combine is not None:
+        y = train.layer(2)[rows.second[:23]]
+        x = np.concatenate([x, y], 1) if combine == "concat" else x * y
+    _, got = next(rows.chunks(23, reuse=True))
+    np.testing.assert_array_equal(got[1].float().numpy(), x)
+
+
 def test_control_task_gives_each_word_type_one_label(stores):
     train, evaluation = stores
     task = task_module.Task("control:upos", "row", "upos", control=True)

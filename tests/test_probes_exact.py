@@ -8,6 +8,7 @@ import pytest
 import torch
 from conftest import offset_data
 from ftlens._core import _C
+from ftlens.probes.ridge import fit_ridge
 from ftlens.probes.structural import gold_edges, minimum_spanning_edges, tree_depths, tree_distances
 
 
@@ -69,6 +70,24 @@ def test_streamed_kfold_cv_equals_explicit_refits(ridge_case):
         np.testing.assert_allclose(errors[layer, f, a], want, rtol=1e-7)
 
 
+def test_one_fold_ridge_takes_every_row_without_cross_validation(ridge_case):
+    _, xs, labels, _, offsets = ridge_case
+    core = _C.RidgeCore(2, 7, 7, 1)
+    for start in range(0, xs.shape[1], 50):
+        part = slice(start, start + 50)
+        core.update(torch.from_numpy(xs[:, part]), torch.from_numpy(labels[part]), offsets,
+                    torch.zeros(len(labels[part]), dtype=torch.int64))
+    w, b = core.solve(torch.full((2, 2), 3.0), offsets)
+    mean, cov = core.feature_moments()
+    for layer in range(2):
+        want_w, want_b = _ridge_reference(xs[layer], _one_hot(labels, [3, 4]), 3.0)
+        np.testing.assert_allclose(w[layer].numpy(), want_w, rtol=1e-6, atol=1e-9 * np.abs(want_w).max())
+        np.testing.assert_allclose(b[layer].numpy(), want_b, rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(cov[layer].numpy(), np.cov(xs[layer].T, bias=True), rtol=1e-9)
+    with pytest.raises(ValueError, match="needs cross-validation: pass folds >= 2"):
+        fit_ridge(None, labels, [3, 4], alphas=(1.0, 2.0), folds=1)
+
+
 def test_ridge_refuses_labels_beyond_a_task():
     core = _C.RidgeCore(1, 3, 4, 2)
     with pytest.raises(RuntimeError, match="beyond its task"):
@@ -123,6 +142,82 @@ def test_fused_logistic_op_in_float32_and_float16_rows():
     want = _C.logistic_loss_grad(half.double(), shift, scale, w, b, labels, offsets)
     got = _C.logistic_loss_grad(half, shift, scale, w, b, labels, offsets)
     np.testing.assert_allclose(got[0].numpy(), want[0].numpy(), rtol=1e-5)
+
+
+def test_fused_op_with_a_reused_scratch_equals_fresh_buffers():
+    rng = torch.Generator().manual_seed(3)
+    scratch = _C.Scratch()
+    for m, d in ((40, 6), (90, 6), (17, 6), (40, 11)):  # buffers grow, shrink and change shape
+        xs = (torch.randn(2, m, d, generator=rng) * 3 + 20).half()
+        shift, scale = xs.double().mean(1), 1 / xs.double().std(1)
+        w = torch.randn(2, d, 5, dtype=torch.float64, generator=rng)
+        b = torch.randn(2, 5, dtype=torch.float64, generator=rng)
+        labels = torch.stack([torch.randint(0, 2, (m,)), torch.randint(0, 3, (m,))], 1)
+        offsets = torch.tensor([0, 2, 5])
+        for got, want in zip(_C.logistic_loss_grad(xs, shift, scale, w, b, labels, offsets, scratch),
+                             _C.logistic_loss_grad(xs, shift, scale, w, b, labels, offsets), strict=True):
+            assert torch.equal(got, want)
+        assert torch.equal(_C.linear_predict(xs, shift, scale, w, b, offsets, scratch),
+                           _C.linear_predict(xs, shift, scale, w, b, offsets))
+
+
+def test_float32_softmax_is_within_a_few_ulp_of_float64():
+    """The float32 exponentials (8 lanes wide where the processor has AVX2) across exp's
+    whole range, down to logits 100 below the row's largest."""
+    rng = torch.Generator().manual_seed(4)
+    logits = -torch.rand(2, 5000, 24, generator=rng, dtype=torch.float64) * 100
+    logits[:, :, [0, 7]] = 0  # each task's largest logit: logit - largest is then exact in float32
+    labels, offsets = torch.stack([torch.randint(0, 7, (5000,)), torch.randint(0, 17, (5000,))], 1), \
+        torch.tensor([0, 7, 24])
+    got = logits.float()
+    loss = _C.softmax_xent(got, labels, offsets)
+    want = logits.float().double()  # the same float32 inputs, in float64
+    want_loss = _C.softmax_xent(want, labels, offsets)
+    label_column = torch.zeros(24, 5000, dtype=torch.bool)
+    label_column[labels[:, 0], torch.arange(5000)] = True
+    label_column[7 + labels[:, 1], torch.arange(5000)] = True
+    label_column = label_column.T.expand_as(want)  # there the gradient is p - 1: compared absolutely
+    tiny = want.abs() < 1.2e-38 * 2**8  # exp below float's normals is 0 or subnormal in float32
+    error = (got.double() - want).abs()
+    assert (error / want.abs())[~tiny & ~label_column].max() < 4e-7  # 3 ulp: exp within 2, the normalization
+    assert error[tiny].max() < 1e-35
+    assert error[label_column].max() < 1.2e-7
+    np.testing.assert_allclose(loss.numpy(), want_loss.numpy(), rtol=1e-6, atol=1e-9)
+
+
+BASELINE_TWINS = """
+import sys, torch
+from ftlens._core import _C
+print(_C.build_info()["cpu_avx2"])
+rng = torch.Generator().manual_seed(5)
+xs = (torch.randn(3, 301, 37, generator=rng) * 4 + 30).half()
+shift, scale = torch.randn(3, 37, generator=rng) + 30, torch.rand(3, 37, generator=rng) + 0.5
+logits = torch.randn(3, 301, 40, generator=rng) * 20
+labels, offsets = torch.randint(0, 13, (301, 2), generator=rng), torch.tensor([0, 13, 40])
+loss = _C.softmax_xent(logits, labels, offsets)
+torch.save({"rows": _C.scale_rows(xs, shift, scale), "softmax": logits, "loss": loss}, sys.argv[1])
+"""
+
+
+def test_baseline_and_avx2_twins_agree(tmp_path):
+    """The row kernels' baseline twins (forced by FTLENS_CPU_BASELINE) against the twins this
+    processor uses: float16 conversion bit for bit, the softmax within float32 rounding."""
+    import os
+    import subprocess
+    import sys
+
+    outputs = {}
+    for name, extra in (("native", {}), ("baseline", {"FTLENS_CPU_BASELINE": "1"})):
+        path = tmp_path / f"{name}.pt"
+        env = {k: v for k, v in os.environ.items() if k != "FTLENS_CPU_BASELINE"} | extra
+        run = subprocess.run([sys.executable, "-c", BASELINE_TWINS, str(path)], env=env, capture_output=True,
+                             text=True, check=True)
+        outputs[name] = (run.stdout.strip(), torch.load(path))
+    assert outputs["baseline"][0] == "False"
+    native, baseline = outputs["native"][1], outputs["baseline"][1]
+    assert torch.equal(native["rows"], baseline["rows"])
+    np.testing.assert_allclose(native["softmax"].numpy(), baseline["softmax"].numpy(), rtol=0, atol=3e-7)
+    np.testing.assert_allclose(native["loss"].numpy(), baseline["loss"].numpy(), rtol=1e-6)
 
 
 def test_softmax_xent_refuses_labels_outside_their_task():

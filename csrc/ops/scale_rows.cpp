@@ -4,7 +4,7 @@
 
 namespace ftlens {
 
-at::Tensor scale_rows(const at::Tensor& x, const at::Tensor& shift, const at::Tensor& scale) {
+at::Tensor scale_rows(const at::Tensor& x, const at::Tensor& shift, const at::Tensor& scale, at::Tensor out) {
   RECORD_FUNCTION("ftlens::scale_rows", {});
   TORCH_CHECK(x.dim() == 3, "scale_rows: expected rows as [layers, rows, dim], got ", x.dim(), "-D");
   TORCH_CHECK(x.scalar_type() == at::kHalf || x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble,
@@ -16,7 +16,12 @@ at::Tensor scale_rows(const at::Tensor& x, const at::Tensor& shift, const at::Te
   if (!x.is_cpu()) {
     return (x.to(dtype) - shift.to(x.device(), dtype).unsqueeze(1)).mul_(scale.to(x.device(), dtype).unsqueeze(1));
   }
-  at::Tensor out = at::empty(x.sizes(), x.options().dtype(dtype));
+  if (out.defined()) {
+    TORCH_CHECK(out.sizes() == x.sizes() && out.scalar_type() == dtype && out.is_contiguous() && out.is_cpu(),
+                "scale_rows: out must be a contiguous CPU tensor of the rows' shape in ", dtype);
+  } else {
+    out = at::empty(x.sizes(), x.options().dtype(dtype));
+  }
   return cpu::scale_rows(x.contiguous(), shift.to(dtype).contiguous(), scale.to(dtype).contiguous(), out);
 }
 

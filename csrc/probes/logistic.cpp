@@ -21,14 +21,18 @@ void check_probe(const at::Tensor& xs, const at::Tensor& shift, const at::Tensor
   TORCH_CHECK(offsets.dim() == 1 && offsets.size(0) >= 2, op, ": offsets must be [tasks + 1]");
 }
 
-// (x - shift) * scale, then the logits of every probe: [L, m, C] in the rows' dtype.
+// (x - shift) * scale, then the logits of every probe: [L, m, C] in the rows' dtype, both in
+// scratch buffers (valid until the next call with the same scratch).
 std::tuple<at::Tensor, at::Tensor> standardized_logits(const at::Tensor& xs, const at::Tensor& shift,
                                                        const at::Tensor& scale, const at::Tensor& w,
-                                                       const at::Tensor& b) {
-  at::Tensor z = scale_rows(xs, shift, scale);
-  const auto dtype = z.scalar_type();
-  at::Tensor logits = at::baddbmm(b.to(dtype).unsqueeze(1), z, w.to(dtype));
-  return {z, logits.contiguous()};
+                                                       const at::Tensor& b, Scratch& scratch) {
+  const auto dtype = xs.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+  const at::Tensor z = xs.is_cpu() ? scale_rows(xs, shift, scale, scratch.get("rows", xs.sizes(), dtype, xs.device()))
+                                   : scale_rows(xs, shift, scale);
+  at::Tensor logits = scratch.get("logits", {xs.size(0), xs.size(1), w.size(2)}, dtype, xs.device());
+  logits.copy_(b.to(dtype).unsqueeze(1).expand_as(logits));
+  logits.baddbmm_(z, w.to(dtype));
+  return {z, logits};
 }
 
 }  // namespace
@@ -36,10 +40,11 @@ std::tuple<at::Tensor, at::Tensor> standardized_logits(const at::Tensor& xs, con
 std::tuple<at::Tensor, at::Tensor, at::Tensor> logistic_loss_grad(const at::Tensor& xs, const at::Tensor& shift,
                                                                   const at::Tensor& scale, const at::Tensor& w,
                                                                   const at::Tensor& b, const at::Tensor& labels,
-                                                                  const at::Tensor& offsets) {
+                                                                  const at::Tensor& offsets, Scratch* scratch) {
   RECORD_FUNCTION("ftlens::logistic_loss_grad", {});
   check_probe(xs, shift, scale, w, b, offsets, "logistic_loss_grad");
-  auto [z, logits] = standardized_logits(xs, shift, scale, w, b);
+  Scratch local;
+  auto [z, logits] = standardized_logits(xs, shift, scale, w, b, scratch ? *scratch : local);
   const at::Tensor loss = softmax_xent(logits, labels.to(xs.device()), offsets.to(xs.device()));  // logits -> dL/dlogits
   const at::Tensor grad_w = at::bmm(z.transpose(1, 2), logits).to(at::kDouble);
   const at::Tensor grad_b = logits.sum(1).to(at::kDouble);  // a chunk's sum in its dtype; chunks add in float64
@@ -47,10 +52,12 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> logistic_loss_grad(const at::Tens
 }
 
 at::Tensor linear_predict(const at::Tensor& xs, const at::Tensor& shift, const at::Tensor& scale,
-                          const at::Tensor& w, const at::Tensor& b, const at::Tensor& offsets) {
+                          const at::Tensor& w, const at::Tensor& b, const at::Tensor& offsets,
+                          Scratch* scratch) {
   RECORD_FUNCTION("ftlens::linear_predict", {});
   check_probe(xs, shift, scale, w, b, offsets, "linear_predict");
-  const at::Tensor logits = std::get<1>(standardized_logits(xs, shift, scale, w, b));
+  Scratch local;
+  const at::Tensor logits = std::get<1>(standardized_logits(xs, shift, scale, w, b, scratch ? *scratch : local));
   const at::Tensor bounds = offsets.to(at::kCPU);
   const int64_t tasks = bounds.size(0) - 1;
   const int64_t* off = bounds.data_ptr<int64_t>();

@@ -59,14 +59,15 @@ void RidgeCore::update(const Tensor& xs, const Tensor& labels, const Tensor& off
               "ridge update: fold index out of range");
   const Tensor targets = one_hot(labels.to(xs.device()), offsets.to(xs.device()), q_, xs.scalar_type());
   for (int64_t f = 0; f < folds_; ++f) {
-    const Tensor rows = (folds == f).nonzero().flatten().to(xs.device());
-    const int64_t mf = rows.size(0);
+    // one fold (no cross-validation) takes every row as it is, without gathering a copy
+    const Tensor rows = folds_ == 1 ? Tensor() : (folds == f).nonzero().flatten().to(xs.device());
+    const int64_t mf = rows.defined() ? rows.size(0) : m;
     if (mf == 0) continue;
-    const Tensor y = targets.index_select(0, rows);
+    const Tensor y = rows.defined() ? targets.index_select(0, rows) : targets;
     const Tensor mean_y = y.sum(0, false, at::kDouble) / static_cast<double>(mf);
     for (int64_t l = 0; l < layers_; ++l) {
       CoMoment& into_xx = xx_[l * folds_ + f];
-      const Tensor x = xs[l].index_select(0, rows);
+      const Tensor x = rows.defined() ? xs[l].index_select(0, rows) : xs[l];
       const Tensor mean_x = x.sum(0, false, at::kDouble) / static_cast<double>(mf);
       // Shift by a nearby point (the fold's mean so far) so the rows' dtype GEMMs see centered values.
       const Tensor shift = (into_xx.n() > 0 ? into_xx.mean_a() : mean_x).to(x.scalar_type());

@@ -1,10 +1,27 @@
 // CPU twin of scale_rows: one thread-parallel sweep, the conversion fused with the scaling.
 #include <ATen/Parallel.h>
 
+
+#include "ops/cpu/simd.h"
 #include "ops/scale_rows.h"
 
 namespace ftlens {
 namespace cpu {
+
+namespace {
+
+template <typename In, typename Out>
+void scale_row(const In* __restrict__ x, const Out* __restrict__ s, const Out* __restrict__ k, Out* __restrict__ o,
+               int64_t d) {
+  for (int64_t j = 0; j < d; ++j) o[j] = (static_cast<Out>(x[j]) - s[j]) * k[j];
+}
+
+// float16 store rows: 8 lanes of F16C conversions where the processor has them
+void scale_row(const c10::Half* x, const float* s, const float* k, float* o, int64_t d) {
+  scale_half_row(x, s, k, o, d);
+}
+
+}  // namespace
 
 at::Tensor scale_rows(const at::Tensor& x, const at::Tensor& shift, const at::Tensor& scale, at::Tensor out) {
   const int64_t layers = x.size(0), m = x.size(1), d = x.size(2);
@@ -22,7 +39,7 @@ at::Tensor scale_rows(const at::Tensor& x, const at::Tensor& shift, const at::Te
           const scalar_t* __restrict__ s = sh + l * d;
           const scalar_t* __restrict__ k = sc + l * d;
           scalar_t* __restrict__ o = op + row * d;
-          for (int64_t j = 0; j < d; ++j) o[j] = (static_cast<scalar_t>(xr[j]) - s[j]) * k[j];
+          scale_row(xr, s, k, o, d);
         }
       });
     });

@@ -4,10 +4,22 @@
 
 #include <cmath>
 
+#include "ops/cpu/simd.h"
 #include "ops/softmax_xent.h"
 
 namespace ftlens {
 namespace cpu {
+
+namespace {
+
+void exp_shifted_in_place(double* v, int64_t n, double peak) {
+  for (int64_t j = 0; j < n; ++j) v[j] = std::exp(v[j] - peak);
+}
+
+// float32 logits: 8 lanes where the processor has AVX2
+void exp_shifted_in_place(float* v, int64_t n, float peak) { exp_shifted(v, n, peak); }
+
+}  // namespace
 
 at::Tensor softmax_xent(at::Tensor logits, const at::Tensor& labels, const at::Tensor& offsets) {
   const int64_t layers = logits.size(0), m = logits.size(1), c = logits.size(2), tasks = labels.size(1);
@@ -33,10 +45,8 @@ at::Tensor softmax_xent(at::Tensor logits, const at::Tensor& labels, const at::T
           for (int64_t j = 1; j < width; ++j) peak = zt[j] > peak ? zt[j] : peak;
           const double label_logit = static_cast<double>(zt[y]) - static_cast<double>(peak);
           double total = 0.0;
-          for (int64_t j = 0; j < width; ++j) {
-            zt[j] = std::exp(zt[j] - peak);
-            total += zt[j];
-          }
+          exp_shifted_in_place(zt, width, peak);
+          for (int64_t j = 0; j < width; ++j) total += zt[j];
           const scalar_t inverse = static_cast<scalar_t>(1.0 / total);
           lp[row * tasks + t] = std::log(total) - label_logit;
           for (int64_t j = 0; j < width; ++j) zt[j] *= inverse;

@@ -22,6 +22,7 @@ from .structural import evaluate_structural, train_structural
 
 KINDS = ("logistic", "ridge")
 L2_GRID = (1e-6, 1e-5, 1e-4, 1e-3)  # l2 on the mean cross-entropy; scikit-learn's C = 1 / (l2 n)
+START_L2 = 1e-4  # the ridge start of logistic probes: this strength per row (alpha = START_L2 n)
 
 
 @dataclass
@@ -211,8 +212,13 @@ def probe(train, eval, tasks=("upos", "deprel"), *, layers=None, kind: str = "lo
 def _probe_group(group: _Group, *, kind, l2, alphas, folds, seed, max_passes, tol, chunk_rows, device,
                  progress, mdl) -> dict[str, np.ndarray]:
     """{metric: [L, T]} for one group: accuracy, macro_f1, strength (and MDL)."""
-    ridge = fit_ridge(group.train, group.train_labels, group.widths, alphas=alphas, folds=folds, seed=seed,
-                      chunk_rows=chunk_rows, progress=progress)
+    if kind == "logistic":  # the ridge fit is only the start and the covariance: no cross-validation
+        start_alpha = START_L2 * group.train.n
+        ridge = fit_ridge(group.train, group.train_labels, group.widths, alphas=(start_alpha,), folds=1,
+                          seed=seed, chunk_rows=chunk_rows, progress=progress, desc="ridge start")
+    else:
+        ridge = fit_ridge(group.train, group.train_labels, group.widths, alphas=alphas, folds=folds,
+                          seed=seed, chunk_rows=chunk_rows, progress=progress)
     n_layers, n_tasks = ridge.alpha.shape
     out = {}
     if kind == "ridge":

@@ -37,36 +37,55 @@ class Rows:
         """[n] the input (sentence) each row belongs to."""
         return self.store.rows[self.first, 0]
 
-    def chunks(self, chunk_rows: int,
-               positions: np.ndarray | None = None) -> Iterator[tuple[np.ndarray, torch.Tensor]]:
+    def chunks(self, chunk_rows: int, positions: np.ndarray | None = None,
+               reuse: bool = False) -> Iterator[tuple[np.ndarray, torch.Tensor]]:
         """Yields (positions [m] into these rows, features [L, m, dim] in the store's dtype,
         float16 or float32), in order; ``positions`` restricts and orders the rows read
-        (a chunk of consecutive rows is read as one slice, the fastest).
-        The first pass over rows (ridge, prediction) checks them with ``check_finite``."""
+        (a chunk of consecutive rows is read as one slice, the fastest). With ``reuse`` every
+        chunk is read into the same buffer: each yielded tensor is overwritten by the next
+        (for loops that consume a chunk at once; a fresh multi-megabyte array per chunk
+        costs more in page faults than the read). The first pass over rows (ridge,
+        prediction) checks them with ``check_finite``."""
         positions = np.arange(self.n) if positions is None else positions
         arrays = [self.store.layer(i) for i in self.layers]
+        product = self.second is not None and self.combine == "product"
+        dtype = np.result_type(arrays[0].dtype, np.float32) if product else arrays[0].dtype
+        buffer = np.empty((len(arrays), min(chunk_rows, len(positions)), self.dim), dtype) if reuse else None
         for start in range(0, len(positions), chunk_rows):
             pos = positions[start : start + chunk_rows]
-            xs = _read(arrays, self.first[pos])
-            if self.second is not None:
-                other = _read(arrays, self.second[pos])
-                xs = torch.cat([xs, other], 2) if self.combine == "concat" else xs.float().mul_(other)
-            yield pos, xs
+            out = buffer[:, : len(pos)] if reuse else np.empty((len(arrays), len(pos), self.dim), dtype)
+            d = self.store.dim
+            if self.second is None:
+                _read(arrays, self.first[pos], out)
+            elif self.combine == "concat":
+                _read(arrays, self.first[pos], out[:, :, :d])
+                _read(arrays, self.second[pos], out[:, :, d:])
+            else:
+                _read(arrays, self.first[pos], out)
+                for layer, array in enumerate(arrays):
+                    out[layer] *= array[self.second[pos]]
+            yield pos, torch.from_numpy(out)
 
 
-def _read(arrays: list[np.ndarray], rows: np.ndarray) -> torch.Tensor:
-    """[L, m, d] of the given store rows (a slice when they are consecutive)."""
-    if len(rows) and rows[-1] - rows[0] == len(rows) - 1 and np.all(np.diff(rows) == 1):
-        picked = [a[rows[0] : rows[-1] + 1] for a in arrays]
-    else:
-        picked = [a[rows] for a in arrays]
-    return torch.from_numpy(np.stack(picked))
+def _read(arrays: list[np.ndarray], rows: np.ndarray, out: np.ndarray) -> None:
+    """Writes the given store rows of every layer into out [L, m, d] (one slice per layer
+    when the rows are consecutive)."""
+    consecutive = len(rows) and rows[-1] - rows[0] == len(rows) - 1 and np.all(np.diff(rows) == 1)
+    for layer, array in enumerate(arrays):
+        out[layer] = array[rows[0] : rows[-1] + 1] if consecutive else array[rows]
 
 
-def check_finite(xs: torch.Tensor, rows: Rows, pos: np.ndarray) -> torch.Tensor:
+def check_finite(xs: torch.Tensor, rows: Rows, pos: np.ndarray,
+                 buffer: torch.Tensor | None = None) -> torch.Tensor:
     """xs [L, m, dim] as float32 (float64 stays), after checking that every value is finite;
-    the error names the layer, the store row and its (input, word)."""
-    xs = xs if xs.dtype == torch.float64 else xs.float()
+    the error names the layer, the store row and its (input, word). A float32 ``buffer``
+    receives the conversion (resized to fit; the result is overwritten by the next call)."""
+    if xs.dtype != torch.float64 and buffer is not None:
+        if buffer.numel() < xs.numel():
+            buffer.resize_(xs.numel())
+        xs = buffer[: xs.numel()].view(xs.shape).copy_(xs)
+    elif xs.dtype != torch.float64:
+        xs = xs.float()
     if bool(torch.isfinite(xs.sum(2)).all()):  # NaN and Inf reach the row sums
         return xs
     bad = ~torch.isfinite(xs)

@@ -35,11 +35,12 @@ class LinearProbes:
         """Predicted classes [L, n, T] of every row."""
         probes = self.to(device) if device is not None else self
         out = np.empty((self.w.shape[0], rows.n, len(self.offsets) - 1), dtype=np.int64)
-        for pos, xs in rows.chunks(chunk_rows):
+        scratch = _C.Scratch()
+        for pos, xs in rows.chunks(chunk_rows, reuse=True):
             xs = check_finite(xs, rows, pos)
             xs = xs.to(device) if device is not None else xs
             out[:, pos] = _C.linear_predict(xs, probes.shift, probes.scale, probes.w, probes.b,
-                                            probes.offsets).cpu().numpy()
+                                            probes.offsets, scratch).cpu().numpy()
         return out
 
 

@@ -124,15 +124,16 @@ def fit_logistic(rows: Rows, labels: np.ndarray, probes: LinearProbes, l2: np.nd
     dev = torch.device("cpu") if device is None else torch.device(device)
     shift, scale, offsets_dev = probes.shift.to(dev), probes.scale.to(dev), offsets.to(dev)
     bar = tqdm(total=max_passes, unit="pass", desc=desc, disable=not progress)
+    scratch = _C.Scratch()
 
     def evaluate(theta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         w, b = whiten.forward @ theta[:, :d], theta[:, d]
         w_dev, b_dev = w.to(dev), b.to(dev)
         loss = torch.zeros(problems.layers, problems.tasks, dtype=torch.float64)
         grad = torch.zeros_like(theta)
-        for pos, xs in rows.chunks(chunk_rows, positions):
+        for pos, xs in rows.chunks(chunk_rows, positions, reuse=True):
             part_loss, grad_w, grad_b = _C.logistic_loss_grad(xs.to(dev), shift, scale, w_dev, b_dev,
-                                                              labels_t[pos].to(dev), offsets_dev)
+                                                              labels_t[pos].to(dev), offsets_dev, scratch)
             loss += part_loss.cpu()
             grad[:, :d] += grad_w.cpu()
             grad[:, d] += grad_b.cpu()
@@ -207,16 +208,17 @@ def _warm_up(rows: Rows, labels: np.ndarray, probes: LinearProbes, l2: np.ndarra
     first, last = torch.zeros_like(l2_columns[:, 0]), torch.zeros_like(l2_columns[:, 0])  # [L, C]
     first_count = last_count = 0
     mean_w, mean_b = torch.zeros_like(w), torch.zeros_like(b)  # the last epoch's iterates, averaged
+    scratch = _C.Scratch()
     with tqdm(total=epochs, unit="epoch", desc=f"{desc} warm-up", disable=not progress) as bar:
         for epoch in range(epochs):
             order = np.concatenate([blocks[i] for i in rng.permutation(len(blocks))])
-            for pos, xs in rows.chunks(chunk_rows, order):
+            for pos, xs in rows.chunks(chunk_rows, order, reuse=True):
                 xs, chunk_labels = xs.to(dev), labels_t[pos].to(dev)
                 shuffle = torch.from_numpy(rng.permutation(len(pos))).to(dev)
                 for batch in shuffle.split(WARMUP_BATCH):
                     batch_labels = chunk_labels[batch]
                     loss, grad_w, grad_b = _C.logistic_loss_grad(xs[:, batch], probes.shift, probes.scale,
-                                                                 w, b, batch_labels, offsets)
+                                                                 w, b, batch_labels, offsets, scratch)
                     count = (batch_labels >= 0).sum(0).clamp_min(1).to(torch.float64)  # [T]
                     mean_loss = (loss / count)[:, column_task]
                     if epoch == 0 and first_count < 8:

@@ -59,9 +59,10 @@ def _nats(rows: Rows, labels: np.ndarray, probes: LinearProbes, positions: np.nd
     dev = torch.device("cpu") if device is None else torch.device(device)
     total = torch.zeros(probes.w.shape[0], len(probes.offsets) - 1, dtype=torch.float64)
     labels_t = torch.from_numpy(np.ascontiguousarray(labels))
-    for pos, xs in rows.chunks(chunk_rows, positions):
+    scratch = _C.Scratch()
+    for pos, xs in rows.chunks(chunk_rows, positions, reuse=True):
         loss, _, _ = _C.logistic_loss_grad(xs.to(dev), probes.shift.to(dev), probes.scale.to(dev),
                                            probes.w.to(dev), probes.b.to(dev), labels_t[pos].to(dev),
-                                           probes.offsets.to(dev))
+                                           probes.offsets.to(dev), scratch)
         total += loss.cpu()
     return total.numpy()
