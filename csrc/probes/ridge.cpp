@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "ops/dispatch.h"
+#include "stats/gram.h"
 
 namespace ftlens {
 
@@ -68,12 +69,14 @@ void RidgeCore::update(const Tensor& xs, const Tensor& labels, const Tensor& off
     for (int64_t l = 0; l < layers_; ++l) {
       CoMoment& into_xx = xx_[l * folds_ + f];
       const Tensor x = rows.defined() ? xs[l].index_select(0, rows) : xs[l];
-      const Tensor mean_x = x.sum(0, false, at::kDouble) / static_cast<double>(mf);
-      // Shift by a nearby point (the fold's mean so far) so the rows' dtype GEMMs see centered values.
-      const Tensor shift = (into_xx.n() > 0 ? into_xx.mean_a() : mean_x).to(x.scalar_type());
+      // Shift by a nearby point (the fold's mean so far, or this chunk's) so the rows' dtype GEMMs
+      // see centered values; the chunk's mean is then the shift plus the centered values' mean,
+      // summed in the rows' dtype without a float64 copy of the chunk.
+      const Tensor shift = into_xx.n() > 0 ? into_xx.mean_a().to(x.scalar_type()) : x.mean(0);
       const Tensor centered = x - shift;
-      const Tensor residual = mean_x - shift.to(at::kDouble);
-      into_xx.merge(CoMoment::chunk(mf, mean_x, mean_x, at::mm(centered.t(), centered), residual, residual));
+      const Tensor residual = centered.sum(0).to(at::kDouble) / static_cast<double>(mf);
+      const Tensor mean_x = shift.to(at::kDouble) + residual;
+      into_xx.merge(CoMoment::chunk(mf, mean_x, mean_x, gram(centered), residual, residual));
       xy_[l * folds_ + f].merge(CoMoment::chunk(mf, mean_x, mean_y, at::mm(centered.t(), y), residual, mean_y));
     }
   }
