@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 README = Path(__file__).resolve().parents[1] / "README.md"
-RUNNABLE = ("## Quick start", "## Comparing two models", "### Activation store", "## Probes")
 
 
 def _first_block_after(heading: str) -> str:
@@ -42,8 +41,20 @@ def _check_probes(ns: dict) -> None:
     assert ftlens.ProbeResult.load("probe.json").tasks == ["upos", "edge:deprel", "arc", "depth"]
 
 
+def _check_surgery(ns: dict) -> None:
+    import torch
+
+    model, base = ns["model"], ns["base"]
+    assert ns["frozen"] and not any(p.requires_grad for p in model.bert.embeddings.parameters())
+    for mine, theirs in zip(model.bert.encoder.layer[4:], base.bert.encoder.layer[4:], strict=True):
+        assert all(torch.equal(a, b) for a, b in zip(mine.parameters(), theirs.parameters(), strict=True))
+    assert not torch.equal(model.bert.pooler.dense.weight, base.bert.pooler.dense.weight)
+
+
 CHECKS = {"## Quick start": _check_quick_start, "## Comparing two models": _check_comparison,
-          "### Activation store": _check_store, "## Probes": _check_probes}
+          "### Activation store": _check_store, "## Probes": _check_probes,
+          "## Layer surgery": _check_surgery}
+RUNNABLE = tuple(CHECKS)
 
 
 @pytest.mark.parametrize("heading", RUNNABLE)

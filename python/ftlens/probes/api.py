@@ -136,7 +136,9 @@ def probe(train, eval, tasks=("upos", "deprel"), *, layers=None, kind: str = "lo
         l2: the logistic L2 strength (on the mean cross-entropy: scikit-learn's C = 1 / (l2
             n)), a number or [layers, tasks]; None chooses per (layer, task) from ``L2_GRID``
             on a tenth of the training inputs held out.
-        alphas: ridge strengths, chosen per (layer, task) by exact ``folds``-fold CV.
+        alphas: ridge strengths, chosen per (layer, task) by exact ``folds``-fold CV
+            (``kind="ridge"``; logistic probes start from one ridge fit with strength
+            ``START_L2`` x rows, without cross-validation).
         edge_features: "concat" ([h_dep; h_head]) or "product" (h_dep * h_head).
         rank, epochs: the structural probes' rank and training epochs.
         max_passes, tol: the logistic optimizer's budget of passes over the store and
