@@ -41,6 +41,12 @@ def _check_probes(ns: dict) -> None:
     assert ftlens.ProbeResult.load("probe.json").tasks == ["upos", "edge:deprel", "arc", "depth"]
 
 
+def _check_finetune(ns: dict) -> None:
+    result = ns["result"]
+    assert 0 <= result.metrics["eval_accuracy"] <= 1 and (result.model_dir / "model.safetensors").exists()
+    assert type(ns["tuned"]).__name__ == "BertModel"
+
+
 def _check_surgery(ns: dict) -> None:
     import torch
 
@@ -53,7 +59,7 @@ def _check_surgery(ns: dict) -> None:
 
 CHECKS = {"## Quick start": _check_quick_start, "## Comparing two models": _check_comparison,
           "### Activation store": _check_store, "## Probes": _check_probes,
-          "## Layer surgery": _check_surgery}
+          "## Fine-tuning": _check_finetune, "## Layer surgery": _check_surgery}
 RUNNABLE = tuple(CHECKS)
 
 

@@ -19,10 +19,11 @@ Probes of every layer x task over activation stores (``ftlens.store.write``)::
     print(result.table())
 """
 
-from . import data, probes, registry, store
+from . import data, finetuning, probes, registry, store
 from ._core import build_info
 from .capture_options import CaptureOptions
 from .compare import LayerComparison, compare_models
+from .finetuning import FinetuneResult, finetune
 from .models import load_model
 from .moments import LayerMoments, Moments
 from .probes import ProbeResult, probe
@@ -32,6 +33,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "CaptureOptions",
+    "FinetuneResult",
     "LayerComparison",
     "LayerMoments",
     "ProbeResult",
@@ -41,6 +43,8 @@ __all__ = [
     "cka",
     "compare_models",
     "data",
+    "finetune",
+    "finetuning",
     "isotropy",
     "load_model",
     "probe",

@@ -1,0 +1,96 @@
+"""ftlens.finetune on the packaged MiniLM and the generated sentence pairs, a few steps:
+it learns, saves a model load_model reads, reuses a finished run, resumes an interrupted
+one to the same weights, keeps frozen layers bit-identical, and refuses bad input."""
+
+import json
+
+import ftlens
+import pytest
+import torch
+from ftlens.data.generated import generate_pairs
+
+SMALL = dict(max_steps=12, batch_size=8, max_length=40, eval_steps=6, save_steps=6, learning_rate=1e-4,
+             progress=False)
+
+
+@pytest.fixture(scope="module")
+def pairs():
+    return generate_pairs(160, seed=0), generate_pairs(48, seed=1)
+
+
+@pytest.fixture(scope="module")
+def run(pairs, tmp_path_factory):
+    return ftlens.finetune("minilm", "pair", *pairs, tmp_path_factory.mktemp("run"), **SMALL)
+
+
+def test_finetune_learns_saves_and_reloads(run):
+    assert [entry["step"] for entry in run.history] == [6, 12]
+    assert run.history[-1]["eval_loss"] < run.history[0]["eval_loss"]
+    assert run.metrics["eval_accuracy"] == run.history[-1]["eval_accuracy"] and not run.reused
+    recorded = json.loads((run.out_dir / "metrics.json").read_text())
+    assert recorded["seed"] == 0 and set(recorded["versions"]) == {"ftlens", "torch", "transformers"}
+    config = json.loads((run.model_dir / "config.json").read_text())
+    assert sorted(config["id2label"].values()) == ["contradiction", "entailment", "neutral"]
+    encoder, tokenizer = ftlens.load_model(run.model_dir, device="cpu")
+    assert type(encoder).__name__ == "BertModel" and tokenizer("a b")["input_ids"]
+
+
+def test_finished_run_is_reused_and_other_settings_refused(run, pairs):
+    again = ftlens.finetune("minilm", "pair", *pairs, run.out_dir, **SMALL)
+    assert again.reused and again.metrics == run.metrics
+    with pytest.raises(ValueError, match=r"a fine-tuning run with other settings \(\['options'\] differ\)"):
+        ftlens.finetune("minilm", "pair", *pairs, run.out_dir, **{**SMALL, "learning_rate": 3e-5})
+
+
+def test_interrupted_run_resumes_to_the_same_weights(run, pairs, tmp_path, monkeypatch):
+    import transformers
+
+    calls = {"n": 0}
+    step = transformers.Trainer.training_step
+
+    def interrupted(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 9:  # after the checkpoint at step 6
+            raise KeyboardInterrupt
+        return step(self, *args, **kwargs)
+
+    monkeypatch.setattr(transformers.Trainer, "training_step", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        ftlens.finetune("minilm", "pair", *pairs, tmp_path, **SMALL)
+    assert (tmp_path / "checkpoints" / "checkpoint-6").is_dir() and not (tmp_path / "metrics.json").exists()
+    monkeypatch.setattr(transformers.Trainer, "training_step", step)
+    resumed = ftlens.finetune("minilm", "pair", *pairs, tmp_path, **SMALL)
+    assert json.loads((tmp_path / "metrics.json").read_text())["resumed_from"] == "checkpoint-6"
+    mine, theirs = (transformers.AutoModelForSequenceClassification.from_pretrained(r.model_dir)
+                    for r in (resumed, run))
+    for (name, a), b in zip(mine.state_dict().items(), theirs.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
+
+
+def test_freeze_bottom_leaves_embeddings_and_bottom_layers_as_they_were(pairs, tmp_path):
+    base, _ = ftlens.load_model("minilm", device="cpu")
+    options = {**SMALL, "max_steps": 3, "freeze_bottom": 2}
+    result = ftlens.finetune("minilm", "pair", *pairs, tmp_path, **options)
+    tuned, _ = ftlens.load_model(result.model_dir, device="cpu")
+    base_state = base.state_dict()
+    for name, value in tuned.state_dict().items():
+        if name.startswith(("embeddings.", "encoder.layer.0.", "encoder.layer.1.")):
+            assert torch.equal(value, base_state[name]), name
+    top = "encoder.layer.5.output.dense.weight"
+    assert not torch.equal(tuned.state_dict()[top], base_state[top])
+
+
+def test_bad_input(pairs, tmp_path):
+    train, evaluation = pairs
+    with pytest.raises(ValueError, match=r"unknown task 'qa'; the tasks are \('pair',\)"):
+        ftlens.finetune("minilm", "qa", train, evaluation, tmp_path)
+    kept = [p for p in train if p.label != "neutral"]
+    only_two = ftlens.data.PairData(kept, ("contradiction", "entailment"))
+    with pytest.raises(ValueError, match=r"labels the training pairs never have \(\['neutral'\]\)"):
+        ftlens.finetune("minilm", "pair", only_two, evaluation, tmp_path)
+    with pytest.raises(TypeError, match="unknown fine-tuning option"):
+        ftlens.finetune("minilm", "pair", train, evaluation, tmp_path, learning_rat=1e-4)
+    with pytest.raises(ValueError, match="option batch_size must be a positive number"):
+        ftlens.finetune("minilm", "pair", train, evaluation, tmp_path, batch_size=0)
+    with pytest.raises(ValueError, match=r"reinit_top must be an integer in 0\.\.6"):
+        ftlens.finetune("minilm", "pair", train, evaluation, tmp_path / "r", reinit_top=9)
