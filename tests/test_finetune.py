@@ -40,6 +40,10 @@ def test_finished_run_is_reused_and_other_settings_refused(run, pairs):
     assert again.reused and again.metrics == run.metrics
     with pytest.raises(ValueError, match=r"a fine-tuning run with other settings \(\['options'\] differ\)"):
         ftlens.finetune("minilm", "pair", *pairs, run.out_dir, **{**SMALL, "learning_rate": 3e-5})
+    train, evaluation = pairs
+    other = generate_pairs(len(train), seed=5)  # as many pairs, other text
+    with pytest.raises(ValueError, match=r"other settings \(\['train'\] differ\)"):
+        ftlens.finetune("minilm", "pair", other, evaluation, run.out_dir, **SMALL)
 
 
 def test_interrupted_run_resumes_to_the_same_weights(run, pairs, tmp_path, monkeypatch):

@@ -10,6 +10,7 @@ metrics, the seed and the package versions).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -78,6 +79,15 @@ def _check_data(task: str, train, evaluation) -> tuple[str, ...]:
     return tuple(sorted(seen))
 
 
+def _fingerprint(data: PairData) -> dict:
+    """The pairs' count and a hash of their text and labels: a finished run is reused only
+    for the same data."""
+    digest = hashlib.sha256()
+    for pair in data:
+        digest.update(f"{pair.premise}\t{pair.hypothesis}\t{pair.label}\n".encode())
+    return {"pairs": len(data), "sha256": digest.hexdigest()}
+
+
 def _versions() -> dict:
     import transformers
 
@@ -98,8 +108,8 @@ def finetune(base, task: str, train, eval, out_dir, *, progress: bool = True,  #
     opts = FinetuneOptions.from_kwargs(**options)
     labels = _check_data(task, train, eval)
     out = Path(out_dir)
-    settings = {"base": str(base), "task": task, "labels": list(labels), "n_train": len(train),
-                "n_eval": len(eval), "options": opts.to_dict()}
+    settings = {"base": str(base), "task": task, "labels": list(labels), "train": _fingerprint(train),
+                "eval": _fingerprint(eval), "options": opts.to_dict()}
     if (out / "options.json").exists():
         recorded = json.loads((out / "options.json").read_text())
         if recorded != settings:
