@@ -18,10 +18,10 @@ at::Tensor gram(const at::Tensor& x) {
       const int64_t wj = std::min(width, d - j);
       at::Tensor block = out.narrow(0, i, wi).narrow(1, j, wj);
       at::mm_out(block, xi.t(), x.narrow(1, j, wj));
-      if (j != i) out.narrow(0, j, wj).narrow(1, i, wi).copy_(block.t());
     }
   }
-  // a diagonal block is symmetric only up to its GEMM's rounding: mirror its upper triangle
+  // the lower triangle is the upper one's mirror (a diagonal block's own GEMM is symmetric
+  // only up to rounding, so its lower half is replaced too)
   return out.triu().add_(out.triu(1).t());
 }
 

@@ -25,6 +25,15 @@ def _pooler(model: torch.nn.Module) -> torch.nn.Module | None:
     return pooler if isinstance(pooler, torch.nn.Module) else None
 
 
+def _embedding_parameters(model: torch.nn.Module) -> dict[str, torch.nn.Parameter]:
+    """The encoder's parameters outside its layers and pooler, by name."""
+    outside = {id(p) for block in layer_blocks(model) for p in block.parameters()}
+    pooler = _pooler(model)
+    if pooler is not None:
+        outside |= {id(p) for p in pooler.parameters()}
+    return {name: p for name, p in encoder_of(model).named_parameters() if id(p) not in outside}
+
+
 def freeze_bottom(model: torch.nn.Module, k: int) -> list[str]:
     """Fixes the embeddings and the bottom ``k`` layers (``requires_grad=False``; the
     optimizer then leaves them bit-identical). k = 0 freezes nothing. Returns the frozen
@@ -33,17 +42,12 @@ def freeze_bottom(model: torch.nn.Module, k: int) -> list[str]:
     _check_k(k, blocks, "freeze_bottom")
     if k == 0:
         return []
-    trainable = {id(p) for block in blocks[k:] for p in block.parameters()}
-    pooler = _pooler(model)
-    if pooler is not None:
-        trainable |= {id(p) for p in pooler.parameters()}
-    frozen = []
-    encoder = encoder_of(model)
-    for name, param in encoder.named_parameters():
-        if id(param) not in trainable:
-            param.requires_grad_(False)
-            frozen.append(name)
-    return frozen
+    chosen = {id(p) for p in _embedding_parameters(model).values()}
+    chosen |= {id(p) for block in blocks[:k] for p in block.parameters()}
+    frozen = [(name, p) for name, p in encoder_of(model).named_parameters() if id(p) in chosen]
+    for _, param in frozen:
+        param.requires_grad_(False)
+    return [name for name, _ in frozen]
 
 
 def reinit_top(model: torch.nn.Module, k: int, seed: int = 0) -> None:
@@ -90,20 +94,14 @@ def revert_layers(finetuned: torch.nn.Module, base: torch.nn.Module, k: int, sid
     pairs = list(zip(blocks, base_blocks, strict=True))
     chosen = pairs[k:] if side == "above" else pairs[:k]
     if side == "below" and k > 0:
-        in_blocks = {id(p) for block in blocks for p in block.parameters()}
-        pooler = _pooler(finetuned)
-        if pooler is not None:
-            in_blocks |= {id(p) for p in pooler.parameters()}
-        embeddings = [name for name, p in encoder_of(finetuned).named_parameters() if id(p) not in in_blocks]
-        base_params = dict(encoder_of(base).named_parameters())
-        missing = [name for name in embeddings if name not in base_params]
+        own, theirs = _embedding_parameters(finetuned), _embedding_parameters(base)
+        missing = sorted(set(own) - set(theirs))
         if missing:
             raise ValueError(f"the base model lacks the fine-tuned model's embedding parameters "
                              f"{missing[:3]}")
         with torch.no_grad():
-            own = dict(encoder_of(finetuned).named_parameters())
-            for name in embeddings:
-                own[name].copy_(base_params[name])
+            for name, param in own.items():
+                param.copy_(theirs[name])
     for mine, theirs in chosen:
         try:
             mine.load_state_dict(theirs.state_dict())

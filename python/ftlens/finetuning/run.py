@@ -160,15 +160,15 @@ def _arguments(opts: FinetuneOptions, out: Path, n_train: int, progress: bool):
     world = int(os.environ.get("WORLD_SIZE", "1"))
     per_epoch = math.ceil(n_train / (opts.batch_size * opts.gradient_accumulation * world))
     total = opts.max_steps or math.ceil(per_epoch * opts.epochs)
-    every = {"strategy": "steps" if opts.eval_steps else "epoch"}
-    save = {"strategy": "steps" if opts.save_steps else "epoch"}
+    evaluate = "steps" if opts.eval_steps else "epoch"
     return transformers.TrainingArguments(
         output_dir=str(out / "checkpoints"), learning_rate=opts.learning_rate, num_train_epochs=opts.epochs,
         max_steps=opts.max_steps or -1, per_device_train_batch_size=opts.batch_size,
         per_device_eval_batch_size=opts.batch_size, gradient_accumulation_steps=opts.gradient_accumulation,
         warmup_steps=int(opts.warmup_ratio * total), weight_decay=opts.weight_decay, seed=opts.seed,
-        data_seed=opts.seed, eval_strategy=every["strategy"], eval_steps=opts.eval_steps,
-        logging_strategy=every["strategy"], logging_steps=opts.eval_steps, save_strategy=save["strategy"],
+        data_seed=opts.seed, eval_strategy=evaluate, eval_steps=opts.eval_steps,
+        logging_strategy=evaluate, logging_steps=opts.eval_steps,
+        save_strategy="steps" if opts.save_steps else "epoch",
         save_steps=opts.save_steps, save_total_limit=2, bf16=opts.precision == "bf16",
         fp16=opts.precision == "fp16", use_cpu=not torch.cuda.is_available(), report_to=[],
         disable_tqdm=not progress, dataloader_num_workers=0)

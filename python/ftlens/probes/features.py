@@ -51,10 +51,10 @@ class Rows:
         product = self.second is not None and self.combine == "product"
         dtype = np.result_type(arrays[0].dtype, np.float32) if product else arrays[0].dtype
         buffer = np.empty((len(arrays), min(chunk_rows, len(positions)), self.dim), dtype) if reuse else None
+        d = self.store.dim
         for start in range(0, len(positions), chunk_rows):
             pos = positions[start : start + chunk_rows]
             out = buffer[:, : len(pos)] if reuse else np.empty((len(arrays), len(pos), self.dim), dtype)
-            d = self.store.dim
             if self.second is None:
                 _read(arrays, self.first[pos], out)
             elif self.combine == "concat":

@@ -35,9 +35,9 @@ class LinearProbes:
         """Predicted classes [L, n, T] of every row."""
         probes = self.to(device) if device is not None else self
         out = np.empty((self.w.shape[0], rows.n, len(self.offsets) - 1), dtype=np.int64)
-        scratch = _C.Scratch()
+        scratch, converted = _C.Scratch(), torch.empty(0, dtype=torch.float32)
         for pos, xs in rows.chunks(chunk_rows, reuse=True):
-            xs = check_finite(xs, rows, pos)
+            xs = check_finite(xs, rows, pos, converted)
             xs = xs.to(device) if device is not None else xs
             out[:, pos] = _C.linear_predict(xs, probes.shift, probes.scale, probes.w, probes.b,
                                             probes.offsets, scratch).cpu().numpy()
