@@ -64,7 +64,8 @@ def _item(x) -> Item:
         labels = {"upos": x.upos, "xpos": x.xpos, "deprel": x.deprels, "head": x.heads}
         return Item((Segment.from_words(x.words),), labels)
     if isinstance(x, SentencePair):
-        return Item((Segment.from_text(x.premise), Segment.from_text(x.hypothesis)), label=x.label)
+        texts = (x.premise,) if x.hypothesis is None else (x.premise, x.hypothesis)
+        return Item(tuple(Segment.from_text(t) for t in texts), label=x.label)
     if isinstance(x, QAExample):
         return Item((Segment.from_text(x.question), Segment.from_text(x.context)))
     if isinstance(x, (tuple, list)) and len(x) == 2 and all(isinstance(s, str) for s in x):

@@ -1,5 +1,5 @@
-"""Sentence pairs for NLI-style tasks: GLUE-style TSV (a header row naming the columns)
-and JSONL, with the label set read from the data."""
+"""Labeled sentence pairs (NLI, RTE) or single sentences (SST-2): GLUE-style TSV (a
+header row naming the columns) and JSONL, with the label set read from the data."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from .errors import DataFormatError, read_utf8
 
-PREMISE_KEYS = ("premise", "sentence1")
+PREMISE_KEYS = ("premise", "sentence1", "sentence")  # "sentence": single sentences
 HYPOTHESIS_KEYS = ("hypothesis", "sentence2")
 LABEL_KEYS = ("label", "gold_label")
 NO_LABEL = ("", "-")  # pairs without a gold label (SNLI/MNLI use "-")
@@ -20,8 +20,10 @@ NO_LABEL = ("", "-")  # pairs without a gold label (SNLI/MNLI use "-")
 
 @dataclass(frozen=True)
 class SentencePair:
+    """A pair, or a single sentence (``hypothesis`` None)."""
+
     premise: str
-    hypothesis: str
+    hypothesis: str | None
     label: str | None = None
 
 
@@ -48,11 +50,12 @@ class PairData:
         return [index[p.label] for p in self.pairs]
 
 
-def _pick(keys: tuple[str, ...], available, path: str, what: str, line: int) -> str | None:
+def _pick(keys: tuple[str, ...], available, path: str, what: str, line: int,
+          required: bool = True) -> str | None:
     for key in keys:
         if key in available:
             return key
-    if what == "label":
+    if not required:
         return None
     raise DataFormatError(path, line, f"no {what} column: expected one of {keys}, found {sorted(available)}")
 
@@ -61,15 +64,16 @@ def _collect(rows: list[tuple[int, dict]], path: str) -> PairData:
     if not rows:
         return PairData([], (), 0)
     line, first = rows[0]
-    keys = (_pick(PREMISE_KEYS, first, path, "premise", line),
-            _pick(HYPOTHESIS_KEYS, first, path, "hypothesis", line))
+    premise_key = _pick(PREMISE_KEYS, first, path, "premise", line)
+    keys = (premise_key, _pick(HYPOTHESIS_KEYS, first, path, "hypothesis", line,
+                               required=premise_key != "sentence"))
     # The label key may be absent from some rows (JSONL): look for it in every row.
     label_key = next((k for _, row in rows for k in LABEL_KEYS if k in row), None)
     pairs, skipped = [], 0
     for line, row in rows:
-        premise, hypothesis = row.get(keys[0]), row.get(keys[1])
-        if not isinstance(premise, str) or not isinstance(hypothesis, str):
-            raise DataFormatError(path, line, f"missing {keys[0]!r} or {keys[1]!r} text")
+        premise, hypothesis = row.get(keys[0]), row.get(keys[1]) if keys[1] else None
+        if not isinstance(premise, str) or (keys[1] and not isinstance(hypothesis, str)):
+            raise DataFormatError(path, line, f"missing {' or '.join(repr(k) for k in keys if k)} text")
         label = row.get(label_key) if label_key else None
         if label_key and (label is None or str(label).strip() in NO_LABEL):
             skipped += 1
@@ -111,7 +115,8 @@ def read_pairs(path: str | os.PathLike) -> PairData:
     """Reads ``.tsv`` (GLUE style, with a header) or ``.jsonl`` sentence pairs.
 
     Columns/keys: premise or sentence1, hypothesis or sentence2, label or gold_label
-    (optional: unlabeled test files give label None). Pairs whose label is "-" are skipped.
+    (optional: unlabeled test files give label None); or, for single sentences, sentence
+    and label (the hypotheses are None). Pairs whose label is "-" are skipped.
     """
     path = os.fspath(path)
     if path.endswith((".jsonl", ".json")):

@@ -1,12 +1,15 @@
-"""Fine-tuning: ``finetune`` on the Hugging Face Trainer, and the layer surgery behind the
+"""Fine-tuning: ``finetune`` on the Hugging Face Trainer for sentence and pair
+classification, dependency parsing and extractive QA; the layer surgery behind the
 paper's ablations and the related papers' methods (freeze the bottom k layers,
 re-initialize the top k, revert layers to the base model's weights), with Adam whose bias
-correction can be turned off."""
+correction can be turned off; ``load_task_model`` and ``evaluate`` for saved models."""
 
 from .layers import freeze_bottom, reinit_top, revert_layers
+from .model import TaskModel, load_task_model
+from .norms import IsoBN
 from .optim import Adam
 from .options import FinetuneOptions
-from .run import FinetuneResult, finetune
+from .run import TASKS, FinetuneResult, evaluate, finetune
 
-__all__ = ["Adam", "FinetuneOptions", "FinetuneResult", "finetune", "freeze_bottom", "reinit_top",
-           "revert_layers"]
+__all__ = ["TASKS", "Adam", "FinetuneOptions", "FinetuneResult", "IsoBN", "TaskModel", "evaluate", "finetune",
+           "freeze_bottom", "load_task_model", "reinit_top", "revert_layers"]

@@ -7,17 +7,27 @@ import dataclasses
 from dataclasses import dataclass
 
 PRECISIONS = ("fp32", "bf16", "fp16")
+CLS_NORMS = ("layer", "batch", "l2")
+DECODERS = ("mst", "greedy")
 
 
 @dataclass(frozen=True)
 class FinetuneOptions:
-    """learning_rate, epochs (or max_steps, which wins), batch_size per device,
+    """learning_rate (head_learning_rate for the new head's weights: None, the same),
+    epochs (or max_steps, which wins), batch_size per device,
     warmup_ratio of the steps, weight_decay (not on biases and LayerNorms), seed,
     gradient_accumulation, max_length in tokens, eval_steps / save_steps (None: once per
     epoch), precision ("bf16" / "fp16" need a GPU), freeze_bottom / reinit_top layers,
-    adam_bias_correction (False: BERT's original Adam)."""
+    adam_bias_correction (False: BERT's original Adam).
+
+    Task options: cls_norm (None, "layer", "batch", "l2") and isobn for the [CLS]
+    classifiers ("sentence", "pair"); decode ("mst": the best tree with one root,
+    Chu-Liu/Edmonds; "greedy": each word's best head) for "parsing"; doc_stride (tokens
+    that consecutive windows of a long context share) and max_answer_length (tokens) for
+    "qa" (doc_stride at most half of max_length)."""
 
     learning_rate: float = 2e-5
+    head_learning_rate: float | None = None
     epochs: float = 3.0
     max_steps: int | None = None
     batch_size: int = 32
@@ -32,11 +42,18 @@ class FinetuneOptions:
     freeze_bottom: int = 0
     reinit_top: int = 0
     adam_bias_correction: bool = True
+    cls_norm: str | None = None
+    isobn: bool = False
+    decode: str = "mst"
+    doc_stride: int = 64
+    max_answer_length: int = 30
 
     def __post_init__(self) -> None:
         positive = {"learning_rate": self.learning_rate, "epochs": self.epochs, "batch_size": self.batch_size,
-                    "gradient_accumulation": self.gradient_accumulation, "max_length": self.max_length}
-        positive |= {k: v for k, v in (("max_steps", self.max_steps), ("eval_steps", self.eval_steps),
+                    "gradient_accumulation": self.gradient_accumulation, "max_length": self.max_length,
+                    "doc_stride": self.doc_stride, "max_answer_length": self.max_answer_length}
+        positive |= {k: v for k, v in (("head_learning_rate", self.head_learning_rate),
+                                       ("max_steps", self.max_steps), ("eval_steps", self.eval_steps),
                                        ("save_steps", self.save_steps)) if v is not None}
         for name, value in positive.items():
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
@@ -46,6 +63,11 @@ class FinetuneOptions:
                              f"{self.warmup_ratio!r} and {self.weight_decay!r}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if self.cls_norm is not None and self.cls_norm not in CLS_NORMS:
+            raise ValueError(f"cls_norm must be None or one of {CLS_NORMS}, got {self.cls_norm!r}")
+        if self.decode not in DECODERS:
+            raise ValueError(f"decode must be one of {DECODERS}, got {self.decode!r}")
+
 
     @classmethod
     def from_kwargs(cls, **options) -> FinetuneOptions:

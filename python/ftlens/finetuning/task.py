@@ -1,0 +1,89 @@
+"""What ``finetune`` asks of a task: checked data, a head, tokenized examples, a
+collator and the evaluation metrics. One subclass per task kind (classify, parse, qa)."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+
+import torch
+
+from .model import TaskModel
+from .options import FinetuneOptions
+
+
+class Task:
+    """``name`` as users pass it; ``metric``: the headline metric (``eval_<metric>``);
+    ``label_names``: the batch keys holding gold labels; ``own_options``: the options only
+    this task reads (others must keep their defaults); ``data``: what the data must be."""
+
+    name = ""
+    metric = ""
+    label_names: tuple[str, ...] = ("labels",)
+    own_options: tuple[str, ...] = ()
+    data = ""
+
+    def check(self, train, evaluation, opts: FinetuneOptions) -> dict:
+        """Validates the data and options; returns the head's options (JSON values)."""
+        raise NotImplementedError
+
+    def model(self, encoder: torch.nn.Module, head: dict) -> TaskModel:
+        raise NotImplementedError
+
+    def dataset(self, data, tokenizer, opts: FinetuneOptions, head: dict, train: bool):
+        raise NotImplementedError
+
+    def collator(self, tokenizer):
+        raise NotImplementedError
+
+    def metrics(self, eval_set, opts: FinetuneOptions):
+        """``compute_metrics`` for the Trainer: EvalPrediction -> {name: value}."""
+        raise NotImplementedError
+
+    def read(self, path):
+        """The task's data from a file (for the command line)."""
+        raise NotImplementedError
+
+    def check_options(self, opts: FinetuneOptions) -> None:
+        defaults = FinetuneOptions()
+        foreign = [f.name for f in dataclasses.fields(opts) if f.name in OPTION_TASKS
+                   and f.name not in self.own_options and getattr(opts, f.name) != getattr(defaults, f.name)]
+        if foreign:
+            which = "; ".join(f"{name} is for {OPTION_TASKS[name]}" for name in foreign)
+            raise ValueError(f"option(s) {foreign} do not apply to task {self.name!r} ({which}); leave "
+                             "them unset")
+
+    def check_list(self, role: str, data, kind: type) -> None:
+        if not isinstance(data, (list, tuple)) or not data or not all(isinstance(x, kind) for x in data):
+            raise TypeError(f"task {self.name!r} takes {role} data as a non-empty list of {kind.__name__} "
+                            f"({self.data})")
+
+
+# The options that belong to one kind of task, and which tasks read them.
+OPTION_TASKS = {"cls_norm": "sentence, pair", "isobn": "sentence, pair", "decode": "parsing",
+                "doc_stride": "qa", "max_answer_length": "qa"}
+
+
+def fingerprint(data) -> dict:
+    """The examples' count and a SHA-256 of their content: a finished run is reused only
+    for the same data."""
+    digest = hashlib.sha256()
+    for item in data:
+        record = dataclasses.asdict(item) if dataclasses.is_dataclass(item) else item
+        digest.update(json.dumps(record, sort_keys=True, default=str).encode())
+        digest.update(b"\n")
+    return {"examples": len(data), "sha256": digest.hexdigest()}
+
+
+class Encoded(torch.utils.data.Dataset):
+    """Tokenized examples: a list of feature dicts."""
+
+    def __init__(self, items: list[dict]):
+        self.items = items
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> dict:
+        return self.items[i]
