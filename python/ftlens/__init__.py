@@ -23,7 +23,7 @@ from . import data, finetuning, probes, registry, store
 from ._core import build_info
 from .capture_options import CaptureOptions
 from .compare import LayerComparison, compare_models
-from .finetuning import FinetuneResult, finetune
+from .finetuning import AblationResult, FinetuneResult, ablate, finetune
 from .models import load_model
 from .moments import LayerMoments, Moments
 from .probes import ProbeResult, probe
@@ -32,12 +32,14 @@ from .similarity import cca, cka, isotropy, procrustes, rsa
 __version__ = "0.1.0"
 
 __all__ = [
+    "AblationResult",
     "CaptureOptions",
     "FinetuneResult",
     "LayerComparison",
     "LayerMoments",
     "ProbeResult",
     "Moments",
+    "ablate",
     "build_info",
     "cca",
     "cka",

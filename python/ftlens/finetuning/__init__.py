@@ -4,6 +4,7 @@ paper's ablations and the related papers' methods (freeze the bottom k layers,
 re-initialize the top k, revert layers to the base model's weights), with Adam whose bias
 correction can be turned off; ``load_task_model`` and ``evaluate`` for saved models."""
 
+from .ablate import KINDS, AblationResult, ablate
 from .layers import freeze_bottom, reinit_top, revert_layers
 from .model import TaskModel, load_task_model
 from .norms import IsoBN
@@ -11,5 +12,6 @@ from .optim import Adam
 from .options import FinetuneOptions
 from .run import TASKS, FinetuneResult, evaluate, finetune
 
-__all__ = ["TASKS", "Adam", "FinetuneOptions", "FinetuneResult", "IsoBN", "TaskModel", "evaluate", "finetune",
-           "freeze_bottom", "load_task_model", "reinit_top", "revert_layers"]
+__all__ = ["KINDS", "TASKS", "AblationResult", "Adam", "FinetuneOptions", "FinetuneResult", "IsoBN",
+           "TaskModel", "ablate", "evaluate", "finetune", "freeze_bottom", "load_task_model", "reinit_top",
+           "revert_layers"]

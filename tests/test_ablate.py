@@ -1,0 +1,67 @@
+"""ftlens.ablate on the packaged MiniLM and generated pairs, a few steps per run: each
+sweep's table, JSON and plot; reverting no layer keeps the fine-tuned metric and reverting
+every layer gives back the base encoder's weights exactly."""
+
+import json
+
+import ftlens
+import pytest
+import torch
+from ftlens.data.generated import generate_pairs
+from ftlens.finetuning import evaluate, load_task_model, revert_layers
+
+FEW = dict(max_steps=4, batch_size=8, max_length=40, learning_rate=1e-4, progress=False)
+
+
+@pytest.fixture(scope="module")
+def pairs():
+    return generate_pairs(64, seed=0), generate_pairs(24, seed=1)
+
+
+def test_freeze_sweep_writes_table_and_plot_and_is_reused(pairs, tmp_path):
+    result = ftlens.ablate("freeze", "minilm", "pair", *pairs, tmp_path, ks=[0, 3], **FEW)
+    assert [row["k"] for row in result.rows] == [0, 3] and result.metric == "accuracy"
+    for row in result.rows:
+        assert row["value"] == row["metrics"]["eval_accuracy"]
+        options = json.loads((tmp_path / f"freeze-{row['k']}" / "options.json").read_text())["options"]
+        assert options["freeze_bottom"] == row["k"]
+    saved = json.loads((tmp_path / "ablation.json").read_text())
+    assert ftlens.AblationResult.from_dict(saved) == result
+    assert (tmp_path / "ablation.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    again = ftlens.ablate("freeze", "minilm", "pair", *pairs, tmp_path, ks=[0, 3], **FEW)
+    assert again.rows == result.rows
+    assert "freeze ablation" in result.table()
+
+
+def test_reinit_sweep_fine_tunes_with_the_top_layers_reinitialized(pairs, tmp_path):
+    result = ftlens.ablate("reinit", "minilm", "pair", *pairs, tmp_path, ks=[2], **FEW)
+    options = json.loads((tmp_path / "reinit-2" / "options.json").read_text())["options"]
+    assert options["reinit_top"] == 2 and len(result.rows) == 1
+
+
+def test_revert_keeps_the_metric_at_zero_and_gives_the_base_back_at_every_layer(pairs, tmp_path):
+    train, evaluation = pairs
+    result = ftlens.ablate("revert", "minilm", "pair", train, evaluation, tmp_path, ks=[0, 3, 6],
+                           side="below", **FEW)
+    tuned = json.loads((tmp_path / "finetuned" / "metrics.json").read_text())["final"]
+    assert result.rows[0]["value"] == tuned["eval_accuracy"]
+    assert result.rows[0]["metrics"]["eval_loss"] == pytest.approx(tuned["eval_loss"], rel=1e-6)
+
+    model = load_task_model(tmp_path / "finetuned" / "model")
+    base, tokenizer = ftlens.load_model("minilm", device="cpu")
+    revert_layers(model, base, 6, side="below")
+    for name, value in model.encoder.state_dict().items():
+        assert torch.equal(value, base.state_dict()[name]), name
+    head_only = evaluate(model, "pair", evaluation, tokenizer, **FEW)
+    assert result.rows[2]["metrics"]["eval_loss"] == pytest.approx(head_only["eval_loss"], rel=1e-6)
+
+
+def test_ablation_bad_input(pairs, tmp_path):
+    with pytest.raises(ValueError, match=r"unknown ablation 'prune'; the ablations are \('freeze', 'revert'"):
+        ftlens.ablate("prune", "minilm", "pair", *pairs, tmp_path)
+    with pytest.raises(ValueError, match=r"every k must be an integer in 0\.\.6 \(the model has 6 layers\)"):
+        ftlens.ablate("freeze", "minilm", "pair", *pairs, tmp_path, ks=[2, 7])
+    with pytest.raises(ValueError, match="is what the sweep sets for each k"):
+        ftlens.ablate("freeze", "minilm", "pair", *pairs, tmp_path, ks=[1], freeze_bottom=2)
+    with pytest.raises(FileNotFoundError, match="holds no finished ftlens.finetune run"):
+        ftlens.ablate("revert", "minilm", "pair", *pairs, tmp_path, ks=[1], finetuned=tmp_path)
