@@ -104,7 +104,8 @@ def _parse_block(block: list[tuple[int, str]], path: str) -> Sentence:
                 path, number, f"word id {token_id!r} out of sequence (expected {len(s.words) + 1})"
             )
         if not cols[6].isdigit():
-            raise DataFormatError(path, number, f"head {cols[6]!r} of word {token_id} is not a number")
+            raise DataFormatError(path, number, f"head {cols[6]!r} of word {token_id} is not a number (a "
+                                  "file without dependency trees cannot train a parser or tree probes)")
         s.words.append(cols[1])
         s.upos.append(cols[3])
         s.xpos.append(cols[4])
