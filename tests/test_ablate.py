@@ -65,3 +65,30 @@ def test_ablation_bad_input(pairs, tmp_path):
         ftlens.ablate("freeze", "minilm", "pair", *pairs, tmp_path, ks=[1], freeze_bottom=2)
     with pytest.raises(FileNotFoundError, match="holds no finished ftlens.finetune run"):
         ftlens.ablate("revert", "minilm", "pair", *pairs, tmp_path, ks=[1], finetuned=tmp_path)
+
+
+def write_pairs(path, pairs) -> None:
+    rows = ["sentence1\tsentence2\tlabel"] + [f"{p.premise}\t{p.hypothesis}\t{p.label}" for p in pairs]
+    path.write_text("\n".join(rows) + "\n")
+
+
+def test_command_line_finetune_and_ablate(pairs, tmp_path, capsys):
+    from ftlens.cli import main
+
+    train, evaluation = tmp_path / "train.tsv", tmp_path / "dev.tsv"
+    write_pairs(train, pairs[0])
+    write_pairs(evaluation, pairs[1])
+    flags = ["--max-steps", "2", "--batch-size", "8", "--max-length", "40", "--no-progress"]
+    assert main(["finetune", "minilm", "pair", str(train), str(evaluation), "--out", str(tmp_path / "run"),
+                 *flags, "--no-adam-bias-correction"]) == 0
+    assert "eval_accuracy" in capsys.readouterr().out
+    options = json.loads((tmp_path / "run" / "options.json").read_text())["options"]
+    assert options["max_steps"] == 2 and options["adam_bias_correction"] is False
+    sweep = tmp_path / "sweep"
+    assert main(["ablate", "revert", "minilm", "pair", str(train), str(evaluation), "--out", str(sweep),
+                 "--ks", "0", "6", "--finetuned", str(tmp_path / "run"), *flags]) == 0
+    assert "revert ablation" in capsys.readouterr().out
+    assert [row["k"] for row in json.loads((sweep / "ablation.json").read_text())["rows"]] == [0, 6]
+    with pytest.raises(SystemExit):
+        main(["finetune", "minilm", "parsing", str(train), str(evaluation), "--out", str(tmp_path / "bad")])
+    assert "expected 10 tab-separated columns" in capsys.readouterr().err

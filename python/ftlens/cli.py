@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import typing
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,6 +32,20 @@ def main(argv: list[str] | None = None) -> int:
     probe.add_argument("--out", help="write the result as JSON here")
     probe.add_argument("--plot", help="write the accuracy-by-layer plot (PNG) here")
     probe.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    tune = sub.add_parser("finetune", help="fine-tune a model on a task (parsing, pair, sentence, qa)")
+    _data_arguments(tune)
+    tune.add_argument("--out", required=True,
+                      help="run folder (reused when finished, resumed when interrupted)")
+    _option_arguments(tune)
+    ablation = sub.add_parser("ablate", help="a freeze / revert / reinit sweep over layer counts k")
+    ablation.add_argument("kind", choices=("freeze", "revert", "reinit"))
+    _data_arguments(ablation)
+    ablation.add_argument("--out", required=True, help="sweep folder (its runs are reused when rerun)")
+    ablation.add_argument("--ks", type=int, nargs="+", help="layer counts k (default: 0..L)")
+    ablation.add_argument("--side", choices=("above", "below"), default="above",
+                          help="revert: the layers above k (default) or up to k")
+    ablation.add_argument("--finetuned", help="revert: a finished fine-tuning run folder to revert")
+    _option_arguments(ablation)
     sub.add_parser("info", help="what the C++ core was built with")
     args = parser.parse_args(argv)
 
@@ -61,11 +77,67 @@ def main(argv: list[str] | None = None) -> int:
         if args.plot:
             result.plot(args.plot)
             print(f"plot written to {args.plot}")
+    elif args.command in ("finetune", "ablate"):
+        _tune(parser, args)
     elif args.command == "info":
         from . import build_info
 
         print(json.dumps(build_info(), indent=2))
     return 0
+
+
+def _data_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("base", help='base model: "minilm", a Hugging Face hub name or a folder')
+    parser.add_argument("task", choices=("parsing", "pair", "sentence", "qa"),
+                        help="parsing: CoNLL-U; pair / sentence: GLUE TSV or JSONL; qa: SQuAD v1.1 JSON")
+    parser.add_argument("train", help="training data file")
+    parser.add_argument("eval", help="evaluation data file")
+
+
+def _option_arguments(parser: argparse.ArgumentParser) -> None:
+    """One --flag per fine-tuning option (FinetuneOptions), defaulting to unset."""
+    from .finetuning import FinetuneOptions
+
+    group = parser.add_argument_group("fine-tuning options (ftlens.finetuning.FinetuneOptions)")
+    hints = typing.get_type_hints(FinetuneOptions)
+    for option in dataclasses.fields(FinetuneOptions):
+        flag = "--" + option.name.replace("_", "-")
+        kind = hints[option.name]
+        if kind is bool:
+            group.add_argument(flag, action=argparse.BooleanOptionalAction, default=None,
+                               help=f"(default: {option.default})")
+            continue
+        base = next((t for t in typing.get_args(kind) if t is not type(None)), kind)
+        group.add_argument(flag, type=base, default=None, metavar=base.__name__.upper(),
+                           help=f"(default: {option.default})")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+
+
+def _tune(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    from .finetuning import FinetuneOptions, ablate, finetune
+    from .finetuning.run import get_task
+
+    options = {f.name: getattr(args, f.name) for f in dataclasses.fields(FinetuneOptions)
+               if getattr(args, f.name) is not None}
+    task = get_task(args.task)
+    try:
+        train, evaluation = task.read(args.train), task.read(args.eval)
+        if args.command == "finetune":
+            result = finetune(args.base, args.task, train, evaluation, args.out,
+                              progress=not args.no_progress, **options)
+        else:
+            result = ablate(args.kind, args.base, args.task, train, evaluation, args.out, args.ks,
+                            side=args.side, finetuned=args.finetuned, progress=not args.no_progress,
+                            **options)
+    except (ValueError, TypeError, FileNotFoundError) as err:
+        parser.error(str(err))
+    if args.command == "finetune":
+        shown = {k: v for k, v in result.metrics.items() if k.startswith("eval_") and "per_second" not in k}
+        print(f"{'reused' if result.reused else 'finished'}: {result.model_dir}")
+        print(json.dumps(shown, indent=2))
+    else:
+        print(result.table())
+        print(f"table and plot in {args.out} (ablation.json, ablation.png)")
 
 
 if __name__ == "__main__":

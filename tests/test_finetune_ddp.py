@@ -1,0 +1,49 @@
+"""ftlens.finetune under torchrun: two gloo processes on the CPU train a few steps
+through the Trainer's DDP and end with the same weights."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import ftlens
+import torch
+
+RANK_SCRIPT = textwrap.dedent("""
+    import os, sys, torch, transformers, ftlens
+    from ftlens.data.generated import generate_pairs
+
+    out = sys.argv[1]
+    train = transformers.Trainer.train
+
+    def train_and_keep(self, *args, **kwargs):  # each rank's weights, as its Trainer ends
+        result = train(self, *args, **kwargs)
+        weights = self.accelerator.unwrap_model(self.model).state_dict()
+        torch.save(weights, os.path.join(out, "weights." + os.environ["RANK"]))
+        return result
+
+    transformers.Trainer.train = train_and_keep
+    ftlens.finetune("minilm", "pair", generate_pairs(64, seed=0), generate_pairs(16, seed=1),
+                    os.path.join(out, "run"), max_steps=3, batch_size=4, max_length=40, learning_rate=1e-4,
+                    progress=False)
+""")
+
+
+def test_two_gloo_processes_end_with_the_same_weights(tmp_path):
+    script = tmp_path / "rank.py"
+    script.write_text(RANK_SCRIPT)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
+                           "--standalone", str(script), str(tmp_path)], env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    first, second = (torch.load(tmp_path / f"weights.{rank}") for rank in (0, 1))
+    assert first.keys() == second.keys()
+    for name in first:
+        assert torch.equal(first[name], second[name]), name
+    base, _ = ftlens.load_model("minilm", device="cpu")
+    changed = [k for k, v in base.state_dict().items() if not torch.equal(first["encoder." + k], v)]
+    assert len(changed) > 90  # every trained weight moved (the unused pooler stays)
+    final = json.loads((tmp_path / "run" / "metrics.json").read_text())["final"]
+    assert final["step"] == 3 and final["epoch"] == 3 * 4 * 2 / 64  # two ranks, 4 pairs each per step
