@@ -45,6 +45,12 @@ def _check_finetune(ns: dict) -> None:
     result = ns["result"]
     assert 0 <= result.metrics["eval_accuracy"] <= 1 and (result.model_dir / "model.safetensors").exists()
     assert type(ns["tuned"]).__name__ == "BertModel"
+    assert 0 <= ns["parser"].metrics["eval_las"] <= ns["parser"].metrics["eval_uas"] <= 100
+
+
+def _check_ablation(ns: dict) -> None:
+    sweep = ns["sweep"]
+    assert [row["k"] for row in sweep.rows] == [0, 3, 6] and Path("runs/revert/ablation.png").exists()
 
 
 def _check_surgery(ns: dict) -> None:
@@ -59,7 +65,8 @@ def _check_surgery(ns: dict) -> None:
 
 CHECKS = {"## Quick start": _check_quick_start, "## Comparing two models": _check_comparison,
           "### Activation store": _check_store, "## Probes": _check_probes,
-          "## Fine-tuning": _check_finetune, "## Layer surgery": _check_surgery}
+          "## Fine-tuning": _check_finetune, "## Ablations": _check_ablation,
+          "## Layer surgery": _check_surgery}
 RUNNABLE = tuple(CHECKS)
 
 
