@@ -34,6 +34,8 @@ def squad_slices(data_dir):
 CASES = {
     "sentence": (lambda _: (negation(160, 0), negation(48, 1)),
                  dict(max_length=40, learning_rate=1e-4, isobn=True)),
+    "pair": (lambda _: (generate_pairs(160, seed=0), generate_pairs(48, seed=1)),
+             dict(max_length=40, learning_rate=1e-4, cls_norm="layer")),
     "parsing": (lambda _: (generate_sentences(160, seed=0), generate_sentences(40, seed=1)),
                 dict(max_length=64, learning_rate=1e-4, head_learning_rate=2e-3)),
     "qa": (squad_slices, dict(max_length=128, doc_stride=32, learning_rate=1e-4)),
@@ -47,7 +49,7 @@ def test_head_learns_and_reloads_to_the_same_predictions(task, data_dir, tmp_pat
     result = ftlens.finetune("minilm", task, train, evaluation, tmp_path, **FEW, **options)
     first, last = result.history[0], result.history[-1]
     assert last["eval_loss"] < first["eval_loss"]
-    metric = {"sentence": "eval_accuracy", "parsing": "eval_las", "qa": "eval_f1"}[task]
+    metric = "eval_" + ftlens.finetuning.TASKS[task].metric
     assert last[metric] >= first[metric]
     model = load_task_model(result.model_dir)
     tokenizer = ftlens.load_model(result.model_dir, device="cpu")[1]
