@@ -83,3 +83,11 @@ def test_freeze_bottom_leaves_embeddings_and_bottom_layers_as_they_were(pairs, t
             assert torch.equal(value, base_state[name]), name
     top = "encoder.layer.5.output.dense.weight"
     assert not torch.equal(tuned.state_dict()[top], base_state[top])
+
+
+def test_the_fine_tuned_folder_enters_compare_models_and_the_store_as_it_is(run, pairs, tmp_path):
+    sentences = [p.premise for p in pairs[1][:12]]
+    comparison = ftlens.compare_models("minilm", run.model_dir, sentences, progress=False)
+    assert comparison.cka.shape == (7,) and comparison.cka[-1] < 1.0 - 1e-6
+    store = ftlens.store.write(run.model_dir, sentences, tmp_path / "store", progress=False)
+    assert store.n_layers == 7 and store.n_rows == comparison.n_rows

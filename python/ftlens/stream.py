@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -37,13 +38,19 @@ class Chunk:
 
 
 def same_tokenizer(a, b) -> bool:
-    """True when two fast tokenizers split every text identically."""
+    """True when two fast tokenizers split every text identically (their truncation and
+    padding state, which a saved copy of a tokenizer need not keep, aside)."""
     if a is b:
         return True
     try:
-        return a.backend_tokenizer.to_str() == b.backend_tokenizer.to_str()
+        return _splitting(a) == _splitting(b)
     except AttributeError:
         return False
+
+
+def _splitting(tokenizer) -> dict:
+    described = json.loads(tokenizer.backend_tokenizer.to_str())
+    return {k: v for k, v in described.items() if k not in ("truncation", "padding")}
 
 
 def max_input_length(model, tokenizer) -> int:
