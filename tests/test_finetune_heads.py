@@ -83,11 +83,21 @@ def test_mst_finds_the_best_one_root_tree(n):
 
 
 def test_greedy_and_mst_decoding_on_a_padded_batch():
-    arc = torch.randn(2, 4, 5)
-    greedy = decode_batch(arc, torch.tensor([4, 2]), "greedy")
+    torch.manual_seed(0)
+    n_words = torch.tensor([5, 3])
+    arc = torch.randn(2, 5, 6) * 3
+    for b, n in enumerate(n_words.tolist()):  # masked as the parser masks: self-loops, padding
+        arc[b, torch.arange(5), torch.arange(5) + 1] = torch.finfo(arc.dtype).min
+        arc[b, :, n + 1 :] = torch.finfo(arc.dtype).min
+    greedy = decode_batch(arc, n_words, "greedy")
     assert torch.equal(greedy, arc.argmax(-1))
-    trees = decode_batch(arc, torch.tensor([4, 2]), "mst")
-    assert check_tree(trees[0].tolist()) is None and check_tree(trees[1, :2].tolist()) is None
+    trees = decode_batch(arc, n_words, "mst")
+    for b, n in enumerate(n_words.tolist()):
+        heads = trees[b, :n].numpy()
+        assert check_tree(heads.tolist()) is None
+        scores = torch.log_softmax(arc[b, :n, : n + 1].double(), -1).numpy()
+        best, _ = brute_force_tree(np.where(scores < -1e30, -np.inf, scores))
+        assert scores[np.arange(n), heads].sum() == pytest.approx(best, abs=1e-5)
 
 
 def test_attachment_scores_leave_out_punctuation_and_padding():

@@ -102,9 +102,9 @@ def mst(scores: np.ndarray) -> np.ndarray:
     n = len(scores)
     full = np.full((n + 1, n + 1), -np.inf)
     full[1:] = scores
+    np.fill_diagonal(full, -np.inf)  # self-loops: their masked scores must not set the penalty
     finite = full[np.isfinite(full)]
     full[1:, 0] -= (finite.max() - finite.min()) * (n + 1) + 1.0
-    np.fill_diagonal(full, -np.inf)
     return _chu_liu_edmonds(full)[1:]
 
 
