@@ -8,7 +8,8 @@ Data from $FTLENS_DATA_DIR: UD English EWT train -> dev (parsing); the MNLI trai
 subset -> dev_matched (nli); SQuAD v1.1 dev split by article, the first 80% of the
 articles for training and the rest for evaluation (qa: only dev is here). Each run is an
 ftlens.finetune run folder under OUT_DIR (rerun to resume); the wall time and final
-metrics are written to OUT_DIR/<task>.json.
+metrics are written to OUT_DIR/<task>.json. --reevaluate scores a finished run's saved
+model again with the code as it is now (ftlens.finetuning.evaluate).
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ def main() -> None:
     parser.add_argument("out", type=Path)
     parser.add_argument("--epochs", type=float)
     parser.add_argument("--max-steps", type=int)
+    parser.add_argument("--reevaluate", action="store_true")
     args = parser.parse_args()
     options = dict(SETTINGS[args.run])
     if args.epochs:
@@ -69,8 +71,19 @@ def main() -> None:
                "options": options,
                "wall_s": round(time.perf_counter() - start, 1), "reused": result.reused,
                "final": result.metrics, "history": result.history}
-    (args.out / f"{args.run}.json").write_text(json.dumps(summary, indent=2) + "\n")
-    print(json.dumps({k: summary[k] for k in ("run", "train", "eval", "wall_s", "final")}, indent=2))
+    if args.reevaluate:
+        import transformers
+        from ftlens.finetuning import evaluate, load_task_model
+
+        start = time.perf_counter()
+        tokenizer = transformers.AutoTokenizer.from_pretrained(result.model_dir)
+        model = load_task_model(result.model_dir)
+        summary["reevaluated"] = evaluate(model, task, evaluation, tokenizer, **options)
+        summary["reevaluated"]["wall_s"] = round(time.perf_counter() - start, 1)
+    keys = ("run", "train", "eval", "wall_s", "final") + (("reevaluated",) if args.reevaluate else ())
+    name = f"{args.run}-reevaluated" if args.reevaluate else args.run
+    (args.out / f"{name}.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print(json.dumps({k: summary[k] for k in keys}, indent=2))
 
 
 if __name__ == "__main__":
