@@ -91,3 +91,21 @@ def test_the_fine_tuned_folder_enters_compare_models_and_the_store_as_it_is(run,
     assert comparison.cka.shape == (7,) and comparison.cka[-1] < 1.0 - 1e-6
     store = ftlens.store.write(run.model_dir, sentences, tmp_path / "store", progress=False)
     assert store.n_layers == 7 and store.n_rows == comparison.n_rows
+
+
+def test_evaluate_scores_with_the_models_own_labels(run, pairs):
+    from ftlens.finetuning import evaluate
+
+    model = load_task_model(run.model_dir)
+    tokenizer = ftlens.load_model(run.model_dir, device="cpu")[1]
+    neutral = [p for p in pairs[1] if p.label == "neutral"]  # one label of three: its index must not shift
+    metrics = evaluate(model, "pair", neutral, tokenizer, max_length=40)
+    batch = tokenizer([p.premise for p in neutral], [p.hypothesis for p in neutral], padding=True,
+                      truncation=True, max_length=40, return_tensors="pt")
+    with torch.no_grad():
+        predicted = model(**batch)["logits"].argmax(-1)
+    labels = model.head_options["labels"]
+    right = sum(labels[i] == "neutral" for i in predicted)
+    assert metrics["eval_accuracy"] == pytest.approx(right / len(neutral))
+    with pytest.raises(ValueError, match=r"labels \['maybe'\] are not among the model's labels"):
+        evaluate(model, "pair", [ftlens.data.SentencePair("a", "b", "maybe")], tokenizer)

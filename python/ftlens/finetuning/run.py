@@ -125,8 +125,8 @@ def evaluate(model: TaskModel, task: str, data, tokenizer, *, progress: bool = F
     (``options``: those of the run, for max_length, batch_size and the task options)."""
     spec = get_task(task)
     opts = FinetuneOptions.from_kwargs(**options)
-    head = spec.check(data, data, opts)
-    eval_set = spec.dataset(data, tokenizer, opts, head, train=False)
+    spec.check(data, data, opts)  # the data's form; the labels are the model's own
+    eval_set = spec.dataset(data, tokenizer, opts, model.head_options, train=False)
     with tempfile.TemporaryDirectory() as scratch:
         return _trainer(model, spec, opts, Path(scratch), tokenizer, eval_set, progress).evaluate()
 

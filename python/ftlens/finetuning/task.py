@@ -65,6 +65,16 @@ OPTION_TASKS = {"cls_norm": "sentence, pair", "isobn": "sentence, pair", "decode
                 "doc_stride": "qa", "max_answer_length": "qa"}
 
 
+def label_ids(labels: list[str], values, what: str) -> list[int]:
+    """``values`` as indices into the head's ``labels``; labels the head lacks are refused."""
+    index = {name: i for i, name in enumerate(labels)}
+    unknown = sorted(set(values) - set(index))
+    if unknown:
+        raise ValueError(f"{what} {unknown} are not among the model's labels {labels}: it could not "
+                         "predict them")
+    return [index[v] for v in values]
+
+
 def fingerprint(data) -> dict:
     """The examples' count and a SHA-256 of their content: a finished run is reused only
     for the same data."""
