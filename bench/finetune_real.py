@@ -27,8 +27,8 @@ SETTINGS = {
     # Parsing: the biaffine head learns at 1e-3, the encoder at 5e-5; long sentences fit in 512 tokens.
     "parsing": dict(learning_rate=5e-5, head_learning_rate=1e-3, epochs=3, batch_size=32, max_length=512,
                     warmup_ratio=0.1),
-    "nli": dict(learning_rate=5e-5, epochs=3, batch_size=32, max_length=128),
-    "qa": dict(learning_rate=1e-4, epochs=2, batch_size=32, max_length=256, doc_stride=96,
+    "nli": dict(learning_rate=5e-5, epochs=1, batch_size=32, max_length=128),
+    "qa": dict(learning_rate=1e-4, epochs=1, batch_size=32, max_length=192, doc_stride=64,
                max_answer_length=30),
 }
 
