@@ -99,16 +99,13 @@ class QuestionAnswering(Task):
     def dataset(self, data, tokenizer, opts, head: dict, train: bool) -> Encoded:
         if not getattr(tokenizer, "is_fast", False):
             raise ValueError("qa needs a fast tokenizer (offset mappings); this model's tokenizer is slow")
-        right = tokenizer.padding_side == "right"
         features = tokenizer([e.question.lstrip() for e in data], [e.context for e in data],
-                             truncation="only_second" if right else "only_first",
-                             max_length=opts.max_length, stride=opts.doc_stride,
+                             truncation="only_second", max_length=opts.max_length, stride=opts.doc_stride,
                              return_overflowing_tokens=True, return_offsets_mapping=True)
         items, windows = [], []
         for i, offsets in enumerate(features["offset_mapping"]):
             example = data[features["overflow_to_sample_mapping"][i]]
-            context = 1 if right else 0
-            in_context = [s == context for s in features.sequence_ids(i)]
+            in_context = [s == 1 for s in features.sequence_ids(i)]  # the question is sequence 0
             item = {k: features[k][i] for k in features if k not in WINDOW_KEYS}
             answer = example.answers[0]
             first, last = answer.start, answer.start + len(answer.text)
