@@ -39,6 +39,8 @@ def _check_probes(ns: dict) -> None:
     assert result.accuracy.shape == (7, 4) and np.nanmax(result.accuracy[:, 0]) > 0.9
     assert np.all(np.isfinite(result.selectivity[:, 0])) and np.all(np.isfinite(result.root_accuracy[:, 3]))
     assert ftlens.ProbeResult.load("probe.json").tasks == ["upos", "edge:deprel", "arc", "depth"]
+    upos = result.accuracy[:, 0]
+    assert np.all(ns["low"][:, 0] <= upos) and np.all(upos <= ns["high"][:, 0])
 
 
 def _check_finetune(ns: dict) -> None:

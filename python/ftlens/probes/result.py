@@ -6,11 +6,13 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from ..intervals import wilson
 from ..results import JsonResult, listed, unlisted
 
 METRICS = ("accuracy", "macro_f1", "control_accuracy", "selectivity", "mdl_kbits", "mdl_compression",
            "uuas", "dspr", "root_accuracy", "nspr")
 MAIN_METRIC = {"distance": "uuas", "depth": "root_accuracy"}  # every other task: accuracy
+PROPORTIONS = ("accuracy", "control_accuracy")  # shares of the n_eval rows
 
 
 @dataclass
@@ -64,6 +66,16 @@ class ProbeResult(JsonResult):
             data["strength"] = unlisted(data["strength"])
         return cls(**data)
 
+    def interval(self, metric: str = "accuracy", level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+        """Wilson intervals (low, high), each [layers, tasks], of "accuracy" or
+        "control_accuracy" over each task's eval rows (``n_eval``)."""
+        if metric not in PROPORTIONS:
+            raise ValueError(f"intervals are for proportions {PROPORTIONS}, got {metric!r}")
+        if metric not in self.scores:
+            raise ValueError(f"this result has no {metric!r}; it has {sorted(self.scores)}")
+        n = np.array([self.n_eval.get(task, 0) for task in self.tasks], dtype=np.float64)
+        return wilson(self.scores[metric], n[None, :], level)
+
     def table(self, metric: str | None = None) -> str:
         """Layer x task text table of ``metric`` (default: each task's main metric, in %
         for the [0, 1] metrics), with selectivity in brackets where there are controls."""
@@ -83,8 +95,9 @@ class ProbeResult(JsonResult):
         return "\n".join("  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)) for row in lines)
 
     def plot(self, path=None, metric: str | None = None):
-        """Score by layer, one line per task (each task's main metric unless ``metric``);
-        returns the matplotlib Figure and writes it to ``path`` when given."""
+        """Score by layer, one line per task (each task's main metric unless ``metric``),
+        with 95% Wilson bands for proportions; returns the matplotlib Figure and writes it
+        to ``path`` when given."""
         import matplotlib
 
         matplotlib.use("Agg", force=False)
@@ -95,7 +108,10 @@ class ProbeResult(JsonResult):
         for j, task in enumerate(self.tasks):
             name = metric or self.main_metric(task)
             if name in self.scores:
-                axes.plot(x, self.scores[name][:, j], marker="o", label=f"{task} ({name})")
+                line, = axes.plot(x, self.scores[name][:, j], marker="o", label=f"{task} ({name})")
+                if name in PROPORTIONS and self.n_eval.get(task):
+                    low, high = self.interval(name)
+                    axes.fill_between(x, low[:, j], high[:, j], color=line.get_color(), alpha=0.2, lw=0)
         axes.set_xticks(x, self.layers, rotation=30)
         axes.set_xlabel("layer")
         axes.set_ylabel(metric or "score")
