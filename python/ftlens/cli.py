@@ -9,6 +9,8 @@ import typing
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .finetuning import KINDS
+
     parser = argparse.ArgumentParser(
         prog="ftlens", description="What fine-tuning does to a transformer encoder, layer by layer."
     )
@@ -38,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
                       help="run folder (reused when finished, resumed when interrupted)")
     _option_arguments(tune)
     ablation = sub.add_parser("ablate", help="a freeze / revert / reinit sweep over layer counts k")
-    ablation.add_argument("kind", choices=("freeze", "revert", "reinit"))
+    ablation.add_argument("kind", choices=KINDS)
     _data_arguments(ablation)
     ablation.add_argument("--out", required=True, help="sweep folder (its runs are reused when rerun)")
     ablation.add_argument("--ks", type=int, nargs="+", help="layer counts k (default: 0..L)")
@@ -87,8 +89,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _data_arguments(parser: argparse.ArgumentParser) -> None:
+    from .finetuning import TASKS
+
     parser.add_argument("base", help='base model: "minilm", a Hugging Face hub name or a folder')
-    parser.add_argument("task", choices=("parsing", "pair", "sentence", "qa"),
+    parser.add_argument("task", choices=sorted(TASKS),
                         help="parsing: CoNLL-U; pair / sentence: GLUE TSV or JSONL; qa: SQuAD v1.1 JSON")
     parser.add_argument("train", help="training data file")
     parser.add_argument("eval", help="evaluation data file")

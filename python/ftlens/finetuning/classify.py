@@ -9,7 +9,7 @@ from torch import nn
 from ..data.pairs import PairData, SentencePair, read_pairs
 from . import norms
 from .model import TaskModel
-from .task import Encoded, Task, label_ids
+from .task import Encoded, Task, label_index
 
 
 class Classifier(TaskModel):
@@ -69,11 +69,11 @@ class Classification(Task):
         return Classifier(encoder, dropout=encoder.config.hidden_dropout_prob, **head)
 
     def dataset(self, data, tokenizer, opts, head: dict, train: bool) -> Encoded:
-        ids = label_ids(head["labels"], [p.label for p in data], "labels")
+        index = label_index(head["labels"], {p.label for p in data}, "labels")
         second = [p.hypothesis for p in data] if self.pairs else None
         features = tokenizer([p.premise for p in data], second, truncation=True, max_length=opts.max_length)
-        return Encoded([{**{k: v[i] for k, v in features.items()}, "labels": label}
-                        for i, label in enumerate(ids)])
+        return Encoded([{**{k: v[i] for k, v in features.items()}, "labels": index[p.label]}
+                        for i, p in enumerate(data)])
 
     def collator(self, tokenizer):
         import transformers

@@ -58,7 +58,7 @@ def reinit_top(model: torch.nn.Module, k: int, seed: int = 0) -> None:
     _check_k(k, blocks, "reinit_top")
     if k == 0:
         return
-    initializer = getattr(model, "_init_weights", None)
+    initializer = getattr(encoder_of(model), "_init_weights", None)
     if initializer is None:
         raise ValueError(f"{type(model).__name__} has no _init_weights: reinit_top needs a Hugging Face "
                          "PreTrainedModel, whose initializer it reuses")

@@ -47,9 +47,6 @@ class TaskModel(nn.Module):
     def hidden_size(self) -> int:
         return self.encoder.config.hidden_size
 
-    def _init_weights(self, module: nn.Module) -> None:
-        self.encoder._init_weights(module)
-
     def init_linear(self, *layers: nn.Linear) -> None:
         """The encoder's initializer for new head layers: normal(0, initializer_range), zero bias."""
         std = getattr(self.encoder.config, "initializer_range", 0.02)

@@ -15,7 +15,7 @@ from torch import nn
 
 from ..data.conllu import Sentence, check_tree, read_conllu
 from .model import TaskModel
-from .task import Encoded, Task, label_ids
+from .task import Encoded, Task, label_index
 
 IGNORE = -100  # padding of word-level labels (the Trainer pads with it too)
 
@@ -197,8 +197,7 @@ class Parsing(Task):
     def dataset(self, data, tokenizer, opts, head: dict, train: bool) -> Encoded:
         if not getattr(tokenizer, "is_fast", False):
             raise ValueError("parsing needs a fast tokenizer (word_ids); this model's tokenizer is slow")
-        label_ids(head["labels"], {rel for s in data for rel in s.deprels}, "relations")
-        index = {name: i for i, name in enumerate(head["labels"])}
+        index = label_index(head["labels"], {rel for s in data for rel in s.deprels}, "relations")
         features = tokenizer([s.words for s in data], is_split_into_words=True, truncation=True,
                              max_length=opts.max_length)
         items, dropped = [], []

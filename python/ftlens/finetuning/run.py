@@ -20,7 +20,6 @@ from pathlib import Path
 import torch
 
 from .. import _io
-from ..capture import layer_blocks
 from ..models import resolve
 from .classify import PAIR, SENTENCE
 from .layers import freeze_bottom, reinit_top
@@ -98,8 +97,7 @@ def finetune(base, task: str, train, eval, out_dir, *, progress: bool = True,  #
     tokenizer = transformers.AutoTokenizer.from_pretrained(path)
     transformers.set_seed(opts.seed)  # the new head's initial weights too: a rerun is the same run
     model = spec.model(transformers.AutoModel.from_pretrained(path), head)
-    layer_blocks(model)  # a model whose layers cannot be found fails here, before any work
-    freeze_bottom(model, opts.freeze_bottom)
+    freeze_bottom(model, opts.freeze_bottom)  # a model whose layers cannot be found fails here
     reinit_top(model, opts.reinit_top, seed=opts.seed)
     train_set = spec.dataset(train, tokenizer, opts, head, train=True)
     eval_set = spec.dataset(eval, tokenizer, opts, head, train=False)

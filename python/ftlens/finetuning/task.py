@@ -65,14 +65,15 @@ OPTION_TASKS = {"cls_norm": "sentence, pair", "isobn": "sentence, pair", "decode
                 "doc_stride": "qa", "max_answer_length": "qa"}
 
 
-def label_ids(labels: list[str], values, what: str) -> list[int]:
-    """``values`` as indices into the head's ``labels``; labels the head lacks are refused."""
+def label_index(labels: list[str], values, what: str) -> dict[str, int]:
+    """Each of the head's ``labels`` -> its index, once every one of ``values`` is among
+    them (labels the head lacks are refused)."""
     index = {name: i for i, name in enumerate(labels)}
     unknown = sorted(set(values) - set(index))
     if unknown:
         raise ValueError(f"{what} {unknown} are not among the model's labels {labels}: it could not "
                          "predict them")
-    return [index[v] for v in values]
+    return index
 
 
 def fingerprint(data) -> dict:
