@@ -13,8 +13,8 @@ from . import registry
 from .align import as_items
 from .capture import layer_names
 from .capture_options import CaptureOptions, capture_options
+from .grouped import GroupedMoments
 from .models import as_model
-from .moments import LayerMoments
 from .results import JsonResult, listed, unlisted
 from .stream import ActivationStream
 
@@ -24,7 +24,11 @@ class LayerComparison(JsonResult):
     """Per-layer similarity of two models. Each measure asked for is an array [L]
     (pairs="diagonal": layer l vs layer l) or [L, L] (pairs="all": base layers on rows),
     read as ``result.cka``, ``result.rsa``, ... (None when not asked for); index 0 is the
-    embedding output. ``undefined`` lists the layers (pairs) left NaN per measure."""
+    embedding output. ``undefined`` lists the layers (pairs) left NaN per measure.
+
+    With ``ci`` (compare_models(..., ci=0.95)), ``intervals[name]`` is [2, ...] (low and
+    high bounds, the shape of the values) from a delete-a-group jackknife over
+    ``ci_groups`` contiguous groups of inputs; ``result.interval(name)`` reads it."""
 
     base: str
     finetuned: str
@@ -38,6 +42,17 @@ class LayerComparison(JsonResult):
     words_dropped: int = 0
     values: dict[str, np.ndarray] = field(default_factory=dict)  # measure name -> array
     undefined: dict[str, list] = field(default_factory=dict)  # measure -> pairs left NaN
+    ci: float | None = None  # the intervals' confidence level (None: no intervals)
+    ci_groups: int | None = None
+    intervals: dict[str, np.ndarray] = field(default_factory=dict)  # measure -> [2, ...] low, high
+
+    def interval(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """(low, high) bounds of a measure's values; needs compare_models(..., ci=level)."""
+        if name not in self.intervals:
+            asked = "has none: pass ci=0.95" if self.ci is None else f"has {tuple(self.intervals)}"
+            raise ValueError(f"no interval for {name!r}: this comparison {asked}")
+        low, high = self.intervals[name]
+        return low, high
 
     def __getattr__(self, name: str):
         if name in registry.MEASURES:
@@ -49,6 +64,7 @@ class LayerComparison(JsonResult):
         (undefined pairs) becomes None, so the JSON stays standard."""
         out = asdict(self)
         values = out.pop("values")
+        out["intervals"] = {name: listed(bounds) for name, bounds in self.intervals.items()}
         for name in registry.MEASURES:
             if name not in values:
                 out[name] = None
@@ -60,6 +76,7 @@ class LayerComparison(JsonResult):
     def from_dict(cls, data: dict) -> LayerComparison:
         data = dict(data)
         values = {}
+        data["intervals"] = {name: unlisted(b) for name, b in (data.get("intervals") or {}).items()}
         for name in registry.MEASURES:
             stored = data.pop(name, None)
             if stored is not None:
@@ -82,6 +99,8 @@ def compare_models(
     pairs: str = "diagonal",
     *,
     rdm: str = "correlation",
+    ci: float | None = None,
+    ci_groups: int = 20,
     capture: CaptureOptions | None = None,
     device: str | torch.device | None = None,
     progress: bool = True,
@@ -97,6 +116,11 @@ def compare_models(
             "cca", "svcca", "pwcca", "procrustes".
         pairs: "diagonal" (layer l vs layer l) or "all" (every layer pair).
         rdm: RDM type of "rsa": "correlation", "cosine", "inner" or "sqeuclidean".
+        ci: a confidence level (e.g. 0.95) for an interval around every value, from a
+            delete-a-group jackknife over ``ci_groups`` contiguous groups of inputs
+            (sentences, not tokens), in the same pass. It costs ci_groups accumulators of
+            memory and, at the end, about G log2 G merges and G + 1 evaluations of each
+            measure (bench/RESULTS.md).
         capture: which rows and how to run the models (CaptureOptions); keyword arguments
             override its fields: rows="words", word_pool, segment, batch_size, max_length,
             autocast.
@@ -109,8 +133,13 @@ def compare_models(
         raise ValueError(f"no measure asked for: choose from {tuple(registry.MEASURES)}")
     for name in measures:
         registry.get(name)  # unknown names fail before any model loads
+    if ci is not None and not 0 < ci < 1:
+        raise ValueError(f"ci is a confidence level in (0, 1) such as 0.95, got {ci!r}")
     options = capture_options(capture, **capture_overrides)
     items = as_items(data)  # bad data fails before any model loads
+    if ci is not None and not 2 <= ci_groups <= len(items):
+        raise ValueError(f"ci_groups must lie in [2, number of inputs = {len(items)}], got {ci_groups}: "
+                         "the jackknife leaves out one group of inputs at a time")
     pair_x, pair_y = as_model(base, device), as_model(finetuned, device)
     stream = ActivationStream([pair_x, pair_y], options, ordered=False, progress=progress)
     rows = options.rows
@@ -119,15 +148,16 @@ def compare_models(
             f"the models have {stream.layers[0]} and {stream.layers[1]} hidden states; "
             "compare_models needs two encoders of equal depth"
         )
-    moments = LayerMoments(stream.layers[0], stream.dims[0], stream.dims[1], pairs=pairs,
-                           rdms=(rdm,) if "rsa" in measures else ())
+    moments = GroupedMoments(ci_groups if ci is not None else 1, len(items), stream.layers[0], stream.dims[0],
+                             stream.dims[1], pairs=pairs, rdms=(rdm,) if "rsa" in measures else ())
     for chunk in stream(items):
-        moments.update(chunk.states[0], chunk.states[1])
+        moments.update(chunk.states[0], chunk.states[1], chunk.item)
     result = LayerComparison(
         base=_label(base), finetuned=_label(finetuned),
         layers=layer_names(stream.layers[0]),
         pairs=pairs, rows=rows, n_rows=moments.n, n_inputs=len(items), rdm=rdm,
         truncated=stream.truncated, words_dropped=stream.words_dropped,
+        ci=ci, ci_groups=ci_groups if ci is not None else None,
     )
     if stream.truncated:
         lost = f" ({stream.words_dropped} words lost)" if rows == "words" else ""
@@ -136,13 +166,12 @@ def compare_models(
             f"and were truncated{lost}; pass max_length= to change the limit",
             stacklevel=2,
         )
+    computed = moments.measures({name: {"rdm": rdm} for name in measures}, level=ci)
     for name in measures:
-        try:
-            values = moments.measure(name, undefined="nan", rdm=rdm)
-        except ValueError as err:  # the pass is done: keep the other measures
-            warnings.warn(f"{name} could not be computed: {err}", stacklevel=2)
-            n_layers = moments.n_layers
-            values = np.full((n_layers,) if pairs == "diagonal" else (n_layers, n_layers), np.nan)
+        values = computed[name]
+        if ci is not None:
+            values, low, high = values
+            result.intervals[name] = np.stack([low, high])
         result.values[name] = values
         bad = np.argwhere(np.isnan(values))
         if len(bad):
