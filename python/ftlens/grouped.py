@@ -10,7 +10,6 @@ and the interval costs G leave-one-out merges and G + 1 evaluations of each meas
 
 from __future__ import annotations
 
-import copy
 import warnings
 from collections.abc import Iterator
 
@@ -71,8 +70,8 @@ class GroupedMoments:
 
     def merged(self) -> LayerMoments:
         """The moments of every group, merged exactly."""
-        out = copy.deepcopy(self.groups[0])
-        for g in self.groups[1:]:
+        out = self.groups[0].empty_like()
+        for g in self.groups:
             out.merge(g)
         return out
 
@@ -87,9 +86,11 @@ class GroupedMoments:
                 return
             mid = (lo + hi) // 2
             for keep, (a, b) in (((mid, hi), (lo, mid)), ((lo, mid), (mid, hi))):
-                out = copy.deepcopy(complement) if complement is not None else None
+                out = self.groups[0].empty_like()
+                if complement is not None:
+                    out.merge(complement)
                 for g in range(*keep):
-                    out = copy.deepcopy(self.groups[g]) if out is None else out.merge(self.groups[g])
+                    out.merge(self.groups[g])
                 yield from walk(a, b, out)
 
         for g, group in enumerate(self.groups):
