@@ -88,10 +88,10 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
       .def("procrustes", locked(+[](MomentsCore& self, bool strict) { return ftlens::procrustes(self, strict); }),
            py::arg("strict") = true)
       .def("isotropy",
-           locked(+[](MomentsCore& self, const std::string& stream, int64_t top_k) {
-             return ftlens::isotropy(self, stream, top_k);
+           locked(+[](MomentsCore& self, const std::string& stream, int64_t top_k, bool strict) {
+             return ftlens::isotropy(self, stream, top_k, strict);
            }),
-           py::arg("stream"), py::arg("top_k"));
+           py::arg("stream"), py::arg("top_k"), py::arg("strict") = true);
 
   py::class_<RidgeCore>(m, "RidgeCore")
       .def(py::init<int64_t, int64_t, int64_t, int64_t>(), py::arg("n_layers"), py::arg("p"), py::arg("q"),

@@ -303,7 +303,7 @@ Tensor procrustes(const MomentsCore& m, bool strict) {
 }
 
 std::map<std::string, Tensor> isotropy(const MomentsCore& m, const std::string& stream,
-                                       int64_t top_k) {
+                                       int64_t top_k, bool strict) {
   if (stream != "x" && stream != "y") {
     throw std::invalid_argument("stream must be 'x' or 'y', got '" + stream + "'");
   }
@@ -317,7 +317,7 @@ std::map<std::string, Tensor> isotropy(const MomentsCore& m, const std::string& 
   const double n = static_cast<double>(m.n());
   const int64_t d = s.size(-1);
   const Tensor var = s.diagonal(0, 1, 2) / (n - 1);  // [L, d]
-  require_positive(layer_traces(s) / n - variance_floor(side.mean, s, n, m.eps()), name, "isotropy");
+  const Tensor ok = positive(layer_traces(s) / n - variance_floor(side.mean, s, n, m.eps()), name, "isotropy", strict);
   const int64_t zero = side.zero_rows.sum().item<int64_t>();
   if (zero > 0) {
     throw std::invalid_argument(std::string(name) + " has " + std::to_string(zero) +
@@ -353,6 +353,7 @@ std::map<std::string, Tensor> isotropy(const MomentsCore& m, const std::string& 
   const Tensor median = at::quantile(sd, 0.5, -1);
   out["dim_std_max_over_median"] = at::where(median > 0, sd.amax(-1) / median.clamp_min(1e-300),
                                              at::full_like(median, std::numeric_limits<double>::quiet_NaN()));
+  for (auto& [key, values] : out) values = undefined_as_nan(values, ok);  // constant layers (not strict)
   out["n_constant_dims"] = (d - live.sum(-1)).to(at::kDouble);
   return out;
 }

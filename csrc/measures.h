@@ -28,8 +28,9 @@ at::Tensor cca(const MomentsCore& m, const std::string& method, int64_t k, doubl
 // Orthogonal Procrustes distance between centered, unit-Frobenius-norm representations.
 at::Tensor procrustes(const MomentsCore& m, bool strict = true);
 
-// Isotropy diagnostics of one stream ("x" or "y"), one value per layer.
+// Isotropy diagnostics of one stream ("x" or "y"), one value per layer; a constant layer
+// raises when `strict`, else its values are NaN (n_constant_dims aside).
 std::map<std::string, at::Tensor> isotropy(const MomentsCore& m, const std::string& stream,
-                                           int64_t top_k);
+                                           int64_t top_k, bool strict = true);
 
 }  // namespace ftlens

@@ -45,6 +45,7 @@ class LayerComparison(JsonResult):
     ci: float | None = None  # the intervals' confidence level (None: no intervals)
     ci_groups: int | None = None
     intervals: dict[str, np.ndarray] = field(default_factory=dict)  # measure -> [2, ...] low, high
+    isotropy: dict[str, dict] | None = None  # "base"/"finetuned" -> key -> [L] (isotropy=True)
 
     def interval(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         """(low, high) bounds of a measure's values; needs compare_models(..., ci=level)."""
@@ -65,6 +66,9 @@ class LayerComparison(JsonResult):
         out = asdict(self)
         values = out.pop("values")
         out["intervals"] = {name: listed(bounds) for name, bounds in self.intervals.items()}
+        if self.isotropy is not None:
+            out["isotropy"] = {side: {k: listed(v) for k, v in diagnostics.items()}
+                               for side, diagnostics in self.isotropy.items()}
         for name in registry.MEASURES:
             if name not in values:
                 out[name] = None
@@ -77,6 +81,9 @@ class LayerComparison(JsonResult):
         data = dict(data)
         values = {}
         data["intervals"] = {name: unlisted(b) for name, b in (data.get("intervals") or {}).items()}
+        if data.get("isotropy") is not None:
+            data["isotropy"] = {side: {k: unlisted(v) for k, v in values.items()}
+                                for side, values in data["isotropy"].items()}
         for name in registry.MEASURES:
             stored = data.pop(name, None)
             if stored is not None:
@@ -101,6 +108,7 @@ def compare_models(
     rdm: str = "correlation",
     ci: float | None = None,
     ci_groups: int = 20,
+    isotropy: bool = False,
     capture: CaptureOptions | None = None,
     device: str | torch.device | None = None,
     progress: bool = True,
@@ -121,6 +129,8 @@ def compare_models(
             (sentences, not tokens), in the same pass. It costs ci_groups accumulators of
             memory and, at the end, about G log2 G merges and G + 1 evaluations of each
             measure (bench/RESULTS.md).
+        isotropy: also ``ftlens.isotropy``'s diagnostics of every layer of both models on
+            the same rows (``result.isotropy["base"]["mean_cosine"]``, ...); free.
         capture: which rows and how to run the models (CaptureOptions); keyword arguments
             override its fields: rows="words", word_pool, segment, batch_size, max_length,
             autocast.
@@ -166,6 +176,13 @@ def compare_models(
             f"and were truncated{lost}; pass max_length= to change the limit",
             stacklevel=2,
         )
+    if isotropy:
+        merged = moments.merged()
+        with warnings.catch_warnings():  # NaN where undefined, as for the measures below
+            warnings.simplefilter("ignore")
+            result.isotropy = {side: merged.isotropy(which, undefined="nan")
+                               for side, which in (("base", "x"), ("finetuned", "y"))}
+        del merged
     computed = moments.measures({name: {"rdm": rdm} for name in measures}, level=ci)
     for name in measures:
         values = computed[name]

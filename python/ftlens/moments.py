@@ -162,7 +162,8 @@ class LayerMoments:
     def empty_like(self) -> LayerMoments:
         """An accumulator of the same configuration with no rows (``empty_like().merge(m)``
         copies ``m`` far faster than ``copy.deepcopy``, which goes through the state dict)."""
-        other = copy.copy(self)
+        other = object.__new__(type(self))  # not copy.copy: that would go through the state dict
+        other.rdms, other.chunk_rows = self.rdms, self.chunk_rows
         other._core = _empty_core(self._config())
         return other
 
@@ -241,10 +242,12 @@ class LayerMoments:
         """Orthogonal Procrustes distance per pair (0 = same up to rotation), in [0, 2]."""
         return self.measure("procrustes", undefined=undefined)
 
-    def isotropy(self, which: str = "x", top_k: int = 10) -> dict[str, np.ndarray]:
+    def isotropy(self, which: str = "x", top_k: int = 10, *,
+                 undefined: str = "raise") -> dict[str, np.ndarray]:
         """Isotropy diagnostics of X's (or Y's) layers; one value per layer per key (see
-        ``ftlens.isotropy``)."""
-        values = self._core.isotropy(which, _inputs.positive_int(top_k, "top_k"))
+        ``ftlens.isotropy``). undefined="nan" gives NaN at constant layers (e.g. [CLS] at
+        the embeddings) instead of raising."""
+        values = self._core.isotropy(which, _inputs.positive_int(top_k, "top_k"), registry.strict(undefined))
         out = {key: v.cpu().numpy() for key, v in values.items()}
         warn_undefined_spread(out)
         out["top_k"] = np.full(self.n_layers, min(int(top_k), self.p if which == "x" else self.q))
@@ -291,8 +294,8 @@ class Moments(LayerMoments):
     def _shape(self, values: torch.Tensor) -> float:
         return float(values.reshape(-1)[0])
 
-    def isotropy(self, which: str = "x", top_k: int = 10) -> dict[str, float]:
-        values = super().isotropy(which, top_k)
+    def isotropy(self, which: str = "x", top_k: int = 10, *, undefined: str = "raise") -> dict[str, float]:
+        values = super().isotropy(which, top_k, undefined=undefined)
         out = {k: float(v[0]) for k, v in values.items()}
         out["n_constant_dims"], out["top_k"] = int(out["n_constant_dims"]), int(out["top_k"])
         return out

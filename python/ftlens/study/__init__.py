@@ -1,0 +1,7 @@
+"""Studies: ``ftlens run study.yaml`` (``run_study``) fine-tunes, compares, probes,
+ablates and reports, each stage cached in the run folder so that reruns resume."""
+
+from .config import StudyConfig, StudyConfigError, load_config, parse_config
+from .runner import run_study, stage_table
+
+__all__ = ["StudyConfig", "StudyConfigError", "load_config", "parse_config", "run_study", "stage_table"]

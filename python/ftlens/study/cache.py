@@ -1,0 +1,71 @@
+"""The run folder of a study: which study it holds, and each stage's result cached under a
+key of its inputs (config section, data and model fingerprints, package version)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from .. import __version__, _io
+
+IDENTITY = "study.json"
+
+
+def digest(value) -> str:
+    """SHA-256 of a JSON-able value (keys sorted)."""
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
+
+
+class RunFolder:
+    """A study's output folder. It refuses a folder that holds another study (another
+    name or base model); stages record their key and result in ``stages/<name>.json``,
+    written atomically once the stage is done, so a killed run loses at most the stage in
+    flight (and the stages that resume by themselves, fine-tuning and stores, not even
+    that).
+
+    log: called with one line per stage ("ran ..." / "reused ...")."""
+
+    def __init__(self, path, name: str, base: str, log: Callable[[str], None] = print) -> None:
+        self.path = _io.check_writable(path)
+        self.log = log
+        self.ran: list[dict] = []
+        identity = {"study": name, "base": base}
+        marker = self.path / IDENTITY
+        if marker.exists():
+            held = json.loads(marker.read_text(encoding="utf-8"))
+            if {k: held.get(k) for k in identity} != identity:
+                raise ValueError(
+                    f"{self.path} holds another study (name {held.get('study')!r}, "
+                    f"base {held.get('base')!r}; "
+                    f"this one: name {name!r}, base {base!r}): pass another output folder, or delete it to "
+                    "start over"
+                )
+        else:
+            _io.write_json(marker, identity)
+
+    def stage(self, name: str, inputs: dict, compute: Callable[[], dict]) -> dict:
+        """The result of stage ``name``: cached when its inputs are unchanged, else computed
+        (``compute() -> JSON-able dict``) and stored."""
+        key = digest({"stage": name, "inputs": inputs, "ftlens": __version__})
+        record_path = self.path / "stages" / f"{name.replace('/', '__')}.json"
+        if record_path.exists():
+            record = json.loads(record_path.read_text(encoding="utf-8"))
+            if record.get("key") == key:
+                self.log(f"reused  {name} (cached, {record['seconds']:.1f} s when it ran)")
+                self.ran.append({"stage": name, "status": "reused", "seconds": record["seconds"]})
+                return record["result"]
+        start = time.perf_counter()
+        result = compute()
+        seconds = time.perf_counter() - start
+        _io.write_json(
+            record_path, {"stage": name, "key": key, "inputs": inputs, "seconds": seconds, "result": result}
+        )
+        self.log(f"ran     {name} in {seconds:.1f} s")
+        self.ran.append({"stage": name, "status": "ran", "seconds": seconds})
+        return result
+
+    def folder(self, *parts: str) -> Path:
+        return self.path.joinpath(*parts)

@@ -1,0 +1,476 @@
+"""A study's YAML file, validated up front into dataclasses.
+
+Every error names the bad key, its path in the file (``compare.measures[1]``) and the
+valid choices. Data paths may use environment variables (``$FTLENS_DATA_DIR``) and are
+read relative to the YAML file's folder. The file's shape::
+
+    name: my-study                  # the run folder refuses another study's name
+    base: minilm                    # hub name, folder or "minilm"
+    out: study_out                  # run folder (``ftlens run --out`` overrides)
+    tasks:                          # what to fine-tune (or an already fine-tuned model)
+      nli: {task: pair, train: mnli.tsv, eval: dev.tsv, options: {epochs: 1}}
+      parsing: {task: parsing, checkpoint: runs/parsing/model}
+    evaluation:                     # sentences to compare base vs fine-tuned on
+      ewt: {data: ewt-dev.conllu, limit: 500, in_domain: [parsing]}
+    compare: {measures: [rsa, cka], ci: 0.95}
+    probes: {tasks: [upos, deprel], train: ewt-train.conllu, eval: {ewt: ewt-dev.conllu}}
+    ablations: [{kind: freeze, task: nli, ks: [0, 2, 4]}]
+    isotropy: {rows: [tokens, cls]}
+
+A data entry is a path, or a mapping: ``{path, format, limit}`` (format inferred from
+the suffix: .conllu, .tsv/.jsonl/.csv (pairs), .json (SQuAD), .txt) or ``{generated:
+sentences | pairs, n, seed}`` (the built-in corpus).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .. import registry
+from ..align import ROWS
+from ..finetuning.ablate import KINDS as ABLATIONS
+from ..finetuning.options import FinetuneOptions
+from ..finetuning.run import TASKS
+from ..moments import PAIRS
+from ..probes.api import KINDS as PROBE_KINDS
+
+FORMATS = ("conllu", "pairs", "squad", "text")
+SUFFIX_FORMATS = {
+    ".conllu": "conllu",
+    ".tsv": "pairs",
+    ".jsonl": "pairs",
+    ".csv": "pairs",
+    ".json": "squad",
+    ".txt": "text",
+}
+GENERATED = ("sentences", "pairs")
+
+
+class StudyConfigError(ValueError):
+    """A study file that cannot run, with where in the file and what would fit."""
+
+    def __init__(self, source: str, where: str, problem: str) -> None:
+        self.where = where
+        super().__init__(f"{source}: {where}: {problem}" if where else f"{source}: {problem}")
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """Where examples come from: a file (``path``, ``format``, first ``limit``) or the
+    built-in generated corpus (``generated`` = "sentences" | "pairs", ``n``, ``seed``)."""
+
+    path: str | None = None
+    format: str | None = None
+    limit: int | None = None
+    generated: str | None = None
+    n: int = 300
+    seed: int = 0
+
+    def describe(self) -> dict:
+        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """One fine-tuning task: its kind (``ftlens.finetuning.TASKS``), data and options,
+    or a ``checkpoint`` folder (a finished run's model/) used as is."""
+
+    name: str
+    task: str
+    train: DataSpec | None = None
+    eval: DataSpec | None = None
+    options: dict = field(default_factory=dict)
+    checkpoint: str | None = None
+
+
+@dataclass(frozen=True)
+class EvalSet:
+    """Sentences to compare on; in-domain for the tasks named, out-of-domain for the rest."""
+
+    name: str
+    data: DataSpec
+    in_domain: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class CompareSpec:
+    """compare_models' settings; ``heatmaps`` adds a layer x layer CKA pass per task on its
+    first in-domain set."""
+
+    measures: tuple[str, ...] = ("rsa",)
+    pairs: str = "diagonal"
+    rdm: str = "correlation"
+    rows: str = "tokens"
+    ci: float | None = 0.95
+    ci_groups: int = 20
+    batch_size: int = 32
+    max_length: int | None = None
+    heatmaps: bool = True
+
+
+@dataclass(frozen=True)
+class ProbeSpec:
+    """Probes of every layer of the base and each fine-tuned model: stores of ``train``
+    and of each ``eval`` set (name -> data), ``in_domain`` naming the in-domain ones."""
+
+    train: DataSpec
+    eval: dict[str, DataSpec]
+    tasks: tuple[str, ...] = ("upos", "deprel")
+    in_domain: tuple[str, ...] = ()
+    kind: str = "logistic"
+    control: bool = True
+    rows: str = "words"
+    dtype: str = "float16"
+    options: dict = field(default_factory=dict)  # more ``ftlens.probe`` keywords
+
+
+@dataclass(frozen=True)
+class AblationSpec:
+    kind: str
+    task: str
+    ks: tuple[int, ...] | None = None
+    side: str = "above"
+    options: dict = field(default_factory=dict)  # fine-tuning options over the task's own
+
+
+@dataclass(frozen=True)
+class IsotropySpec:
+    rows: tuple[str, ...] = ("tokens", "cls")
+    top_k: int = 10
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    name: str
+    base: str
+    out: str
+    tasks: tuple[TaskSpec, ...]
+    evaluation: tuple[EvalSet, ...]
+    compare: CompareSpec = CompareSpec()
+    probes: ProbeSpec | None = None
+    ablations: tuple[AblationSpec, ...] = ()
+    isotropy: IsotropySpec | None = IsotropySpec()
+    source: str = "<study>"
+    raw: dict = field(default_factory=dict, compare=False)  # the file as read, for results.json
+
+    def task(self, name: str) -> TaskSpec:
+        return next(t for t in self.tasks if t.name == name)
+
+
+# -- reading ---------------------------------------------------------------------------
+class _Reader:
+    """Walks the YAML mapping with the path of each value, for the messages."""
+
+    def __init__(self, source: str, folder: Path) -> None:
+        self.source, self.folder = source, folder
+
+    def fail(self, where: str, problem: str):
+        raise StudyConfigError(self.source, where, problem)
+
+    def mapping(self, value, where: str, allowed, required=()) -> dict:
+        if not isinstance(value, dict):
+            self.fail(where, f"expected a mapping with keys {sorted(allowed)}, got {_kind(value)}")
+        for key in value:
+            if key not in allowed:
+                close = difflib.get_close_matches(str(key), allowed, n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                self.fail(_join(where, key), f"unknown key{hint}; valid keys: {sorted(allowed)}")
+        for key in required:
+            if key not in value:
+                self.fail(_join(where, key), "missing (required)")
+        return value
+
+    def choice(self, value, where: str, choices) -> str:
+        if value not in choices:
+            close = difflib.get_close_matches(str(value), [str(c) for c in choices], n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            self.fail(where, f"{value!r} is not valid{hint}; choose from {list(choices)}")
+        return value
+
+    def choices(self, value, where: str, choices) -> tuple:
+        values = [value] if isinstance(value, str) else self.listed(value, where)
+        return tuple(self.choice(v, f"{where}[{i}]", choices) for i, v in enumerate(values))
+
+    def listed(self, value, where: str) -> list:
+        if not isinstance(value, list):
+            self.fail(where, f"expected a list, got {_kind(value)}")
+        return value
+
+    def typed(self, value, where: str, kind, positive: bool = False):
+        ok = isinstance(value, kind) and not (isinstance(value, bool) and kind is not bool)
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            ok, value = True, float(value)
+        if not ok:
+            self.fail(where, f"expected {kind.__name__}, got {_kind(value)}")
+        if positive and value <= 0:
+            self.fail(where, f"must be positive, got {value!r}")
+        return value
+
+    def path(self, value, where: str, must_exist: bool = True) -> str:
+        text = self.typed(value, where, str)
+        missing = [m for m in re.findall(r"\$\{?(\w+)\}?", text) if m not in os.environ]
+        if missing:
+            self.fail(
+                where,
+                f"{text!r} uses ${missing[0]}, which is not set: set it (e.g. "
+                f"export {missing[0]}=...) or write the path out",
+            )
+        path = Path(os.path.expanduser(os.path.expandvars(text)))
+        path = path if path.is_absolute() else self.folder / path
+        if must_exist and not path.exists():
+            self.fail(
+                where,
+                f"{str(path)!r} does not exist: check the path (relative paths are read "
+                "from the study file's folder)",
+            )
+        return str(path)
+
+    def data(self, value, where: str) -> DataSpec:
+        if isinstance(value, str):
+            value = {"path": value}
+        spec = self.mapping(value, where, ("path", "format", "limit", "generated", "n", "seed"))
+        if ("path" in spec) == ("generated" in spec):
+            self.fail(
+                where, "give either path (a file) or generated (sentences | pairs), not both or neither"
+            )
+        if "generated" in spec:
+            return DataSpec(
+                generated=self.choice(spec["generated"], _join(where, "generated"), GENERATED),
+                n=self.typed(spec.get("n", 300), _join(where, "n"), int, positive=True),
+                seed=self.typed(spec.get("seed", 0), _join(where, "seed"), int),
+            )
+        path = self.path(spec["path"], _join(where, "path"))
+        fmt = spec.get("format")
+        if fmt is None:
+            fmt = SUFFIX_FORMATS.get(Path(path).suffix)
+            if fmt is None:
+                self.fail(
+                    _join(where, "format"),
+                    f"cannot tell the format of {Path(path).name!r} from its "
+                    f"suffix: give format, one of {list(FORMATS)}",
+                )
+        limit = spec.get("limit")
+        return DataSpec(
+            path=path,
+            format=self.choice(fmt, _join(where, "format"), FORMATS),
+            limit=None if limit is None else self.typed(limit, _join(where, "limit"), int, True),
+        )
+
+    def options(self, value, where: str) -> dict:
+        options = self.mapping(value or {}, where, [f.name for f in dataclasses.fields(FinetuneOptions)])
+        try:
+            FinetuneOptions.from_kwargs(**options)
+        except (TypeError, ValueError) as err:
+            self.fail(where, str(err))
+        return dict(options)
+
+
+def _join(where: str, key) -> str:
+    return f"{where}.{key}" if where else str(key)
+
+
+def _kind(value) -> str:
+    return "nothing" if value is None else f"{type(value).__name__} {value!r}"[:80]
+
+
+TOP_KEYS = ("name", "base", "out", "tasks", "evaluation", "compare", "probes", "ablations", "isotropy")
+
+
+def load_config(path: str | os.PathLike) -> StudyConfig:
+    """Reads and validates a study file."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"study file {str(path)!r} does not exist")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        raise StudyConfigError(str(path), "", f"not valid YAML: {err}") from None
+    return parse_config(raw, source=str(path), folder=path.resolve().parent)
+
+
+def parse_config(raw: Any, source: str = "<study>", folder: str | os.PathLike = ".") -> StudyConfig:
+    """Validates a study given as a mapping (as the YAML file reads)."""
+    r = _Reader(source, Path(folder))
+    top = r.mapping(raw, "", TOP_KEYS, required=("name", "base", "tasks", "evaluation"))
+    tasks = _tasks(r, top["tasks"])
+    names = [t.name for t in tasks]
+    evaluation = []
+    for name, entry in r.mapping(top["evaluation"], "evaluation", _AnyKey()).items():
+        where = f"evaluation.{name}"
+        entry = r.mapping(entry, where, ("data", "in_domain"), required=("data",))
+        evaluation.append(
+            EvalSet(
+                str(name),
+                r.data(entry["data"], f"{where}.data"),
+                r.choices(entry.get("in_domain", []), f"{where}.in_domain", names),
+            )
+        )
+    if not evaluation:
+        r.fail("evaluation", "no evaluation set: add at least one")
+    compare = _compare(r, top.get("compare") or {})
+    probes = _probes(r, top["probes"]) if top.get("probes") else None
+    ablations = tuple(
+        _ablation(r, a, f"ablations[{i}]", names)
+        for i, a in enumerate(r.listed(top.get("ablations") or [], "ablations"))
+    )
+    for i, a in enumerate(ablations):
+        task = next(t for t in tasks if t.name == a.task)
+        if task.train is None:
+            r.fail(
+                f"ablations[{i}].task",
+                f"task {a.task!r} has no train data (a checkpoint cannot be ablated): give it train and eval",
+            )
+    isotropy = top.get("isotropy", {})
+    return StudyConfig(
+        name=r.typed(top["name"], "name", str),
+        base=r.typed(top["base"], "base", str),
+        out=r.path(top.get("out", f"{top['name']}_out"), "out", must_exist=False),
+        tasks=tasks,
+        evaluation=tuple(evaluation),
+        compare=compare,
+        probes=probes,
+        ablations=ablations,
+        isotropy=None if isotropy is False or isotropy is None else _isotropy(r, isotropy),
+        source=source,
+        raw=raw,
+    )
+
+
+class _AnyKey(tuple):
+    """Allowed keys of a mapping whose keys the user names (tasks, evaluation sets)."""
+
+    def __contains__(self, key) -> bool:
+        return isinstance(key, str) and bool(re.fullmatch(r"[A-Za-z0-9_.-]+", key))
+
+    def __iter__(self):
+        return iter(["<a name of letters, digits, '_', '.', '-'>"])
+
+
+def _tasks(r: _Reader, value) -> tuple[TaskSpec, ...]:
+    out = []
+    for name, entry in r.mapping(value, "tasks", _AnyKey()).items():
+        where = f"tasks.{name}"
+        entry = r.mapping(
+            entry, where, ("task", "train", "eval", "options", "checkpoint"), required=("task",)
+        )
+        kind = r.choice(entry["task"], f"{where}.task", sorted(TASKS))
+        if "checkpoint" in entry:
+            if "train" in entry or "options" in entry:
+                r.fail(where, "a checkpoint is used as is: leave out train and options (or the checkpoint)")
+            checkpoint = r.path(entry["checkpoint"], f"{where}.checkpoint")
+            out.append(
+                TaskSpec(
+                    str(name),
+                    kind,
+                    checkpoint=checkpoint,
+                    eval=r.data(entry["eval"], f"{where}.eval") if "eval" in entry else None,
+                )
+            )
+            continue
+        for key in ("train", "eval"):
+            if key not in entry:
+                r.fail(f"{where}.{key}", "missing: a task needs train and eval data (or a checkpoint)")
+        out.append(
+            TaskSpec(
+                str(name),
+                kind,
+                r.data(entry["train"], f"{where}.train"),
+                r.data(entry["eval"], f"{where}.eval"),
+                r.options(entry.get("options"), f"{where}.options"),
+            )
+        )
+    if not out:
+        r.fail("tasks", "no task: add at least one")
+    return tuple(out)
+
+
+def _compare(r: _Reader, value) -> CompareSpec:
+    spec = r.mapping(value, "compare", [f.name for f in dataclasses.fields(CompareSpec)])
+    defaults = CompareSpec()
+    ci = spec.get("ci", defaults.ci)
+    if ci is not None and not (isinstance(ci, float) and 0 < ci < 1):
+        r.fail("compare.ci", f"a confidence level in (0, 1) such as 0.95, or null for none; got {ci!r}")
+    max_length = spec.get("max_length")
+    return CompareSpec(
+        measures=r.choices(
+            spec.get("measures", defaults.measures), "compare.measures", list(registry.MEASURES)
+        ),
+        pairs=r.choice(spec.get("pairs", defaults.pairs), "compare.pairs", PAIRS),
+        rdm=r.choice(spec.get("rdm", defaults.rdm), "compare.rdm", registry.RDMS),
+        rows=r.choice(spec.get("rows", defaults.rows), "compare.rows", ROWS),
+        ci=ci,
+        ci_groups=r.typed(spec.get("ci_groups", defaults.ci_groups), "compare.ci_groups", int, True),
+        batch_size=r.typed(spec.get("batch_size", defaults.batch_size), "compare.batch_size", int, True),
+        max_length=None if max_length is None else r.typed(max_length, "compare.max_length", int, True),
+        heatmaps=r.typed(spec.get("heatmaps", defaults.heatmaps), "compare.heatmaps", bool),
+    )
+
+
+def _probes(r: _Reader, value) -> ProbeSpec:
+    keys = [f.name for f in dataclasses.fields(ProbeSpec)]
+    spec = r.mapping(value, "probes", keys, required=("train", "eval"))
+    sets = {
+        str(name): r.data(data, f"probes.eval.{name}")
+        for name, data in r.mapping(spec["eval"], "probes.eval", _AnyKey()).items()
+    }
+    if not sets:
+        r.fail("probes.eval", "no probe eval set: add at least one")
+    tasks = spec.get("tasks", ["upos", "deprel"])
+    return ProbeSpec(
+        train=r.data(spec["train"], "probes.train"),
+        eval=sets,
+        tasks=tuple(
+            r.typed(t, f"probes.tasks[{i}]", str) for i, t in enumerate(r.listed(tasks, "probes.tasks"))
+        ),
+        in_domain=r.choices(spec.get("in_domain", []), "probes.in_domain", list(sets)),
+        kind=r.choice(spec.get("kind", "logistic"), "probes.kind", PROBE_KINDS),
+        control=r.typed(spec.get("control", True), "probes.control", bool),
+        rows=r.choice(spec.get("rows", "words"), "probes.rows", ROWS),
+        dtype=r.choice(spec.get("dtype", "float16"), "probes.dtype", ("float16", "float32")),
+        options=dict(r.mapping(spec.get("options") or {}, "probes.options", _PROBE_OPTIONS)),
+    )
+
+
+_PROBE_OPTIONS = (
+    "layers",
+    "mdl",
+    "l2",
+    "folds",
+    "edge_features",
+    "rank",
+    "epochs",
+    "max_passes",
+    "tol",
+    "seed",
+    "chunk_rows",
+)
+
+
+def _ablation(r: _Reader, value, where: str, tasks: list[str]) -> AblationSpec:
+    spec = r.mapping(value, where, ("kind", "task", "ks", "side", "options"), required=("kind", "task"))
+    ks = spec.get("ks")
+    if ks is not None:
+        ks = tuple(r.typed(k, f"{where}.ks[{i}]", int) for i, k in enumerate(r.listed(ks, f"{where}.ks")))
+    return AblationSpec(
+        kind=r.choice(spec["kind"], f"{where}.kind", ABLATIONS),
+        task=r.choice(spec["task"], f"{where}.task", tasks),
+        ks=ks,
+        side=r.choice(spec.get("side", "above"), f"{where}.side", ("above", "below")),
+        options=r.options(spec.get("options"), f"{where}.options"),
+    )
+
+
+def _isotropy(r: _Reader, value) -> IsotropySpec:
+    spec = r.mapping(value, "isotropy", ("rows", "top_k"))
+    return IsotropySpec(
+        rows=r.choices(spec.get("rows", ["tokens", "cls"]), "isotropy.rows", ROWS),
+        top_k=r.typed(spec.get("top_k", 10), "isotropy.top_k", int, True),
+    )

@@ -1,0 +1,366 @@
+"""``run_study``: fine-tune -> compare -> layer detail (CKA heatmaps, isotropy) -> stores +
+probes -> ablations -> results.json -> report, each stage cached in the run folder."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import platform
+import time
+from collections.abc import Callable
+
+import torch
+
+from .. import __version__, _io
+from ..compare import compare_models
+from ..finetuning import ablate, finetune
+from ..finetuning.run import get_task
+from ..models import resolve
+from .cache import RunFolder
+from .config import StudyConfig, StudyConfigError, TaskSpec, load_config
+from .inputs import Examples, model_fingerprint
+
+BASE = "base"  # the base model's name among the study's models
+
+
+def run_study(
+    study: str | os.PathLike | StudyConfig,
+    out: str | os.PathLike | None = None,
+    *,
+    progress: bool = True,
+    report: bool = True,
+    log: Callable[[str], None] = print,
+) -> dict:
+    """Runs (or resumes) a study; returns the results (also ``out/results.json``) and, with
+    ``report``, writes the report (``out/report.html`` and its PNGs) as well.
+
+    study: a study YAML file or a ``StudyConfig``; out: the run folder (default: the
+    file's ``out``). A rerun reuses every finished stage whose inputs are unchanged."""
+    config = study if isinstance(study, StudyConfig) else load_config(study)
+    with _quiet_transformers():
+        return _run(config, out, progress, report, log)
+
+
+@contextlib.contextmanager
+def _quiet_transformers():
+    """No Hugging Face bars for each model loaded or saved: the stages show their own."""
+    from transformers.utils import logging as hf_logging
+
+    enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if enabled:
+            hf_logging.enable_progress_bar()
+
+
+def _run(config: StudyConfig, out, progress: bool, report: bool, log: Callable[[str], None]) -> dict:
+    start = time.perf_counter()
+    run = RunFolder(out or config.out, config.name, config.base, log=log)
+    log(f"study {config.name!r} -> {run.path}")
+    examples = Examples()
+    models = {BASE: {"path": config.base, "fingerprint": model_fingerprint(config.base)}}
+    tasks = {}
+    for spec in config.tasks:
+        tasks[spec.name] = _finetune_stage(run, config, spec, examples, models[BASE], progress)
+        models[spec.name] = {
+            "path": tasks[spec.name]["model_dir"],
+            "fingerprint": tasks[spec.name]["fingerprint"],
+        }
+    results = {
+        "study": config.name,
+        "config": config.raw,
+        "source": config.source,
+        "versions": versions(),
+        "base": config.base,
+        "tasks": tasks,
+        "evaluation": {
+            e.name: {
+                "in_domain": list(e.in_domain),
+                "data": e.data.describe(),
+                "examples": examples.fingerprint(e.data)["examples"],
+            }
+            for e in config.evaluation
+        },
+        "compare": _compare_stages(run, config, examples, models, progress),
+        "detail": _detail_stages(run, config, examples, models, progress),
+        "probes": _probe_stages(run, config, examples, models, progress) if config.probes else None,
+        "ablations": [_ablation_stage(run, config, a, examples, models, progress) for a in config.ablations],
+    }
+    results["stages"] = run.ran
+    results["seconds"] = time.perf_counter() - start
+    _io.write_json(run.path / "results.json", results)
+    if report:
+        from ..report import build_report
+
+        page = build_report(run.path)
+        log(f"report: {page}")
+    return results
+
+
+def versions() -> dict:
+    import numpy
+    import transformers
+
+    return {
+        "ftlens": __version__,
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "numpy": numpy.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def _finetune_stage(
+    run: RunFolder, config: StudyConfig, spec: TaskSpec, examples: Examples, base: dict, progress: bool
+) -> dict:
+    metric = get_task(spec.task).metric
+    if spec.checkpoint is not None:
+        _check_architecture(config, spec)
+        inputs = {"checkpoint": spec.checkpoint, "fingerprint": model_fingerprint(spec.checkpoint)}
+        return run.stage(
+            f"checkpoint/{spec.name}",
+            inputs,
+            lambda: {
+                "task": spec.task,
+                "metric": metric,
+                "model_dir": spec.checkpoint,
+                "metrics": {},
+                "fingerprint": inputs["fingerprint"],
+                "trained": False,
+            },
+        )
+    inputs = {
+        "task": spec.task,
+        "options": spec.options,
+        "base": base["fingerprint"],
+        "train": examples.fingerprint(spec.train),
+        "eval": examples.fingerprint(spec.eval),
+    }
+
+    def compute() -> dict:
+        result = finetune(
+            config.base,
+            spec.task,
+            examples(spec.train),
+            examples(spec.eval),
+            run.folder("finetune", spec.name),
+            progress=progress,
+            **spec.options,
+        )
+        return {
+            "task": spec.task,
+            "metric": metric,
+            "model_dir": str(result.model_dir),
+            "metrics": result.metrics,
+            "history": result.history,
+            "trained": True,
+            "fingerprint": model_fingerprint(result.model_dir),
+        }
+
+    return run.stage(f"finetune/{spec.name}", inputs, compute)
+
+
+def _check_architecture(config: StudyConfig, spec: TaskSpec) -> None:
+    """A checkpoint must be the base model's architecture (same type, depth and width)."""
+    from transformers import AutoConfig
+
+    def shape(path):
+        c = AutoConfig.from_pretrained(path)
+        return {
+            "model_type": c.model_type,
+            "layers": getattr(c, "num_hidden_layers", None),
+            "hidden": getattr(c, "hidden_size", None),
+        }
+
+    base, found = shape(resolve(config.base)), shape(spec.checkpoint)
+    if base != found:
+        raise StudyConfigError(
+            config.source,
+            f"tasks.{spec.name}.checkpoint",
+            f"{spec.checkpoint} is a {found}, but the base {config.base!r} is a {base}: "
+            "a checkpoint must be fine-tuned from the study's base model",
+        )
+
+
+def _compare_stages(run, config: StudyConfig, examples: Examples, models: dict, progress: bool) -> dict:
+    c = config.compare
+    settings = {k: v for k, v in dataclasses.asdict(c).items() if k != "heatmaps"}
+    out = {}
+    for task in config.tasks:
+        out[task.name] = {}
+        for ev in config.evaluation:
+            inputs = {
+                "settings": settings,
+                "data": examples.fingerprint(ev.data),
+                "base": models[BASE]["fingerprint"],
+                "finetuned": models[task.name]["fingerprint"],
+            }
+
+            def compare(task=task, ev=ev) -> dict:
+                return compare_models(
+                    resolve(config.base),
+                    models[task.name]["path"],
+                    examples(ev.data),
+                    c.measures,
+                    c.pairs,
+                    rdm=c.rdm,
+                    ci=c.ci,
+                    ci_groups=c.ci_groups,
+                    rows=c.rows,
+                    batch_size=c.batch_size,
+                    max_length=c.max_length,
+                    progress=progress,
+                ).to_dict()
+
+            out[task.name][ev.name] = run.stage(f"compare/{task.name}/{ev.name}", inputs, compare)
+    return out
+
+
+def _detail_set(config: StudyConfig, task: TaskSpec):
+    """The evaluation set of a task's layer detail: its first in-domain set, else the first."""
+    return next((e for e in config.evaluation if task.name in e.in_domain), config.evaluation[0])
+
+
+def _detail_stages(run, config: StudyConfig, examples: Examples, models: dict, progress: bool) -> dict:
+    """Per task, on its detail set: layer x layer CKA (rows of compare.rows, for the
+    heatmap) and isotropy of both models for each of isotropy.rows, one pass per rows kind."""
+    rows = list(config.isotropy.rows) if config.isotropy else []
+    if config.compare.heatmaps and config.compare.rows not in rows:
+        rows.insert(0, config.compare.rows)
+    top_k = config.isotropy.top_k if config.isotropy else 10
+    out = {}
+    for task in config.tasks:
+        ev = _detail_set(config, task)
+        out[task.name] = {"set": ev.name}
+        for kind in rows:
+            inputs = {
+                "rows": kind,
+                "top_k": top_k,
+                "batch_size": config.compare.batch_size,
+                "max_length": config.compare.max_length,
+                "data": examples.fingerprint(ev.data),
+                "base": models[BASE]["fingerprint"],
+                "finetuned": models[task.name]["fingerprint"],
+            }
+
+            def compute(task=task, ev=ev, kind=kind) -> dict:
+                import warnings
+
+                with warnings.catch_warnings():  # [CLS] at the embedding layer is constant: NaN, recorded
+                    warnings.simplefilter("ignore")
+                    result = compare_models(
+                        resolve(config.base),
+                        models[task.name]["path"],
+                        examples(ev.data),
+                        ("cka",),
+                        "all",
+                        rows=kind,
+                        isotropy=True,
+                        batch_size=config.compare.batch_size,
+                        max_length=config.compare.max_length,
+                        progress=progress,
+                    )
+                return result.to_dict()
+
+            out[task.name][kind] = run.stage(f"detail/{task.name}/{ev.name}/{kind}", inputs, compute)
+    return out
+
+
+def _probe_stages(run, config: StudyConfig, examples: Examples, models: dict, progress: bool) -> dict:
+    from .. import store
+    from ..probes import probe
+
+    p = config.probes
+    out = {}
+    for name, model in models.items():
+        stores = {}
+        for set_name, spec in [("train", p.train), *p.eval.items()]:
+            path = run.folder("stores", name, set_name)
+            inputs = {
+                "model": model["fingerprint"],
+                "data": examples.fingerprint(spec),
+                "rows": p.rows,
+                "dtype": p.dtype,
+            }
+
+            def write(model=model, spec=spec, path=path) -> dict:
+                store.write(
+                    resolve(model["path"]), examples(spec), path, p.dtype, rows=p.rows, progress=progress
+                )
+                return {"path": str(path)}
+
+            stores[set_name] = run.stage(f"store/{name}/{set_name}", inputs, write)["path"]
+        out[name] = {}
+        for set_name in p.eval:
+            inputs = {
+                "model": model["fingerprint"],
+                "train": examples.fingerprint(p.train),
+                "eval": examples.fingerprint(p.eval[set_name]),
+                "tasks": list(p.tasks),
+                "kind": p.kind,
+                "control": p.control,
+                "rows": p.rows,
+                "dtype": p.dtype,
+                "options": p.options,
+            }
+
+            def fit(stores=stores, set_name=set_name) -> dict:
+                return probe(
+                    stores["train"],
+                    stores[set_name],
+                    p.tasks,
+                    kind=p.kind,
+                    control=p.control,
+                    progress=progress,
+                    **p.options,
+                ).to_dict()
+
+            out[name][set_name] = run.stage(f"probe/{name}/{set_name}", inputs, fit)
+    return out
+
+
+def _ablation_stage(run, config: StudyConfig, spec, examples: Examples, models: dict, progress: bool) -> dict:
+    task = config.task(spec.task)
+    options = {**task.options, **spec.options}
+    name = f"ablate/{spec.kind}/{task.name}" + (f"/{spec.side}" if spec.kind == "revert" else "")
+    inputs = {
+        "kind": spec.kind,
+        "task": task.task,
+        "ks": spec.ks,
+        "side": spec.side,
+        "options": options,
+        "base": models[BASE]["fingerprint"],
+        "train": examples.fingerprint(task.train),
+        "eval": examples.fingerprint(task.eval),
+        "finetuned": models[task.name]["fingerprint"] if spec.kind == "revert" else None,
+    }
+
+    def compute() -> dict:
+        finetuned = run.folder("finetune", task.name) if spec.kind == "revert" else None
+        result = ablate(
+            spec.kind,
+            config.base,
+            task.task,
+            examples(task.train),
+            examples(task.eval),
+            run.folder("ablations", name.split("/", 1)[1].replace("/", "-")),
+            spec.ks,
+            side=spec.side,
+            finetuned=finetuned,
+            progress=progress,
+            **options,
+        )
+        return {"name": task.name, **result.to_dict()}
+
+    return run.stage(name, inputs, compute)
+
+
+def stage_table(results: dict) -> str:
+    """What ran and what was reused, with the seconds of each stage."""
+    lines = [f"{'stage':<44}{'status':>8}{'seconds':>10}"]
+    for s in results["stages"]:
+        lines.append(f"{s['stage']:<44}{s['status']:>8}{s['seconds']:>10.1f}")
+    return "\n".join(lines)
