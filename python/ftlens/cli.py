@@ -15,10 +15,19 @@ def main(argv: list[str] | None = None) -> int:
         prog="ftlens", description="What fine-tuning does to a transformer encoder, layer by layer."
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="layer-by-layer CKA/RSA of the built-in MiniLM model")
+    demo = sub.add_parser("demo", help="the built-in study: MiniLM fine-tuned on generated parsing and pair "
+                                       "data, compared, probed, ablated, reported")
     demo.add_argument("--out", default="demo_out", help="output folder (default: demo_out)")
-    demo.add_argument("--sentences", type=int, default=300, help="generated sentences (default: 300)")
-    demo.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    demo.add_argument("--scale", type=float, default=1.0,
+                      help="multiplies every data size (default: 1.0, a few minutes on 2 CPU cores)")
+    demo.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    study = sub.add_parser("run", help="run (or resume) a study: ftlens run study.yaml")
+    study.add_argument("study", help="the study's YAML file")
+    study.add_argument("--out", help="run folder (default: the file's out, else <name>_out)")
+    study.add_argument("--no-report", action="store_true", help="write results.json only")
+    study.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    report = sub.add_parser("report", help="rebuild a study's report.html and plots from its results.json")
+    report.add_argument("run_dir", help="the study's run folder")
     probe = sub.add_parser("probe", help="probe every layer of a train store, scored on an eval store")
     probe.add_argument("train", help="train store folder (ftlens.store.write)")
     probe.add_argument("eval", help="eval store folder")
@@ -54,15 +63,31 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "demo":
         from .demo import run_demo
 
-        if args.sentences < 4:
-            parser.error("--sentences must be at least 4")
+        if not args.scale > 0:
+            parser.error("--scale must be positive")
         from ._io import check_writable
 
         try:
             check_writable(args.out)
         except ValueError as err:
             parser.error(f"--out: {err}")
-        run_demo(args.out, args.sentences, progress=not args.no_progress)
+        run_demo(args.out, args.scale, progress=not args.no_progress)
+    elif args.command == "run":
+        from .study import run_study, stage_table
+
+        try:
+            results = run_study(args.study, args.out, progress=not args.no_progress,
+                                report=not args.no_report)
+        except (ValueError, FileNotFoundError) as err:
+            parser.error(str(err))
+        print(stage_table(results))
+    elif args.command == "report":
+        from .report import build_report
+
+        try:
+            print(f"report: {build_report(args.run_dir)}")
+        except FileNotFoundError as err:
+            parser.error(str(err))
     elif args.command == "probe":
         from .probes import probe as run_probe
 

@@ -1,9 +1,10 @@
-"""The built-in demo: MiniLM's layers compared with each other on generated sentences.
+"""The built-in demo: a whole study on the packaged MiniLM and the generated corpus.
 
-Runs a few hundred sentences through the packaged all-MiniLM-L6-v2, streams every
-token's activations of every layer (captured with hooks) into one
-``LayerMoments(pairs="all")``, prints CKA and RSA between each layer and the last one,
-and writes a layer x layer CKA heatmap (PNG) and the numbers (JSON).
+Fine-tunes MiniLM on dependency parsing and on sentence-pair classification, compares
+base vs each fine-tuned model layer by layer (RSA and CKA with jackknife intervals) on
+in-domain and out-of-domain sentences, probes every layer of all three models, runs one
+freeze ablation, measures isotropy and writes the report. ``scale`` multiplies every data
+size (1.0: the full demo, a few minutes on 2 CPU cores).
 """
 
 from __future__ import annotations
@@ -12,67 +13,80 @@ from pathlib import Path
 
 import numpy as np
 
-from ._io import atomic_write, check_writable, write_json
-from .capture import layer_names
-from .data import generate_sentences
-from .models import MINILM, load_model
-from .moments import LayerMoments
-from .stream import ActivationStream
+from ._io import atomic_write, check_writable
 
 
-def _heatmap(matrix: np.ndarray, path: Path, title: str) -> None:
-    import matplotlib
+def demo_study(scale: float = 1.0) -> dict:
+    """The demo's study, as the mapping a YAML study file reads into."""
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    def n(count: int) -> int:
+        return max(12, int(round(count * scale)))
 
-    fig, ax = plt.subplots(figsize=(5.2, 4.4))
-    im = ax.imshow(matrix, vmin=0, vmax=1, cmap="viridis", origin="lower")
-    ticks = range(matrix.shape[0])
-    labels = ["emb"] + [str(i) for i in range(1, matrix.shape[0])]
-    ax.set_xticks(ticks, labels)
-    ax.set_yticks(ticks, labels)
-    ax.set_xlabel("layer")
-    ax.set_ylabel("layer")
-    ax.set_title(title)
-    for i in ticks:
-        for j in ticks:
-            ax.text(j, i, f"{matrix[i, j]:.2f}", ha="center", va="center", fontsize=7,
-                    color="white" if matrix[i, j] < 0.6 else "black")
-    fig.colorbar(im, ax=ax, label="linear CKA")
-    fig.tight_layout()
-    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
-    plt.close(fig)
+    def generated(kind: str, count: int, seed: int) -> dict:
+        return {"generated": kind, "n": n(count), "seed": seed}
 
-
-def run_demo(out_dir: str | Path = "demo_out", n_sentences: int = 300, progress: bool = True):
-    """Runs the demo; returns the results dict (also written to out_dir/results.json)."""
-    out_dir = check_writable(out_dir)
-    model, tokenizer = load_model(MINILM, device="cpu")
-    sentences = generate_sentences(n_sentences)
-    stream = ActivationStream([(model, tokenizer)], ordered=False, progress=progress)
-    n_layers, dim = stream.layers[0], stream.dims[0]
-    moments = LayerMoments(n_layers, dim, dim, pairs="all", rdms=("correlation",))
-    for chunk in stream(sentences):
-        moments.update(chunk.states[0], chunk.states[0])
-    cka, rsa = moments.cka(), moments.rsa("correlation")
-    debiased = moments.cka(debiased=True)
-    results = {
-        "model": "minilm (sentence-transformers/all-MiniLM-L6-v2)",
-        "sentences": n_sentences,
-        "tokens": moments.n,
-        "layers": layer_names(n_layers),
-        "cka": cka.tolist(),
-        "cka_debiased": debiased.tolist(),
-        "rsa_correlation": rsa.tolist(),
+    return {
+        "name": "demo",
+        "base": "minilm",
+        "tasks": {
+            "parsing": {"task": "parsing", "train": generated("sentences", 600, 1),
+                        "eval": generated("sentences", 150, 2),
+                        "options": {"epochs": 2, "batch_size": 16, "head_learning_rate": 1e-3}},
+            "pair": {"task": "pair", "train": generated("pairs", 900, 1), "eval": generated("pairs", 150, 2),
+                     "options": {"epochs": 2, "batch_size": 16, "learning_rate": 5e-5}},
+        },
+        "evaluation": {
+            "sentences": {"data": generated("sentences", 300, 3), "in_domain": ["parsing"]},
+            "pairs": {"data": generated("pairs", 300, 3), "in_domain": ["pair"]},
+        },
+        "compare": {"measures": ["rsa", "cka"], "ci": 0.95, "ci_groups": 10},
+        "probes": {"train": generated("sentences", 600, 4),
+                   "eval": {"sentences": generated("sentences", 200, 5)},
+                   "in_domain": ["sentences"], "tasks": ["upos", "deprel"]},
+        "ablations": [{"kind": "freeze", "task": "pair", "ks": [0, 3, 6]}],
+        "isotropy": {"rows": ["tokens", "cls"]},
     }
-    write_json(out_dir / "results.json", results)
-    _heatmap(cka, out_dir / "cka_heatmap.png", f"MiniLM layer x layer CKA ({moments.n} tokens)")
 
-    print(f"\nMiniLM on {n_sentences} generated sentences ({moments.n} tokens): "
-          "each layer vs the last layer")
-    print(f"{'layer':<12}{'CKA':>8}{'CKA (debiased)':>17}{'RSA (correlation)':>20}")
-    for i, name in enumerate(results["layers"]):
-        print(f"{name:<12}{cka[i, -1]:>8.3f}{debiased[i, -1]:>17.3f}{rsa[i, -1]:>20.3f}")
-    print(f"\nwrote {out_dir / 'cka_heatmap.png'} and {out_dir / 'results.json'}")
+
+def run_demo(out_dir: str | Path = "demo_out", scale: float = 1.0, progress: bool = True) -> dict:
+    """Runs (or resumes) the demo study into ``out_dir``; prints a summary table and where
+    the report is; returns the results (also ``out_dir/results.json``)."""
+    import yaml
+
+    from .study import parse_config, run_study
+
+    out_dir = check_writable(out_dir)
+    study = demo_study(scale)
+    study["out"] = str(out_dir)
+    atomic_write(out_dir / "study.yaml",
+                 lambda tmp: Path(tmp).write_text(yaml.safe_dump(study, sort_keys=False), encoding="utf-8"))
+    results = run_study(parse_config(study, source="ftlens demo"), out_dir, progress=progress)
+    print()
+    print(summary(results))
+    print(f"\nthe report: {out_dir / 'report.html'}; the study: {out_dir / 'study.yaml'} (a rerun reuses "
+          "every finished stage)")
     return results
+
+
+def summary(results: dict) -> str:
+    """Per task: its metric, and the first measure at the top layer on in-domain and
+    out-of-domain sets (with intervals), and the probes' top-layer accuracy."""
+    lines = []
+    for name, task in results["tasks"].items():
+        value = task["metrics"].get(f"eval_{task['metric']}")
+        lines.append(f"{name}: {task['metric']} {value:.3f}" if value is not None else f"{name}: checkpoint")
+        for set_name, result in results["compare"][name].items():
+            measure = next(m for m in ("rsa", "cka") if result.get(m) is not None)
+            top = result[measure][-1]
+            bounds = (result.get("intervals") or {}).get(measure)
+            interval = f" [{bounds[0][-1]:.3f}, {bounds[1][-1]:.3f}]" if bounds else ""
+            domain = "in-domain" if name in results["evaluation"][set_name]["in_domain"] else "out-of-domain"
+            lines.append(f"  {measure} base vs fine-tuned, top layer, {set_name} ({domain}): "
+                         f"{top:.3f}{interval}")
+    for model, sets in (results.get("probes") or {}).items():
+        for set_name, result in sets.items():
+            accuracy = np.array(result["scores"]["accuracy"], dtype=np.float64)[-1]
+            tasks = zip(result["tasks"], accuracy, strict=True)
+            shown = ", ".join(f"{task} {100 * a:.1f}%" for task, a in tasks)
+            lines.append(f"probes, top layer of {model} on {set_name}: {shown}")
+    return "\n".join(lines)

@@ -126,9 +126,10 @@ def _page(results: dict, run_dir: Path, figures: list[tuple[str, str, str]]) -> 
         f"<title>ftlens study: {html.escape(results['study'])}</title><style>{STYLE}</style></head><body>",
         f"<h1>What fine-tuning did to {html.escape(results['base'])}: "
         f"study “{html.escape(results['study'])}”</h1>",
-        f"<p class='meta'>{versions}. Wall time {results['seconds'] / 60:.1f} min "
-        f"({sum(s['status'] == 'reused' for s in results['stages'])} of {len(results['stages'])} stages "
-        "reused from earlier runs).</p>",
+        f"<p class='meta'>{versions}. The stages took "
+        f"{sum(s['seconds'] for s in results['stages']) / 60:.1f} min when they ran; the last run took "
+        f"{results['seconds'] / 60:.1f} min, reusing "
+        f"{sum(s['status'] == 'reused' for s in results['stages'])} of {len(results['stages'])} stages.</p>",
         "<h2>Fine-tuning</h2>",
         _table(["task", "kind", "metric", "value", "model"], finetuning_rows(results)),
         "<h2>Base vs fine-tuned, layer by layer</h2>",

@@ -39,7 +39,7 @@ def _array(values) -> np.ndarray:
 
 
 def _short(layers: list[str]) -> list[str]:
-    return ["emb" if name == "embeddings" else name.replace("layer_", "") for name in layers]
+    return ["emb" if name == "embeddings" else name.replace("layer", "").strip(" _") for name in layers]
 
 
 def similarity_by_layer(results: dict, folder: Path) -> list[tuple[str, str]]:
@@ -88,12 +88,19 @@ def similarity_by_layer(results: dict, folder: Path) -> list[tuple[str, str]]:
         written.append(
             (
                 name,
-                f"{registry.MEASURES[measure].summary}, base vs fine-tuned model, layer by layer, "
+                f"{_described(measure, first)}, base vs fine-tuned model, layer by layer, "
                 f"on every evaluation set (solid: in-domain for the task, dashed: out-of-domain)."
                 f"{band}",
             )
         )
     return written
+
+
+def _described(measure: str, result: dict) -> str:
+    if measure == "rsa":
+        return (f"RSA (Pearson correlation of the two models' {result['rdm']}-distance RDMs over all "
+                "pairs of rows)")
+    return registry.MEASURES[measure].summary
 
 
 def heatmaps(results: dict, folder: Path) -> list[tuple[str, str]]:

@@ -79,7 +79,8 @@ class DataSpec:
 @dataclass(frozen=True)
 class TaskSpec:
     """One fine-tuning task: its kind (``ftlens.finetuning.TASKS``), data and options,
-    or a ``checkpoint`` folder (a finished run's model/) used as is."""
+    or a ``checkpoint`` folder (a finished run's model/) used as is; a checkpoint's train
+    and eval data (optional) serve only its ablations."""
 
     name: str
     task: str
@@ -198,9 +199,9 @@ class _Reader:
         return tuple(self.choice(v, f"{where}[{i}]", choices) for i, v in enumerate(values))
 
     def listed(self, value, where: str) -> list:
-        if not isinstance(value, list):
+        if not isinstance(value, (list, tuple)):
             self.fail(where, f"expected a list, got {_kind(value)}")
-        return value
+        return list(value)
 
     def typed(self, value, where: str, kind, positive: bool = False):
         ok = isinstance(value, kind) and not (isinstance(value, bool) and kind is not bool)
@@ -362,31 +363,18 @@ def _tasks(r: _Reader, value) -> tuple[TaskSpec, ...]:
             entry, where, ("task", "train", "eval", "options", "checkpoint"), required=("task",)
         )
         kind = r.choice(entry["task"], f"{where}.task", sorted(TASKS))
-        if "checkpoint" in entry:
-            if "train" in entry or "options" in entry:
-                r.fail(where, "a checkpoint is used as is: leave out train and options (or the checkpoint)")
-            checkpoint = r.path(entry["checkpoint"], f"{where}.checkpoint")
-            out.append(
-                TaskSpec(
-                    str(name),
-                    kind,
-                    checkpoint=checkpoint,
-                    eval=r.data(entry["eval"], f"{where}.eval") if "eval" in entry else None,
-                )
-            )
-            continue
-        for key in ("train", "eval"):
-            if key not in entry:
-                r.fail(f"{where}.{key}", "missing: a task needs train and eval data (or a checkpoint)")
-        out.append(
-            TaskSpec(
-                str(name),
-                kind,
-                r.data(entry["train"], f"{where}.train"),
-                r.data(entry["eval"], f"{where}.eval"),
-                r.options(entry.get("options"), f"{where}.options"),
-            )
-        )
+        checkpoint = r.path(entry["checkpoint"], f"{where}.checkpoint") if "checkpoint" in entry else None
+        if checkpoint is None:
+            for key in ("train", "eval"):
+                if key not in entry:
+                    r.fail(f"{where}.{key}", "missing: a task needs train and eval data (or a checkpoint)")
+        elif ("train" in entry) != ("eval" in entry):
+            r.fail(where, "a checkpoint's train and eval data serve its ablations: give both or neither")
+        data = {
+            key: r.data(entry[key], f"{where}.{key}") if key in entry else None for key in ("train", "eval")
+        }
+        options = r.options(entry.get("options"), f"{where}.options")
+        out.append(TaskSpec(str(name), kind, data["train"], data["eval"], options, checkpoint))
     if not out:
         r.fail("tasks", "no task: add at least one")
     return tuple(out)

@@ -9,6 +9,7 @@ import os
 import platform
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 
@@ -339,7 +340,9 @@ def _ablation_stage(run, config: StudyConfig, spec, examples: Examples, models: 
     }
 
     def compute() -> dict:
-        finetuned = run.folder("finetune", task.name) if spec.kind == "revert" else None
+        finetuned = None
+        if spec.kind == "revert":  # a finished run folder: the study's own, or the checkpoint's
+            finetuned = Path(task.checkpoint).parent if task.checkpoint else run.folder("finetune", task.name)
         result = ablate(
             spec.kind,
             config.base,

@@ -1,0 +1,191 @@
+"""A whole study: the demo at a tenth of its size through the command line, its results
+against direct calls, reruns that reuse every stage, resumption after lost or killed
+stages, and the report rebuilt and rendered in headless Chromium."""
+
+import contextlib
+import io
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import ftlens
+import numpy as np
+import pytest
+import yaml
+from ftlens.cli import main
+from ftlens.compare import LayerComparison
+from ftlens.study import load_config, run_study
+from ftlens.study.inputs import load
+
+SCALE = "0.1"
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo") / "run"
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        assert main(["demo", "--out", str(out), "--scale", SCALE, "--no-progress"]) == 0
+    return out, printed.getvalue()
+
+
+def _results(out: Path) -> dict:
+    return json.loads((out / "results.json").read_text())
+
+
+def test_demo_prints_a_summary_and_writes_every_part(demo_run):
+    out, printed = demo_run
+    assert "pair: accuracy" in printed and "rsa base vs fine-tuned, top layer" in printed
+    assert f"the report: {out / 'report.html'}" in printed
+    results = _results(out)
+    assert set(results["tasks"]) == {"parsing", "pair"}
+    assert results["versions"]["ftlens"] == ftlens.__version__
+    for task in ("parsing", "pair"):
+        for set_name in ("sentences", "pairs"):
+            result = LayerComparison.from_dict(results["compare"][task][set_name])
+            low, high = result.interval("rsa")
+            assert result.rsa.shape == (7,)
+            assert (low <= result.rsa + 1e-12).all() and (result.rsa <= high + 1e-12).all()
+            assert result.ci == 0.95 and result.ci_groups == 10
+        cls = results["detail"][task]["cls"]["isotropy"]["base"]
+        assert cls["mean_cosine"][0] is None  # [CLS] at the embeddings is one constant row: undefined
+        assert all(v is not None for v in cls["mean_cosine"][1:])
+        assert np.array(results["detail"][task]["tokens"]["cka"]).shape == (7, 7)
+    assert set(results["probes"]) == {"base", "parsing", "pair"}
+    assert [row["k"] for row in results["ablations"][0]["rows"]] == [0, 3, 6]
+    for name in ("similarity_rsa.png", "similarity_cka.png", "heatmap_pair.png", "probes_sentences.png",
+                 "ablation_freeze_pair.png", "isotropy_cls.png", "isotropy_tokens.png"):
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+    assert yaml.safe_load((out / "study.yaml").read_text())["name"] == "demo"
+
+
+def test_study_values_equal_direct_calls(demo_run):
+    out, _ = demo_run
+    results = _results(out)
+    config = load_config(out / "study.yaml")
+    pairs = load(next(e for e in config.evaluation if e.name == "pairs").data)
+    direct = ftlens.compare_models("minilm", results["tasks"]["pair"]["model_dir"], pairs, ("rsa", "cka"),
+                                   ci=0.95, ci_groups=10, progress=False)
+    stored = LayerComparison.from_dict(results["compare"]["pair"]["pairs"])
+    for name in ("rsa", "cka"):
+        np.testing.assert_allclose(stored.values[name], direct.values[name], rtol=0, atol=1e-12)
+        np.testing.assert_allclose(stored.intervals[name], direct.intervals[name], rtol=0, atol=1e-12)
+    assert results["tasks"]["pair"]["metrics"]["eval_accuracy"] > 0.34  # above chance after 2 epochs
+
+
+def test_rerun_reuses_every_stage(demo_run):
+    out, _ = demo_run
+    before = _results(out)
+    lines = []
+    again = run_study(out / "study.yaml", progress=False, log=lines.append)
+    assert {s["status"] for s in again["stages"]} == {"reused"}
+    assert len(again["stages"]) == len(before["stages"])
+    assert sum(line.startswith("reused") for line in lines) == len(before["stages"])
+    for key in ("tasks", "compare", "detail", "probes", "ablations"):
+        assert again[key] == before[key]
+
+
+def test_lost_stages_and_report_are_rebuilt(demo_run, tmp_path):
+    out, _ = demo_run
+    copy = tmp_path / "run"
+    shutil.copytree(out, copy)
+    before = _results(copy)
+    (copy / "stages" / "compare__pair__pairs.json").unlink()
+    (copy / "results.json").unlink()
+    for png in copy.glob("*.png"):
+        png.unlink()
+    again = run_study(copy / "study.yaml", copy, progress=False, log=lambda line: None)
+    ran = {s["stage"] for s in again["stages"] if s["status"] == "ran"}
+    assert ran == {"compare/pair/pairs"}
+    assert again["compare"] == before["compare"]  # the same numbers, recomputed
+    (copy / "report.html").unlink()
+    assert main(["report", str(copy)]) == 0
+    assert "data:image/png;base64," in (copy / "report.html").read_text()
+
+
+def _chromium() -> str:
+    """The Chromium binary, installed with apt-get where missing and possible."""
+    for name in ("chromium", "chromium-browser"):
+        if shutil.which(name):
+            return shutil.which(name)
+    sudo = [] if os.geteuid() == 0 else ["sudo", "-n"]
+    installed = subprocess.run([*sudo, "apt-get", "install", "-y", "-q", "chromium"], capture_output=True,
+                               text=True, timeout=900) if shutil.which("apt-get") else None
+    if installed is None or installed.returncode != 0 or not shutil.which("chromium"):
+        why = "no apt-get" if installed is None else installed.stderr.strip()[-300:]
+        pytest.skip(f"Chromium is not installed and could not be installed ({why})")
+    return shutil.which("chromium")
+
+
+CHECK = """<script>
+window.__errors = [];
+window.addEventListener("error", e => window.__errors.push(String(e.message || e.type)), true);
+window.addEventListener("load", () => {
+  const images = Array.from(document.images);
+  const broken = images.filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.alt);
+  const out = document.createElement("pre");
+  out.id = "ftlens-check";
+  out.textContent = JSON.stringify({images: images.length, broken: broken, errors: window.__errors});
+  document.body.appendChild(out);
+});
+</script>"""
+
+
+def test_report_renders_in_headless_chromium(demo_run, tmp_path):
+    out, _ = demo_run
+    browser = _chromium()
+    page = (out / "report.html").read_text()
+    assert "<script" not in page  # the report itself runs no script
+    checked = tmp_path / "checked.html"
+    checked.write_text(page.replace("<head>", "<head>" + CHECK, 1))
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=10000"]
+    dom = subprocess.run([browser, *flags, "--dump-dom", checked.as_uri()], capture_output=True, text=True,
+                         timeout=120)
+    found = dom.stdout.split('<pre id="ftlens-check">', 1)
+    assert len(found) == 2, dom.stderr[-2000:]
+    check = json.loads(found[1].split("</pre>", 1)[0].replace("&quot;", '"'))
+    assert check == {"images": len(list(out.glob("*.png"))), "broken": [], "errors": []}
+    shot = out / "report_screenshot.png"  # kept next to the report, to look at
+    subprocess.run([browser, *flags, f"--screenshot={shot}", "--window-size=1200,3000",
+                    (out / "report.html").as_uri()], capture_output=True, timeout=120, check=True)
+    assert shot.stat().st_size > 10_000
+
+
+def test_killed_run_resumes_without_redoing_finished_stages(tmp_path):
+    """A study of a checkpoint (MiniLM itself) compared on three sets: killed (SIGKILL) once
+    its first stage is recorded, then rerun."""
+    study = {
+        "name": "kill", "base": "minilm", "out": str(tmp_path / "run"),
+        "tasks": {"same": {"task": "pair", "checkpoint": str(ftlens.models.packaged_minilm_path())}},
+        "evaluation": {f"set{i}": {"data": {"generated": "sentences", "n": 150, "seed": i}}
+                       for i in range(3)},
+        "compare": {"measures": ["rsa"], "ci": None, "heatmaps": False},
+        "isotropy": None,
+    }
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(study))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen([sys.executable, "-m", "ftlens", "run", str(path), "--no-progress"], env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    stages = tmp_path / "run" / "stages"
+    deadline = time.time() + 300
+    while not list(stages.glob("compare__*.json")) and process.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    finished = sorted(p.name for p in stages.glob("compare__*.json"))
+    assert 1 <= len(finished) < 3 and not (tmp_path / "run" / "results.json").exists()
+    for record in stages.iterdir():  # whatever was written is whole
+        json.loads(record.read_text())
+    lines = []
+    results = run_study(path, progress=False, report=False, log=lines.append)
+    reused = {s["stage"] for s in results["stages"] if s["status"] == "reused"}
+    assert {f"compare/same/{name.split('__')[-1][:-5]}" for name in finished} <= reused
+    assert len(results["compare"]["same"]) == 3
+    for result in results["compare"]["same"].values():
+        np.testing.assert_allclose(np.array(result["rsa"]), 1.0, atol=1e-6)
