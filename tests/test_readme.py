@@ -65,7 +65,15 @@ def _check_surgery(ns: dict) -> None:
     assert not torch.equal(model.bert.pooler.dense.weight, base.bert.pooler.dense.weight)
 
 
+def _check_intervals(ns: dict) -> None:
+    low, high = ns["low"], ns["high"]
+    np.testing.assert_allclose(low, 1.0, atol=1e-6)  # the same model twice: no spread
+    np.testing.assert_allclose(high, 1.0, atol=1e-6)
+    assert ns["result"].ci_groups == 10
+
+
 CHECKS = {"## Quick start": _check_quick_start, "## Comparing two models": _check_comparison,
+          "### Intervals": _check_intervals,
           "### Activation store": _check_store, "## Probes": _check_probes,
           "## Fine-tuning": _check_finetune, "## Ablations": _check_ablation,
           "## Layer surgery": _check_surgery}
@@ -78,3 +86,20 @@ def test_readme_example_runs(heading, tmp_path, monkeypatch):
     namespace = {}
     exec(compile(_first_block_after(heading), f"README {heading}", "exec"), namespace)
     CHECKS[heading](namespace)
+
+
+def test_readme_study_file_is_valid(tmp_path, data_dir, monkeypatch):
+    """The study YAML in the README validates against the real data (the checkpoint folder
+    aside, which a user's own fine-tuning run provides)."""
+    import yaml
+    from ftlens.study import parse_config
+
+    text = README.read_text()
+    block = re.search(r"```yaml\n(.*?)```", text[text.index("## Studies"):], re.S).group(1)
+    study = yaml.safe_load(block)
+    checkpoint = tmp_path / "runs" / "parsing" / "model"
+    checkpoint.mkdir(parents=True)
+    monkeypatch.setenv("FTLENS_DATA_DIR", str(data_dir.resolve()))
+    config = parse_config(study, source="README", folder=tmp_path)
+    assert [t.name for t in config.tasks] == ["nli", "parsing"] and config.compare.ci == 0.95
+    assert config.evaluation[1].data.format == "pairs" and config.probes.train.limit == 3000

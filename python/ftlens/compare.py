@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
+from . import distributed as ranks
 from . import registry
 from .align import as_items
 from .capture import layer_names
@@ -109,6 +110,7 @@ def compare_models(
     ci: float | None = None,
     ci_groups: int = 20,
     isotropy: bool = False,
+    distributed: bool = False,
     capture: CaptureOptions | None = None,
     device: str | torch.device | None = None,
     progress: bool = True,
@@ -129,6 +131,10 @@ def compare_models(
             (sentences, not tokens), in the same pass. It costs ci_groups accumulators of
             memory and, at the end, about G log2 G merges and G + 1 evaluations of each
             measure (bench/RESULTS.md).
+        distributed: inside a torch.distributed process group (e.g. under torchrun), each
+            rank streams its own contiguous share of the inputs and the accumulators are
+            merged across ranks: every rank gets the result of all inputs. Every rank must
+            call it with the same data.
         isotropy: also ``ftlens.isotropy``'s diagnostics of every layer of both models on
             the same rows (``result.isotropy["base"]["mean_cosine"]``, ...); free.
         capture: which rows and how to run the models (CaptureOptions); keyword arguments
@@ -160,19 +166,25 @@ def compare_models(
         )
     moments = GroupedMoments(ci_groups if ci is not None else 1, len(items), stream.layers[0], stream.dims[0],
                              stream.dims[1], pairs=pairs, rdms=(rdm,) if "rsa" in measures else ())
-    for chunk in stream(items):
-        moments.update(chunk.states[0], chunk.states[1], chunk.item)
+    lo, hi = ranks.shard(len(items)) if distributed else (0, len(items))
+    if lo < hi:
+        for chunk in stream(items[lo:hi]):
+            moments.update(chunk.states[0], chunk.states[1], chunk.item + lo)
+    truncated, words_dropped = stream.truncated, stream.words_dropped
+    if distributed and ranks.active():
+        moments.sync()
+        truncated, words_dropped = ranks.total(truncated, words_dropped)
     result = LayerComparison(
         base=_label(base), finetuned=_label(finetuned),
         layers=layer_names(stream.layers[0]),
         pairs=pairs, rows=rows, n_rows=moments.n, n_inputs=len(items), rdm=rdm,
-        truncated=stream.truncated, words_dropped=stream.words_dropped,
+        truncated=truncated, words_dropped=words_dropped,
         ci=ci, ci_groups=ci_groups if ci is not None else None,
     )
-    if stream.truncated:
-        lost = f" ({stream.words_dropped} words lost)" if rows == "words" else ""
+    if truncated:
+        lost = f" ({words_dropped} words lost)" if rows == "words" else ""
         warnings.warn(
-            f"{stream.truncated} of {len(items)} inputs were longer than {stream.max_length} tokens "
+            f"{truncated} of {len(items)} inputs were longer than {stream.max_length} tokens "
             f"and were truncated{lost}; pass max_length= to change the limit",
             stacklevel=2,
         )

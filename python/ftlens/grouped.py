@@ -125,6 +125,13 @@ class GroupedMoments:
             shape = (self.n_layers,) if moments.pairs == "diagonal" else (self.n_layers, self.n_layers)
             return np.full(shape, np.nan)
 
+    def sync(self, group=None) -> GroupedMoments:
+        """Combines every rank's rows, group by group (``LayerMoments.sync``): afterwards
+        each rank holds all of them. Every rank must call it."""
+        for moments in self.groups:
+            moments.sync(group)
+        return self
+
     def merge(self, other: GroupedMoments) -> GroupedMoments:
         """Adds another GroupedMoments' rows group by group (e.g. another rank's shard)."""
         if other.n_groups != self.n_groups or other.n_inputs != self.n_inputs:

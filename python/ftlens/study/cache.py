@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .. import __version__, _io
+from .. import distributed as ranks
 
 IDENTITY = "study.json"
 
@@ -30,7 +31,7 @@ class RunFolder:
 
     def __init__(self, path, name: str, base: str, log: Callable[[str], None] = print) -> None:
         self.path = _io.check_writable(path)
-        self.log = log
+        self.log = log if ranks.is_main() else (lambda line: None)
         self.ran: list[dict] = []
         identity = {"study": name, "base": base}
         marker = self.path / IDENTITY
@@ -46,26 +47,41 @@ class RunFolder:
         else:
             _io.write_json(marker, identity)
 
-    def stage(self, name: str, inputs: dict, compute: Callable[[], dict]) -> dict:
+    def stage(self, name: str, inputs: dict, compute: Callable[[], dict], collective: bool = True) -> dict:
         """The result of stage ``name``: cached when its inputs are unchanged, else computed
-        (``compute() -> JSON-able dict``) and stored."""
+        (``compute() -> JSON-able dict``) and stored.
+
+        Under torch.distributed, a ``collective`` stage is computed by every rank together
+        (fine-tuning, sharded comparisons) and rank 0's result is everyone's; any other
+        stage is computed by rank 0 alone while the others wait. Rank 0 writes the record."""
         key = digest({"stage": name, "inputs": inputs, "ftlens": __version__})
         record_path = self.path / "stages" / f"{name.replace('/', '__')}.json"
-        if record_path.exists():
-            record = json.loads(record_path.read_text(encoding="utf-8"))
-            if record.get("key") == key:
-                self.log(f"reused  {name} (cached, {record['seconds']:.1f} s when it ran)")
-                self.ran.append({"stage": name, "status": "reused", "seconds": record["seconds"]})
-                return record["result"]
-        start = time.perf_counter()
-        result = compute()
-        seconds = time.perf_counter() - start
-        _io.write_json(
-            record_path, {"stage": name, "key": key, "inputs": inputs, "seconds": seconds, "result": result}
-        )
+        record = self._record(record_path)
+        if record is not None and record.get("key") == key:
+            self.log(f"reused  {name} (cached, {record['seconds']:.1f} s when it ran)")
+            self.ran.append({"stage": name, "status": "reused", "seconds": record["seconds"]})
+            return record["result"]
+        if collective or ranks.is_main():
+            start = time.perf_counter()
+            result = compute()
+            seconds = time.perf_counter() - start
+            if ranks.is_main():
+                _io.write_json(
+                    record_path,
+                    {"stage": name, "key": key, "inputs": inputs, "seconds": seconds, "result": result},
+                )
+        ranks.barrier()
+        if ranks.active():
+            result, seconds = ranks.broadcast((result, seconds) if ranks.is_main() else None)
         self.log(f"ran     {name} in {seconds:.1f} s")
         self.ran.append({"stage": name, "status": "ran", "seconds": seconds})
         return result
+
+    @staticmethod
+    def _record(path: Path) -> dict | None:
+        if not path.exists():
+            return None
+        return json.loads(path.read_text(encoding="utf-8"))
 
     def folder(self, *parts: str) -> Path:
         return self.path.joinpath(*parts)

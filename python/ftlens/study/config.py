@@ -18,7 +18,8 @@ read relative to the YAML file's folder. The file's shape::
     isotropy: {rows: [tokens, cls]}
 
 A data entry is a path, or a mapping: ``{path, format, limit}`` (format inferred from
-the suffix: .conllu, .tsv/.jsonl/.csv (pairs), .json (SQuAD), .txt) or ``{generated:
+the suffix: .conllu, .tsv/.jsonl/.csv (pairs), .json (SQuAD), .txt; ``limit`` examples
+from the ``start``-th, e.g. to split one file) or ``{generated:
 sentences | pairs, n, seed}`` (the built-in corpus).
 """
 
@@ -62,11 +63,13 @@ class StudyConfigError(ValueError):
 
 @dataclass(frozen=True)
 class DataSpec:
-    """Where examples come from: a file (``path``, ``format``, first ``limit``) or the
-    built-in generated corpus (``generated`` = "sentences" | "pairs", ``n``, ``seed``)."""
+    """Where examples come from: a file (``path``, ``format``; ``limit`` examples from the
+    ``start``-th) or the built-in generated corpus (``generated`` = "sentences" | "pairs",
+    ``n``, ``seed``)."""
 
     path: str | None = None
     format: str | None = None
+    start: int | None = None
     limit: int | None = None
     generated: str | None = None
     n: int = 300
@@ -235,7 +238,7 @@ class _Reader:
     def data(self, value, where: str) -> DataSpec:
         if isinstance(value, str):
             value = {"path": value}
-        spec = self.mapping(value, where, ("path", "format", "limit", "generated", "n", "seed"))
+        spec = self.mapping(value, where, ("path", "format", "start", "limit", "generated", "n", "seed"))
         if ("path" in spec) == ("generated" in spec):
             self.fail(
                 where, "give either path (a file) or generated (sentences | pairs), not both or neither"
@@ -256,8 +259,11 @@ class _Reader:
                     f"cannot tell the format of {Path(path).name!r} from its "
                     f"suffix: give format, one of {list(FORMATS)}",
                 )
-        limit = spec.get("limit")
+        limit, start = spec.get("limit"), spec.get("start")
+        if start is not None and self.typed(start, _join(where, "start"), int) < 0:
+            self.fail(_join(where, "start"), f"must be >= 0, got {start}")
         return DataSpec(
+            start=start,
             path=path,
             format=self.choice(fmt, _join(where, "format"), FORMATS),
             limit=None if limit is None else self.typed(limit, _join(where, "limit"), int, True),

@@ -20,13 +20,17 @@ READERS = {
 
 
 def load(spec: DataSpec):
-    """The examples a data entry names (the first ``limit`` of a file)."""
+    """The examples a data entry names (``limit`` of a file's, from the ``start``-th)."""
     if spec.generated == "sentences":
         return readers.generate_sentences(spec.n, seed=spec.seed)
     if spec.generated == "pairs":
         return readers.generate_pairs(spec.n, seed=spec.seed)
     examples = READERS[spec.format](spec.path)
-    return examples if spec.limit is None else examples[: spec.limit]
+    start = spec.start or 0
+    chosen = examples[start:] if spec.limit is None else examples[start : start + spec.limit]
+    if not chosen:
+        raise ValueError(f"{spec.path} has {len(examples)} examples: none left from start={start}")
+    return chosen
 
 
 class Examples:

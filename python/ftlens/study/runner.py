@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from .. import __version__, _io
+from .. import distributed as ranks
 from ..compare import compare_models
 from ..finetuning import ablate, finetune
 from ..finetuning.run import get_task
@@ -39,8 +40,21 @@ def run_study(
     study: a study YAML file or a ``StudyConfig``; out: the run folder (default: the
     file's ``out``). A rerun reuses every finished stage whose inputs are unchanged."""
     config = study if isinstance(study, StudyConfig) else load_config(study)
-    with _quiet_transformers():
-        return _run(config, out, progress, report, log)
+    started = ranks.init_from_env()  # under torchrun: evaluation sets sharded by rank
+    try:
+        with _quiet_transformers():
+            return _run(
+                config, out, progress and ranks.is_main(), report, log if ranks.is_main() else _silent
+            )
+    finally:
+        if started:
+            import torch.distributed as dist
+
+            dist.destroy_process_group()
+
+
+def _silent(line: str) -> None:
+    pass
 
 
 @contextlib.contextmanager
@@ -92,12 +106,15 @@ def _run(config: StudyConfig, out, progress: bool, report: bool, log: Callable[[
     }
     results["stages"] = run.ran
     results["seconds"] = time.perf_counter() - start
-    _io.write_json(run.path / "results.json", results)
-    if report:
-        from ..report import build_report
+    results["ranks"] = ranks.rank_and_world()[1]
+    if ranks.is_main():
+        _io.write_json(run.path / "results.json", results)
+        if report:
+            from ..report import build_report
 
-        page = build_report(run.path)
-        log(f"report: {page}")
+            page = build_report(run.path)
+            log(f"report: {page}")
+    ranks.barrier()
     return results
 
 
@@ -213,6 +230,7 @@ def _compare_stages(run, config: StudyConfig, examples: Examples, models: dict, 
                     rows=c.rows,
                     batch_size=c.batch_size,
                     max_length=c.max_length,
+                    distributed=True,
                     progress=progress,
                 ).to_dict()
 
@@ -262,6 +280,7 @@ def _detail_stages(run, config: StudyConfig, examples: Examples, models: dict, p
                         isotropy=True,
                         batch_size=config.compare.batch_size,
                         max_length=config.compare.max_length,
+                        distributed=True,
                         progress=progress,
                     )
                 return result.to_dict()
@@ -293,7 +312,7 @@ def _probe_stages(run, config: StudyConfig, examples: Examples, models: dict, pr
                 )
                 return {"path": str(path)}
 
-            stores[set_name] = run.stage(f"store/{name}/{set_name}", inputs, write)["path"]
+            stores[set_name] = run.stage(f"store/{name}/{set_name}", inputs, write, collective=False)["path"]
         out[name] = {}
         for set_name in p.eval:
             inputs = {
@@ -319,7 +338,7 @@ def _probe_stages(run, config: StudyConfig, examples: Examples, models: dict, pr
                     **p.options,
                 ).to_dict()
 
-            out[name][set_name] = run.stage(f"probe/{name}/{set_name}", inputs, fit)
+            out[name][set_name] = run.stage(f"probe/{name}/{set_name}", inputs, fit, collective=False)
     return out
 
 
