@@ -10,9 +10,12 @@ import sys
 import ftlens
 import numpy as np
 import pytest
+import torch
 import yaml
+from ftlens import align
 from ftlens.compare import LayerComparison
 from ftlens.probes import ProbeResult
+from ftlens.stream import ActivationStream
 from ftlens.study import load_config
 from ftlens.study.inputs import load
 
@@ -22,8 +25,11 @@ STUDY = {
     "tasks": {"pair": {"task": "pair", "train": {"generated": "pairs", "n": 64, "seed": 1},
                        "eval": {"generated": "pairs", "n": 24, "seed": 2},
                        "options": {"max_steps": 3, "batch_size": 8, "learning_rate": 1e-4}}},
-    "evaluation": {"sentences": {"data": {"generated": "sentences", "n": 61, "seed": 3}},
-                   "pairs": {"data": {"generated": "pairs", "n": 47, "seed": 4}, "in_domain": ["pair"]}},
+    # more than 256 inputs: several blocks of inputs, shared out between the ranks
+    "evaluation": {"sentences": {"data": {"generated": "sentences", "n": 600, "seed": 3}},
+                   "pairs": {"data": {"generated": "pairs", "n": 530, "seed": 4}, "in_domain": ["pair"]}},
+    # one thread in both runs: the ranks run the same blocks and batches as one process, so
+    # what differs is only how the accumulators merge
     "compare": {"measures": ["rsa", "cka", "procrustes"], "ci": 0.95, "ci_groups": 7},
     "probes": {"tasks": ["upos"], "train": {"generated": "sentences", "n": 40, "seed": 5},
                "eval": {"dev": {"generated": "sentences", "n": 20, "seed": 6}}},
@@ -51,10 +57,22 @@ def test_two_ranks_equal_one_process(ddp_run):
     assert printed.count("ran     compare/pair/pairs") == 1  # rank 0 alone logs
     config = load_config(path)
     model = results["tasks"]["pair"]["model_dir"]
+    for ev in config.evaluation:  # the setting shares blocks out to both ranks
+        stream = ActivationStream([ftlens.load_model("minilm")], progress=False)
+        starts = [start for start, _ in stream.blocks(align.as_items(load(ev.data)))]
+        assert min(starts) < len(load(ev.data)) // 2 <= max(starts)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        measures = ("rsa", "cka", "procrustes")
+        singles = {ev.name: ftlens.compare_models("minilm", model, load(ev.data), measures, ci=0.95,
+                                                  ci_groups=7, progress=False)
+                   for ev in config.evaluation}
+    finally:
+        torch.set_num_threads(threads)
     for ev in config.evaluation:
         stored = LayerComparison.from_dict(results["compare"]["pair"][ev.name])
-        single = ftlens.compare_models("minilm", model, load(ev.data), ("rsa", "cka", "procrustes"), ci=0.95,
-                                       ci_groups=7, progress=False)
+        single = singles[ev.name]
         assert stored.n_rows == single.n_rows and stored.n_inputs == single.n_inputs
         for name in ("rsa", "cka", "procrustes"):
             np.testing.assert_allclose(stored.values[name], single.values[name], rtol=0, atol=1e-10)

@@ -132,7 +132,8 @@ def compare_models(
             memory and, at the end, about G log2 G merges and G + 1 evaluations of each
             measure (bench/RESULTS.md).
         distributed: inside a torch.distributed process group (e.g. under torchrun), each
-            rank streams its own contiguous share of the inputs and the accumulators are
+            rank streams the blocks of inputs that start in its contiguous share of them
+            (the same blocks and batches as one process would run) and the accumulators are
             merged across ranks: every rank gets the result of all inputs. Every rank must
             call it with the same data.
         isotropy: also ``ftlens.isotropy``'s diagnostics of every layer of both models on
@@ -166,10 +167,8 @@ def compare_models(
         )
     moments = GroupedMoments(ci_groups if ci is not None else 1, len(items), stream.layers[0], stream.dims[0],
                              stream.dims[1], pairs=pairs, rdms=(rdm,) if "rsa" in measures else ())
-    lo, hi = ranks.shard(len(items)) if distributed else (0, len(items))
-    if lo < hi:
-        for chunk in stream(items[lo:hi]):
-            moments.update(chunk.states[0], chunk.states[1], chunk.item + lo)
+    for chunk in stream(items, shard=ranks.rank_and_world() if distributed else (0, 1)):
+        moments.update(chunk.states[0], chunk.states[1], chunk.item)
     truncated, words_dropped = stream.truncated, stream.words_dropped
     if distributed and ranks.active():
         moments.sync()

@@ -48,12 +48,6 @@ def barrier() -> None:
         dist.barrier()
 
 
-def shard(n: int) -> tuple[int, int]:
-    """This rank's contiguous share [lo, hi) of n inputs."""
-    rank, world = rank_and_world()
-    return rank * n // world, (rank + 1) * n // world
-
-
 def total(*counts: int) -> list[int]:
     """Each count summed over the ranks."""
     if not active():
