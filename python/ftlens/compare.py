@@ -99,6 +99,32 @@ def _label(model_or_name) -> str:
     return getattr(model.config, "_name_or_path", "") or type(model).__name__
 
 
+def _chunks(stream: ActivationStream, items, n_groups: int, distributed: bool):
+    """The chunks of this rank's inputs. With several groups, each group's inputs stream on
+    their own (no block spans two groups) and each rank takes whole groups, so a group's
+    accumulator sees the same chunks whatever the number of ranks."""
+    if n_groups == 1:
+        yield from stream(items)
+        return
+    from tqdm.auto import tqdm
+
+    rank, world = ranks.rank_and_world() if distributed else (0, 1)
+    # group g holds the inputs [first[g], first[g + 1]) (GroupedMoments.group_of)
+    first = [(g * len(items) + n_groups - 1) // n_groups for g in range(n_groups + 1)]
+    mine = [g for g in range(n_groups) if g * world // n_groups == rank]
+    shown, stream.progress = stream.progress, False
+    try:
+        with tqdm(total=sum(first[g + 1] - first[g] for g in mine), unit="input", desc="capture",
+                  disable=not shown) as bar:
+            for g in mine:
+                for chunk in stream(items[first[g]:first[g + 1]]):
+                    chunk.item = chunk.item + first[g]
+                    yield chunk
+                bar.update(first[g + 1] - first[g])
+    finally:
+        stream.progress = shown
+
+
 def compare_models(
     base,
     finetuned,
@@ -131,11 +157,12 @@ def compare_models(
             (sentences, not tokens), in the same pass. It costs ci_groups accumulators of
             memory and, at the end, about G log2 G merges and G + 1 evaluations of each
             measure (bench/RESULTS.md).
-        distributed: inside a torch.distributed process group (e.g. under torchrun), each
-            rank streams the blocks of inputs that start in its contiguous share of them
-            (the same blocks and batches as one process would run) and the accumulators are
-            merged across ranks: every rank gets the result of all inputs. Every rank must
-            call it with the same data.
+        distributed: inside a torch.distributed process group (e.g. under torchrun), the
+            ranks share out the input groups and merge their accumulators: every rank gets
+            the result of all inputs. With ``ci``, each group streams the same batches
+            whatever the number of ranks, so the result equals one process's to float64
+            rounding; without, the ranks' chunks differ from one process's, which moves
+            float32 inputs' results by about 1e-9. Every rank must call it with the same data.
         isotropy: also ``ftlens.isotropy``'s diagnostics of every layer of both models on
             the same rows (``result.isotropy["base"]["mean_cosine"]``, ...); free.
         capture: which rows and how to run the models (CaptureOptions); keyword arguments
@@ -165,9 +192,11 @@ def compare_models(
             f"the models have {stream.layers[0]} and {stream.layers[1]} hidden states; "
             "compare_models needs two encoders of equal depth"
         )
-    moments = GroupedMoments(ci_groups if ci is not None else 1, len(items), stream.layers[0], stream.dims[0],
+    world = ranks.rank_and_world()[1] if distributed else 1
+    n_groups = ci_groups if ci is not None else min(world, len(items))  # without ci: one group per rank
+    moments = GroupedMoments(n_groups, len(items), stream.layers[0], stream.dims[0],
                              stream.dims[1], pairs=pairs, rdms=(rdm,) if "rsa" in measures else ())
-    for chunk in stream(items, shard=ranks.rank_and_world() if distributed else (0, 1)):
+    for chunk in _chunks(stream, items, moments.n_groups, distributed):
         moments.update(chunk.states[0], chunk.states[1], chunk.item)
     truncated, words_dropped = stream.truncated, stream.words_dropped
     if distributed and ranks.active():

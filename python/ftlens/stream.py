@@ -209,22 +209,14 @@ class ActivationStream:
         lengths = self.lengths(items)
         return [(a, _Block(items[a:b], lengths[a:b])) for a, b in self.block_bounds(lengths)]
 
-    def __call__(self, data, shard: tuple[int, int] = (0, 1)) -> Iterator[Chunk]:
-        """Yields one Chunk per block of inputs (see block_bounds).
-
-        shard: (rank, ranks): only the blocks that start in this rank's contiguous share of
-        the inputs. The blocks are those of the whole data, so every block, its batches and
-        its chunk are the same whatever the number of ranks."""
+    def __call__(self, data) -> Iterator[Chunk]:
+        """Yields one Chunk per block of inputs (see block_bounds)."""
         items = data if data and isinstance(data[0], align.Item) else align.as_items(data)
         align.check_rows(self.rows, self.word_pool, self.segment, len(items[0].segments))
         from tqdm.auto import tqdm
 
-        rank, ranks = shard
-        lo, hi = rank * len(items) // ranks, (rank + 1) * len(items) // ranks
-        mine = [(start, block) for start, block in self.blocks(items) if lo <= start < hi]
-        with tqdm(total=sum(len(b) for _, b in mine), unit="input", desc="capture",
-                  disable=not self.progress) as bar:
-            for start, block in mine:
+        with tqdm(total=len(items), unit="input", desc="capture", disable=not self.progress) as bar:
+            for start, block in self.blocks(items):
                 yield self.block(block, start)
                 bar.update(len(block))
 

@@ -113,7 +113,7 @@ class CompareSpec:
     rows: str = "tokens"
     ci: float | None = 0.95
     ci_groups: int = 20
-    batch_size: int = 32
+    batch_size: int = 64  # as CaptureOptions
     max_length: int | None = None
     heatmaps: bool = True
 
