@@ -22,7 +22,7 @@ from ftlens.compare import LayerComparison
 from ftlens.study import load_config, run_study
 from ftlens.study.inputs import load
 
-SCALE = "0.1"
+SCALE = "0.05"
 
 
 @pytest.fixture(scope="module")
@@ -92,8 +92,10 @@ def test_rerun_reuses_every_stage(demo_run):
 
 def test_lost_stages_and_report_are_rebuilt(demo_run, tmp_path):
     out, _ = demo_run
-    copy = tmp_path / "run"
-    shutil.copytree(out, copy)
+    copy = tmp_path / "run"  # the records only: they name the models and stores they used
+    shutil.copytree(out / "stages", copy / "stages")
+    for name in ("study.json", "study.yaml", "results.json"):
+        shutil.copy(out / name, copy / name)
     before = _results(copy)
     (copy / "stages" / "compare__pair__pairs.json").unlink()
     (copy / "results.json").unlink()

@@ -23,8 +23,7 @@ STUDY = {
     "tasks": {"pair": {"task": "pair", "train": {"generated": "pairs", "n": 64, "seed": 1},
                        "eval": {"generated": "pairs", "n": 24, "seed": 2},
                        "options": {"max_steps": 3, "batch_size": 8, "learning_rate": 1e-4}}},
-    "evaluation": {"sentences": {"data": {"generated": "sentences", "n": 90, "seed": 3}},
-                   "pairs": {"data": {"generated": "pairs", "n": 75, "seed": 4}, "in_domain": ["pair"]}},
+    "evaluation": {"pairs": {"data": {"generated": "pairs", "n": 75, "seed": 4}, "in_domain": ["pair"]}},
     # one thread in both runs: each jackknife group streams the same batches whatever the
     # ranks (4 groups on rank 0, 3 on rank 1), so only the merging of accumulators differs
     "compare": {"measures": ["rsa", "cka", "procrustes"], "ci": 0.95, "ci_groups": 7},
