@@ -92,3 +92,15 @@ def bert_like(n: int = 8000, d: int = 768) -> tuple:
     x[:, :3] += torch.tensor([20.0, -12.0, 8.0])
     y[:, 5:7] += torch.tensor([15.0, 9.0])
     return x.numpy(), y.numpy()
+
+
+def ewt_dev_sentences(n: int):
+    """The first n UD EWT dev sentences, from FTLENS_DATA_DIR (make bench sets it)."""
+    from pathlib import Path
+
+    from ftlens.data import read_conllu
+
+    folder = os.environ.get("FTLENS_DATA_DIR")
+    if not folder:
+        raise RuntimeError("set FTLENS_DATA_DIR to the data folder (make bench sets ../shared/data)")
+    return read_conllu(Path(folder) / "ud_en_ewt" / "en_ewt-ud-dev.conllu")[:n]

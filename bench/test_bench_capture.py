@@ -6,16 +6,13 @@ The shared machine's speed drifts by 10-20% between runs of a few seconds, so th
 timed block by block, alternately, several times; each block keeps its fastest time."""
 
 import copy
-import os
 import time
-from pathlib import Path
 
 import ftlens
 import pytest
 import torch
-from conftest import report
+from conftest import ewt_dev_sentences, report
 from ftlens import align
-from ftlens.data import read_conllu
 from ftlens.stream import ActivationStream
 
 N_SENTENCES, REPEATS = 800, 3
@@ -23,10 +20,7 @@ N_SENTENCES, REPEATS = 800, 3
 
 @pytest.fixture(scope="module")
 def setup():
-    folder = os.environ.get("FTLENS_DATA_DIR")
-    if not folder:
-        raise RuntimeError("set FTLENS_DATA_DIR to the data folder (make bench sets ../shared/data)")
-    sentences = read_conllu(Path(folder) / "ud_en_ewt" / "en_ewt-ud-dev.conllu")[:N_SENTENCES]
+    sentences = ewt_dev_sentences(N_SENTENCES)
     base = ftlens.load_model("minilm", device="cpu")
     finetuned = (copy.deepcopy(base[0]), base[1])
     return align.as_items(sentences), base, finetuned

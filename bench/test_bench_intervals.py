@@ -3,25 +3,19 @@ the same UD English EWT dev sentences (2 x MiniLM, CPU), timed alternately, with
 growth of anonymous memory of each."""
 
 import copy
-import os
-from pathlib import Path
 
 import ftlens
 import pytest
 import torch
-from conftest import PeakRssAnon, report, timed
+from conftest import PeakRssAnon, ewt_dev_sentences, report, timed
 from ftlens.capture import layer_blocks
-from ftlens.data import read_conllu
 
 N_SENTENCES, REPEATS = 2000, 2
 
 
 @pytest.fixture(scope="module")
 def setup():
-    folder = os.environ.get("FTLENS_DATA_DIR")
-    if not folder:
-        raise RuntimeError("set FTLENS_DATA_DIR to the data folder (make bench sets ../shared/data)")
-    sentences = read_conllu(Path(folder) / "ud_en_ewt" / "en_ewt-ud-dev.conllu")[:N_SENTENCES]
+    sentences = ewt_dev_sentences(N_SENTENCES)
     base = ftlens.load_model("minilm", device="cpu")
     changed = copy.deepcopy(base[0])
     torch.manual_seed(0)
