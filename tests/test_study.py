@@ -158,6 +158,25 @@ def test_report_renders_in_headless_chromium(demo_run, tmp_path):
     assert shot.stat().st_size > 10_000
 
 
+def test_edited_settings_train_into_a_new_folder_and_keep_the_old_models(demo_run, tmp_path):
+    out, _ = demo_run
+    copy = tmp_path / "run"
+    shutil.copytree(out / "stages", copy / "stages")
+    shutil.copytree(out / "ablations", copy / "ablations")
+    shutil.copy(out / "study.json", copy / "study.json")
+    (old,) = (copy / "ablations").iterdir()
+    old_files = {p: p.read_bytes() for p in old.rglob("*.safetensors")}
+    assert old_files
+    study = yaml.safe_load((out / "study.yaml").read_text())
+    study["ablations"][0].update(ks=[0], options={"learning_rate": 1e-4})
+    (copy / "study.yaml").write_text(yaml.safe_dump(study))
+    again = run_study(copy / "study.yaml", copy, progress=False, report=False, log=lambda line: None)
+    assert {s["stage"] for s in again["stages"] if s["status"] == "ran"} == {"ablate/freeze/pair"}
+    (new,) = set((copy / "ablations").iterdir()) - {old}
+    assert again["ablations"][0]["rows"][0]["model_dir"].startswith(str(new))
+    assert {p: p.read_bytes() for p in old.rglob("*.safetensors")} == old_files
+
+
 def test_killed_run_resumes_without_redoing_finished_stages(tmp_path):
     """A study of a checkpoint (MiniLM itself) compared on three sets: killed (SIGKILL) once
     its first stage is recorded, then rerun."""

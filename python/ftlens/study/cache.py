@@ -85,3 +85,9 @@ class RunFolder:
 
     def folder(self, *parts: str) -> Path:
         return self.path.joinpath(*parts)
+
+    def work_folder(self, kind: str, name: str, inputs: dict) -> Path:
+        """``<kind>/<name>-<digest of inputs>``: where a stage keeps what it trains. Other
+        inputs get another folder, so an edited study never meets, or overwrites, the
+        models of its earlier settings; the same inputs find their folder again to resume."""
+        return self.path / kind / f"{name.replace('/', '-')}-{digest(inputs)[:12]}"

@@ -164,7 +164,7 @@ def _finetune_stage(
             spec.task,
             examples(spec.train),
             examples(spec.eval),
-            run.folder("finetune", spec.name),
+            run.work_folder("finetune", spec.name, inputs),
             progress=progress,
             **spec.options,
         )
@@ -298,13 +298,13 @@ def _probe_stages(run, config: StudyConfig, examples: Examples, models: dict, pr
     for name, model in models.items():
         stores = {}
         for set_name, spec in [("train", p.train), *p.eval.items()]:
-            path = run.folder("stores", name, set_name)
             inputs = {
                 "model": model["fingerprint"],
                 "data": examples.fingerprint(spec),
                 "rows": p.rows,
                 "dtype": p.dtype,
             }
+            path = run.work_folder("stores", f"{name}/{set_name}", inputs)
 
             def write(model=model, spec=spec, path=path) -> dict:
                 store.write(
@@ -360,15 +360,15 @@ def _ablation_stage(run, config: StudyConfig, spec, examples: Examples, models: 
 
     def compute() -> dict:
         finetuned = None
-        if spec.kind == "revert":  # a finished run folder: the study's own, or the checkpoint's
-            finetuned = Path(task.checkpoint).parent if task.checkpoint else run.folder("finetune", task.name)
+        if spec.kind == "revert":  # the fine-tuned run's folder: the study's own, or the checkpoint's
+            finetuned = Path(models[task.name]["model_dir"]).parent
         result = ablate(
             spec.kind,
             config.base,
             task.task,
             examples(task.train),
             examples(task.eval),
-            run.folder("ablations", name.split("/", 1)[1].replace("/", "-")),
+            run.work_folder("ablations", name.split("/", 1)[1], inputs),
             spec.ks,
             side=spec.side,
             finetuned=finetuned,
