@@ -12,9 +12,12 @@
 #include "ops/softmax_xent.h"
 #include "probes/logistic.h"
 #include "probes/ridge.h"
+#include "tiles/engine.h"
 
 namespace py = pybind11;
 using ftlens::MomentsCore;
+using ftlens::PairEngine;
+using ftlens::PairSide;
 using ftlens::RidgeCore;
 
 namespace {
@@ -116,6 +119,37 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
       .def_property_readonly("p", &RidgeCore::p)
       .def_property_readonly("q", &RidgeCore::q)
       .def_property_readonly("folds", &RidgeCore::folds);
+  py::class_<PairSide>(m, "PairSide", "How one side's rows become pair values (see csrc/tiles/engine.h).")
+      .def(py::init<>())
+      .def_readwrite("name", &PairSide::name)
+      .def_readwrite("map", &PairSide::map)
+      .def_readwrite("gamma", &PairSide::gamma)
+      .def_readwrite("column_mean", &PairSide::column_mean)
+      .def_readwrite("center_rows", &PairSide::center_rows)
+      .def_readwrite("normalize_rows", &PairSide::normalize_rows)
+      .def_readwrite("shift", &PairSide::shift)
+      .def_readwrite("lo", &PairSide::lo)
+      .def_readwrite("hi", &PairSide::hi)
+      .def_readwrite("bins", &PairSide::bins)
+      .def_readwrite("counts", &PairSide::counts)
+      .def_readwrite("min", &PairSide::min)
+      .def_readwrite("max", &PairSide::max)
+      .def_readwrite("select_lo", &PairSide::select_lo)
+      .def_readwrite("select_hi", &PairSide::select_hi);
+  py::class_<PairEngine>(m, "PairEngine")
+      .def(py::init([](const at::Tensor& x, const std::optional<at::Tensor>& y, const PairSide& sx,
+                       const PairSide& sy, const std::string& reducer, int64_t tile, bool double_precision) {
+             return std::make_unique<PairEngine>(x, y.has_value() ? *y : at::Tensor(), sx, sy, reducer, tile,
+                                                 double_precision);
+           }),
+           py::arg("x"), py::arg("y"), py::arg("side_x"), py::arg("side_y"), py::arg("reducer"), py::arg("tile"),
+           py::arg("double_precision"))
+      .def("run_stripe", locked(+[](PairEngine& self, int64_t stripe) { self.run_stripe(stripe); }),
+           py::arg("stripe"))
+      .def("result", locked(+[](PairEngine& self) { return self.result(); }))
+      .def_property_readonly("n", &PairEngine::n)
+      .def_property_readonly("tile", &PairEngine::tile)
+      .def_property_readonly("blocks", &PairEngine::blocks);
   m.def(
       "scale_rows",
       [](const at::Tensor& x, const at::Tensor& shift, const at::Tensor& scale) {

@@ -1,0 +1,347 @@
+#include "tiles/engine.h"
+
+#include <ATen/Parallel.h>
+#include <ATen/record_function.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <stdexcept>
+
+namespace ftlens {
+
+namespace {
+
+enum Reducer { kHsic, kPearson, kHistogram, kRanks, kCollect, kSelect };
+enum Map { kLinear, kOneMinus, kSqEuclidean, kEuclidean, kRbf };
+
+int parse(const std::string& name, const std::vector<std::string>& names, const char* what) {
+  for (size_t i = 0; i < names.size(); ++i)
+    if (names[i] == name) return static_cast<int>(i);
+  std::string choices;
+  for (const auto& n : names) choices += (choices.empty() ? "'" : ", '") + n + "'";
+  throw std::invalid_argument(std::string("unknown ") + what + " '" + name + "': expected one of " + choices);
+}
+
+// The value of pair (i, j) from g = <x_i, x_j> and the squared norms; `same` marks i == j,
+// whose distance is exactly 0 whatever the GEMM's rounding.
+template <typename T>
+inline T apply(int map, T g, T ai, T aj, T gamma, bool same) {
+  switch (map) {
+    case kLinear:
+      return g;
+    case kOneMinus:
+      return same ? T(0) : T(1) - g;
+    default: {
+      const T d2 = same ? T(0) : std::max(ai + aj - T(2) * g, T(0));
+      if (map == kSqEuclidean) return d2;
+      if (map == kEuclidean) return std::sqrt(d2);
+      return std::exp(-gamma * d2);
+    }
+  }
+}
+
+// Bin 0 holds values below lo, bins 1..bins the equal bins of [lo, hi), bin bins + 1 the rest.
+inline int64_t bin_of(double v, double lo, double width, int64_t bins) {
+  if (v < lo) return 0;
+  const double b = (v - lo) / width;
+  return b >= static_cast<double>(bins) ? bins + 1 : 1 + static_cast<int64_t>(b);
+}
+
+// The interpolated rank of v (1-based; ties get their mid-rank): the values before its bin,
+// plus its place inside the bin read linearly between the bin's edges. It lies in the same
+// range of counts[b] ranks as v's exact mid-rank.
+inline double rank_of(double v, const PairSide& s, const double* counts, const double* base) {
+  const double width = (s.hi - s.lo) / static_cast<double>(s.bins);
+  const int64_t b = bin_of(v, s.lo, width, s.bins);
+  const double e0 = b == 0 ? s.min : b == s.bins + 1 ? s.hi : s.lo + static_cast<double>(b - 1) * width;
+  const double e1 = b == 0 ? s.lo : b == s.bins + 1 ? s.max : s.lo + static_cast<double>(b) * width;
+  const double frac = e1 > e0 ? std::min(std::max((v - e0) / (e1 - e0), 0.0), 1.0) : 0.5;
+  return base[b] + 0.5 + counts[b] * frac;
+}
+
+void check_side(const at::Tensor& t, const PairSide& s, int64_t n) {
+  if (t.dim() != 2) throw std::invalid_argument(s.name + " must be 2-D [rows, features]");
+  if (t.size(0) != n) throw std::invalid_argument("X and Y must have the same number of rows");
+  if (!t.is_cpu())
+    throw std::invalid_argument(s.name + " is on " + t.device().str() +
+                                ": the pairwise tiles run on the CPU in this build; pass " + s.name + ".cpu()");
+  if (s.column_mean.defined() && s.column_mean.numel() != t.size(1))
+    throw std::invalid_argument(s.name + ": column_mean must have one value per column");
+  if (s.map == "rbf" && !(s.gamma > 0)) throw std::invalid_argument(s.name + ": rbf needs gamma > 0");
+}
+
+}  // namespace
+
+PairEngine::PairEngine(at::Tensor x, at::Tensor y, PairSide sx, PairSide sy, const std::string& reducer,
+                       int64_t tile, bool double_precision)
+    : x_(std::move(x)),
+      y_(std::move(y)),
+      sx_(std::move(sx)),
+      sy_(std::move(sy)),
+      reducer_(parse(reducer, {"hsic", "pearson", "histogram", "ranks", "collect", "select"}, "reducer")),
+      map_x_(parse(sx_.map, {"linear", "one_minus", "sqeuclidean", "euclidean", "rbf"}, "map")),
+      map_y_(parse(sy_.map, {"linear", "one_minus", "sqeuclidean", "euclidean", "rbf"}, "map")),
+      n_(x_.size(0)),
+      tile_(tile),
+      dtype_(double_precision ? at::kDouble : at::kFloat),
+      two_sided_(y_.defined()) {
+  check_side(x_, sx_, n_);
+  if (two_sided_) check_side(y_, sy_, n_);
+  if ((reducer_ == kHsic || reducer_ == kPearson || reducer_ == kRanks) && !two_sided_)
+    throw std::invalid_argument(reducer + " compares two sides: pass Y");
+  if (tile_ < 1) throw std::invalid_argument("tile must be >= 1");
+  if (n_ < 2) throw std::invalid_argument("need at least 2 rows for pairs, got " + std::to_string(n_));
+  for (const PairSide* s : {&sx_, &sy_}) {
+    if ((reducer_ == kHistogram || reducer_ == kRanks) && (s->bins < 1 || !(s->hi > s->lo)))
+      throw std::invalid_argument("histogram bins need bins >= 1 and hi > lo");
+    if (reducer_ == kRanks && (!s->counts.defined() || s->counts.numel() != s->bins + 2))
+      throw std::invalid_argument("ranks need the histogram pass's counts [bins + 2]");
+  }
+  auto zeros = [&] { return at::zeros({n_}, at::kDouble); };
+  if (reducer_ == kHsic) {
+    row_x_ = zeros(), row_y_ = zeros(), diag_x_ = zeros(), diag_y_ = zeros();
+  } else if (reducer_ == kCollect) {
+    out_x_ = at::empty({n_ * (n_ - 1) / 2}, at::kDouble);
+    if (two_sided_) out_y_ = at::empty({n_ * (n_ - 1) / 2}, at::kDouble);
+  } else if (reducer_ == kRanks) {
+    for (auto [s, base] : {std::pair{&sx_, &rank_base_x_}, std::pair{&sy_, &rank_base_y_}}) {
+      s->counts = s->counts.to(at::kDouble).contiguous();
+      const double* c = s->counts.data_ptr<double>();
+      base->assign(s->bins + 2, 0.0);
+      for (int64_t b = 1; b < s->bins + 2; ++b) (*base)[b] = (*base)[b - 1] + c[b - 1];
+    }
+  }
+  ensure_threads();
+}
+
+void PairEngine::ensure_threads() {
+  const int64_t threads = at::get_num_threads();
+  if (threads <= threads_) return;
+  threads_ = threads;
+  const double inf = std::numeric_limits<double>::infinity();
+  sums_.resize(threads, {0, 0, 0, 0, 0, 0});
+  extremes_.resize(threads, {inf, -inf, inf, -inf});
+  picked_x_.resize(threads), picked_y_.resize(threads);
+  if (reducer_ == kHistogram) {
+    hist_x_.resize(threads, std::vector<int64_t>(sx_.bins + 2, 0));
+    if (two_sided_) hist_y_.resize(threads, std::vector<int64_t>(sy_.bins + 2, 0));
+  }
+  if (reducer_ == kHsic) column_x_.resize(threads), column_y_.resize(threads);
+}
+
+PairEngine::Block PairEngine::block(const at::Tensor& src, const PairSide& s, int64_t r0, int64_t r1) const {
+  at::Tensor b = src.narrow(0, r0, r1 - r0).to(at::kDouble);  // prepared in float64, then cast
+  at::Tensor bad = (~at::isfinite(b)).any(1).nonzero();
+  if (bad.numel() > 0)
+    throw std::invalid_argument(s.name + " row " + std::to_string(r0 + bad[0][0].item<int64_t>()) +
+                                " holds NaN or Inf; remove or repair it first");
+  if (s.column_mean.defined()) b = b - s.column_mean.to(at::kDouble);
+  if (s.center_rows) b = b - b.mean(1, true);
+  if (s.normalize_rows) {
+    at::Tensor norm = b.norm(2, 1, true);
+    at::Tensor zero = (norm.squeeze(1) == 0).nonzero();
+    if (zero.numel() > 0)
+      throw std::invalid_argument(s.name + " row " + std::to_string(r0 + zero[0][0].item<int64_t>()) +
+                                  (s.center_rows ? " is constant" : " is all zeros") +
+                                  ": its cosine with other rows is undefined; drop that row");
+    b = b / norm;
+  }
+  b = b.to(dtype_).contiguous();
+  return {b, (b * b).sum(1)};
+}
+
+template <typename T, typename F>
+void PairEngine::for_pairs(const at::Tensor& gx, const at::Tensor& gy, const Block& xi, const Block& xj,
+                           const Block& yi, const Block& yj, bool diagonal, F&& f) {
+  const int64_t ti = gx.size(0), tj = gx.size(1);
+  const T* gxp = gx.data_ptr<T>();
+  const T* gyp = two_sided_ ? gy.data_ptr<T>() : nullptr;
+  const T *axi = xi.norms.data_ptr<T>(), *axj = xj.norms.data_ptr<T>();
+  const T* ayi = two_sided_ ? yi.norms.data_ptr<T>() : nullptr;
+  const T* ayj = two_sided_ ? yj.norms.data_ptr<T>() : nullptr;
+  const int mx = map_x_, my = map_y_;
+  const T gamma_x = static_cast<T>(sx_.gamma), gamma_y = static_cast<T>(sy_.gamma);
+  at::parallel_for(0, ti, 8, [&](int64_t begin, int64_t end) {
+    const int tid = at::get_thread_num();
+    for (int64_t a = begin; a < end; ++a) {
+      const T* gxr = gxp + a * tj;
+      const T* gyr = two_sided_ ? gyp + a * tj : nullptr;
+      for (int64_t b = diagonal ? a : 0; b < tj; ++b) {
+        const bool same = diagonal && a == b;
+        const double vx = apply<T>(mx, gxr[b], axi[a], axj[b], gamma_x, same);
+        const double vy = two_sided_ ? apply<T>(my, gyr[b], ayi[a], ayj[b], gamma_y, same) : 0.0;
+        f(tid, a, b, same, vx, vy);
+      }
+    }
+  });
+}
+
+template <typename T>
+void PairEngine::reduce_tile(int64_t i0, int64_t j0, const at::Tensor& gx, const at::Tensor& gy, const Block& xi,
+                             const Block& xj, const Block& yi, const Block& yj, bool diagonal) {
+  const int64_t tj = gx.size(1);
+  auto pairs = [&](auto&& f) { for_pairs<T>(gx, gy, xi, xj, yi, yj, diagonal, f); };
+  switch (reducer_) {
+    case kHsic: {
+      // k and l shifted by constants (HSIC does not change); (i, j) and (j, i) both count
+      for (int64_t t = 0; t < threads_; ++t) column_x_[t].assign(tj, 0.0), column_y_[t].assign(tj, 0.0);
+      double *rx = row_x_.data_ptr<double>(), *ry = row_y_.data_ptr<double>();
+      double *dx = diag_x_.data_ptr<double>(), *dy = diag_y_.data_ptr<double>();
+      const double cx = sx_.shift, cy = sy_.shift;
+      pairs([&](int tid, int64_t a, int64_t b, bool same, double vx, double vy) {
+        const double k = vx - cx, l = vy - cy;
+        if (same) {
+          dx[i0 + a] = k, dy[i0 + a] = l;
+          return;
+        }
+        auto& s = sums_[tid];
+        s[0] += 2 * k * l, s[1] += 2 * k * k, s[2] += 2 * l * l;
+        rx[i0 + a] += k, ry[i0 + a] += l;  // row a belongs to this thread alone
+        column_x_[tid][b] += k, column_y_[tid][b] += l;
+      });
+      for (int64_t t = 0; t < threads_; ++t)
+        for (int64_t b = 0; b < tj; ++b) rx[j0 + b] += column_x_[t][b], ry[j0 + b] += column_y_[t][b];
+      break;
+    }
+    case kPearson: {
+      const double cx = sx_.shift, cy = sy_.shift;
+      pairs([&](int tid, int64_t, int64_t, bool same, double vx, double vy) {
+        if (same) return;
+        auto& s = sums_[tid];
+        const double u = vx - cx, v = vy - cy;
+        s[0] += u, s[1] += v, s[2] += u * u, s[3] += v * v, s[4] += u * v, s[5] += 1;
+      });
+      break;
+    }
+    case kRanks: {
+      const double* cxp = sx_.counts.data_ptr<double>();
+      const double* cyp = sy_.counts.data_ptr<double>();
+      const double mid = 0.5 * (static_cast<double>(n_) * (n_ - 1) / 2 + 1);  // the mean rank
+      pairs([&](int tid, int64_t, int64_t, bool same, double vx, double vy) {
+        if (same) return;
+        auto& s = sums_[tid];
+        const double u = rank_of(vx, sx_, cxp, rank_base_x_.data()) - mid;
+        const double v = rank_of(vy, sy_, cyp, rank_base_y_.data()) - mid;
+        s[0] += u, s[1] += v, s[2] += u * u, s[3] += v * v, s[4] += u * v, s[5] += 1;
+      });
+      break;
+    }
+    case kHistogram: {
+      const double wx = (sx_.hi - sx_.lo) / static_cast<double>(sx_.bins);
+      const double wy = two_sided_ ? (sy_.hi - sy_.lo) / static_cast<double>(sy_.bins) : 0.0;
+      pairs([&](int tid, int64_t, int64_t, bool same, double vx, double vy) {
+        if (same) return;
+        auto& e = extremes_[tid];
+        ++hist_x_[tid][bin_of(vx, sx_.lo, wx, sx_.bins)];
+        e[0] = std::min(e[0], vx), e[1] = std::max(e[1], vx);
+        if (two_sided_) {
+          ++hist_y_[tid][bin_of(vy, sy_.lo, wy, sy_.bins)];
+          e[2] = std::min(e[2], vy), e[3] = std::max(e[3], vy);
+        }
+      });
+      break;
+    }
+    case kCollect: {
+      double* ox = out_x_.data_ptr<double>();
+      double* oy = two_sided_ ? out_y_.data_ptr<double>() : nullptr;
+      const int64_t n = n_;
+      pairs([&](int, int64_t a, int64_t b, bool same, double vx, double vy) {
+        if (same) return;
+        const int64_t i = i0 + a, j = j0 + b;
+        const int64_t at = i * n - i * (i + 1) / 2 + (j - i - 1);
+        ox[at] = vx;
+        if (oy) oy[at] = vy;
+      });
+      break;
+    }
+    case kSelect: {
+      pairs([&](int tid, int64_t, int64_t, bool same, double vx, double vy) {
+        if (same) return;
+        auto& s = sums_[tid];  // and how many lie below the range, so that ranks stay exact
+        if (vx < sx_.select_lo) s[0] += 1;
+        else if (vx < sx_.select_hi) picked_x_[tid].push_back(vx);
+        if (!two_sided_) return;
+        if (vy < sy_.select_lo) s[1] += 1;
+        else if (vy < sy_.select_hi) picked_y_[tid].push_back(vy);
+      });
+      break;
+    }
+  }
+}
+
+void PairEngine::run_stripe(int64_t stripe) {
+  RECORD_FUNCTION("ftlens::pair_stripe", {});
+  if (stripe < 0 || stripe >= blocks())
+    throw std::invalid_argument("stripe " + std::to_string(stripe) + " out of range [0, " +
+                                std::to_string(blocks()) + ")");
+  ensure_threads();
+  const int64_t i0 = stripe * tile_, i1 = std::min(n_, i0 + tile_);
+  const Block xi = block(x_, sx_, i0, i1);
+  const Block yi = two_sided_ ? block(y_, sy_, i0, i1) : Block{};
+  for (int64_t j0 = i0; j0 < n_; j0 += tile_) {
+    const int64_t j1 = std::min(n_, j0 + tile_);
+    const bool diagonal = j0 == i0;
+    const Block xj = diagonal ? xi : block(x_, sx_, j0, j1);
+    const Block yj = !two_sided_ ? Block{} : diagonal ? yi : block(y_, sy_, j0, j1);
+    const at::Tensor gx = at::mm(xi.rows, xj.rows.t());
+    const at::Tensor gy = two_sided_ ? at::mm(yi.rows, yj.rows.t()) : at::Tensor();
+    AT_DISPATCH_FLOATING_TYPES(dtype_, "pair_tile",
+                               [&] { reduce_tile<scalar_t>(i0, j0, gx, gy, xi, xj, yi, yj, diagonal); });
+  }
+}
+
+std::map<std::string, at::Tensor> PairEngine::result() const {
+  std::map<std::string, at::Tensor> out;
+  auto scalar = [](double v) { return at::scalar_tensor(v, at::kDouble); };
+  std::array<double, 6> s{0, 0, 0, 0, 0, 0};
+  for (const auto& part : sums_)
+    for (size_t k = 0; k < 6; ++k) s[k] += part[k];
+  switch (reducer_) {
+    case kHsic:
+      out["kl"] = scalar(s[0]), out["kk"] = scalar(s[1]), out["ll"] = scalar(s[2]);
+      out["row_x"] = row_x_.clone(), out["row_y"] = row_y_.clone();
+      out["diag_x"] = diag_x_.clone(), out["diag_y"] = diag_y_.clone();
+      break;
+    case kPearson:
+    case kRanks:
+      out["sx"] = scalar(s[0]), out["sy"] = scalar(s[1]), out["sxx"] = scalar(s[2]);
+      out["syy"] = scalar(s[3]), out["sxy"] = scalar(s[4]), out["count"] = scalar(s[5]);
+      break;
+    case kHistogram: {
+      const double inf = std::numeric_limits<double>::infinity();
+      double e[4] = {inf, -inf, inf, -inf};
+      for (const auto& part : extremes_)
+        e[0] = std::min(e[0], part[0]), e[1] = std::max(e[1], part[1]), e[2] = std::min(e[2], part[2]),
+        e[3] = std::max(e[3], part[3]);
+      auto total = [](const std::vector<std::vector<int64_t>>& parts, int64_t bins) {
+        at::Tensor t = at::zeros({bins + 2}, at::kLong);
+        int64_t* p = t.data_ptr<int64_t>();
+        for (const auto& part : parts)
+          for (int64_t b = 0; b < bins + 2; ++b) p[b] += part[b];
+        return t;
+      };
+      out["counts_x"] = total(hist_x_, sx_.bins), out["min_x"] = scalar(e[0]), out["max_x"] = scalar(e[1]);
+      if (two_sided_)
+        out["counts_y"] = total(hist_y_, sy_.bins), out["min_y"] = scalar(e[2]), out["max_y"] = scalar(e[3]);
+      break;
+    }
+    case kCollect:
+      out["x"] = out_x_;
+      if (two_sided_) out["y"] = out_y_;
+      break;
+    case kSelect: {
+      auto join = [](const std::vector<std::vector<double>>& parts) {
+        std::vector<double> all;
+        for (const auto& part : parts) all.insert(all.end(), part.begin(), part.end());
+        return at::tensor(all, at::kDouble);
+      };
+      out["x"] = join(picked_x_), out["below_x"] = scalar(s[0]);
+      if (two_sided_) out["y"] = join(picked_y_), out["below_y"] = scalar(s[1]);
+      break;
+    }
+  }
+  return out;
+}
+
+}  // namespace ftlens

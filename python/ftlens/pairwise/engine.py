@@ -1,0 +1,176 @@
+"""Runs the C++ tile engine: inputs as row sources, named kernels and RDMs as pair maps,
+the tile size from a memory budget, one pass per call with a progress bar.
+
+A pass walks the upper triangle of the n x n pair space in T x T tiles (one GEMM per side
+and tile, then a fused map and reducer), so memory is O(n + T^2) whatever n.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .. import _inputs
+from .._core import _C
+
+DEFAULT_MEMORY_BUDGET = 512 * 2**20
+MIN_TILE = 64
+MAX_TILE = 2048
+KERNELS = ("linear", "cosine", "rbf")
+RDMS = ("inner", "cosine", "correlation", "sqeuclidean", "euclidean")
+SAMPLE_ROWS = 1024
+
+
+def source(a, name: str) -> torch.Tensor:
+    """A 2-D CPU tensor over ``a`` without copying it: numpy arrays and memmaps (store layers)
+    are wrapped, so the engine reads them one row block at a time."""
+    a = _inputs.as_matrix(a, name)
+    if isinstance(a, np.ndarray):
+        if not a.dtype.isnative:
+            raise TypeError(
+                f"{name} is stored big-endian; convert it with {name}.astype({name}.dtype.newbyteorder('='))"
+            )
+        if not a.flags.c_contiguous:
+            a = np.ascontiguousarray(a)
+        with warnings.catch_warnings():  # a read-only memmap: the engine only reads
+            warnings.simplefilter("ignore", UserWarning)
+            a = torch.from_numpy(a)
+    if a.is_cuda:
+        raise ValueError(
+            f"{name} is a CUDA tensor, and this build runs the pairwise tiles on the CPU only; "
+            f"pass {name}.cpu()"
+        )
+    return a
+
+
+def sources(X, Y) -> tuple[torch.Tensor, torch.Tensor, bool]:
+    """Both inputs as sources, checked to match, and whether to compute in float64."""
+    x, y = source(X, "X"), source(Y, "Y")
+    _inputs.check_rows(x, y)
+    if x.device != y.device:
+        raise ValueError(f"X and Y must be on the same device, got {x.device} and {y.device}")
+    return x, y, _inputs.compute_dtype(x, y) == torch.float64
+
+
+def column_mean(x: torch.Tensor, chunk_rows: int = _inputs.DEFAULT_CHUNK_ROWS) -> torch.Tensor:
+    """The float64 mean of each column, one chunk of rows at a time."""
+    total = torch.zeros(x.shape[1], dtype=torch.float64)
+    for start in range(0, x.shape[0], chunk_rows):
+        total += x[start : start + chunk_rows].to(torch.float64).sum(0)
+    return total / x.shape[0]
+
+
+@dataclass
+class Map:
+    """How a named kernel or RDM is computed from prepared rows (see csrc/tiles/engine.h)."""
+
+    map: str
+    center_columns: bool = False
+    center_rows: bool = False
+    normalize_rows: bool = False
+
+
+def kernel_map(kernel: str) -> Map:
+    """Kernels for HSIC: linear and RBF on column-centered rows (HSIC ignores the shift;
+    float rounding does not), cosine on unit rows."""
+    if kernel not in KERNELS:
+        raise ValueError(f"unknown kernel {kernel!r}: choose from {KERNELS}")
+    return {
+        "linear": Map("linear", center_columns=True),
+        "cosine": Map("linear", normalize_rows=True),
+        "rbf": Map("rbf", center_columns=True),
+    }[kernel]
+
+
+def rdm_map(rdm: str) -> Map:
+    """Dissimilarities (inner products for "inner") of each pair of rows."""
+    if rdm not in RDMS:
+        raise ValueError(f"unknown rdm {rdm!r}: choose from {RDMS}")
+    return {
+        "inner": Map("linear"),
+        "cosine": Map("one_minus", normalize_rows=True),
+        "correlation": Map("one_minus", center_rows=True, normalize_rows=True),
+        "sqeuclidean": Map("sqeuclidean", center_columns=True),
+        "euclidean": Map("euclidean", center_columns=True),
+    }[rdm]
+
+
+def side(name: str, how: Map, x: torch.Tensor, **fields) -> _C.PairSide:
+    s = _C.PairSide()
+    s.name, s.map = name, how.map
+    s.center_rows, s.normalize_rows = how.center_rows, how.normalize_rows
+    if how.center_columns:
+        s.column_mean = column_mean(x)
+    for key, value in fields.items():
+        setattr(s, key, value)
+    return s
+
+
+def tile_for(n: int, p: int, q: int, double: bool, memory_budget: int | None) -> int:
+    """The largest tile (at most 2,048 rows) whose working memory fits the budget: the two
+    GEMM tiles and the four prepared row blocks."""
+    budget = DEFAULT_MEMORY_BUDGET if memory_budget is None else memory_budget
+    if isinstance(budget, bool) or not isinstance(budget, (int, np.integer)) or budget <= 0:
+        raise ValueError(f"memory_budget must be a positive number of bytes, got {memory_budget!r}")
+    itemsize = 8 if double else 4
+
+    def need(t: int) -> int:
+        return 2 * t * t * itemsize + 4 * t * (p + q) * 8
+
+    smallest = min(n, MIN_TILE)
+    if need(smallest) > budget:
+        raise ValueError(
+            f"memory_budget={budget:,} bytes is too small for one {smallest} x {smallest} tile "
+            f"(needs {need(smallest):,}); raise it"
+        )
+    tile = min(n, MAX_TILE)
+    while need(tile) > budget:
+        tile //= 2
+    return max(tile, smallest)
+
+
+def run(
+    x, y, sx, sy, reducer: str, tile: int, double: bool, progress: bool = False, desc: str = "pairs"
+) -> dict:
+    """One pass over every tile of the upper triangle; the reducer's sums as a dict."""
+    try:
+        engine = _C.PairEngine(x, y, sx, sy, reducer, tile, double)
+    except RuntimeError as err:  # pragma: no cover - the core raises ValueError for bad input
+        raise ValueError(str(err)) from err
+    stripes = range(engine.blocks)
+    if progress:
+        from tqdm.auto import tqdm
+
+        stripes = tqdm(stripes, desc=desc, unit="stripe", leave=False)
+    for stripe in stripes:
+        engine.run_stripe(stripe)
+    return engine.result()
+
+
+def sample_values(
+    x,
+    y,
+    mx: Map,
+    my: Map,
+    double: bool,
+    fields_x: dict | None = None,
+    fields_y: dict | None = None,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The pair values among up to 1,024 rows drawn at random (seeded): where the values lie,
+    before a pass over all pairs. ``fields_*``: extra PairSide settings (the RBF's gamma)."""
+    n = x.shape[0]
+    rows = torch.as_tensor(
+        np.sort(np.random.default_rng(seed).choice(n, size=min(n, SAMPLE_ROWS), replace=False))
+    )
+    xs, ys = x[rows], None if y is None else y[rows]
+    sy = side("Y", my, ys, **(fields_y or {})) if y is not None else _C.PairSide()
+    out = run(xs, ys, side("X", mx, xs, **(fields_x or {})), sy, "collect", len(rows), double)
+    return out["x"].numpy(), None if y is None else out["y"].numpy()
+
+
+def pair_count(n: int) -> int:
+    return n * (n - 1) // 2

@@ -1,0 +1,169 @@
+"""RSA over pair tiles: Pearson or cosine comparison of RDMs that do not reduce to moments
+(plain Euclidean distance), and rank comparisons (Spearman, Kendall's tau-b) of any RDM."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import torch
+from scipy import stats
+
+from .. import registry
+from . import engine, order
+
+COMPARES = ("pearson", "cosine", "spearman", "kendall")
+EPS = {True: np.finfo(np.float64).eps, False: np.finfo(np.float32).eps}
+
+
+def _constant_rdms(spread: dict, scale: dict, double: bool) -> list[str]:
+    """The sides whose pair values do not vary beyond the rounding of their computation."""
+    return [name for k, name in (("x", "X"), ("y", "Y")) if not spread[k] > 64 * EPS[double] * scale[k]]
+
+
+def _undefined(constant: list[str], rdm: str, strict: bool) -> float:
+    if strict:
+        raise ValueError(
+            f"RSA is undefined: the {rdm} RDM of {' and '.join(constant)} is constant (every pair "
+            "equally dissimilar); pass undefined='nan' for NaN instead"
+        )
+    return math.nan
+
+
+def _moment_compare(x, y, sx, sy, compare, tile, double, progress) -> tuple[float, list[str]]:
+    """Pearson or cosine comparison from one pass of co-moment sums of the shifted values."""
+    s = {
+        k: float(v)
+        for k, v in engine.run(x, y, sx, sy, "pearson", tile, double, progress, desc="RSA pass").items()
+    }
+    m, cx, cy = s["count"], sx.shift, sy.shift
+    if compare == "pearson":
+        vx, vy = s["sxx"] - s["sx"] ** 2 / m, s["syy"] - s["sy"] ** 2 / m
+        cov = s["sxy"] - s["sx"] * s["sy"] / m
+    else:  # cosine of the unshifted values
+        vx = s["sxx"] + 2 * cx * s["sx"] + m * cx * cx
+        vy = s["syy"] + 2 * cy * s["sy"] + m * cy * cy
+        cov = s["sxy"] + cy * s["sx"] + cx * s["sy"] + m * cx * cy
+    spread = {
+        "x": math.sqrt(max(s["sxx"] - s["sx"] ** 2 / m, 0.0) / m),
+        "y": math.sqrt(max(s["syy"] - s["sy"] ** 2 / m, 0.0) / m),
+    }
+    scale = {"x": abs(cx) + math.sqrt(s["sxx"] / m), "y": abs(cy) + math.sqrt(s["syy"] / m)}
+    constant = _constant_rdms(spread, scale, double)
+    return (math.nan if constant else cov / math.sqrt(vx * vy)), constant
+
+
+def _exact_ranks(x, y, sx, sy, compare, tile, double, progress) -> tuple[float, list[str]]:
+    """Every pair value in memory: mid-ranks and Spearman's rho, or Kendall's tau-b."""
+    out = engine.run(x, y, sx, sy, "collect", tile, double, progress, desc="RDM pass")
+    vx, vy = out["x"].numpy(), out["y"].numpy()
+    spread = {"x": float(vx.max() - vx.min()), "y": float(vy.max() - vy.min())}
+    scale = {"x": float(np.abs(vx).max()), "y": float(np.abs(vy).max())}
+    constant = _constant_rdms(spread, scale, double)
+    if constant:
+        return math.nan, constant
+    if compare == "kendall":
+        return float(stats.kendalltau(vx, vy).statistic), []
+    rx, ry = stats.rankdata(vx), stats.rankdata(vy)
+    rx -= rx.mean()
+    ry -= ry.mean()
+    return float(rx @ ry / math.sqrt((rx @ rx) * (ry @ ry))), []
+
+
+def _sketched_spearman(x, y, sx, sy, how, tile, double, bins, progress) -> tuple[float, list[str], float]:
+    """Spearman's rho in two passes: a histogram of each RDM over bins placed from a sample,
+    then Pearson on ranks interpolated through it. Returns rho, the constant sides and a
+    bound on |rho - exact rho|."""
+    sample_x, sample_y = engine.sample_values(x, y, how, how, double)
+    for s, sample in ((sx, sample_x), (sy, sample_y)):
+        for key, value in order.bins_from_sample(sample, bins).items():
+            setattr(s, key, value)
+    hist = order.histogram(x, y, sx, sy, tile, double, progress)
+    spread = {k: hist[f"max_{k}"] - hist[f"min_{k}"] for k in "xy"}
+    scale = {k: max(abs(hist[f"max_{k}"]), abs(hist[f"min_{k}"])) for k in "xy"}
+    constant = _constant_rdms(spread, scale, double)
+    if constant:
+        return math.nan, constant, 0.0
+    for k, s in (("x", sx), ("y", sy)):
+        s.counts = torch.as_tensor(hist[f"counts_{k}"], dtype=torch.float64)
+        s.min, s.max = hist[f"min_{k}"], hist[f"max_{k}"]
+    s = {
+        k: float(v)
+        for k, v in engine.run(x, y, sx, sy, "ranks", tile, double, progress, desc="rank pass").items()
+    }
+    m = s["count"]
+    vx, vy = s["sxx"] - s["sx"] ** 2 / m, s["syy"] - s["sy"] ** 2 / m
+    rho = (s["sxy"] - s["sx"] * s["sy"] / m) / math.sqrt(vx * vy)
+    bound = 0.0
+    for k, v in (("x", vx), ("y", vy)):
+        error = order.interpolated_rank_error(hist[f"counts_{k}"])
+        norm = math.sqrt(v)
+        bound += 2.0 * error / (norm - error) if norm > error else 2.0
+    return rho, [], min(bound, 2.0)
+
+
+def pairwise_rsa(
+    X,
+    Y,
+    rdm: str = "euclidean",
+    compare: str = "spearman",
+    *,
+    undefined: str = "raise",
+    memory_budget: int | None = None,
+    exact: bool | None = None,
+    bins: int = order.DEFAULT_BINS,
+    progress: bool = False,
+) -> dict:
+    """RSA of X [n, p] and Y [n, q] over pair tiles: compare the RDMs' n(n-1)/2 pairs i < j.
+
+    exact: Spearman from every pair value held in memory (None: when both fit
+    ``memory_budget``); else a two-pass rank sketch whose error bound is returned. Kendall's
+    tau needs the exact path. Returns a dict: ``value``, ``method``, ``exact``,
+    ``error_bound``, ``tile``, ``passes``."""
+    strict = registry.strict(undefined)
+    if compare not in COMPARES:
+        raise ValueError(f"unknown compare {compare!r}: choose from {COMPARES}")
+    start = time.perf_counter()
+    x, y, double = engine.sources(X, Y)
+    n = x.shape[0]
+    if n < 3:
+        raise ValueError(f"RSA compares n(n-1)/2 pairs of rows and needs at least 3 rows, got {n}")
+    how = engine.rdm_map(rdm)
+    tile = engine.tile_for(n, x.shape[1], y.shape[1], double, memory_budget)
+    sx, sy = engine.side("X", how, x), engine.side("Y", how, y)
+    budget = engine.DEFAULT_MEMORY_BUDGET if memory_budget is None else memory_budget
+    needed = 2 * 8 * engine.pair_count(n)
+    details = {
+        "method": "tiles",
+        "rdm": rdm,
+        "compare": compare,
+        "tile": tile,
+        "exact": True,
+        "error_bound": 0.0,
+    }
+    if compare in ("pearson", "cosine"):
+        sample_x, sample_y = engine.sample_values(x, y, how, how, double)
+        sx.shift, sy.shift = float(sample_x.mean()), float(sample_y.mean())
+        value, constant = _moment_compare(x, y, sx, sy, compare, tile, double, progress)
+        passes = 1
+    else:
+        if exact is None:
+            exact = needed <= budget
+        if not exact and compare == "kendall":
+            raise ValueError(
+                f"Kendall's tau needs every pair value in memory: {needed:,} bytes for n={n}, over "
+                f"memory_budget={budget:,}; raise memory_budget, or use compare='spearman'"
+            )
+        if exact:
+            value, constant = _exact_ranks(x, y, sx, sy, compare, tile, double, progress)
+            passes = 1
+        else:
+            if isinstance(bins, bool) or not isinstance(bins, int) or bins < 16:
+                raise ValueError(f"bins must be an integer >= 16, got {bins!r}")
+            value, constant, bound = _sketched_spearman(x, y, sx, sy, how, tile, double, bins, progress)
+            details.update(exact=False, error_bound=bound, bins=bins)
+            passes = 2
+    if constant:
+        value = _undefined(constant, rdm, strict)
+    return {"value": value, **details, "passes": passes, "seconds": time.perf_counter() - start}
