@@ -214,6 +214,7 @@ class LayerMoments:
                     f"rdm={rdm!r} was not requested when these moments were created "
                     f"(rdms={self.rdms}); create them with rdms including {rdm!r}"
                 )
+        registry.check_streamable(name, options)
         values = registry.get(name).compute(self._core, registry.strict(undefined), **options)
         return self._shape(values)
 

@@ -30,6 +30,11 @@ class Measure:
     compute: Callable[..., torch.Tensor]
     views: Callable[..., tuple[str, ...]] = lambda **options: ("raw",)
     kind: str = "similarity"  # "similarity" (1 = same) or "distance" (0 = same)
+    # Options the moments cannot serve (an RBF kernel, Spearman's ranks) go to the pairwise
+    # tiles: ``tiles(**options)`` says whether they do, ``pairwise(X, Y, **options)`` computes
+    # them (a dict with "value" and how it was computed).
+    tiles: Callable[..., bool] = lambda **options: False
+    pairwise: Callable[..., dict] | None = None
 
 
 def svcca_k(k) -> int:
@@ -51,14 +56,48 @@ def _cca(method: str):
     return compute
 
 
+def _cka_tiles(kernel: str = "linear", sigma=None, **_) -> bool:
+    from .pairwise.engine import kernel_map
+
+    kernel_map(kernel)  # a known kernel, or a ValueError naming the choices
+    if sigma is not None and kernel != "rbf":
+        raise ValueError(f"sigma is the RBF bandwidth; the {kernel} kernel takes none")
+    return kernel != "linear"
+
+
+def _rsa_tiles(rdm: str = "correlation", compare: str = "pearson", **_) -> bool:
+    from .pairwise.engine import rdm_map
+    from .pairwise.rsa import COMPARES
+
+    rdm_map(rdm)
+    if compare not in COMPARES:
+        raise ValueError(f"unknown compare {compare!r}: choose from {COMPARES}")
+    return rdm not in RDMS or compare not in ("pearson", "cosine")
+
+
+def _kernel_cka(debiased: bool):
+    def compute(X, Y, kernel="linear", sigma=None, threshold=1.0, **options):
+        from .pairwise import kernel_cka
+
+        return kernel_cka(X, Y, kernel, sigma, threshold, debiased, **options)
+
+    return compute
+
+
+def _pairwise_rsa(X, Y, rdm="correlation", compare="pearson", **options):
+    from .pairwise import pairwise_rsa
+
+    return pairwise_rsa(X, Y, rdm, compare, **options)
+
+
 MEASURES: dict[str, Measure] = {m.name: m for m in (
     Measure("cka", "linear CKA (Kornblith et al. 2019)",
-            lambda core, strict, **_: core.cka(False, strict)),
+            lambda core, strict, **_: core.cka(False, strict), tiles=_cka_tiles, pairwise=_kernel_cka(False)),
     Measure("cka_debiased", "linear CKA from the unbiased HSIC (Song et al. 2012); n >= 4",
-            lambda core, strict, **_: core.cka(True, strict)),
+            lambda core, strict, **_: core.cka(True, strict), tiles=_cka_tiles, pairwise=_kernel_cka(True)),
     Measure("rsa", "Pearson or cosine comparison of two RDMs over all pairs i != j",
             lambda core, strict, rdm="correlation", compare="pearson", **_: core.rsa(rdm, compare, strict),
-            _rdm_views),
+            _rdm_views, tiles=_rsa_tiles, pairwise=_pairwise_rsa),
     Measure("cca", "mean canonical correlation", _cca("mean")),
     Measure("svcca", "SVCCA (Raghu et al. 2017)", _cca("svcca")),
     Measure("pwcca", "projection-weighted CCA (Morcos et al. 2018)", _cca("pwcca")),
@@ -72,6 +111,16 @@ def get(name: str) -> Measure:
     if name not in MEASURES:
         raise ValueError(f"unknown measure {name!r}: choose from {tuple(MEASURES)}")
     return MEASURES[name]
+
+
+def check_streamable(name: str, options: dict) -> None:
+    """Refuses options that only the pairwise tiles compute (they need every pair of rows)."""
+    if get(name).tiles(**options):
+        shown = ", ".join(f"{k}={v!r}" for k, v in options.items())
+        raise ValueError(f"{name} with {shown} needs sample-by-sample kernels over every pair of rows, which "
+                         "streaming moments cannot give; compute it with "
+                         f"ftlens.{name.split('_')[0]}(X, Y, ...) on the activations (arrays, memmaps or "
+                         "store layers)")
 
 
 def strict(undefined: str) -> bool:

@@ -1,11 +1,17 @@
 """One-call similarity measures between two representations X [n, p] and Y [n, q].
 
-Each streams its inputs through the C++ moments core in row chunks (one pass, exact,
-memory O(p^2 + q^2 + pq)), so ``np.memmap`` inputs far larger than memory work as is.
-Rows are samples; X and Y may be numpy arrays or torch tensors of any float dtype.
+Whatever the moments give (linear CKA, RSA of inner/cosine/correlation/squared-Euclidean
+RDMs compared by Pearson or cosine, CCA, Procrustes, isotropy) streams through the C++
+moments core in row chunks: one pass, exact, memory O(p^2 + q^2 + pq). The rest (RBF and
+cosine kernels, Euclidean RDMs, Spearman and Kendall comparisons) walks the n x n pairs in
+tiles (``ftlens.pairwise``): memory O(n + T^2). Either way ``np.memmap`` inputs far larger
+than memory work as is. Rows are samples; X and Y may be numpy arrays or torch tensors of
+any float dtype.
 """
 
 from __future__ import annotations
+
+import time
 
 from . import _inputs, registry
 from ._core import MomentsCore
@@ -31,15 +37,49 @@ def _one(X, Y, name: str, undefined: str, chunk_rows: int, **options) -> float:
     return float(measure.compute(core, strict, **options)[0])
 
 
-def cka(X, Y, debiased: bool = False, *, undefined: str = "raise",
-        chunk_rows: int = _inputs.DEFAULT_CHUNK_ROWS) -> float:
-    """Linear CKA (Kornblith et al. 2019) between X [n, p] and Y [n, q].
+METHODS = ("auto", "moments", "tiles")
 
+
+def _dispatch(X, Y, name: str, method: str, details: bool, undefined: str, chunk_rows: int,
+              tile_options: dict, **options):
+    """A measure from the moments when they can give it (method="auto"), else over pair tiles."""
+    measure = registry.get(name)
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    needs_tiles = measure.tiles(**options)
+    if method == "moments" and needs_tiles:
+        shown = ", ".join(f"{k}={v!r}" for k, v in options.items())
+        raise ValueError(f"{name} with {shown} needs the pairwise tiles, not moments; "
+                         "pass method='auto' or 'tiles'")
+    if method == "tiles" or needs_tiles:
+        out = measure.pairwise(X, Y, undefined=undefined, **tile_options, **options)
+    else:
+        start = time.perf_counter()
+        moment_options = {k: v for k, v in options.items() if k in ("rdm", "compare")}
+        value = _one(X, Y, name, undefined, chunk_rows, **moment_options)
+        out = {"value": value, "method": "moments", "passes": 1, "seconds": time.perf_counter() - start}
+    return out if details else out["value"]
+
+
+def cka(X, Y, debiased: bool = False, kernel: str = "linear", sigma=None, threshold: float = 1.0, *,
+        method: str = "auto", details: bool = False, memory_budget: int | None = None, progress: bool = False,
+        undefined: str = "raise", chunk_rows: int = _inputs.DEFAULT_CHUNK_ROWS):
+    """CKA (Kornblith et al. 2019) between X [n, p] and Y [n, q].
+
+    kernel: "linear" (from moments, one pass), "cosine" or "rbf" (over pair tiles).
+    sigma: the RBF bandwidth, one number or (sigma_x, sigma_y); None takes threshold x
+    sqrt(median squared distance) of each side, with the median over all n^2 entries as in
+    Kornblith et al.'s code (exact: one more pass, two when the pairs exceed memory_budget).
     debiased=True uses the unbiased HSIC estimator (Song et al. 2012); needs n >= 4.
-    undefined: "raise" (default) when X or Y is constant (no variance above float
-    rounding), or "nan" to return NaN instead. Every measure takes it.
+    method: "auto" (moments when they give the answer, else tiles), "moments" or "tiles".
+    details=True returns a dict: ``value`` and how it was computed (``method``, ``tile``,
+    ``passes``, ``sigma``, ``seconds``). memory_budget: bytes for the tiles' working memory
+    (default 512 MiB). undefined: "raise" (default) when X or Y is constant (no variance
+    above float rounding), or "nan" to return NaN instead. Every measure takes it.
     """
-    return _one(X, Y, "cka_debiased" if debiased else "cka", undefined, chunk_rows)
+    return _dispatch(X, Y, "cka_debiased" if debiased else "cka", method, details, undefined, chunk_rows,
+                     {"memory_budget": memory_budget, "progress": progress},
+                     kernel=kernel, sigma=sigma, threshold=threshold)
 
 
 def rsa(
@@ -48,17 +88,30 @@ def rsa(
     rdm: str = "correlation",
     compare: str = "pearson",
     *,
+    method: str = "auto",
+    details: bool = False,
+    memory_budget: int | None = None,
+    exact: bool | None = None,
+    bins: int = 2**20,
+    progress: bool = False,
     undefined: str = "raise",
     chunk_rows: int = _inputs.DEFAULT_CHUNK_ROWS,
-) -> float:
+):
     """Representational similarity: compare the RDMs of X and Y over all pairs i != j.
 
     rdm: "correlation" (1 - Pearson r between rows), "cosine" (1 - cosine similarity),
-    "inner" (inner products) or "sqeuclidean" (squared Euclidean distances).
-    compare: "pearson" or "cosine" comparison of the two RDMs' off-diagonal entries.
-    Computed from moments, without forming the n x n RDMs.
+    "inner" (inner products), "sqeuclidean" (squared Euclidean distances) or "euclidean".
+    compare: "pearson" or "cosine" comparison of the two RDMs' off-diagonal entries (from
+    moments, without forming the n x n RDMs, except the Euclidean RDM, which needs tiles),
+    "spearman" or "kendall" (tau-b), over pair tiles.
+    exact (Spearman): rank every pair value in memory (None: when both RDMs' n(n-1)/2
+    values fit memory_budget), else a two-pass rank sketch over ``bins`` bins, whose bound
+    on |rho - exact rho| ``details=True`` returns as ``error_bound``. Kendall needs exact.
+    method, details, memory_budget, undefined: as for ``cka``.
     """
-    return _one(X, Y, "rsa", undefined, chunk_rows, rdm=rdm, compare=compare)
+    return _dispatch(X, Y, "rsa", method, details, undefined, chunk_rows,
+                     {"memory_budget": memory_budget, "exact": exact, "bins": bins, "progress": progress},
+                     rdm=rdm, compare=compare)
 
 
 def cca(

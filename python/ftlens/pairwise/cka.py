@@ -169,7 +169,7 @@ def kernel_cka(
                 "(no variation between rows); pass undefined='nan' for NaN instead"
             )
     else:
-        value = h["xy"] / math.sqrt(h["xx"] * h["yy"])
+        value = float(h["xy"] / math.sqrt(h["xx"] * h["yy"]))
     return {
         "value": value,
         "method": "tiles",

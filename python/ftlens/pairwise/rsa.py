@@ -152,8 +152,9 @@ def pairwise_rsa(
             exact = needed <= budget
         if not exact and compare == "kendall":
             raise ValueError(
-                f"Kendall's tau needs every pair value in memory: {needed:,} bytes for n={n}, over "
-                f"memory_budget={budget:,}; raise memory_budget, or use compare='spearman'"
+                "Kendall's tau has no sketch: it needs every pair value in memory "
+                f"({needed:,} bytes for n={n}, memory_budget={budget:,}); pass exact=True or exact=None "
+                "with a memory_budget that holds them, or use compare='spearman'"
             )
         if exact:
             value, constant = _exact_ranks(x, y, sx, sy, compare, tile, double, progress)
