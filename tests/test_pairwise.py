@@ -199,3 +199,84 @@ def test_bad_input_names_the_problem():
             call()
     nan = ftlens.rsa(np.ones((20, 3)), Y[:20], rdm="euclidean", compare="spearman", undefined="nan")
     assert np.isnan(nan)
+
+
+def _dense_linear_cka(X, Y):
+    return dense_cka(X @ X.T, Y @ Y.T)
+
+
+def test_permutation_test_replays_numpy_shuffles():
+    X, Y = _rows(120, p=6, q=4, seed=10)
+    Y = Y + 40 * np.random.default_rng(1).normal(size=Y.shape)  # weakly related: the p-value is not minimal
+    got = ftlens.permutation_test(X, Y, "cka", permutations=30, seed=3, progress=False)
+    rng = np.random.default_rng(3)
+    null = np.array([_dense_linear_cka(X, Y[rng.permutation(120)]) for _ in range(30)])
+    np.testing.assert_allclose(got["null"], null, rtol=0, atol=1e-10)
+    assert got["value"] == pytest.approx(_dense_linear_cka(X, Y), abs=1e-10)
+    assert got["p_value"] == (1 + np.sum(null >= got["value"])) / 31
+    # tiles: the RBF bandwidths of the real pairing serve every shuffle
+    rbf = ftlens.permutation_test(X, Y, "cka", permutations=5, seed=3, kernel="rbf", progress=False)
+    rng = np.random.default_rng(3)
+    Xc, Yc = X - X.mean(0), Y - Y.mean(0)
+    for value in rbf["null"]:
+        Yp = Yc[rng.permutation(120)]
+        assert value == pytest.approx(dense_cka(gram_rbf(Xc), gram_rbf(Yp)), abs=1e-9)
+    spearman = ftlens.permutation_test(
+        X, X[:, :3] + 0.01, "rsa", permutations=9, rdm="euclidean", compare="spearman", progress=False
+    )
+    assert spearman["p_value"] == pytest.approx(0.1) and spearman["method"] == "tiles"
+    distance = ftlens.permutation_test(X, Y, "procrustes", permutations=5, progress=False)
+    assert distance["alternative"] == "smaller"
+    with pytest.raises(ValueError, match="permutations must be a positive integer"):
+        ftlens.permutation_test(X, Y, permutations=0)
+
+
+def test_minibatch_cka_is_the_mean_of_batch_hsics():
+    X, Y = _rows(403, seed=11)
+    got = ftlens.minibatch_cka(X, Y, batch_size=100, shuffle=False)
+    assert got["batches"] == 4 and got["rows_dropped"] == 3
+    terms = np.zeros(3)
+    for b in range(4):
+        x, y = X[b * 100 : (b + 1) * 100], Y[b * 100 : (b + 1) * 100]
+        x, y = x - x.mean(0), y - y.mean(0)  # the unbiased HSIC ignores it; float rounding does not
+        K, L = x @ x.T, y @ y.T
+        terms += [hsic_unbiased(K, L), hsic_unbiased(K, K), hsic_unbiased(L, L)]
+    assert got["value"] == pytest.approx(terms[0] / np.sqrt(terms[1] * terms[2]), abs=1e-9)
+    whole = ftlens.minibatch_cka(X[:400], Y[:400], batch_size=400, kernel="rbf")
+    assert whole["value"] == pytest.approx(
+        ftlens.cka(X[:400], Y[:400], debiased=True, kernel="rbf"), abs=1e-9
+    )
+    with pytest.raises(ValueError, match="batch_size must be >= 4"):
+        ftlens.minibatch_cka(X, Y, batch_size=3)
+    with pytest.raises(ValueError, match="exceeds the 403 rows"):
+        ftlens.minibatch_cka(X, Y, batch_size=1000)
+
+
+def test_compare_stores_equals_direct_calls_layer_by_layer(tmp_path):
+    rng = np.random.default_rng(12)
+    layers_a = rng.normal(size=(3, 300, 10)) + 20
+    layers_b = layers_a + rng.normal(size=(3, 300, 10)) * np.array([0.1, 1.0, 5.0])[:, None, None]
+    a = ftlens.store.from_arrays(layers_a.astype(np.float32), path=tmp_path / "a")
+    b = ftlens.store.from_arrays(layers_b.astype(np.float32), path=tmp_path / "b")
+    measures = {
+        "cka": {},
+        "rbf": {"measure": "cka", "kernel": "rbf"},
+        "spearman": {"measure": "rsa", "rdm": "euclidean", "compare": "spearman"},
+    }
+    result = ftlens.compare_stores(tmp_path / "a", b, measures, progress=False)
+    for layer in range(3):
+        x, y = layers_a[layer].astype(np.float32), layers_b[layer].astype(np.float32)
+        assert result.values["cka"][layer] == pytest.approx(ftlens.cka(x, y), abs=1e-12)
+        assert result.values["rbf"][layer] == pytest.approx(ftlens.cka(x, y, kernel="rbf"), abs=1e-12)
+        expected = ftlens.rsa(x, y, rdm="euclidean", compare="spearman")
+        assert result.values["spearman"][layer] == pytest.approx(expected, abs=1e-12)
+    assert result.values["rbf"][0] > result.values["rbf"][2]  # more noise, less similar
+    assert [d["method"] for d in result.details["rbf"]] == ["tiles"] * 3
+    result.save(tmp_path / "c.json")
+    again = ftlens.StoreComparison.load(tmp_path / "c.json")
+    np.testing.assert_array_equal(again.values["spearman"], result.values["spearman"])
+    other = ftlens.store.from_arrays(layers_a[:, :200].astype(np.float32))
+    with pytest.raises(ValueError, match="hold 300 and 200 rows"):
+        ftlens.compare_stores(a, other, progress=False)
+    with pytest.raises(ValueError, match="unknown measure 'ckaa'"):
+        ftlens.compare_stores(a, b, ["ckaa"], progress=False)

@@ -5,6 +5,8 @@ Similarity between representations (rows = samples), streamed through a C++ core
     import ftlens
     ftlens.cka(X, Y)                      # linear CKA
     ftlens.rsa(X, Y, rdm="correlation")   # RSA without n x n matrices
+    ftlens.cka(X, Y, kernel="rbf")        # kernel CKA over tiles of the pair space
+    ftlens.rsa(X, Y, rdm="euclidean", compare="spearman")
     m = ftlens.Moments(p, q); m.update(xb, yb); m.cka()
     lm = ftlens.LayerMoments(13, 768, 768, pairs="all"); lm.update(xs, ys); lm.cka()
 
@@ -19,13 +21,14 @@ Probes of every layer x task over activation stores (``ftlens.store.write``)::
     print(result.table())
 """
 
-from . import data, finetuning, probes, registry, store
+from . import data, finetuning, pairwise, probes, registry, store
 from ._core import build_info
 from .capture_options import CaptureOptions
 from .compare import LayerComparison, compare_models
 from .finetuning import AblationResult, FinetuneResult, ablate, finetune
 from .models import load_model
 from .moments import LayerMoments, Moments
+from .pairwise import StoreComparison, compare_stores, minibatch_cka, permutation_test
 from .probes import ProbeResult, probe
 from .similarity import cca, cka, isotropy, procrustes, rsa
 
@@ -38,17 +41,22 @@ __all__ = [
     "LayerComparison",
     "LayerMoments",
     "ProbeResult",
+    "StoreComparison",
     "Moments",
     "ablate",
     "build_info",
     "cca",
     "cka",
     "compare_models",
+    "compare_stores",
     "data",
     "finetune",
     "finetuning",
     "isotropy",
     "load_model",
+    "minibatch_cka",
+    "pairwise",
+    "permutation_test",
     "probe",
     "probes",
     "procrustes",

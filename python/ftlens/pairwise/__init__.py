@@ -4,6 +4,16 @@ memory by the C++ tile engine. ``ftlens.cka`` and ``ftlens.rsa`` route here when
 moments cannot give the answer."""
 
 from .cka import kernel_cka
+from .minibatch import minibatch_cka
+from .permutation import permutation_test
 from .rsa import pairwise_rsa
+from .stores import StoreComparison, compare_stores
 
-__all__ = ["kernel_cka", "pairwise_rsa"]
+__all__ = [
+    "StoreComparison",
+    "compare_stores",
+    "kernel_cka",
+    "minibatch_cka",
+    "pairwise_rsa",
+    "permutation_test",
+]
