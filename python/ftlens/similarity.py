@@ -74,7 +74,7 @@ def cka(X, Y, debiased: bool = False, kernel: str = "linear", sigma=None, thresh
     method: "auto" (moments when they give the answer, else tiles), "moments" or "tiles".
     details=True returns a dict: ``value`` and how it was computed (``method``, ``tile``,
     ``passes``, ``sigma``, ``seconds``). memory_budget: bytes for the tiles' working memory
-    (default 512 MiB). undefined: "raise" (default) when X or Y is constant (no variance
+    (default 256 MiB). undefined: "raise" (default) when X or Y is constant (no variance
     above float rounding), or "nan" to return NaN instead. Every measure takes it.
     """
     return _dispatch(X, Y, "cka_debiased" if debiased else "cka", method, details, undefined, chunk_rows,
@@ -92,7 +92,7 @@ def rsa(
     details: bool = False,
     memory_budget: int | None = None,
     exact: bool | None = None,
-    bins: int = 2**20,
+    bins: int = 2**18,
     progress: bool = False,
     undefined: str = "raise",
     chunk_rows: int = _inputs.DEFAULT_CHUNK_ROWS,

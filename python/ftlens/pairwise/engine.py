@@ -16,7 +16,7 @@ import torch
 from .. import _inputs
 from .._core import _C
 
-DEFAULT_MEMORY_BUDGET = 512 * 2**20
+DEFAULT_MEMORY_BUDGET = 256 * 2**20
 MIN_TILE = 64
 MAX_TILE = 2048
 KERNELS = ("linear", "cosine", "rbf")

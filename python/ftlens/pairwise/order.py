@@ -8,10 +8,11 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import torch
 
 from . import engine
 
-DEFAULT_BINS = 2**20
+DEFAULT_BINS = 2**18  # bound on |rho - exact| about 1.5e-4 at n = 8,000; the error itself far less
 MAX_PICKED = 2**24  # values one select pass may hold (128 MB)
 
 
@@ -68,3 +69,16 @@ def interpolated_rank_error(counts: np.ndarray) -> float:
     of c values both lie among the same c ranks."""
     c = counts.astype(np.float64)
     return float(np.sqrt(np.sum(c**3)))
+
+
+def midranks(values: np.ndarray) -> np.ndarray:
+    """1-based ranks with ties at their mean rank (scipy's rankdata "average"), sorted by
+    torch on all threads."""
+    v = torch.from_numpy(values)
+    ordered, where = torch.sort(v)
+    ordered, where = ordered.numpy(), where.numpy()
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])  # the first of each run of ties
+    ends = np.r_[starts[1:], len(ordered)]
+    ranks = np.empty(len(values))
+    ranks[where] = np.repeat((starts + ends + 1) / 2.0, ends - starts)
+    return ranks

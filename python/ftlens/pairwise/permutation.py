@@ -46,7 +46,7 @@ def permutation_test(
     Y = _inputs.as_matrix(Y, "Y")
     tile_options = {"memory_budget": memory_budget, "progress": False}
     if measure == "rsa":
-        tile_options.update(exact=options.pop("exact", None), bins=options.pop("bins", 2**20))
+        tile_options.update(exact=options.pop("exact", None), bins=options.pop("bins", 2**18))
     method = options.pop("method", "auto")
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")

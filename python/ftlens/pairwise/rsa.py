@@ -65,7 +65,7 @@ def _exact_ranks(x, y, sx, sy, compare, tile, double, progress) -> tuple[float, 
         return math.nan, constant
     if compare == "kendall":
         return float(stats.kendalltau(vx, vy).statistic), []
-    rx, ry = stats.rankdata(vx), stats.rankdata(vy)
+    rx, ry = order.midranks(vx), order.midranks(vy)
     rx -= rx.mean()
     ry -= ry.mean()
     return float(rx @ ry / math.sqrt((rx @ rx) * (ry @ ry))), []

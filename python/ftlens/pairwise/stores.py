@@ -109,7 +109,7 @@ def compare_stores(
             options = {k: v for k, v in spec.items() if k != "measure"}
             tile_options = {"memory_budget": memory_budget, "progress": False}
             if spec["measure"] == "rsa":
-                tile_options.update(exact=options.pop("exact", None), bins=options.pop("bins", 2**20))
+                tile_options.update(exact=options.pop("exact", None), bins=options.pop("bins", 2**18))
             method = options.pop("method", "auto")
             out = _dispatch(x, y, spec["measure"], method, True, undefined, 8192, tile_options, **options)
             values[label][i] = out["value"]

@@ -1,0 +1,94 @@
+"""The pairwise tile engine against its anchors at n = 8,000, d = 768 (float32 rows with
+BERT-like offsets), in the same run: exact RBF CKA vs Kornblith et al.'s dense float64
+numpy form (same median convention), and Spearman RSA of Euclidean RDMs vs rsatoolbox
+(calc_rdm euclidean + compare spearman). Also the GEMM floor of one pass (the two n x n
+Gram GEMMs, plain torch.matmul; a pass computes half of each). Each anchor runs once, in
+a spawned process."""
+
+import ftlens
+import numpy as np
+import pytest
+import rsatoolbox
+import torch
+from conftest import bert_like, report, timed, timed_isolated
+
+
+def kornblith_rbf_cka(x, y, threshold=1.0):
+    """Kornblith et al.'s Gram-form CKA with their RBF kernel, float64 numpy."""
+
+    def gram_rbf(a):
+        dot = a @ a.T
+        sq_norms = np.diag(dot)
+        sq = -2 * dot + sq_norms[:, None] + sq_norms[None, :]
+        return np.exp(-sq / (2 * threshold**2 * np.median(sq)))
+
+    def center_gram(gram):
+        means = np.mean(gram, 0, dtype=np.float64)
+        means -= np.mean(means) / 2
+        gram -= means[:, None]
+        gram -= means[None, :]
+        return gram
+
+    gx = center_gram(gram_rbf(np.asarray(x, np.float64)))
+    gy = center_gram(gram_rbf(np.asarray(y, np.float64)))
+    return float(gx.ravel() @ gy.ravel() / (np.linalg.norm(gx) * np.linalg.norm(gy)))
+
+
+def rsatoolbox_spearman(x, y):
+    rdms = [
+        rsatoolbox.rdm.calc_rdm(rsatoolbox.data.Dataset(a.astype(np.float64)), method="euclidean")
+        for a in (x, y)
+    ]
+    return float(rsatoolbox.rdm.compare(rdms[0], rdms[1], method="spearman")[0, 0])
+
+
+def gram_floor(x, y):
+    tx, ty = torch.from_numpy(x), torch.from_numpy(y)
+    return tx @ tx.T, ty @ ty.T
+
+
+def _compare(benchmark, name, ours, anchor, min_speedup, tolerance):
+    x, y = bert_like(8000)
+    got = benchmark.pedantic(ours, args=(x, y), rounds=2, iterations=1)
+    ours_s = benchmark.stats.stats.min
+    floor_s = min(timed(gram_floor, x, y)[0] for _ in range(3))
+    anchor_s, want = timed_isolated(anchor, x, y)
+    ratio = anchor_s / ours_s
+    benchmark.extra_info.update(anchor_s=anchor_s, ratio=ratio, gram_floor_s=floor_s)
+    report(
+        name,
+        n=len(x),
+        d=x.shape[1],
+        anchor_s=f"{anchor_s:.2f}",
+        ftlens_s=f"{ours_s:.2f}",
+        speedup=f"{ratio:.1f}x",
+        gram_floor_s=f"{floor_s:.2f}",
+        ftlens_over_floor=f"{ours_s / floor_s:.2f}",
+        value=got,
+        anchor_value=want,
+    )
+    assert got == pytest.approx(want, abs=tolerance)
+    assert ratio >= min_speedup
+
+
+def test_rbf_cka_vs_kornblith_dense(benchmark):
+    # float32 rows against the float64 reference: they agree to float32 rounding
+    _compare(
+        benchmark,
+        "rbf cka vs Kornblith dense",
+        lambda x, y: ftlens.cka(x, y, kernel="rbf"),
+        kornblith_rbf_cka,
+        min_speedup=2,
+        tolerance=1e-5,
+    )
+
+
+def test_spearman_rsa_vs_rsatoolbox(benchmark):
+    _compare(
+        benchmark,
+        "spearman rsa vs rsatoolbox",
+        lambda x, y: ftlens.rsa(x, y, rdm="euclidean", compare="spearman"),
+        rsatoolbox_spearman,
+        min_speedup=5,
+        tolerance=1e-3,
+    )
