@@ -40,7 +40,7 @@ bench: install
 # Compiles the plain-CUDA kernels (no GPU or CUDA torch needed) to catch errors early.
 cuda-check:
 	@mkdir -p build
-	for f in csrc/ops/cuda/*.cu; do nvcc -std=c++17 -c $$f -o build/$$(basename $$f .cu).o || exit 1; done
+	for f in csrc/ops/cuda/*.cu csrc/tiles/cuda/*.cu; do nvcc -std=c++17 -Icsrc -c $$f -o build/$$(basename $$f .cu).o || exit 1; done
 
 clean:
 	rm -rf build *.egg-info python/*.egg-info python/ftlens/*.so

@@ -135,7 +135,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
       .def_readwrite("min", &PairSide::min)
       .def_readwrite("max", &PairSide::max)
       .def_readwrite("select_lo", &PairSide::select_lo)
-      .def_readwrite("select_hi", &PairSide::select_hi);
+      .def_readwrite("select_hi", &PairSide::select_hi)
+      .def_readwrite("capacity", &PairSide::capacity);
   py::class_<PairEngine>(m, "PairEngine")
       .def(py::init([](const at::Tensor& x, const std::optional<at::Tensor>& y, const PairSide& sx,
                        const PairSide& sy, const std::string& reducer, int64_t tile, bool double_precision) {

@@ -81,3 +81,30 @@ def test_cuda_logistic_op_matches_the_cpu_path(dtype):
     predicted = _C.linear_predict(xs.cuda(), shift.cuda(), scale.cuda(), w.cuda(), b.cuda(), offsets.cuda())
     agree = (predicted.cpu() == _C.linear_predict(xs, shift, scale, w, b, offsets)).double().mean()
     assert agree > 0.999  # float32 ties aside
+
+
+PAIRWISE = {
+    "rbf cka (every pair held)": lambda x, y: ftlens.cka(x, y, kernel="rbf"),
+    "rbf cka (histogram + select)": lambda x, y: ftlens.cka(x, y, kernel="rbf", memory_budget=2**20),
+    "debiased cosine cka": lambda x, y: ftlens.cka(x, y, kernel="cosine", debiased=True),
+    "linear cka over tiles": lambda x, y: ftlens.cka(x, y, method="tiles"),
+    "spearman exact": lambda x, y: ftlens.rsa(x, y, rdm="euclidean", compare="spearman", exact=True),
+    "spearman sketch": lambda x, y: ftlens.rsa(x, y, rdm="euclidean", compare="spearman", exact=False),
+    "kendall": lambda x, y: ftlens.rsa(x, y, rdm="cosine", compare="kendall"),
+    "pearson euclidean": lambda x, y: ftlens.rsa(x, y, rdm="euclidean"),
+    "correlation rdm over tiles": lambda x, y: ftlens.rsa(x, y, method="tiles"),
+    "minibatch cka": lambda x, y: ftlens.minibatch_cka(x, y, batch_size=128, kernel="rbf")["value"],
+}
+
+
+@pytest.mark.parametrize("name", PAIRWISE)
+@pytest.mark.parametrize("dtype, tol", [(torch.float64, 1e-9), (torch.float32, 1e-5)])
+def test_pairwise_tiles_on_the_gpu_match_the_cpu(name, dtype, tol):
+    x, y = (torch.from_numpy(a).to(dtype) for a in offset_data(n=700, seed=9))
+    assert PAIRWISE[name](x.cuda(), y.cuda()) == pytest.approx(PAIRWISE[name](x, y), abs=tol)
+
+
+def test_pairwise_tiles_refuse_mixed_devices():
+    x, y = (torch.from_numpy(a) for a in offset_data(n=50, seed=2))
+    with pytest.raises(ValueError, match="same device"):
+        ftlens.cka(x.cuda(), y, kernel="rbf")

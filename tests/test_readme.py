@@ -72,7 +72,15 @@ def _check_intervals(ns: dict) -> None:
     assert ns["result"].ci_groups == 10
 
 
-CHECKS = {"## Quick start": _check_quick_start, "## Comparing two models": _check_comparison,
+def _check_pairwise(ns: dict) -> None:
+    assert ns["rbf"]["method"] == "tiles" and 0 < ns["rbf"]["value"] < 1
+    assert ns["spearman"]["exact"] and 0 < ns["spearman"]["value"] < 1
+    assert ns["test"]["p_value"] == pytest.approx(1 / 21)
+    assert abs(ns["mini"]["value"] - ftlens.cka(ns["X"], ns["Y"], debiased=True)) < 0.05
+
+
+CHECKS = {"## Quick start": _check_quick_start, "### Pairwise measures": _check_pairwise,
+          "## Comparing two models": _check_comparison,
           "### Intervals": _check_intervals,
           "### Activation store": _check_store, "## Probes": _check_probes,
           "## Fine-tuning": _check_finetune, "## Ablations": _check_ablation,

@@ -1,5 +1,11 @@
 #include "tiles/engine.h"
 
+#include "ops/dispatch.h"
+#include "tiles/maps.h"
+#ifdef FTLENS_WITH_CUDA
+#include "tiles/cuda/launch_tiles.h"
+#endif
+
 #include <ATen/Parallel.h>
 #include <ATen/record_function.h>
 
@@ -13,7 +19,7 @@ namespace ftlens {
 namespace {
 
 enum Reducer { kHsic, kPearson, kHistogram, kRanks, kCollect, kSelect };
-enum Map { kLinear, kOneMinus, kSqEuclidean, kEuclidean, kRbf };
+using tiles::Bins;
 
 int parse(const std::string& name, const std::vector<std::string>& names, const char* what) {
   for (size_t i = 0; i < names.size(); ++i)
@@ -23,49 +29,21 @@ int parse(const std::string& name, const std::vector<std::string>& names, const 
   throw std::invalid_argument(std::string("unknown ") + what + " '" + name + "': expected one of " + choices);
 }
 
-// The value of pair (i, j) from g = <x_i, x_j> and the squared norms; `same` marks i == j,
-// whose distance is exactly 0 whatever the GEMM's rounding.
-template <typename T>
-inline T apply(int map, T g, T ai, T aj, T gamma, bool same) {
-  switch (map) {
-    case kLinear:
-      return g;
-    case kOneMinus:
-      return same ? T(0) : T(1) - g;
-    default: {
-      const T d2 = same ? T(0) : std::max(ai + aj - T(2) * g, T(0));
-      if (map == kSqEuclidean) return d2;
-      if (map == kEuclidean) return std::sqrt(d2);
-      return std::exp(-gamma * d2);
-    }
-  }
-}
-
-// Bin 0 holds values below lo, bins 1..bins the equal bins of [lo, hi), bin bins + 1 the rest.
-inline int64_t bin_of(double v, double lo, double width, int64_t bins) {
-  if (v < lo) return 0;
-  const double b = (v - lo) / width;
-  return b >= static_cast<double>(bins) ? bins + 1 : 1 + static_cast<int64_t>(b);
-}
-
-// The interpolated rank of v (1-based; ties get their mid-rank): the values before its bin,
-// plus its place inside the bin read linearly between the bin's edges. It lies in the same
-// range of counts[b] ranks as v's exact mid-rank.
-inline double rank_of(double v, const PairSide& s, const double* counts, const double* base) {
-  const double width = (s.hi - s.lo) / static_cast<double>(s.bins);
-  const int64_t b = bin_of(v, s.lo, width, s.bins);
-  const double e0 = b == 0 ? s.min : b == s.bins + 1 ? s.hi : s.lo + static_cast<double>(b - 1) * width;
-  const double e1 = b == 0 ? s.lo : b == s.bins + 1 ? s.max : s.lo + static_cast<double>(b) * width;
-  const double frac = e1 > e0 ? std::min(std::max((v - e0) / (e1 - e0), 0.0), 1.0) : 0.5;
-  return base[b] + 0.5 + counts[b] * frac;
+// A side's bins (and, for ranks, its per-bin tables) for the shared bin and rank functions.
+Bins bins_of(const PairSide& s, const double* counts = nullptr, const double* base = nullptr) {
+  Bins b;
+  b.lo = s.lo, b.hi = s.hi, b.bins = s.bins, b.min = s.min, b.max = s.max;
+  b.width = s.bins > 0 ? (s.hi - s.lo) / static_cast<double>(s.bins) : 1.0;
+  b.counts = counts, b.base = base;
+  return b;
 }
 
 void check_side(const at::Tensor& t, const PairSide& s, int64_t n) {
   if (t.dim() != 2) throw std::invalid_argument(s.name + " must be 2-D [rows, features]");
   if (t.size(0) != n) throw std::invalid_argument("X and Y must have the same number of rows");
-  if (!t.is_cpu())
-    throw std::invalid_argument(s.name + " is on " + t.device().str() +
-                                ": the pairwise tiles run on the CPU in this build; pass " + s.name + ".cpu()");
+  if (!t.is_cpu() && !t.is_cuda())
+    throw std::invalid_argument(s.name + " is on " + t.device().str() + ": the pairwise tiles run on CPU or CUDA");
+  check_kernels_for(t, "pairwise tiles");  // a CUDA tensor and a build without the CUDA kernels
   if (s.column_mean.defined() && s.column_mean.numel() != t.size(1))
     throw std::invalid_argument(s.name + ": column_mean must have one value per column");
   if (s.map == "rbf" && !(s.gamma > 0)) throw std::invalid_argument(s.name + ": rbf needs gamma > 0");
@@ -85,9 +63,13 @@ PairEngine::PairEngine(at::Tensor x, at::Tensor y, PairSide sx, PairSide sy, con
       n_(x_.size(0)),
       tile_(tile),
       dtype_(double_precision ? at::kDouble : at::kFloat),
-      two_sided_(y_.defined()) {
+      two_sided_(y_.defined()),
+      cuda_(x_.is_cuda()) {
   check_side(x_, sx_, n_);
   if (two_sided_) check_side(y_, sy_, n_);
+  if (two_sided_ && y_.device() != x_.device())
+    throw std::invalid_argument("X and Y must be on the same device, got " + x_.device().str() + " and " +
+                                y_.device().str());
   if ((reducer_ == kHsic || reducer_ == kPearson || reducer_ == kRanks) && !two_sided_)
     throw std::invalid_argument(reducer + " compares two sides: pass Y");
   if (tile_ < 1) throw std::invalid_argument("tile must be >= 1");
@@ -98,18 +80,38 @@ PairEngine::PairEngine(at::Tensor x, at::Tensor y, PairSide sx, PairSide sy, con
     if (reducer_ == kRanks && (!s->counts.defined() || s->counts.numel() != s->bins + 2))
       throw std::invalid_argument("ranks need the histogram pass's counts [bins + 2]");
   }
-  auto zeros = [&] { return at::zeros({n_}, at::kDouble); };
+  const auto doubles = at::TensorOptions().dtype(at::kDouble).device(x_.device());
+  const auto longs = at::TensorOptions().dtype(at::kLong).device(x_.device());
   if (reducer_ == kHsic) {
-    row_x_ = zeros(), row_y_ = zeros(), diag_x_ = zeros(), diag_y_ = zeros();
+    row_x_ = at::zeros({n_}, doubles), row_y_ = at::zeros({n_}, doubles);
+    diag_x_ = at::zeros({n_}, doubles), diag_y_ = at::zeros({n_}, doubles);
   } else if (reducer_ == kCollect) {
-    out_x_ = at::empty({n_ * (n_ - 1) / 2}, at::kDouble);
-    if (two_sided_) out_y_ = at::empty({n_ * (n_ - 1) / 2}, at::kDouble);
+    out_x_ = at::empty({n_ * (n_ - 1) / 2}, doubles);
+    if (two_sided_) out_y_ = at::empty({n_ * (n_ - 1) / 2}, doubles);
   } else if (reducer_ == kRanks) {
     for (auto [s, base] : {std::pair{&sx_, &rank_base_x_}, std::pair{&sy_, &rank_base_y_}}) {
-      s->counts = s->counts.to(at::kDouble).contiguous();
+      s->counts = s->counts.to(at::kDouble).cpu().contiguous();
       const double* c = s->counts.data_ptr<double>();
       base->assign(s->bins + 2, 0.0);
       for (int64_t b = 1; b < s->bins + 2; ++b) (*base)[b] = (*base)[b - 1] + c[b - 1];
+    }
+  }
+  if (cuda_) {
+    const double inf = std::numeric_limits<double>::infinity();
+    dev_sums_ = at::zeros({6}, doubles);
+    dev_extremes_ = at::tensor({inf, -inf, inf, -inf}, at::kDouble).to(x_.device());
+    dev_counters_ = at::zeros({4}, longs);
+    if (reducer_ == kHistogram) {
+      dev_counts_x_ = at::zeros({sx_.bins + 2}, longs);
+      if (two_sided_) dev_counts_y_ = at::zeros({sy_.bins + 2}, longs);
+    } else if (reducer_ == kRanks) {
+      dev_rank_counts_x_ = sx_.counts.to(x_.device()), dev_rank_counts_y_ = sy_.counts.to(x_.device());
+      dev_base_x_ = at::tensor(rank_base_x_, at::kDouble).to(x_.device());
+      dev_base_y_ = at::tensor(rank_base_y_, at::kDouble).to(x_.device());
+    } else if (reducer_ == kSelect) {
+      if (sx_.capacity < 0 || sy_.capacity < 0) throw std::invalid_argument("select capacity must be >= 0");
+      out_x_ = at::empty({sx_.capacity}, doubles);
+      if (two_sided_) out_y_ = at::empty({sy_.capacity}, doubles);
     }
   }
   ensure_threads();
@@ -169,8 +171,8 @@ void PairEngine::for_pairs(const at::Tensor& gx, const at::Tensor& gy, const Blo
       const T* gyr = two_sided_ ? gyp + a * tj : nullptr;
       for (int64_t b = diagonal ? a : 0; b < tj; ++b) {
         const bool same = diagonal && a == b;
-        const double vx = apply<T>(mx, gxr[b], axi[a], axj[b], gamma_x, same);
-        const double vy = two_sided_ ? apply<T>(my, gyr[b], ayi[a], ayj[b], gamma_y, same) : 0.0;
+        const double vx = tiles::pair_value<T>(mx, gxr[b], axi[a], axj[b], gamma_x, same);
+        const double vy = two_sided_ ? tiles::pair_value<T>(my, gyr[b], ayi[a], ayj[b], gamma_y, same) : 0.0;
         f(tid, a, b, same, vx, vy);
       }
     }
@@ -215,28 +217,26 @@ void PairEngine::reduce_tile(int64_t i0, int64_t j0, const at::Tensor& gx, const
       break;
     }
     case kRanks: {
-      const double* cxp = sx_.counts.data_ptr<double>();
-      const double* cyp = sy_.counts.data_ptr<double>();
+      const Bins bx = bins_of(sx_, sx_.counts.data_ptr<double>(), rank_base_x_.data());
+      const Bins by = bins_of(sy_, sy_.counts.data_ptr<double>(), rank_base_y_.data());
       const double mid = 0.5 * (static_cast<double>(n_) * (n_ - 1) / 2 + 1);  // the mean rank
       pairs([&](int tid, int64_t, int64_t, bool same, double vx, double vy) {
         if (same) return;
         auto& s = sums_[tid];
-        const double u = rank_of(vx, sx_, cxp, rank_base_x_.data()) - mid;
-        const double v = rank_of(vy, sy_, cyp, rank_base_y_.data()) - mid;
+        const double u = tiles::rank_of(vx, bx) - mid, v = tiles::rank_of(vy, by) - mid;
         s[0] += u, s[1] += v, s[2] += u * u, s[3] += v * v, s[4] += u * v, s[5] += 1;
       });
       break;
     }
     case kHistogram: {
-      const double wx = (sx_.hi - sx_.lo) / static_cast<double>(sx_.bins);
-      const double wy = two_sided_ ? (sy_.hi - sy_.lo) / static_cast<double>(sy_.bins) : 0.0;
+      const Bins bx = bins_of(sx_), by = bins_of(sy_);
       pairs([&](int tid, int64_t, int64_t, bool same, double vx, double vy) {
         if (same) return;
         auto& e = extremes_[tid];
-        ++hist_x_[tid][bin_of(vx, sx_.lo, wx, sx_.bins)];
+        ++hist_x_[tid][tiles::bin_of(vx, bx)];
         e[0] = std::min(e[0], vx), e[1] = std::max(e[1], vx);
         if (two_sided_) {
-          ++hist_y_[tid][bin_of(vy, sy_.lo, wy, sy_.bins)];
+          ++hist_y_[tid][tiles::bin_of(vy, by)];
           e[2] = std::min(e[2], vy), e[3] = std::max(e[3], vy);
         }
       });
@@ -248,8 +248,7 @@ void PairEngine::reduce_tile(int64_t i0, int64_t j0, const at::Tensor& gx, const
       const int64_t n = n_;
       pairs([&](int, int64_t a, int64_t b, bool same, double vx, double vy) {
         if (same) return;
-        const int64_t i = i0 + a, j = j0 + b;
-        const int64_t at = i * n - i * (i + 1) / 2 + (j - i - 1);
+        const int64_t at = tiles::pair_index(i0 + a, j0 + b, n);
         ox[at] = vx;
         if (oy) oy[at] = vy;
       });
@@ -286,22 +285,73 @@ void PairEngine::run_stripe(int64_t stripe) {
     const Block yj = !two_sided_ ? Block{} : diagonal ? yi : block(y_, sy_, j0, j1);
     const at::Tensor gx = at::mm(xi.rows, xj.rows.t());
     const at::Tensor gy = two_sided_ ? at::mm(yi.rows, yj.rows.t()) : at::Tensor();
-    AT_DISPATCH_FLOATING_TYPES(dtype_, "pair_tile",
-                               [&] { reduce_tile<scalar_t>(i0, j0, gx, gy, xi, xj, yi, yj, diagonal); });
+    if (cuda_) {
+      reduce_tile_cuda(i0, j0, gx, gy, xi, xj, yi, yj, diagonal);
+    } else {
+      AT_DISPATCH_FLOATING_TYPES(dtype_, "pair_tile",
+                                 [&] { reduce_tile<scalar_t>(i0, j0, gx, gy, xi, xj, yi, yj, diagonal); });
+    }
   }
+}
+
+void PairEngine::reduce_tile_cuda(int64_t i0, int64_t j0, const at::Tensor& gx, const at::Tensor& gy,
+                                  const Block& xi, const Block& xj, const Block& yi, const Block& yj,
+                                  bool diagonal) {
+#ifdef FTLENS_WITH_CUDA
+  const cuda::TileTensors t{gx,        gy,       xi.norms, xj.norms,  yi.norms,  yj.norms,  i0,        j0,
+                            n_,        diagonal, map_x_,   map_y_,    sx_.gamma, sy_.gamma};
+  switch (reducer_) {
+    case kHsic:
+      cuda::tile_hsic(t, sx_.shift, sy_.shift, dev_sums_, row_x_, row_y_, diag_x_, diag_y_);
+      break;
+    case kPearson:
+      cuda::tile_pearson(t, sx_.shift, sy_.shift, false, bins_of(sx_), bins_of(sy_), dev_sums_);
+      break;
+    case kRanks: {
+      const double mid = 0.5 * (static_cast<double>(n_) * (n_ - 1) / 2 + 1);
+      cuda::tile_pearson(t, mid, mid, true,
+                         bins_of(sx_, dev_rank_counts_x_.data_ptr<double>(), dev_base_x_.data_ptr<double>()),
+                         bins_of(sy_, dev_rank_counts_y_.data_ptr<double>(), dev_base_y_.data_ptr<double>()),
+                         dev_sums_);
+      break;
+    }
+    case kHistogram:
+      cuda::tile_histogram(t, bins_of(sx_), bins_of(sy_), dev_counts_x_, dev_counts_y_, dev_extremes_);
+      break;
+    case kCollect:
+      cuda::tile_collect(t, out_x_, out_y_);
+      break;
+    case kSelect:
+      cuda::tile_select(t, sx_.select_lo, sx_.select_hi, sy_.select_lo, sy_.select_hi, out_x_, out_y_,
+                        dev_counters_);
+      break;
+  }
+#else
+  check_kernels_for(gx, "pairwise tiles");
+#endif
+}
+
+std::array<double, 6> PairEngine::total_sums() const {
+  std::array<double, 6> s{0, 0, 0, 0, 0, 0};
+  if (cuda_) {
+    const at::Tensor host = dev_sums_.cpu();
+    for (size_t k = 0; k < 6; ++k) s[k] = host[k].item<double>();
+    return s;
+  }
+  for (const auto& part : sums_)
+    for (size_t k = 0; k < 6; ++k) s[k] += part[k];
+  return s;
 }
 
 std::map<std::string, at::Tensor> PairEngine::result() const {
   std::map<std::string, at::Tensor> out;
   auto scalar = [](double v) { return at::scalar_tensor(v, at::kDouble); };
-  std::array<double, 6> s{0, 0, 0, 0, 0, 0};
-  for (const auto& part : sums_)
-    for (size_t k = 0; k < 6; ++k) s[k] += part[k];
+  const std::array<double, 6> s = total_sums();
   switch (reducer_) {
     case kHsic:
       out["kl"] = scalar(s[0]), out["kk"] = scalar(s[1]), out["ll"] = scalar(s[2]);
-      out["row_x"] = row_x_.clone(), out["row_y"] = row_y_.clone();
-      out["diag_x"] = diag_x_.clone(), out["diag_y"] = diag_y_.clone();
+      out["row_x"] = row_x_.cpu().clone(), out["row_y"] = row_y_.cpu().clone();
+      out["diag_x"] = diag_x_.cpu().clone(), out["diag_y"] = diag_y_.cpu().clone();
       break;
     case kPearson:
     case kRanks:
@@ -311,26 +361,47 @@ std::map<std::string, at::Tensor> PairEngine::result() const {
     case kHistogram: {
       const double inf = std::numeric_limits<double>::infinity();
       double e[4] = {inf, -inf, inf, -inf};
+      if (cuda_) {
+        const at::Tensor host = dev_extremes_.cpu();
+        for (int k = 0; k < 4; ++k) e[k] = host[k].item<double>();
+      }
       for (const auto& part : extremes_)
         e[0] = std::min(e[0], part[0]), e[1] = std::max(e[1], part[1]), e[2] = std::min(e[2], part[2]),
         e[3] = std::max(e[3], part[3]);
-      auto total = [](const std::vector<std::vector<int64_t>>& parts, int64_t bins) {
+      auto total = [&](const std::vector<std::vector<int64_t>>& parts, const at::Tensor& device, int64_t bins) {
+        if (cuda_) return device.cpu();
         at::Tensor t = at::zeros({bins + 2}, at::kLong);
         int64_t* p = t.data_ptr<int64_t>();
         for (const auto& part : parts)
           for (int64_t b = 0; b < bins + 2; ++b) p[b] += part[b];
         return t;
       };
-      out["counts_x"] = total(hist_x_, sx_.bins), out["min_x"] = scalar(e[0]), out["max_x"] = scalar(e[1]);
-      if (two_sided_)
-        out["counts_y"] = total(hist_y_, sy_.bins), out["min_y"] = scalar(e[2]), out["max_y"] = scalar(e[3]);
+      out["counts_x"] = total(hist_x_, dev_counts_x_, sx_.bins);
+      out["min_x"] = scalar(e[0]), out["max_x"] = scalar(e[1]);
+      if (two_sided_) {
+        out["counts_y"] = total(hist_y_, dev_counts_y_, sy_.bins);
+        out["min_y"] = scalar(e[2]), out["max_y"] = scalar(e[3]);
+      }
       break;
     }
     case kCollect:
-      out["x"] = out_x_;
-      if (two_sided_) out["y"] = out_y_;
+      out["x"] = out_x_.cpu();
+      if (two_sided_) out["y"] = out_y_.cpu();
       break;
     case kSelect: {
+      if (cuda_) {
+        const at::Tensor counters = dev_counters_.cpu();
+        for (int side = 0; side < (two_sided_ ? 2 : 1); ++side) {
+          const int64_t kept = counters[side].item<int64_t>();
+          const at::Tensor& values = side == 0 ? out_x_ : out_y_;
+          if (kept > values.numel())
+            throw std::runtime_error("select found " + std::to_string(kept) + " values where the histogram pass " +
+                                     "counted " + std::to_string(values.numel()));
+          out[side == 0 ? "x" : "y"] = values.narrow(0, 0, kept).cpu();
+          out[side == 0 ? "below_x" : "below_y"] = scalar(static_cast<double>(counters[2 + side].item<int64_t>()));
+        }
+        break;
+      }
       auto join = [](const std::vector<std::vector<double>>& parts) {
         std::vector<double> all;
         for (const auto& part : parts) all.insert(all.end(), part.begin(), part.end());

@@ -31,6 +31,7 @@ struct PairSide {
   at::Tensor counts;            // ranks: [bins + 2] float64 values per bin (the histogram pass)
   double min = 0.0, max = 0.0;  // ranks: the smallest and largest value (the histogram pass)
   double select_lo = 0.0, select_hi = 0.0;  // select: keep values in [select_lo, select_hi)
+  int64_t capacity = 0;                     // select on CUDA: how many values it may keep
 };
 
 // Reducers:
@@ -68,6 +69,9 @@ class PairEngine {
   template <typename T>
   void reduce_tile(int64_t i0, int64_t j0, const at::Tensor& gx, const at::Tensor& gy, const Block& xi,
                    const Block& xj, const Block& yi, const Block& yj, bool diagonal);
+  void reduce_tile_cuda(int64_t i0, int64_t j0, const at::Tensor& gx, const at::Tensor& gy, const Block& xi,
+                        const Block& xj, const Block& yi, const Block& yj, bool diagonal);
+  std::array<double, 6> total_sums() const;
   void ensure_threads();
 
   at::Tensor x_, y_;
@@ -75,7 +79,7 @@ class PairEngine {
   int reducer_, map_x_, map_y_;
   int64_t n_, tile_, threads_ = 0;
   at::ScalarType dtype_;
-  bool two_sided_;
+  bool two_sided_, cuda_;
   // per-thread partial state, combined in result()
   std::vector<std::array<double, 6>> sums_;          // hsic: kl kk ll; pearson/ranks: sx sy sxx syy sxy count
   std::vector<std::vector<int64_t>> hist_x_, hist_y_;
@@ -85,6 +89,9 @@ class PairEngine {
   at::Tensor row_x_, row_y_, diag_x_, diag_y_;       // hsic: [n] float64
   at::Tensor out_x_, out_y_;                         // collect: [n(n-1)/2] float64
   std::vector<double> rank_base_x_, rank_base_y_;    // ranks: values before each bin
+  // on CUDA the state lives on the device and the kernels add into it with atomics
+  at::Tensor dev_sums_, dev_counts_x_, dev_counts_y_, dev_extremes_, dev_counters_;
+  at::Tensor dev_rank_counts_x_, dev_rank_counts_y_, dev_base_x_, dev_base_y_;
   std::mutex mutex_;
 };
 

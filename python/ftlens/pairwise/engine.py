@@ -25,8 +25,8 @@ SAMPLE_ROWS = 1024
 
 
 def source(a, name: str) -> torch.Tensor:
-    """A 2-D CPU tensor over ``a`` without copying it: numpy arrays and memmaps (store layers)
-    are wrapped, so the engine reads them one row block at a time."""
+    """A 2-D tensor over ``a`` without copying it: numpy arrays and memmaps (store layers)
+    are wrapped, so the engine reads them one row block at a time; CUDA tensors stay there."""
     a = _inputs.as_matrix(a, name)
     if isinstance(a, np.ndarray):
         if not a.dtype.isnative:
@@ -38,11 +38,6 @@ def source(a, name: str) -> torch.Tensor:
         with warnings.catch_warnings():  # a read-only memmap: the engine only reads
             warnings.simplefilter("ignore", UserWarning)
             a = torch.from_numpy(a)
-    if a.is_cuda:
-        raise ValueError(
-            f"{name} is a CUDA tensor, and this build runs the pairwise tiles on the CPU only; "
-            f"pass {name}.cpu()"
-        )
     return a
 
 
@@ -57,7 +52,7 @@ def sources(X, Y) -> tuple[torch.Tensor, torch.Tensor, bool]:
 
 def column_mean(x: torch.Tensor, chunk_rows: int = _inputs.DEFAULT_CHUNK_ROWS) -> torch.Tensor:
     """The float64 mean of each column, one chunk of rows at a time."""
-    total = torch.zeros(x.shape[1], dtype=torch.float64)
+    total = torch.zeros(x.shape[1], dtype=torch.float64, device=x.device)
     for start in range(0, x.shape[0], chunk_rows):
         total += x[start : start + chunk_rows].to(torch.float64).sum(0)
     return total / x.shape[0]
@@ -163,9 +158,8 @@ def sample_values(
     """The pair values among up to 1,024 rows drawn at random (seeded): where the values lie,
     before a pass over all pairs. ``fields_*``: extra PairSide settings (the RBF's gamma)."""
     n = x.shape[0]
-    rows = torch.as_tensor(
-        np.sort(np.random.default_rng(seed).choice(n, size=min(n, SAMPLE_ROWS), replace=False))
-    )
+    rows = np.sort(np.random.default_rng(seed).choice(n, size=min(n, SAMPLE_ROWS), replace=False))
+    rows = torch.as_tensor(rows, device=x.device)
     xs, ys = x[rows], None if y is None else y[rows]
     sy = side("Y", my, ys, **(fields_y or {})) if y is not None else _C.PairSide()
     out = run(xs, ys, side("X", mx, xs, **(fields_x or {})), sy, "collect", len(rows), double)

@@ -51,7 +51,7 @@ def minibatch_cka(
         batches = tqdm(batches, desc="minibatch CKA", unit="batch")
     totals = {"xy": 0.0, "xx": 0.0, "yy": 0.0}
     for b in batches:
-        rows = torch.as_tensor(np.sort(order[b * batch_size : (b + 1) * batch_size]))
+        rows = torch.as_tensor(np.sort(order[b * batch_size : (b + 1) * batch_size]), device=x.device)
         xb, yb = x[rows], y[rows]
         fields = {"x": {}, "y": {}}
         if kernel == "rbf":
