@@ -61,6 +61,7 @@ def test_rbf_cka_equals_kornblith_dense_at_3000(rows_3000, budget):
     expected = dense_cka(gram_rbf(X - X.mean(0)), gram_rbf(Y - Y.mean(0)))
     got = ftlens.cka(X, Y, kernel="rbf", memory_budget=budget, details=True)
     assert got["method"] == "tiles" and got["passes"] == (2 if budget is None else 3)
+    assert got["sigma_from"] == "exact median"
     assert abs(got["value"] - expected) < 1e-6
     if budget is not None:
         assert got["tile"] < 3000  # several tiles per side

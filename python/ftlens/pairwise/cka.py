@@ -176,6 +176,8 @@ def kernel_cka(
         "kernel": kernel,
         "debiased": debiased,
         "sigma": [sigmas["x"], sigmas["y"]] if kernel == "rbf" else None,
+        # the median is found exactly (its error is 0), not estimated
+        "sigma_from": ("given" if sigma is not None else "exact median") if kernel == "rbf" else None,
         "tile": tile,
         "passes": passes + 1,
         "seconds": time.perf_counter() - start,
