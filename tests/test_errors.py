@@ -113,10 +113,12 @@ def test_zero_rows_in_cosine_rdm(data):
 
 def test_unknown_options(data):
     x, y = data
-    with pytest.raises(ValueError, match="unknown rdm .manhattan.: expected one of"):
+    with pytest.raises(ValueError, match="unknown rdm .manhattan.: choose from"):
         ftlens.rsa(x, y, rdm="manhattan")
-    with pytest.raises(ValueError, match="compare must be 'pearson' or 'cosine'"):
-        ftlens.rsa(x, y, compare="spearman")
+    with pytest.raises(ValueError, match="unknown compare .spearmann.: choose from"):
+        ftlens.rsa(x, y, compare="spearmann")
+    with pytest.raises(ValueError, match="streaming moments cannot give"):  # ranks need every pair
+        ftlens.Moments(6, 4).update(x, y).rsa(compare="spearman")
     with pytest.raises(ValueError, match="method must be"):
         ftlens.cca(x, y, method="kernel")
     with pytest.raises(ValueError, match="pairs must be"):
