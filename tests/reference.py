@@ -10,7 +10,8 @@ def _centered(x):
     return x - x.mean(0)
 
 
-def _hsic(k, l, debiased):
+def hsic(k, l, debiased=False):
+    """HSIC of two kernel matrices [n, n]: tr(KHLH), or Song et al.'s unbiased estimator."""
     n = k.shape[0]
     if not debiased:
         h = np.eye(n) - 1.0 / n
@@ -31,8 +32,12 @@ def cka(x, y, debiased=False):
     """Gram-matrix linear CKA. Rows are centered first (two-pass): CKA is translation
     invariant, and a Gram matrix of rows offset by 1e3 would lose the reference's digits."""
     x, y = _centered(x), _centered(y)
-    k, l = x @ x.T, y @ y.T
-    return _hsic(k, l, debiased) / np.sqrt(_hsic(k, k, debiased) * _hsic(l, l, debiased))
+    return gram_cka(x @ x.T, y @ y.T, debiased)
+
+
+def gram_cka(k, l, debiased=False):
+    """CKA from two kernel matrices [n, n] (any kernel)."""
+    return hsic(k, l, debiased) / np.sqrt(hsic(k, k, debiased) * hsic(l, l, debiased))
 
 
 def rdm(x, kind):

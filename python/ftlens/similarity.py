@@ -40,8 +40,17 @@ def _one(X, Y, name: str, undefined: str, chunk_rows: int, **options) -> float:
 METHODS = ("auto", "moments", "tiles")
 
 
-def _dispatch(X, Y, name: str, method: str, details: bool, undefined: str, chunk_rows: int,
-              tile_options: dict, **options):
+def _dispatch(
+    X,
+    Y,
+    name: str,
+    method: str,
+    details: bool,
+    undefined: str,
+    chunk_rows: int,
+    tile_options: dict,
+    **options,
+):
     """A measure from the moments when they can give it (method="auto"), else over pair tiles."""
     measure = registry.get(name)
     if method not in METHODS:
@@ -49,8 +58,9 @@ def _dispatch(X, Y, name: str, method: str, details: bool, undefined: str, chunk
     needs_tiles = measure.tiles(**options)
     if method == "moments" and needs_tiles:
         shown = ", ".join(f"{k}={v!r}" for k, v in options.items())
-        raise ValueError(f"{name} with {shown} needs the pairwise tiles, not moments; "
-                         "pass method='auto' or 'tiles'")
+        raise ValueError(
+            f"{name} with {shown} needs the pairwise tiles, not moments; pass method='auto' or 'tiles'"
+        )
     if method == "tiles" or needs_tiles:
         out = measure.pairwise(X, Y, undefined=undefined, **tile_options, **options)
     else:
@@ -61,9 +71,33 @@ def _dispatch(X, Y, name: str, method: str, details: bool, undefined: str, chunk
     return out if details else out["value"]
 
 
-def cka(X, Y, debiased: bool = False, kernel: str = "linear", sigma=None, threshold: float = 1.0, *,
-        method: str = "auto", details: bool = False, memory_budget: int | None = None, progress: bool = False,
-        undefined: str = "raise", chunk_rows: int = _inputs.DEFAULT_CHUNK_ROWS):
+def measure(
+    X, Y, name: str, *, undefined: str = "raise", memory_budget: int | None = None, **options
+) -> dict:
+    """Any registered measure by name with all its options (``method``, and for "rsa"
+    ``exact`` and ``bins`` included), as ``details=True`` gives it: a dict with ``value``."""
+    tile_options = {"memory_budget": memory_budget, "progress": False}
+    if name == "rsa":
+        tile_options.update(exact=options.pop("exact", None), bins=options.pop("bins", 2**18))
+    method = options.pop("method", "auto")
+    return _dispatch(X, Y, name, method, True, undefined, _inputs.DEFAULT_CHUNK_ROWS, tile_options, **options)
+
+
+def cka(
+    X,
+    Y,
+    debiased: bool = False,
+    kernel: str = "linear",
+    sigma=None,
+    threshold: float = 1.0,
+    *,
+    method: str = "auto",
+    details: bool = False,
+    memory_budget: int | None = None,
+    progress: bool = False,
+    undefined: str = "raise",
+    chunk_rows: int = _inputs.DEFAULT_CHUNK_ROWS,
+):
     """CKA (Kornblith et al. 2019) between X [n, p] and Y [n, q].
 
     kernel: "linear" (from moments, one pass), "cosine" or "rbf" (over pair tiles).
@@ -77,9 +111,19 @@ def cka(X, Y, debiased: bool = False, kernel: str = "linear", sigma=None, thresh
     (default 256 MiB). undefined: "raise" (default) when X or Y is constant (no variance
     above float rounding), or "nan" to return NaN instead. Every measure takes it.
     """
-    return _dispatch(X, Y, "cka_debiased" if debiased else "cka", method, details, undefined, chunk_rows,
-                     {"memory_budget": memory_budget, "progress": progress},
-                     kernel=kernel, sigma=sigma, threshold=threshold)
+    return _dispatch(
+        X,
+        Y,
+        "cka_debiased" if debiased else "cka",
+        method,
+        details,
+        undefined,
+        chunk_rows,
+        {"memory_budget": memory_budget, "progress": progress},
+        kernel=kernel,
+        sigma=sigma,
+        threshold=threshold,
+    )
 
 
 def rsa(
@@ -109,9 +153,18 @@ def rsa(
     on |rho - exact rho| ``details=True`` returns as ``error_bound``. Kendall needs exact.
     method, details, memory_budget, undefined: as for ``cka``.
     """
-    return _dispatch(X, Y, "rsa", method, details, undefined, chunk_rows,
-                     {"memory_budget": memory_budget, "exact": exact, "bins": bins, "progress": progress},
-                     rdm=rdm, compare=compare)
+    return _dispatch(
+        X,
+        Y,
+        "rsa",
+        method,
+        details,
+        undefined,
+        chunk_rows,
+        {"memory_budget": memory_budget, "exact": exact, "bins": bins, "progress": progress},
+        rdm=rdm,
+        compare=compare,
+    )
 
 
 def cca(

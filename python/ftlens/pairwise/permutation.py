@@ -39,20 +39,12 @@ def permutation_test(
     (1 + permutations), ``null`` [permutations], ``method``, ``seed``. Costs one pass of
     the measure per shuffle.
     """
-    from ..similarity import METHODS, _dispatch  # the one-call dispatcher, moments or tiles
+    from ..similarity import measure as call  # the one-call dispatcher, moments or tiles
 
     permutations = _inputs.positive_int(permutations, "permutations")
     entry = registry.get(measure)
     Y = _inputs.as_matrix(Y, "Y")
-    tile_options = {"memory_budget": memory_budget, "progress": False}
-    if measure == "rsa":
-        tile_options.update(exact=options.pop("exact", None), bins=options.pop("bins", 2**18))
-    method = options.pop("method", "auto")
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    observed = _dispatch(
-        X, Y, measure, method, True, undefined, _inputs.DEFAULT_CHUNK_ROWS, tile_options, **options
-    )
+    observed = call(X, Y, measure, undefined=undefined, memory_budget=memory_budget, **options)
     if options.get("kernel") == "rbf" and options.get("sigma") is None:
         options["sigma"] = tuple(observed["sigma"])  # the bandwidths do not depend on the pairing
     rng = np.random.default_rng(seed)
@@ -64,17 +56,10 @@ def permutation_test(
     null = np.empty(permutations)
     for i in shuffles:
         order = rng.permutation(Y.shape[0])
-        null[i] = _dispatch(
-            X,
-            _permuted(Y, order),
-            measure,
-            method,
-            False,
-            undefined,
-            _inputs.DEFAULT_CHUNK_ROWS,
-            tile_options,
-            **options,
-        )
+        shuffled = _permuted(Y, order)
+        null[i] = call(X, shuffled, measure, undefined=undefined, memory_budget=memory_budget, **options)[
+            "value"
+        ]
     value = observed["value"]
     extreme = null <= value if entry.kind == "distance" else null >= value
     return {

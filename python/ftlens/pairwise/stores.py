@@ -75,7 +75,7 @@ def compare_stores(
     ``{"rbf_cka": {"measure": "cka", "kernel": "rbf"}, "rsa": {"compare": "spearman"}}``.
     layers: the layer indices to compare (default: all). Both stores must hold the same
     rows (same count and, where recorded, the same (input, word) index)."""
-    from ..similarity import _dispatch
+    from ..similarity import measure
 
     sa, sb = _opened(a), _opened(b)
     if sa.n_rows != sb.n_rows:
@@ -107,11 +107,7 @@ def compare_stores(
         x, y = sa.layer(layer), sb.layer(layer)
         for label, spec in asked.items():
             options = {k: v for k, v in spec.items() if k != "measure"}
-            tile_options = {"memory_budget": memory_budget, "progress": False}
-            if spec["measure"] == "rsa":
-                tile_options.update(exact=options.pop("exact", None), bins=options.pop("bins", 2**18))
-            method = options.pop("method", "auto")
-            out = _dispatch(x, y, spec["measure"], method, True, undefined, 8192, tile_options, **options)
+            out = measure(x, y, spec["measure"], undefined=undefined, memory_budget=memory_budget, **options)
             values[label][i] = out["value"]
             details[label].append({k: v for k, v in out.items() if k != "value"})
     name = lambda s: str(getattr(s, "path", type(s).__name__))  # noqa: E731
