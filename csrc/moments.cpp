@@ -9,8 +9,8 @@
 #include "ops/center_rows.h"
 #include "ops/column_sums.h"
 #include "ops/dispatch.h"
-#include "ops/normalize_rows.h"
 #include "ops/row_extremes.h"
+#include "ops/unit_rows.h"
 
 namespace ftlens {
 namespace {
@@ -168,12 +168,11 @@ namespace {
 // One layer of one stream of a chunk, centered about its rounded mean.
 struct PreparedRows {
   Side side;           // the chunk's statistics (unit_sum from the own weighted sums)
-  Tensor rows;         // [m, d] rows - shift, in the rows' dtype (float64 for unit rows)
-  Tensor gemm_rows;    // the same rows in the GEMM dtype
+  Tensor rows;         // [m, d] rows - shift, in the GEMM dtype
   Tensor alpha, inv;   // [m] float64: ||x_i - shift||^2 and 1/||x_i|| (0 for zero rows)
   Tensor residual;     // [d] mean - shift
-  Tensor h, w;         // split only: [d] the mean's direction, [m] rows . h
-  bool split = false;  // float64 unit rows of a float32 input: float32 GEMMs + exact sums along h
+  Tensor h, w;         // split only: [d] the mean's direction, [m] rows . h from float64 rows
+  bool split = false;  // unit rows of a float32 input: float32 GEMMs + exact sums along h
 };
 
 MomentsCore::MomentsCore(int64_t layers, int64_t p, int64_t q, const std::string& pairs,
@@ -264,56 +263,55 @@ void MomentsCore::to_device(const at::Device& device) {
 }
 
 PreparedRows MomentsCore::prepare(const Tensor& layer_rows, const Tensor& raw_sums, View view,
-                                           at::ScalarType gemm_dtype, const char* stream, int64_t layer,
-                                           Scratch& scratch) const {
-  const int64_t m = layer_rows.size(0);
-  Tensor rows = layer_rows;
-  if (view != View::Raw) {
-    const bool center = view == View::Correlation;
-    const Tensor buffer = scratch.get(std::string("unit ") + stream, {1, m, layer_rows.size(1)}, at::kDouble,
-                                      layer_rows.device());
-    auto [unit, zero] = normalize_rows(layer_rows.unsqueeze(0), center, buffer);
-    if (zero.item<int64_t>() > 0) {  // checked before any merge; left: norms that underflow
-      const int64_t row = (unit[0].abs().sum(1) == 0).nonzero()[0][0].item<int64_t>();
-      zero_norm_error(RowOrigin{stream, layer, n_, chunks_}, row, view);
-    }
-    rows = unit[0];
-  }
+                                  at::ScalarType gemm_dtype, const char* stream, int64_t layer,
+                                  Scratch& scratch) const {
+  const int64_t m = layer_rows.size(0), d = layer_rows.size(1);
+  const Tensor x = layer_rows.unsqueeze(0);
+  const Tensor out = scratch.get(std::string("center ") + stream, {1, m, d}, gemm_dtype, layer_rows.device());
   PreparedRows c;
-  const Tensor sums = view == View::Raw ? raw_sums : std::get<0>(column_sums(rows.unsqueeze(0)))[0];  // unit rows
-  c.side.mean = sums / static_cast<double>(m);
-  const Tensor shift = c.side.mean.to(rows.scalar_type());  // a nearby mean, exact in the rows' dtype
-  const Tensor buffer = scratch.get(std::string("center ") + stream, {1, m, rows.size(1)}, rows.scalar_type(),
-                                    rows.device());
-  auto [centered, alpha, inv] = center_rows(rows.unsqueeze(0), shift.unsqueeze(0), rows.scalar_type(), buffer);
-  c.rows = centered[0];
-  c.alpha = alpha[0];
-  c.inv = inv[0];
-  c.side.shift = shift.to(at::kDouble);
+  if (view == View::Raw) {
+    c.side.mean = raw_sums / static_cast<double>(m);
+    const Tensor shift = c.side.mean.to(layer_rows.scalar_type());  // a nearby mean, exact in the rows' dtype
+    auto [centered, alpha, inv] = center_rows(x, shift.unsqueeze(0), gemm_dtype, out);
+    c.rows = centered[0];
+    c.alpha = alpha[0];
+    c.inv = inv[0];
+    c.side.shift = shift.to(at::kDouble);
+  } else {
+    // Unit rows exist only in registers, in float64: the chunk's centering keeps the small
+    // differences between nearly parallel rows, which float32 unit rows would lose.
+    auto [row_mean, scale, sums, zero] = unit_row_scales(x, view == View::Correlation);
+    if (zero.item<int64_t>() > 0) {  // checked before any merge; left: norms that underflow
+      zero_norm_error(RowOrigin{stream, layer, n_, chunks_}, (scale[0] == 0).nonzero()[0][0].item<int64_t>(), view);
+    }
+    c.side.mean = sums[0] / static_cast<double>(m);
+    c.side.shift = c.side.mean;
+    c.split = gemm_dtype == at::kFloat;
+    if (c.split) c.h = c.side.mean / c.side.mean.norm().clamp_min(1e-300);
+    auto [centered, alpha, inv, along] =
+        center_unit_rows(x, row_mean, scale, c.side.shift.unsqueeze(0), c.split ? c.h.unsqueeze(0) : Tensor(), out);
+    c.rows = centered[0];
+    c.alpha = alpha[0];
+    c.inv = inv[0];
+    if (c.split) c.w = along[0];
+  }
   c.side.norm2_sum = c.alpha.sum();
   c.side.zero_rows = (c.inv == 0).sum();
   c.residual = c.side.mean - c.side.shift;
-  c.split = rows.scalar_type() == at::kDouble && gemm_dtype == at::kFloat;
-  if (c.split) {
-    c.h = c.side.mean / c.side.mean.norm().clamp_min(1e-300);
-    c.w = at::mv(c.rows, c.h);
-  }
-  if (c.rows.scalar_type() == gemm_dtype) {
-    c.gemm_rows = c.rows;
-  } else {
-    c.gemm_rows = scratch.get(std::string("gemm ") + stream, {m, rows.size(1)}, gemm_dtype, rows.device());
-    c.gemm_rows.copy_(c.rows);
-  }
   return c;
 }
 
 namespace {
 
 // sum_i v_i (x_i - shift) for each weight column v: [d, k] float64. (w^T rows)^T: a
-// short-and-wide GEMM runs several times faster than rows^T w.
-Tensor weighted_sums(const Tensor& rows, const std::vector<Tensor>& weights) {
-  const Tensor w = at::stack(weights, 0).to(rows.scalar_type());  // [k, m]
-  return at::mm(w, rows).t().to(at::kDouble);
+// short-and-wide GEMM runs several times faster than rows^T w. In split mode the GEMM's
+// float32 rows keep the components across h; the component along h of each sum is
+// replaced by the exact sum_i v_i w_i.
+Tensor weighted_sums(const PreparedRows& c, const std::vector<Tensor>& weights) {
+  const Tensor v = at::stack(weights, 0);  // [k, m] float64
+  Tensor sums = at::mm(v.to(c.rows.scalar_type()), c.rows).t().to(at::kDouble);
+  if (c.split) sums.addr_(c.h, at::mv(v, c.w) - at::mv(sums.t(), c.h));
+  return sums;
 }
 
 // The weight columns of one skinny GEMM over a prepared layer: its own (alpha, 1/||x||,
@@ -334,7 +332,7 @@ std::vector<Tensor> row_weights(const PreparedRows& c, const PreparedRows* partn
 // A prepared layer's block with itself, from its own weighted sums [d, k]; completes the
 // chunk side's unit_sum.
 Block own_block(PreparedRows& c, const Tensor& sums) {
-  Tensor product = symmetric_gram(c.gemm_rows);
+  Tensor product = symmetric_gram(c.rows);
   if (c.split) {
     const Tensor g = sums.select(1, 2);
     product = along_direction_exact(product.to(at::kDouble), c.h, c.h, g, g, c.w.square().sum());
@@ -349,7 +347,7 @@ Block own_block(PreparedRows& c, const Tensor& sums) {
 Block cross_block(const PreparedRows& cx, const PreparedRows& cy, const Tensor& wx, const Tensor& wy) {
   const int64_t k = cx.split ? 2 : 1;
   const Tensor px = wx.narrow(1, wx.size(1) - k, k), py = wy.narrow(1, wy.size(1) - k, k);
-  Tensor product = at::mm(cx.gemm_rows.t(), cy.gemm_rows);
+  Tensor product = at::mm(cx.rows.t(), cy.rows);
   if (cx.split) {
     product = along_direction_exact(product.to(at::kDouble), cx.h, cy.h, px.select(1, 1), py.select(1, 1),
                                     at::dot(cx.w, cy.w));
@@ -407,7 +405,7 @@ void MomentsCore::update_view(View view, Accumulated& into, const Tensor& xs, co
   if (!with_y) {
     for (int64_t l = 0; l < layers_; ++l) {
       PreparedRows cx = prepare(xs[l], layer_of(sums_x, l), view, gemm_dtype, "X", l, scratch_);
-      merge_own(into.xx, into.x, chunk_x, l, cx, weighted_sums(cx.rows, row_weights(cx, nullptr, true)));
+      merge_own(into.xx, into.x, chunk_x, l, cx, weighted_sums(cx, row_weights(cx, nullptr, true)));
     }
   } else {
     // Pairs in order (X layer major): each X layer is prepared once, its own block taken
@@ -423,8 +421,8 @@ void MomentsCore::update_view(View view, Accumulated& into, const Tensor& xs, co
         prepared_x = lx;
       }
       PreparedRows cy = prepare(ys[ly], layer_of(sums_y, ly), view, gemm_dtype, "Y", ly, scratch_);
-      const Tensor wx = weighted_sums(cx.rows, row_weights(cx, &cy, own_x));
-      const Tensor wy = weighted_sums(cy.rows, row_weights(cy, &cx, own_y));
+      const Tensor wx = weighted_sums(cx, row_weights(cx, &cy, own_x));
+      const Tensor wy = weighted_sums(cy, row_weights(cy, &cx, own_y));
       if (own_x) merge_own(into.xx, into.x, chunk_x, lx, cx, wx);
       if (own_y) merge_own(into.yy, into.y, chunk_y, ly, cy, wy);
       merge_block(into.xy[b], cross_block(cx, cy, wx, wy), into.x[lx], into.y[ly], cx.side, cy.side, false);

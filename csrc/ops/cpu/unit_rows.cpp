@@ -1,0 +1,133 @@
+// CPU twins of unit_row_scales and center_unit_rows: thread-parallel sweeps over the rows,
+// float64 arithmetic in independent lanes.
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "ops/cpu/lanes.h"
+#include "ops/unit_rows.h"
+
+namespace ftlens {
+namespace cpu {
+namespace {
+
+// Rows per task of the column sums: the partial sums of a task are added in task order,
+// so the split depends on m only, never on the number of threads.
+int64_t rows_per_task(int64_t m) {
+  constexpr int64_t kMinRows = 64, kMaxTasks = 64;
+  return std::max(kMinRows, (m + kMaxTasks - 1) / kMaxTasks);
+}
+
+template <typename In>
+void unit_row_scales_impl(const at::Tensor& x, bool center, at::Tensor& row_mean, at::Tensor& scale,
+                          at::Tensor& partials) {
+  const int64_t m = x.size(1), d = x.size(2);
+  const int64_t step = rows_per_task(m), tasks = partials.size(1);
+  const In* xp = x.data_ptr<In>();
+  double* rp = row_mean.data_ptr<double>();
+  double* sp = scale.data_ptr<double>();
+  double* pp = partials.data_ptr<double>();
+  at::parallel_for(0, x.size(0) * tasks, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t task = begin; task < end; ++task) {
+      const int64_t layer = task / tasks, first = (task % tasks) * step;
+      double* __restrict__ acc = pp + task * d;
+      std::fill(acc, acc + d, 0.0);
+      for (int64_t i = first; i < std::min(m, first + step); ++i) {
+        const int64_t row = layer * m + i;
+        const In* __restrict__ xr = xp + row * d;
+        const double r = center ? shifted_power_sum(xr, d, 0.0, 1) / static_cast<double>(d) : 0.0;
+        const double norm = std::sqrt(shifted_power_sum(xr, d, r, 2));
+        const double s = norm > 0.0 ? 1.0 / norm : 0.0;
+        for (int64_t j = 0; j < d; ++j) acc[j] += (static_cast<double>(xr[j]) - r) * s;
+        rp[row] = r;
+        sp[row] = s;
+      }
+    }
+  });
+}
+
+template <typename In, typename Out, bool kWithH>
+void center_unit_rows_impl(const at::Tensor& x, const at::Tensor& row_mean, const at::Tensor& scale,
+                           const at::Tensor& shift, const at::Tensor& h, at::Tensor& out, at::Tensor& alpha,
+                           at::Tensor& inv, at::Tensor& along) {
+  const int64_t m = x.size(1), d = x.size(2);
+  const In* xp = x.data_ptr<In>();
+  const double* rp = row_mean.data_ptr<double>();
+  const double* sp = scale.data_ptr<double>();
+  const double* shp = shift.data_ptr<double>();
+  const double* hp = kWithH ? h.data_ptr<double>() : nullptr;
+  Out* op = out.data_ptr<Out>();
+  double* ap = alpha.data_ptr<double>();
+  double* ip = inv.data_ptr<double>();
+  double* wp = kWithH ? along.data_ptr<double>() : nullptr;
+  at::parallel_for(0, x.size(0) * m, 64, [&](int64_t begin, int64_t end) {
+    for (int64_t row = begin; row < end; ++row) {
+      const In* __restrict__ xr = xp + row * d;
+      const double* __restrict__ sh = shp + (row / m) * d;
+      const double* __restrict__ hr = kWithH ? hp + (row / m) * d : nullptr;
+      Out* __restrict__ orow = op + row * d;
+      const double r = rp[row], s = sp[row];
+      double sq[kLanes] = {0.0}, unit[kLanes] = {0.0}, dot[kLanes] = {0.0};
+      auto step = [&](int64_t j, int64_t lane) {
+        const double e = (static_cast<double>(xr[j]) - r) * s;
+        const double c = e - sh[j];
+        orow[j] = static_cast<Out>(c);
+        sq[lane] += c * c;
+        unit[lane] += e * e;
+        if constexpr (kWithH) dot[lane] += c * hr[j];
+      };
+      int64_t j = 0;
+      for (; j + kLanes <= d; j += kLanes) {
+        for (int64_t k = 0; k < kLanes; ++k) step(j + k, k);
+      }
+      for (; j < d; ++j) step(j, 0);
+      ap[row] = lane_total(sq);
+      const double unit_total = lane_total(unit);
+      ip[row] = unit_total > 0.0 ? 1.0 / std::sqrt(unit_total) : 0.0;
+      if constexpr (kWithH) wp[row] = lane_total(dot);
+    }
+  });
+}
+
+}  // namespace
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> unit_row_scales(const at::Tensor& x, bool center) {
+  const int64_t layers = x.size(0), m = x.size(1), d = x.size(2);
+  const auto opts = x.options().dtype(at::kDouble);
+  auto row_mean = at::empty({layers, m}, opts), scale = at::empty({layers, m}, opts);
+  const int64_t tasks = (m + rows_per_task(m) - 1) / rows_per_task(m);
+  auto partials = at::empty({layers, tasks, d}, opts);
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "unit_row_scales_cpu",
+                             [&] { unit_row_scales_impl<scalar_t>(x, center, row_mean, scale, partials); });
+  auto sums = at::zeros({layers, d}, opts);  // partials added in task order: no dependence on threads
+  for (int64_t t = 0; t < tasks; ++t) sums.add_(partials.select(1, t));
+  return {row_mean, scale, sums, (scale == 0).sum(1)};
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> center_unit_rows(const at::Tensor& x,
+                                                                            const at::Tensor& row_mean,
+                                                                            const at::Tensor& scale,
+                                                                            const at::Tensor& shift,
+                                                                            const at::Tensor& h, at::Tensor out) {
+  const auto opts = x.options().dtype(at::kDouble);
+  auto alpha = at::empty({x.size(0), x.size(1)}, opts), inv = at::empty_like(alpha);
+  at::Tensor along = h.defined() ? at::empty_like(alpha) : at::Tensor();
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "center_unit_rows_cpu", [&] {
+    auto run = [&](auto out_tag, auto with_h) {
+      using Out = decltype(out_tag);
+      center_unit_rows_impl<scalar_t, Out, decltype(with_h)::value>(x, row_mean, scale, shift, h, out, alpha, inv,
+                                                                   along);
+    };
+    const bool with_h = h.defined();
+    if (out.scalar_type() == at::kFloat) {
+      with_h ? run(float{}, std::true_type{}) : run(float{}, std::false_type{});
+    } else {
+      with_h ? run(double{}, std::true_type{}) : run(double{}, std::false_type{});
+    }
+  });
+  return {out, alpha, inv, along};
+}
+
+}  // namespace cpu
+}  // namespace ftlens
