@@ -17,7 +17,7 @@
 // views: each chunk block is merged as soon as it is formed.
 #pragma once
 
-#include <torch/extension.h>
+#include <ATen/ATen.h>
 
 #include <map>
 #include <mutex>

@@ -1,7 +1,7 @@
 // In-place float64 accumulation of float32 or float64 blocks.
 #pragma once
 
-#include <torch/extension.h>
+#include <ATen/ATen.h>
 
 namespace ftlens {
 

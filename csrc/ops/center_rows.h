@@ -1,7 +1,7 @@
 // Rows minus a per-layer shift, with their squared norms, in one read and one write.
 #pragma once
 
-#include <torch/extension.h>
+#include <ATen/ATen.h>
 
 #include <tuple>
 

@@ -1,7 +1,7 @@
 // Column sums of row stacks, accumulated in float64, with the largest magnitude per layer.
 #pragma once
 
-#include <torch/extension.h>
+#include <ATen/ATen.h>
 
 #include <tuple>
 

@@ -1,7 +1,7 @@
 // What every row op shares: the build's backends, input checks and the CPU/CUDA choice.
 #pragma once
 
-#include <torch/extension.h>
+#include <ATen/ATen.h>
 
 namespace ftlens {
 

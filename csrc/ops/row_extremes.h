@@ -1,7 +1,7 @@
 // The smallest and largest value of every row, in one pass.
 #pragma once
 
-#include <torch/extension.h>
+#include <ATen/ATen.h>
 
 #include <tuple>
 

@@ -2,7 +2,7 @@
 // dtype (float16 included) and writing float32 (float64 for float64 rows).
 #pragma once
 
-#include <torch/extension.h>
+#include <ATen/ATen.h>
 
 namespace ftlens {
 

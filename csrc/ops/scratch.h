@@ -4,7 +4,7 @@
 // precision share it.
 #pragma once
 
-#include <torch/extension.h>
+#include <ATen/ATen.h>
 
 #include <map>
 #include <string>

@@ -2,7 +2,7 @@
 // multinomial probes sharing one logits matrix (the probes of every task side by side).
 #pragma once
 
-#include <torch/extension.h>
+#include <ATen/ATen.h>
 
 namespace ftlens {
 

@@ -3,7 +3,7 @@
 // on standardized rows (x - shift) * scale.
 #pragma once
 
-#include <torch/extension.h>
+#include <ATen/ATen.h>
 
 #include <tuple>
 

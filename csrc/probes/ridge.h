@@ -4,7 +4,7 @@
 // K-fold cross-validation (each fold predicted by the blocks of the other folds).
 #pragma once
 
-#include <torch/extension.h>
+#include <ATen/ATen.h>
 
 #include <mutex>
 #include <tuple>

@@ -8,7 +8,7 @@
 // shift, so that S = product - m r_a r_b^T; the correction is folded in when merging.
 #pragma once
 
-#include <torch/extension.h>
+#include <ATen/ATen.h>
 
 #include <map>
 #include <string>

@@ -2,7 +2,7 @@
 // lower blocks are the transposes, so a third of the flops (at d = 768) are not spent.
 #pragma once
 
-#include <torch/extension.h>
+#include <ATen/ATen.h>
 
 namespace ftlens {
 

@@ -3,7 +3,7 @@
 // elementwise map, and feeds them to one fused reducer. Memory O(n + T^2).
 #pragma once
 
-#include <torch/extension.h>
+#include <ATen/ATen.h>
 
 #include <array>
 #include <map>

@@ -2,7 +2,7 @@
 #pragma once
 
 #include <cuda_runtime.h>
-#include <torch/extension.h>
+#include <ATen/ATen.h>
 
 namespace ftlens {
 namespace cuda {

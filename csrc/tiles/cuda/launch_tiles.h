@@ -1,7 +1,7 @@
 // Thin ATen launchers of the CUDA tile reducers (tile_kernels.cu): one call per tile.
 #pragma once
 
-#include <torch/extension.h>
+#include <ATen/ATen.h>
 
 #include "tiles/maps.h"
 
