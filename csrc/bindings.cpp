@@ -13,6 +13,7 @@
 #include "probes/logistic.h"
 #include "probes/ridge.h"
 #include "tiles/engine.h"
+#include "tiles/permute_pairs.h"
 
 namespace py = pybind11;
 using ftlens::MomentsCore;
@@ -151,6 +152,9 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
       .def_property_readonly("n", &PairEngine::n)
       .def_property_readonly("tile", &PairEngine::tile)
       .def_property_readonly("blocks", &PairEngine::blocks);
+  m.def("permute_pairs", &ftlens::permute_pairs, py::arg("values"), py::arg("order"),
+        py::call_guard<py::gil_scoped_release>(),
+        "The pairs i < j (row-major) of a symmetric matrix with rows and columns taken in `order`.");
   m.def(
       "scale_rows",
       [](const at::Tensor& x, const at::Tensor& shift, const at::Tensor& scale) {

@@ -212,6 +212,45 @@ def test_permutation_test_replays_numpy_shuffles():
         ftlens.permutation_test(X, Y, permutations=0)
 
 
+@pytest.mark.parametrize(
+    "measure, options",
+    [
+        ("cka", dict(kernel="rbf")),
+        ("cka_debiased", dict(kernel="cosine")),
+        ("rsa", dict(rdm="euclidean", compare="pearson")),
+        ("rsa", dict(rdm="correlation", compare="spearman")),
+        ("rsa", dict(rdm="sqeuclidean", compare="kendall")),
+    ],
+)
+def test_shuffles_over_held_pairs_equal_a_pass_per_shuffle(measure, options):
+    X, Y = _rows(200, p=6, q=4, seed=13)
+    Y = Y + 3 * np.random.default_rng(2).normal(size=Y.shape)
+    held = ftlens.permutation_test(X, Y, measure, permutations=12, seed=5, progress=False, **options)
+    # room for the exact ranks' two copies of the pair values, not for the third the shuffles need
+    passes = ftlens.permutation_test(
+        X, Y, measure, permutations=12, seed=5, progress=False, memory_budget=400_000, **options
+    )
+    assert held["reuse"] == "held pairs" and passes["reuse"] in ("none", "bandwidths")
+    assert held["value"] == pytest.approx(passes["value"], abs=1e-12)  # other tiles, other rounding
+    np.testing.assert_allclose(held["null"], passes["null"], rtol=0, atol=1e-11)
+    assert held["p_value"] == passes["p_value"]
+
+
+def test_permuted_pairs_are_the_pairs_of_the_permuted_matrix():
+    rng = np.random.default_rng(4)
+    full = rng.normal(size=(9, 9))
+    full = full + full.T
+    upper = np.triu_indices(9, 1)
+    order = rng.permutation(9)
+    got = ftlens.pairwise.engine.permuted_pairs(torch.from_numpy(full[upper]), torch.from_numpy(order))
+    np.testing.assert_array_equal(got.numpy(), full[np.ix_(order, order)][upper])
+    values = torch.from_numpy(full[upper])
+    with pytest.raises(ValueError, match="not a permutation"):
+        ftlens.pairwise.engine.permuted_pairs(values, torch.tensor([0, 1, 2, 3, 4, 5, 6, 7, 7]))
+    with pytest.raises(ValueError, match="are not the 28 pairs of 8 rows"):
+        ftlens.pairwise.engine.permuted_pairs(values, torch.arange(8))
+
+
 def test_minibatch_cka_is_the_mean_of_batch_hsics():
     X, Y = _rows(403, seed=11)
     got = ftlens.minibatch_cka(X, Y, batch_size=100, shuffle=False)

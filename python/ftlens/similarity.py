@@ -75,8 +75,14 @@ def measure(
     X, Y, name: str, *, undefined: str = "raise", memory_budget: int | None = None, **options
 ) -> dict:
     """Any registered measure by name with all its options (``method``, and for "rsa"
-    ``exact`` and ``bins`` included), as ``details=True`` gives it: a dict with ``value``."""
-    tile_options = {"memory_budget": memory_budget, "progress": False}
+    ``exact`` and ``bins`` included), as ``details=True`` gives it: a dict with ``value``.
+    ``shuffles`` (a permutation test's row orders) reach the pairwise tiles, which add
+    ``null`` when they can hold every pair value."""
+    tile_options = {
+        "memory_budget": memory_budget,
+        "progress": options.pop("progress", False),
+        "shuffles": options.pop("shuffles", None),
+    }
     if name == "rsa":
         tile_options.update(exact=options.pop("exact", None), bins=options.pop("bins", 2**18))
     method = options.pop("method", "auto")

@@ -7,6 +7,7 @@ import math
 import time
 
 import numpy as np
+import torch
 
 from .. import registry
 from . import engine, order
@@ -116,6 +117,28 @@ def hsic_terms(sums: dict, n: int, debiased: bool) -> dict:
     return out
 
 
+def _held_null(x, y, sx, sy, sums, tile, double, debiased, shuffles, progress) -> np.ndarray:
+    """CKA under each shuffle of Y's rows, from every pair value held in memory: only the
+    cross sum of k * l is new per shuffle (a re-indexing); the row sums and diagonals of L
+    are permuted, the rest is unchanged."""
+    n = x.shape[0]
+    values = engine.run(x, y, sx, sy, "collect", tile, double, progress, desc="pair values")
+    kx = values["x"].sub_(sx.shift)  # shifted as the HSIC sums are
+    ly = values["y"].sub_(sy.shift)
+    null = np.empty(shuffles.count)
+    for i, rows in enumerate(engine.each_shuffle(shuffles, n, progress)):
+        index = torch.as_tensor(rows)
+        shuffled = dict(
+            sums,
+            kl=2.0 * float(kx @ engine.permuted_pairs(ly, index)),
+            row_y=sums["row_y"][index],
+            diag_y=sums["diag_y"][index],
+        )
+        h = hsic_terms(shuffled, n, debiased)
+        null[i] = h["xy"] / math.sqrt(h["xx"] * h["yy"])
+    return null
+
+
 def kernel_cka(
     X,
     Y,
@@ -127,11 +150,14 @@ def kernel_cka(
     undefined: str = "raise",
     memory_budget: int | None = None,
     progress: bool = False,
+    shuffles=None,
 ) -> dict:
     """CKA of X [n, p] and Y [n, q] with any kernel, over pair tiles (O(n + T^2) memory).
 
     Returns a dict: ``value`` and how it was computed (``method``, ``kernel``, ``sigma``,
-    ``tile``, ``passes``)."""
+    ``tile``, ``passes``). shuffles: row orders of Y (``.orders(n)``, ``.count``) for a
+    permutation test: when every pair value fits ``memory_budget``, one more pass holds
+    them and ``null`` [count] gives CKA under each order, by re-indexing them."""
     strict = registry.strict(undefined)
     start = time.perf_counter()
     x, y, double = engine.sources(X, Y)
@@ -170,7 +196,12 @@ def kernel_cka(
             )
     else:
         value = float(h["xy"] / math.sqrt(h["xx"] * h["yy"]))
+    held = {}
+    if shuffles is not None and not constant and engine.holds_pairs(x, 3, memory_budget):
+        held = {"null": _held_null(x, y, sx, sy, sums, tile, double, debiased, shuffles, progress)}
+        passes += 1
     return {
+        **held,
         "value": value,
         "method": "tiles",
         "kernel": kernel,

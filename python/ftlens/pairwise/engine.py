@@ -168,3 +168,26 @@ def sample_values(
 
 def pair_count(n: int) -> int:
     return n * (n - 1) // 2
+
+
+def holds_pairs(x: torch.Tensor, copies: int, memory_budget: int | None) -> bool:
+    """Whether ``copies`` float64 vectors of every pair value fit the budget (CPU rows only:
+    re-indexing held values is a CPU path)."""
+    budget = DEFAULT_MEMORY_BUDGET if memory_budget is None else memory_budget
+    return x.device.type == "cpu" and copies * 8 * pair_count(x.shape[0]) <= budget
+
+
+def permuted_pairs(values: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
+    """The pair values i < j (row-major, as "collect" gives them) of the matrix whose rows
+    and columns are taken in ``order``: a permutation test's shuffle without a pass."""
+    return _C.permute_pairs(values, order)
+
+
+def each_shuffle(shuffles, n: int, progress: bool):
+    """The row orders of a permutation test, with a progress bar when asked."""
+    orders = shuffles.orders(n)
+    if progress:
+        from tqdm.auto import tqdm
+
+        orders = tqdm(orders, total=shuffles.count, desc="permutations (held pairs)", unit="shuffle")
+    return orders

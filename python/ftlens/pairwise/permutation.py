@@ -4,6 +4,8 @@ high as the real pairing."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 
@@ -15,6 +17,19 @@ def _permuted(Y, order: np.ndarray):
     if isinstance(Y, torch.Tensor):
         return Y[torch.as_tensor(order, device=Y.device)]
     return np.asarray(Y)[order]
+
+
+@dataclass(frozen=True)
+class Shuffles:
+    """``count`` row orders: the successive permutations of numpy's generator seeded with ``seed``."""
+
+    count: int
+    seed: int
+
+    def orders(self, n: int):
+        rng = np.random.default_rng(self.seed)
+        for _ in range(self.count):
+            yield rng.permutation(n)
 
 
 def permutation_test(
@@ -36,30 +51,54 @@ def permutation_test(
     shuffles of Y's rows (numpy's generator, ``seed``) is scored like the real pairing;
     what does not depend on the order is computed once (the RBF bandwidths from the
     median). Returns a dict: ``value``, ``p_value`` = (1 + shuffles at least as extreme) /
-    (1 + permutations), ``null`` [permutations], ``method``, ``seed``. Costs one pass of
-    the measure per shuffle.
+    (1 + permutations), ``null`` [permutations], ``method``, ``seed``, ``reuse``.
+
+    Over pair tiles, when every pair value fits ``memory_budget`` (three float64 copies),
+    one extra pass holds them and each shuffle only re-indexes them (``reuse="held
+    pairs"``): no tile is computed again. Otherwise each shuffle costs one pass of the
+    measure (``reuse="bandwidths"`` or ``"none"``).
     """
     from ..similarity import measure as call  # the one-call dispatcher, moments or tiles
 
     permutations = _inputs.positive_int(permutations, "permutations")
     entry = registry.get(measure)
     Y = _inputs.as_matrix(Y, "Y")
-    observed = call(X, Y, measure, undefined=undefined, memory_budget=memory_budget, **options)
-    if options.get("kernel") == "rbf" and options.get("sigma") is None:
-        options["sigma"] = tuple(observed["sigma"])  # the bandwidths do not depend on the pairing
-    rng = np.random.default_rng(seed)
-    shuffles = range(permutations)
-    if progress:
-        from tqdm.auto import tqdm
+    shuffles = Shuffles(permutations, seed)
+    observed = call(
+        X,
+        Y,
+        measure,
+        undefined=undefined,
+        memory_budget=memory_budget,
+        shuffles=shuffles,
+        progress=progress,
+        **options,
+    )
+    reuse = "held pairs" if "null" in observed else "none"
+    if "null" in observed:
+        null = observed["null"]
+    else:
+        if options.get("kernel") == "rbf" and options.get("sigma") is None:
+            options["sigma"] = tuple(observed["sigma"])  # the bandwidths do not depend on the pairing
+            reuse = "bandwidths"
+        orders = shuffles.orders(Y.shape[0])
+        if progress:
+            from tqdm.auto import tqdm
 
-        shuffles = tqdm(shuffles, desc=f"permutations ({measure})", unit="shuffle")
-    null = np.empty(permutations)
-    for i in shuffles:
-        order = rng.permutation(Y.shape[0])
-        shuffled = _permuted(Y, order)
-        null[i] = call(X, shuffled, measure, undefined=undefined, memory_budget=memory_budget, **options)[
-            "value"
-        ]
+            orders = tqdm(orders, total=permutations, desc=f"permutations ({measure})", unit="shuffle")
+        null = np.array(
+            [
+                call(
+                    X,
+                    _permuted(Y, order),
+                    measure,
+                    undefined=undefined,
+                    memory_budget=memory_budget,
+                    **options,
+                )["value"]
+                for order in orders
+            ]
+        )
     value = observed["value"]
     extreme = null <= value if entry.kind == "distance" else null >= value
     return {
@@ -70,5 +109,6 @@ def permutation_test(
         "seed": seed,
         "measure": measure,
         "method": observed["method"],
+        "reuse": reuse,
         "alternative": "smaller" if entry.kind == "distance" else "greater",
     }

@@ -31,13 +31,9 @@ def _undefined(constant: list[str], rdm: str, strict: bool) -> float:
     return math.nan
 
 
-def _moment_compare(x, y, sx, sy, compare, tile, double, progress) -> tuple[float, list[str]]:
-    """Pearson or cosine comparison from one pass of co-moment sums of the shifted values."""
-    s = {
-        k: float(v)
-        for k, v in engine.run(x, y, sx, sy, "pearson", tile, double, progress, desc="RSA pass").items()
-    }
-    m, cx, cy = s["count"], sx.shift, sy.shift
+def _moment_value(s: dict, compare: str, cx: float, cy: float) -> float:
+    """Pearson or cosine of the pair values from their co-moment sums (values shifted by cx, cy)."""
+    m = s["count"]
     if compare == "pearson":
         vx, vy = s["sxx"] - s["sx"] ** 2 / m, s["syy"] - s["sy"] ** 2 / m
         cov = s["sxy"] - s["sx"] * s["sy"] / m
@@ -45,30 +41,70 @@ def _moment_compare(x, y, sx, sy, compare, tile, double, progress) -> tuple[floa
         vx = s["sxx"] + 2 * cx * s["sx"] + m * cx * cx
         vy = s["syy"] + 2 * cy * s["sy"] + m * cy * cy
         cov = s["sxy"] + cy * s["sx"] + cx * s["sy"] + m * cx * cy
+    return cov / math.sqrt(vx * vy)
+
+
+def _moment_compare(x, y, sx, sy, compare, tile, double, progress, shuffles) -> tuple[float, list[str], dict]:
+    """Pearson or cosine comparison from one pass of co-moment sums of the shifted values;
+    with shuffles whose pair values fit, a second pass holds them for the null."""
+    s = {
+        k: float(v)
+        for k, v in engine.run(x, y, sx, sy, "pearson", tile, double, progress, desc="RSA pass").items()
+    }
+    m, cx, cy = s["count"], sx.shift, sy.shift
     spread = {
         "x": math.sqrt(max(s["sxx"] - s["sx"] ** 2 / m, 0.0) / m),
         "y": math.sqrt(max(s["syy"] - s["sy"] ** 2 / m, 0.0) / m),
     }
     scale = {"x": abs(cx) + math.sqrt(s["sxx"] / m), "y": abs(cy) + math.sqrt(s["syy"] / m)}
     constant = _constant_rdms(spread, scale, double)
-    return (math.nan if constant else cov / math.sqrt(vx * vy)), constant
+    if constant:
+        return math.nan, constant, {}
+    held = {}
+    if shuffles is not None:
+        values = engine.run(x, y, sx, sy, "collect", tile, double, progress, desc="pair values")
+        u, v = values["x"].sub_(cx), values["y"].sub_(cy)
+        held["null"] = _null(
+            shuffles,
+            x.shape[0],
+            progress,
+            v,
+            lambda shuffled: _moment_value(dict(s, sxy=float(u @ shuffled)), compare, cx, cy),
+        )
+    return _moment_value(s, compare, cx, cy), [], held
 
 
-def _exact_ranks(x, y, sx, sy, compare, tile, double, progress) -> tuple[float, list[str]]:
-    """Every pair value in memory: mid-ranks and Spearman's rho, or Kendall's tau-b."""
+def _null(shuffles, n: int, progress: bool, values: torch.Tensor, score) -> np.ndarray:
+    """score(Y's pair values under each shuffle) for every shuffle, by re-indexing ``values``."""
+    null = np.empty(shuffles.count)
+    for i, rows in enumerate(engine.each_shuffle(shuffles, n, progress)):
+        null[i] = score(engine.permuted_pairs(values, torch.as_tensor(rows)))
+    return null
+
+
+def _exact_ranks(x, y, sx, sy, compare, tile, double, progress, shuffles) -> tuple[float, list[str], dict]:
+    """Every pair value in memory: mid-ranks and Spearman's rho, or Kendall's tau-b; with
+    shuffles, the null from the same values re-indexed."""
     out = engine.run(x, y, sx, sy, "collect", tile, double, progress, desc="RDM pass")
-    vx, vy = out["x"].numpy(), out["y"].numpy()
+    vx, vy = out["x"], out["y"]
     spread = {"x": float(vx.max() - vx.min()), "y": float(vy.max() - vy.min())}
-    scale = {"x": float(np.abs(vx).max()), "y": float(np.abs(vy).max())}
+    scale = {"x": float(vx.abs().max()), "y": float(vy.abs().max())}
     constant = _constant_rdms(spread, scale, double)
     if constant:
-        return math.nan, constant
+        return math.nan, constant, {}
+    n = x.shape[0]
     if compare == "kendall":
-        return float(stats.kendalltau(vx, vy).statistic), []
-    rx, ry = order.midranks(vx), order.midranks(vy)
-    rx -= rx.mean()
-    ry -= ry.mean()
-    return float(rx @ ry / math.sqrt((rx @ rx) * (ry @ ry))), []
+        score = lambda shuffled: float(stats.kendalltau(vx.numpy(), shuffled.numpy()).statistic)  # noqa: E731
+        values = vy
+    else:
+        rx, ry = (torch.from_numpy(order.midranks(v.numpy())) for v in (vx, vy))
+        rx -= rx.mean()
+        ry -= ry.mean()
+        norm = math.sqrt(float(rx @ rx) * float(ry @ ry))
+        score = lambda shuffled: float(rx @ shuffled) / norm  # noqa: E731
+        values = ry
+    held = {"null": _null(shuffles, n, progress, values, score)} if shuffles is not None else {}
+    return score(values), [], held
 
 
 def _sketched_spearman(x, y, sx, sy, how, tile, double, bins, progress) -> tuple[float, list[str], float]:
@@ -114,13 +150,16 @@ def pairwise_rsa(
     exact: bool | None = None,
     bins: int = order.DEFAULT_BINS,
     progress: bool = False,
+    shuffles=None,
 ) -> dict:
     """RSA of X [n, p] and Y [n, q] over pair tiles: compare the RDMs' n(n-1)/2 pairs i < j.
 
     exact: Spearman from every pair value held in memory (None: when both fit
     ``memory_budget``); else a two-pass rank sketch whose error bound is returned. Kendall's
     tau needs the exact path. Returns a dict: ``value``, ``method``, ``exact``,
-    ``error_bound``, ``tile``, ``passes``."""
+    ``error_bound``, ``tile``, ``passes``. shuffles: row orders of Y (``.orders(n)``,
+    ``.count``) for a permutation test: when every pair value fits ``memory_budget``, they are
+    held and ``null`` [count] gives the value under each order, by re-indexing them."""
     strict = registry.strict(undefined)
     if compare not in COMPARES:
         raise ValueError(f"unknown compare {compare!r}: choose from {COMPARES}")
@@ -145,8 +184,11 @@ def pairwise_rsa(
     if compare in ("pearson", "cosine"):
         sample_x, sample_y = engine.sample_values(x, y, how, how, double)
         sx.shift, sy.shift = float(sample_x.mean()), float(sample_y.mean())
-        value, constant = _moment_compare(x, y, sx, sy, compare, tile, double, progress)
-        passes = 1
+        holds = shuffles is not None and engine.holds_pairs(x, 3, memory_budget)
+        value, constant, held = _moment_compare(
+            x, y, sx, sy, compare, tile, double, progress, shuffles if holds else None
+        )
+        passes = 2 if held else 1
     else:
         if exact is None:
             exact = needed <= budget
@@ -157,14 +199,18 @@ def pairwise_rsa(
                 "with a memory_budget that holds them, or use compare='spearman'"
             )
         if exact:
-            value, constant = _exact_ranks(x, y, sx, sy, compare, tile, double, progress)
+            holds = shuffles is not None and engine.holds_pairs(x, 3, memory_budget)
+            value, constant, held = _exact_ranks(
+                x, y, sx, sy, compare, tile, double, progress, shuffles if holds else None
+            )
             passes = 1
         else:
             if isinstance(bins, bool) or not isinstance(bins, int) or bins < 16:
                 raise ValueError(f"bins must be an integer >= 16, got {bins!r}")
             value, constant, bound = _sketched_spearman(x, y, sx, sy, how, tile, double, bins, progress)
+            held = {}
             details.update(exact=False, error_bound=bound, bins=bins)
             passes = 2
     if constant:
         value = _undefined(constant, rdm, strict)
-    return {"value": value, **details, "passes": passes, "seconds": time.perf_counter() - start}
+    return {**held, "value": value, **details, "passes": passes, "seconds": time.perf_counter() - start}
