@@ -11,6 +11,7 @@
 #include "ops/dispatch.h"
 #include "ops/row_extremes.h"
 #include "ops/unit_rows.h"
+#include "ops/weighted_sums.h"
 
 namespace ftlens {
 namespace {
@@ -303,13 +304,12 @@ PreparedRows MomentsCore::prepare(const Tensor& layer_rows, const Tensor& raw_su
 
 namespace {
 
-// sum_i v_i (x_i - shift) for each weight column v: [d, k] float64. (w^T rows)^T: a
-// short-and-wide GEMM runs several times faster than rows^T w. In split mode the GEMM's
+// sum_i v_i (x_i - shift) for each weight column v: [d, k] float64. In split mode the
 // float32 rows keep the components across h; the component along h of each sum is
 // replaced by the exact sum_i v_i w_i.
-Tensor weighted_sums(const PreparedRows& c, const std::vector<Tensor>& weights) {
+Tensor prepared_weighted_sums(const PreparedRows& c, const std::vector<Tensor>& weights) {
   const Tensor v = at::stack(weights, 0);  // [k, m] float64
-  Tensor sums = at::mm(v.to(c.rows.scalar_type()), c.rows).t().to(at::kDouble);
+  Tensor sums = weighted_sums(c.rows, v);
   if (c.split) sums.addr_(c.h, at::mv(v, c.w) - at::mv(sums.t(), c.h));
   return sums;
 }
@@ -405,7 +405,7 @@ void MomentsCore::update_view(View view, Accumulated& into, const Tensor& xs, co
   if (!with_y) {
     for (int64_t l = 0; l < layers_; ++l) {
       PreparedRows cx = prepare(xs[l], layer_of(sums_x, l), view, gemm_dtype, "X", l, scratch_);
-      merge_own(into.xx, into.x, chunk_x, l, cx, weighted_sums(cx, row_weights(cx, nullptr, true)));
+      merge_own(into.xx, into.x, chunk_x, l, cx, prepared_weighted_sums(cx, row_weights(cx, nullptr, true)));
     }
   } else {
     // Pairs in order (X layer major): each X layer is prepared once, its own block taken
@@ -421,8 +421,8 @@ void MomentsCore::update_view(View view, Accumulated& into, const Tensor& xs, co
         prepared_x = lx;
       }
       PreparedRows cy = prepare(ys[ly], layer_of(sums_y, ly), view, gemm_dtype, "Y", ly, scratch_);
-      const Tensor wx = weighted_sums(cx, row_weights(cx, &cy, own_x));
-      const Tensor wy = weighted_sums(cy, row_weights(cy, &cx, own_y));
+      const Tensor wx = prepared_weighted_sums(cx, row_weights(cx, &cy, own_x));
+      const Tensor wy = prepared_weighted_sums(cy, row_weights(cy, &cx, own_y));
       if (own_x) merge_own(into.xx, into.x, chunk_x, lx, cx, wx);
       if (own_y) merge_own(into.yy, into.y, chunk_y, ly, cy, wy);
       merge_block(into.xy[b], cross_block(cx, cy, wx, wy), into.x[lx], into.y[ly], cx.side, cy.side, false);

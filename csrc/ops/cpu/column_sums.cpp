@@ -1,48 +1,56 @@
-// CPU twin of column_sums: strips of columns, one task each.
+// CPU twin of column_sums: blocks of whole rows, one task each, read front to back into a
+// task's own float64 partial sums, which are then added in task order (the split depends
+// on the rows only, so the sums do not depend on the number of threads).
 #include <ATen/Parallel.h>
 
 #include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "ops/column_sums.h"
 
 namespace ftlens {
 namespace cpu {
+namespace {
+
+template <typename T>
+void add_rows(const T* __restrict__ rows, int64_t count, int64_t d, double* __restrict__ acc,
+              T* __restrict__ peak) {
+  for (int64_t i = 0; i < count; ++i) {
+    const T* __restrict__ xr = rows + i * d;
+    for (int64_t j = 0; j < d; ++j) {
+      acc[j] += xr[j];
+      peak[j] = std::max(peak[j], std::abs(xr[j]));
+    }
+  }
+}
+
+}  // namespace
 
 std::tuple<at::Tensor, at::Tensor> column_sums(const at::Tensor& x) {
-  constexpr int64_t kBlock = 128;  // columns per task: one cache-friendly strip of rows
+  constexpr int64_t kMinRows = 64, kMaxTasks = 64;
   const int64_t layers = x.size(0), m = x.size(1), d = x.size(2);
-  const int64_t blocks = (d + kBlock - 1) / kBlock;
-  auto out = at::empty({layers, d}, x.options().dtype(at::kDouble));
-  auto peaks = at::empty({layers, blocks}, x.options().dtype(at::kDouble));
+  const int64_t step = std::max(kMinRows, (m + kMaxTasks - 1) / kMaxTasks);
+  const int64_t tasks = std::max<int64_t>(1, (m + step - 1) / step);
+  auto partials = at::zeros({layers, tasks, d}, x.options().dtype(at::kDouble));
+  auto peaks = at::zeros({layers, tasks}, x.options().dtype(at::kDouble));
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "column_sums_cpu", [&] {
     const scalar_t* xp = x.data_ptr<scalar_t>();
-    double* op = out.data_ptr<double>();
-    double* pp = peaks.data_ptr<double>();
-    at::parallel_for(0, layers * blocks, 1, [&](int64_t begin, int64_t end) {
+    double* pp = partials.data_ptr<double>();
+    double* kp = peaks.data_ptr<double>();
+    at::parallel_for(0, layers * tasks, 1, [&](int64_t begin, int64_t end) {
       for (int64_t task = begin; task < end; ++task) {
-        const int64_t layer = task / blocks, j0 = (task % blocks) * kBlock;
-        const int64_t width = std::min(kBlock, d - j0);
-        double acc[kBlock] = {0.0};
-        scalar_t peak[kBlock] = {0};  // NaN-blind; a NaN shows in the sums instead
-        const scalar_t* base = xp + layer * m * d + j0;
-        for (int64_t row = 0; row < m; ++row) {
-          const scalar_t* xr = base + row * d;
-          for (int64_t j = 0; j < width; ++j) {
-            acc[j] += xr[j];
-            peak[j] = std::max(peak[j], std::abs(xr[j]));
-          }
-        }
-        double task_peak = 0.0;
-        for (int64_t j = 0; j < width; ++j) {
-          op[layer * d + j0 + j] = acc[j];
-          task_peak = std::max(task_peak, static_cast<double>(peak[j]));
-        }
-        pp[task] = task_peak;
+        const int64_t layer = task / tasks, first = (task % tasks) * step, last = std::min(m, first + step);
+        // Per column, not one running maximum: a float max reduction does not vectorize.
+        std::vector<scalar_t> column_peak(d, 0);  // NaN-blind; a NaN shows in the sums instead
+        add_rows(xp + (layer * m + first) * d, last - first, d, pp + task * d, column_peak.data());
+        kp[task] = static_cast<double>(*std::max_element(column_peak.begin(), column_peak.end()));
       }
     });
   });
-  return {out, std::get<0>(peaks.max(1))};
+  auto sums = at::zeros({layers, d}, x.options().dtype(at::kDouble));
+  for (int64_t t = 0; t < tasks; ++t) sums.add_(partials.select(1, t));
+  return {sums, std::get<0>(peaks.max(1))};
 }
 
 }  // namespace cpu

@@ -22,5 +22,26 @@ void scale_half_row(const c10::Half* x, const float* s, const float* k, float* o
 // is below float's smallest normal (1.2e-38); the baseline: std::exp.
 void exp_shifted(float* v, int64_t n, float peak);
 
+#if defined(__x86_64__) && defined(__GNUC__)
+template <typename Body>
+__attribute__((target("avx2"))) void run_avx2(Body& body) {
+  body();  // inlined (always_inline) and vectorized here, 4 float64 lanes per register
+}
+#endif
+
+// Runs `body` (a lambda marked FTLENS_WIDE) compiled for AVX2 where the processor has it,
+// else for the baseline (2 float64 lanes). AVX2 without FMA: no multiply-add is fused, so
+// both twins round alike and give bit-identical results.
+template <typename Body>
+void run_wide(Body&& body) {
+#if defined(__x86_64__) && defined(__GNUC__)
+  if (has_avx2()) return run_avx2(body);
+#endif
+  body();
+}
+
 }  // namespace cpu
 }  // namespace ftlens
+
+// Marks a lambda for run_wide: inlined into the twin that calls it, so it is compiled there.
+#define FTLENS_WIDE __attribute__((always_inline))

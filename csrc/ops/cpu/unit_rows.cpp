@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "ops/cpu/lanes.h"
+#include "ops/cpu/simd.h"
 #include "ops/unit_rows.h"
 
 namespace ftlens {
@@ -47,6 +48,24 @@ void unit_row_scales_impl(const at::Tensor& x, bool center, at::Tensor& row_mean
   });
 }
 
+// Columns [j0, j0 + width) of one row into lane `lane + k` for column j0 + k. Restrict
+// parameters (not captured pointers) let the compiler vectorize the stores and sums.
+template <typename In, typename Out, bool kWithH>
+inline FTLENS_WIDE void center_unit_columns(const In* __restrict__ xr, const double* __restrict__ sh,
+                                const double* __restrict__ hr, Out* __restrict__ orow, double r, double s,
+                                int64_t j0, int64_t width, double* __restrict__ sq, double* __restrict__ unit,
+                                double* __restrict__ dot) {
+  for (int64_t k = 0; k < width; ++k) {
+    const int64_t j = j0 + k;
+    const double e = (static_cast<double>(xr[j]) - r) * s;
+    const double c = e - sh[j];
+    orow[j] = static_cast<Out>(c);
+    sq[k] += c * c;
+    unit[k] += e * e;
+    if constexpr (kWithH) dot[k] += c * hr[j];
+  }
+}
+
 template <typename In, typename Out, bool kWithH>
 void center_unit_rows_impl(const at::Tensor& x, const at::Tensor& row_mean, const at::Tensor& scale,
                            const at::Tensor& shift, const at::Tensor& h, at::Tensor& out, at::Tensor& alpha,
@@ -63,25 +82,20 @@ void center_unit_rows_impl(const at::Tensor& x, const at::Tensor& row_mean, cons
   double* wp = kWithH ? along.data_ptr<double>() : nullptr;
   at::parallel_for(0, x.size(0) * m, 64, [&](int64_t begin, int64_t end) {
     for (int64_t row = begin; row < end; ++row) {
-      const In* __restrict__ xr = xp + row * d;
-      const double* __restrict__ sh = shp + (row / m) * d;
-      const double* __restrict__ hr = kWithH ? hp + (row / m) * d : nullptr;
-      Out* __restrict__ orow = op + row * d;
-      const double r = rp[row], s = sp[row];
+      const int64_t layer = row / m;
+      const In* xr = xp + row * d;
+      const double* sh = shp + layer * d;
+      const double* hr = kWithH ? hp + layer * d : nullptr;
       double sq[kLanes] = {0.0}, unit[kLanes] = {0.0}, dot[kLanes] = {0.0};
-      auto step = [&](int64_t j, int64_t lane) {
-        const double e = (static_cast<double>(xr[j]) - r) * s;
-        const double c = e - sh[j];
-        orow[j] = static_cast<Out>(c);
-        sq[lane] += c * c;
-        unit[lane] += e * e;
-        if constexpr (kWithH) dot[lane] += c * hr[j];
-      };
-      int64_t j = 0;
-      for (; j + kLanes <= d; j += kLanes) {
-        for (int64_t k = 0; k < kLanes; ++k) step(j + k, k);
-      }
-      for (; j < d; ++j) step(j, 0);
+      run_wide([&]() FTLENS_WIDE {
+        const int64_t full = d - d % kLanes;
+        for (int64_t j = 0; j < full; j += kLanes) {
+          center_unit_columns<In, Out, kWithH>(xr, sh, hr, op + row * d, rp[row], sp[row], j, kLanes, sq, unit,
+                                               dot);
+        }
+        center_unit_columns<In, Out, kWithH>(xr, sh, hr, op + row * d, rp[row], sp[row], full, d - full, sq, unit,
+                                             dot);
+      });
       ap[row] = lane_total(sq);
       const double unit_total = lane_total(unit);
       ip[row] = unit_total > 0.0 ? 1.0 / std::sqrt(unit_total) : 0.0;
