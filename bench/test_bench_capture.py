@@ -35,6 +35,13 @@ def _model_inputs(stream, block):
     return inputs
 
 
+def _gemm_floor(xs, ys, views: int):
+    """The GEMMs a LayerMoments update of these [L, m, d] states needs, plain torch."""
+    for _ in range(views):
+        for x, y in zip(xs, ys, strict=True):
+            x.T @ x, y.T @ y, x.T @ y
+
+
 def _seconds(fn) -> float:
     start = time.perf_counter()
     fn()
@@ -80,20 +87,31 @@ def test_capture_and_accumulate_vs_bare_forward(benchmark, setup, rdms):
                                          _seconds(lambda states=states: spare.update(states[0], states[1])))
     capture_share = sum(parts["capture"]) / sum(best_bare) - 1
     accumulate_share = sum(parts["accumulate"]) / sum(best_bare)
+    # The accumulator's own floor: the plain GEMMs of its views on the same chunks (X^T X,
+    # Y^T Y, X^T Y per layer and view), fastest of REPEATS per block.
+    floor = [float("inf")] * len(blocks)
+    for _ in range(REPEATS):
+        for i, chunk in enumerate(chunks):
+            floor[i] = min(floor[i], _seconds(lambda s=chunk.states: _gemm_floor(s[0], s[1], 1 + len(rdms))))
+    added_over_floor = (sum(best_ours) - sum(best_bare)) / sum(floor)
     del chunks
     moments.reset()
     benchmark.pedantic(lambda: [capture_and_accumulate(b) for b in blocks], rounds=1, iterations=1)
     benchmark.extra_info.update(bare_s=sum(best_bare), ours_s=sum(best_ours), overhead=overhead,
-                                capture_share=capture_share, accumulate_share=accumulate_share)
+                                capture_share=capture_share, accumulate_share=accumulate_share,
+                                gemm_floor_s=sum(floor), added_over_floor=added_over_floor)
     tokens = sum(int(b["attention_mask"].sum()) for batches in inputs for b in batches)
     report(f"capture + accumulate ({'+'.join(['cka', *['rsa'] * bool(rdms)])}) vs bare forward, 2 x MiniLM",
            sentences=len(items), tokens=tokens, blocks=len(blocks), bare_s=f"{sum(best_bare):.2f}",
            ours_s=f"{sum(best_ours):.2f}", overhead=f"{overhead:+.1%}",
-           capture_alone=f"{capture_share:+.1%}", accumulate_alone=f"{accumulate_share:.1%}")
+           capture_alone=f"{capture_share:+.1%}", accumulate_alone=f"{accumulate_share:.1%}",
+           gemm_floor_s=f"{sum(floor):.2f}", added_over_floor=f"{added_over_floor:.2f}")
     assert moments.n == tokens
     if not rdms:
-        assert overhead <= 0.15  # the issue's target
+        assert overhead <= 0.15  # the foundation's target
     else:
-        # RSA's correlation RDM needs three more GEMMs as large as CKA's: its floor alone is
-        # about as much again (bench/RESULTS.md). Guard against regressions.
-        assert overhead <= 0.35
+        # compare_models' default measures ("cka", "rsa"): the target is that capture and
+        # accumulation add at most 1.2x the accumulator's GEMM floor over the bare forwards.
+        # Not met (bench/RESULTS.md: 1.8x; the accumulation alone is 1.25x its floor, capture
+        # adds 5-13% of the forwards); this guards against regressions.
+        assert added_over_floor <= 2.5

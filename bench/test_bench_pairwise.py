@@ -94,6 +94,31 @@ def test_spearman_rsa_vs_rsatoolbox(benchmark):
     )
 
 
+def test_permutations_over_held_pairs_vs_a_pass_per_shuffle(benchmark):
+    """A permutation test of RBF CKA at n = 3,000, d = 768: the pair values held once (one
+    extra pass, counted in) and re-indexed per shuffle, against one tile pass per shuffle (a
+    budget too small to hold them). Per shuffle, beyond the observed value's passes."""
+    x, y = bert_like(3000)
+    test = ftlens.permutation_test
+    few, many = 5, 100
+    held_few = test(x, y, "cka", permutations=few, kernel="rbf", progress=False)
+    held_s, held = timed(test, x, y, "cka", permutations=many, kernel="rbf", progress=False)
+    passes_s, passes = timed(
+        test, x, y, "cka", permutations=few, kernel="rbf", progress=False, memory_budget=64 * 2**20
+    )
+    benchmark.pedantic(lambda: held_few, rounds=1, iterations=1)
+    shared_s = timed(ftlens.cka, x, y, kernel="rbf")[0]  # the observed value: median and HSIC passes
+    per_held = (held_s - shared_s) / many
+    per_pass = (passes_s - shared_s) / few
+    benchmark.extra_info.update(per_shuffle_held_s=per_held, per_shuffle_pass_s=per_pass)
+    report("permutation test, rbf cka, held pairs vs a pass per shuffle", n=3000, d=768,
+           per_shuffle_held_s=f"{per_held:.4f}", per_shuffle_pass_s=f"{per_pass:.3f}",
+           speedup=f"{per_pass / per_held:.1f}x", reuse=held["reuse"])
+    assert held["reuse"] == "held pairs" and passes["reuse"] == "bandwidths"
+    np.testing.assert_allclose(held["null"][:few], passes["null"], rtol=0, atol=1e-9)
+    assert per_pass / per_held >= 3
+
+
 def test_scale_100k_rows_from_memmaps(tmp_path):
     """RBF CKA (median bandwidth: histogram + select passes) and Spearman RSA (sketch) at
     n = 100,000, d = 384 read from .npy memmaps: the growth of peak anonymous memory stays

@@ -1,6 +1,6 @@
-"""ftlens.rsa vs rsatoolbox and ftlens.cka vs the dense Gram-matrix CKA of Kornblith et al.,
-at n = 8,000, d = 768 (the issue's size), in the same run; CKA and the squared Euclidean RDM
-also at n = 16,000, where the anchors' n^2 cost shows. Each anchor runs once (seconds to
+"""The moments path against its physical floor (the plain GEMMs every moment method needs)
+for CKA and every RDM, and against the anchors (rsatoolbox, Kornblith et al.'s dense Gram
+CKA), at n = 8,000 and 16,000, d = 768, in the same run. Each anchor runs once (seconds to
 minutes)."""
 
 import functools
@@ -49,50 +49,76 @@ def rsatoolbox_rsa(x, y, method, compare):
     return float(rsatoolbox.rdm.compare(rdms[0], rdms[1], method=compare)[0, 0])
 
 
-def compare(benchmark, name, x, y, ours, anchor, *anchor_args, min_speedup=None, max_over_floor):
-    """Times ftlens (ours: x, y -> value), the GEMM floor and the anchor in this run, reports
-    anchor / ftlens and ftlens / floor, and asserts what bench/RESULTS.md records: the
-    values agree to 1e-9, the speed-up reaches its target where RESULTS says it holds
-    (``min_speedup``), and ftlens stays within ``max_over_floor`` of the GEMM floor.
+def fastest_alternately(fns: dict, rounds: int) -> dict:
+    """The fastest of ``rounds`` calls of each function, the functions taking turns, so that
+    the shared machine's drift between rounds hits them alike."""
+    best = {k: float("inf") for k in fns}
+    for fn in fns.values():
+        fn()  # warm-up: buffers, BLAS threads
+    for _ in range(rounds):
+        for k, fn in fns.items():
+            best[k] = min(best[k], timed(fn)[0])
+    return best
 
-    ftlens and the floor keep their fastest of 3 rounds; the anchor, which runs for
-    seconds to minutes, runs once in a spawned process (see ``timed_isolated``).
-    """
-    got = benchmark.pedantic(ours, args=(x, y), rounds=3, iterations=1)
-    ours_s = benchmark.stats.stats.min
-    floor_s = min(timed(gemm_floor, x, y)[0] for _ in range(3))
+
+def compare(benchmark, name, x, y, ours, anchor, *anchor_args):
+    """Times ftlens (ours: x, y -> value) and the GEMM floor in this run (fastest of 5, taking
+    turns), and the anchor once in a spawned process (see ``timed_isolated``); reports
+    anchor / ftlens and ftlens / floor and asserts that the values agree to 1e-9."""
+    got = benchmark.pedantic(ours, args=(x, y), rounds=1, iterations=1)
+    best = fastest_alternately({"ours": lambda: ours(x, y), "floor": lambda: gemm_floor(x, y)}, rounds=5)
     anchor_s, want = timed_isolated(anchor, x, y, *anchor_args)
-    ratio = anchor_s / ours_s
-    benchmark.extra_info.update(anchor_s=anchor_s, ratio=ratio, gemm_floor_s=floor_s)
-    report(name, n=len(x), d=x.shape[1], anchor_s=f"{anchor_s:.2f}", ftlens_s=f"{ours_s:.3f}",
-           speedup=f"{ratio:.0f}x", gemm_floor_s=f"{floor_s:.3f}",
-           ftlens_over_floor=f"{ours_s / floor_s:.2f}", value=got, anchor_value=want)
+    ratio = anchor_s / best["ours"]
+    benchmark.extra_info.update(
+        anchor_s=anchor_s, ratio=ratio, ftlens_s=best["ours"], gemm_floor_s=best["floor"]
+    )
+    report(name, n=len(x), d=x.shape[1], anchor_s=f"{anchor_s:.2f}", ftlens_s=f"{best['ours']:.3f}",
+           speedup=f"{ratio:.0f}x", gemm_floor_s=f"{best['floor']:.3f}",
+           ftlens_over_floor=f"{best['ours'] / best['floor']:.2f}", value=got, anchor_value=want)
     assert got == pytest.approx(want, rel=1e-9)
-    if min_speedup is not None:
-        assert ratio >= min_speedup
-    assert ours_s / floor_s <= max_over_floor
+    return ratio
 
 
-# The 100x target holds for the correlation RDM; for the others RESULTS.md records it as
-# short on a 2-core machine (the anchors run in seconds, ftlens sits at its GEMM floor),
-# so what is asserted there is the floor ratio, with room for this machine's noise.
-@pytest.mark.parametrize(
-    "n, rdm, method, min_speedup, max_over_floor",
-    [
-        (8000, "correlation", "correlation", 100, 2.2),
-        (8000, "sqeuclidean", "euclidean", None, 1.5),
-        (16000, "sqeuclidean", "euclidean", None, 1.5),
-    ],
-)
-def test_rsa_vs_rsatoolbox(benchmark, n, rdm, method, min_speedup, max_over_floor):
+# The speed-ups grow with n (the anchors cost O(n^2 d), ftlens O(n d^2)) and are recorded for
+# the reader; the one target among them is 100x for the correlation RDM at n = 8,000.
+@pytest.mark.parametrize("n", [8000, 16000])
+@pytest.mark.parametrize("rdm, method", [("correlation", "correlation"), ("sqeuclidean", "euclidean")])
+def test_rsa_vs_rsatoolbox(benchmark, n, rdm, method):
     x, y = bert_like(n)
-    ours = functools.partial(ftlens.rsa, rdm=rdm)
-    compare(benchmark, f"rsa {rdm} vs rsatoolbox", x, y, ours, rsatoolbox_rsa, method, "corr",
-            min_speedup=min_speedup, max_over_floor=max_over_floor)
+    ratio = compare(benchmark, f"rsa {rdm} vs rsatoolbox", x, y, functools.partial(ftlens.rsa, rdm=rdm),
+                    rsatoolbox_rsa, method, "corr")
+    if rdm == "correlation":
+        assert ratio >= 100
 
 
-@pytest.mark.parametrize("n, min_speedup", [(8000, None), (16000, None)])
-def test_cka_vs_dense_gram(benchmark, n, min_speedup):
+@pytest.mark.parametrize("n", [8000, 16000])
+def test_cka_vs_dense_gram(benchmark, n):
     x, y = bert_like(n)
-    compare(benchmark, "cka vs dense Gram CKA", x, y, ftlens.cka, kornblith_gram_cka,
-            min_speedup=min_speedup, max_over_floor=1.5)
+    compare(benchmark, "cka vs dense Gram CKA", x, y, ftlens.cka, kornblith_gram_cka)
+
+
+MOMENT_MEASURES = {
+    "cka": ftlens.cka,
+    **{
+        f"rsa {rdm}": functools.partial(ftlens.rsa, rdm=rdm)
+        for rdm in ("inner", "cosine", "correlation", "sqeuclidean")
+    },
+}
+
+
+# The physical floor: the target is every moment measure at most 1.15x the plain GEMMs it
+# needs. It holds for the raw-view measures; the cosine and correlation RDMs (two more row
+# sweeps each) measure 1.07-1.29 across runs on this noisy 2-core machine (bench/RESULTS.md),
+# so for them this guards 1.3.
+@pytest.mark.parametrize("n", [8000, 16000])
+@pytest.mark.parametrize("name", list(MOMENT_MEASURES))
+def test_moments_at_the_gemm_floor(benchmark, name, n):
+    x, y = bert_like(n)
+    ours = MOMENT_MEASURES[name]
+    benchmark.pedantic(ours, args=(x, y), rounds=1, iterations=1)
+    best = fastest_alternately({"ours": lambda: ours(x, y), "floor": lambda: gemm_floor(x, y)}, rounds=7)
+    over = best["ours"] / best["floor"]
+    benchmark.extra_info.update(ftlens_s=best["ours"], gemm_floor_s=best["floor"], over_floor=over)
+    report(f"{name} vs its GEMM floor", n=n, d=x.shape[1], ftlens_s=f"{best['ours']:.3f}",
+           gemm_floor_s=f"{best['floor']:.3f}", ftlens_over_floor=f"{over:.3f}")
+    assert over <= (1.3 if name in ("rsa cosine", "rsa correlation") else 1.15)

@@ -75,7 +75,7 @@ def _check_intervals(ns: dict) -> None:
 def _check_pairwise(ns: dict) -> None:
     assert ns["rbf"]["method"] == "tiles" and 0 < ns["rbf"]["value"] < 1
     assert ns["spearman"]["exact"] and 0 < ns["spearman"]["value"] < 1
-    assert ns["test"]["p_value"] == pytest.approx(1 / 21)
+    assert ns["test"]["p_value"] == pytest.approx(1 / 21) and ns["test"]["reuse"] == "held pairs"
     assert abs(ns["mini"]["value"] - ftlens.cka(ns["X"], ns["Y"], debiased=True)) < 0.05
 
 

@@ -5,6 +5,7 @@
 
 #include "ops/center_rows.h"
 #include "ops/cpu/lanes.h"
+#include "ops/cpu/simd.h"
 
 namespace ftlens {
 namespace cpu {
@@ -21,28 +22,31 @@ void center_rows_impl(const at::Tensor& x, const at::Tensor& shift, at::Tensor& 
   double* inv = inv_norm.data_ptr<double>();
   at::parallel_for(0, x.size(0) * m, 64, [&](int64_t begin, int64_t end) {
     for (int64_t row = begin; row < end; ++row) {
-      // Rows, shift and output never overlap: __restrict__ lets the lanes vectorize.
-      const In* __restrict__ xr = xp + row * d;
-      const In* __restrict__ sr = sp + (row / m) * d;
-      Out* __restrict__ orow = op + row * d;
       double centered[kLanes] = {0.0}, raw[kLanes] = {0.0};
-      int64_t j = 0;
-      for (; j + kLanes <= d; j += kLanes) {
-        for (int64_t k = 0; k < kLanes; ++k) {
-          const In v = xr[j + k];
-          const Out c = static_cast<Out>(v - sr[j + k]);
-          orow[j + k] = c;
-          centered[k] += static_cast<double>(c) * c;
-          raw[k] += static_cast<double>(v) * v;
+      run_wide([&]() FTLENS_WIDE {
+        // Rows, shift and output never overlap: __restrict__ (on locals of the compiled
+        // body, not captured pointers) lets the lanes vectorize.
+        const In* __restrict__ xr = xp + row * d;
+        const In* __restrict__ sr = sp + (row / m) * d;
+        Out* __restrict__ orow = op + row * d;
+        int64_t j = 0;
+        for (; j + kLanes <= d; j += kLanes) {
+          for (int64_t k = 0; k < kLanes; ++k) {
+            const In v = xr[j + k];
+            const Out c = static_cast<Out>(v - sr[j + k]);
+            orow[j + k] = c;
+            centered[k] += static_cast<double>(c) * c;
+            raw[k] += static_cast<double>(v) * v;
+          }
         }
-      }
-      for (; j < d; ++j) {
-        const In v = xr[j];
-        const Out c = static_cast<Out>(v - sr[j]);
-        orow[j] = c;
-        centered[0] += static_cast<double>(c) * c;
-        raw[0] += static_cast<double>(v) * v;
-      }
+        for (; j < d; ++j) {
+          const In v = xr[j];
+          const Out c = static_cast<Out>(v - sr[j]);
+          orow[j] = c;
+          centered[0] += static_cast<double>(c) * c;
+          raw[0] += static_cast<double>(v) * v;
+        }
+      });
       sq[row] = lane_total(centered);
       const double raw_total = lane_total(raw);
       inv[row] = raw_total > 0.0 ? 1.0 / std::sqrt(raw_total) : 0.0;

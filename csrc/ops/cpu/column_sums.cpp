@@ -8,21 +8,25 @@
 #include <vector>
 
 #include "ops/column_sums.h"
+#include "ops/cpu/simd.h"
 
 namespace ftlens {
 namespace cpu {
 namespace {
 
 template <typename T>
-void add_rows(const T* __restrict__ rows, int64_t count, int64_t d, double* __restrict__ acc,
-              T* __restrict__ peak) {
-  for (int64_t i = 0; i < count; ++i) {
-    const T* __restrict__ xr = rows + i * d;
-    for (int64_t j = 0; j < d; ++j) {
-      acc[j] += xr[j];
-      peak[j] = std::max(peak[j], std::abs(xr[j]));
+void add_rows(const T* rows, int64_t count, int64_t d, double* acc_out, T* peak_out) {
+  run_wide([&]() FTLENS_WIDE {
+    double* __restrict__ acc = acc_out;
+    T* __restrict__ peak = peak_out;
+    for (int64_t i = 0; i < count; ++i) {
+      const T* __restrict__ xr = rows + i * d;
+      for (int64_t j = 0; j < d; ++j) {
+        acc[j] += xr[j];
+        peak[j] = std::max(peak[j], std::abs(xr[j]));
+      }
     }
-  }
+  });
 }
 
 }  // namespace

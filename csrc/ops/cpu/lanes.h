@@ -17,7 +17,7 @@ inline double lane_total(const double* lanes) {
 
 // sum_j (x_j - shift)^power for power 1 or 2.
 template <typename In>
-double shifted_power_sum(const In* __restrict__ xr, int64_t d, double shift, int power) {
+inline __attribute__((always_inline)) double shifted_power_sum(const In* __restrict__ xr, int64_t d, double shift, int power) {
   double lanes[kLanes] = {0.0};
   int64_t j = 0;
   for (; j + kLanes <= d; j += kLanes) {

@@ -32,18 +32,20 @@ void unit_row_scales_impl(const at::Tensor& x, bool center, at::Tensor& row_mean
   at::parallel_for(0, x.size(0) * tasks, 1, [&](int64_t begin, int64_t end) {
     for (int64_t task = begin; task < end; ++task) {
       const int64_t layer = task / tasks, first = (task % tasks) * step;
-      double* __restrict__ acc = pp + task * d;
-      std::fill(acc, acc + d, 0.0);
-      for (int64_t i = first; i < std::min(m, first + step); ++i) {
-        const int64_t row = layer * m + i;
-        const In* __restrict__ xr = xp + row * d;
-        const double r = center ? shifted_power_sum(xr, d, 0.0, 1) / static_cast<double>(d) : 0.0;
-        const double norm = std::sqrt(shifted_power_sum(xr, d, r, 2));
-        const double s = norm > 0.0 ? 1.0 / norm : 0.0;
-        for (int64_t j = 0; j < d; ++j) acc[j] += (static_cast<double>(xr[j]) - r) * s;
-        rp[row] = r;
-        sp[row] = s;
-      }
+      std::fill(pp + task * d, pp + (task + 1) * d, 0.0);
+      run_wide([&]() FTLENS_WIDE {
+        double* __restrict__ acc = pp + task * d;
+        for (int64_t i = first; i < std::min(m, first + step); ++i) {
+          const int64_t row = layer * m + i;
+          const In* __restrict__ xr = xp + row * d;
+          const double r = center ? shifted_power_sum(xr, d, 0.0, 1) / static_cast<double>(d) : 0.0;
+          const double norm = std::sqrt(shifted_power_sum(xr, d, r, 2));
+          const double s = norm > 0.0 ? 1.0 / norm : 0.0;
+          for (int64_t j = 0; j < d; ++j) acc[j] += (static_cast<double>(xr[j]) - r) * s;
+          rp[row] = r;
+          sp[row] = s;
+        }
+      });
     }
   });
 }
