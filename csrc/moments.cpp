@@ -38,12 +38,12 @@ Tensor symmetric_gram(const Tensor& a) {
   return out;
 }
 
-// Co-moment products of centered rows, as float32 GEMMs where the rows are float64 unit
-// rows of a float32 input. Unit rows that crowd around one direction h make t_i = mu.e_i
-// a second-order quantity, which float32 rounding of e_i would swamp; so the components
-// along each side's h are taken exactly from float64 sums (ga = sum_i wb_i a_i, gb =
-// sum_i wa_i b_i, wab = sum_i wa_i wb_i with w = rows.h) and only the orthogonal part
-// P_a (a^T b) P_b comes from the float32 GEMM. `product`: a float64 temporary, updated.
+// Co-moment products of centered rows, as float32 GEMMs where the rows are unit rows of a
+// float32 input (centered in float64, then rounded). Unit rows that crowd around one
+// direction h make t_i = mu.e_i a second-order quantity, which float32 rounding of e_i
+// would swamp; so the components along each side's h are taken exactly from float64 sums
+// (ga = sum_i wb_i a_i, gb = sum_i wa_i b_i, wab = sum_i wa_i wb_i with w = rows.h from the
+// float64 rows) and only the orthogonal part P_a (a^T b) P_b comes from the float32 GEMM. `product`: a float64 temporary, updated.
 Tensor along_direction_exact(Tensor product, const Tensor& ha, const Tensor& hb, const Tensor& ga,
                              const Tensor& gb, const Tensor& wab) {
   auto project = [](const Tensor& v, const Tensor& h) { return v - h * at::dot(h, v); };
