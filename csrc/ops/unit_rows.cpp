@@ -6,7 +6,7 @@
 
 namespace ftlens {
 
-std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> unit_row_scales(const at::Tensor& x, bool center) {
+UnitScales unit_row_scales(const at::Tensor& x, bool center) {
   RECORD_FUNCTION("ftlens::unit_row_scales", {});
   check_rows(x, "unit_row_scales");
   if (x.is_cuda()) {
@@ -19,11 +19,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> unit_row_scales(const
   return cpu::unit_row_scales(x.contiguous(), center);
 }
 
-std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> center_unit_rows(const at::Tensor& x,
-                                                                            const at::Tensor& row_mean,
-                                                                            const at::Tensor& scale,
-                                                                            const at::Tensor& shift,
-                                                                            const at::Tensor& h, at::Tensor out) {
+CenteredUnitRows center_unit_rows(const at::Tensor& x, const at::Tensor& row_mean, const at::Tensor& scale,
+                                  const at::Tensor& shift, const at::Tensor& h, at::Tensor out) {
   RECORD_FUNCTION("ftlens::center_unit_rows", {});
   check_rows(x, "center_unit_rows");
   const int64_t layers = x.size(0), m = x.size(1), d = x.size(2);

@@ -1,6 +1,5 @@
-// CPU twin of column_sums: blocks of whole rows, one task each, read front to back into a
-// task's own float64 partial sums, which are then added in task order (the split depends
-// on the rows only, so the sums do not depend on the number of threads).
+// CPU twin of column_sums: blocks of whole rows, one task each, read front to back into the
+// task's own float64 partial sums (ops/cpu/row_tasks.h).
 #include <ATen/Parallel.h>
 
 #include <algorithm>
@@ -8,6 +7,7 @@
 #include <vector>
 
 #include "ops/column_sums.h"
+#include "ops/cpu/row_tasks.h"
 #include "ops/cpu/simd.h"
 
 namespace ftlens {
@@ -32,10 +32,9 @@ void add_rows(const T* rows, int64_t count, int64_t d, double* acc_out, T* peak_
 }  // namespace
 
 std::tuple<at::Tensor, at::Tensor> column_sums(const at::Tensor& x) {
-  constexpr int64_t kMinRows = 64, kMaxTasks = 64;
   const int64_t layers = x.size(0), m = x.size(1), d = x.size(2);
-  const int64_t step = std::max(kMinRows, (m + kMaxTasks - 1) / kMaxTasks);
-  const int64_t tasks = std::max<int64_t>(1, (m + step - 1) / step);
+  const RowTasks split = row_tasks(m);
+  const int64_t tasks = split.count;
   auto partials = at::zeros({layers, tasks, d}, x.options().dtype(at::kDouble));
   auto peaks = at::zeros({layers, tasks}, x.options().dtype(at::kDouble));
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "column_sums_cpu", [&] {
@@ -44,7 +43,8 @@ std::tuple<at::Tensor, at::Tensor> column_sums(const at::Tensor& x) {
     double* kp = peaks.data_ptr<double>();
     at::parallel_for(0, layers * tasks, 1, [&](int64_t begin, int64_t end) {
       for (int64_t task = begin; task < end; ++task) {
-        const int64_t layer = task / tasks, first = (task % tasks) * step, last = std::min(m, first + step);
+        const int64_t layer = task / tasks;
+        const int64_t first = split.first(task % tasks), last = split.last(task % tasks, m);
         // Per column, not one running maximum: a float max reduction does not vectorize.
         std::vector<scalar_t> column_peak(d, 0);  // NaN-blind; a NaN shows in the sums instead
         add_rows(xp + (layer * m + first) * d, last - first, d, pp + task * d, column_peak.data());
@@ -52,9 +52,7 @@ std::tuple<at::Tensor, at::Tensor> column_sums(const at::Tensor& x) {
       }
     });
   });
-  auto sums = at::zeros({layers, d}, x.options().dtype(at::kDouble));
-  for (int64_t t = 0; t < tasks; ++t) sums.add_(partials.select(1, t));
-  return {sums, std::get<0>(peaks.max(1))};
+  return {sum_over_tasks(partials, 1), std::get<0>(peaks.max(1))};
 }
 
 }  // namespace cpu

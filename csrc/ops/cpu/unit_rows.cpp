@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "ops/cpu/lanes.h"
+#include "ops/cpu/row_tasks.h"
 #include "ops/cpu/simd.h"
 #include "ops/unit_rows.h"
 
@@ -13,29 +14,24 @@ namespace ftlens {
 namespace cpu {
 namespace {
 
-// Rows per task of the column sums: the partial sums of a task are added in task order,
-// so the split depends on m only, never on the number of threads.
-int64_t rows_per_task(int64_t m) {
-  constexpr int64_t kMinRows = 64, kMaxTasks = 64;
-  return std::max(kMinRows, (m + kMaxTasks - 1) / kMaxTasks);
-}
-
 template <typename In>
 void unit_row_scales_impl(const at::Tensor& x, bool center, at::Tensor& row_mean, at::Tensor& scale,
                           at::Tensor& partials) {
   const int64_t m = x.size(1), d = x.size(2);
-  const int64_t step = rows_per_task(m), tasks = partials.size(1);
+  const RowTasks split = row_tasks(m);
+  const int64_t tasks = split.count;
   const In* xp = x.data_ptr<In>();
   double* rp = row_mean.data_ptr<double>();
   double* sp = scale.data_ptr<double>();
   double* pp = partials.data_ptr<double>();
   at::parallel_for(0, x.size(0) * tasks, 1, [&](int64_t begin, int64_t end) {
     for (int64_t task = begin; task < end; ++task) {
-      const int64_t layer = task / tasks, first = (task % tasks) * step;
+      const int64_t layer = task / tasks;
+        const int64_t first = split.first(task % tasks), last = split.last(task % tasks, m);
       std::fill(pp + task * d, pp + (task + 1) * d, 0.0);
       run_wide([&]() FTLENS_WIDE {
         double* __restrict__ acc = pp + task * d;
-        for (int64_t i = first; i < std::min(m, first + step); ++i) {
+        for (int64_t i = first; i < last; ++i) {
           const int64_t row = layer * m + i;
           const In* __restrict__ xr = xp + row * d;
           const double r = center ? shifted_power_sum(xr, d, 0.0, 1) / static_cast<double>(d) : 0.0;
@@ -108,24 +104,18 @@ void center_unit_rows_impl(const at::Tensor& x, const at::Tensor& row_mean, cons
 
 }  // namespace
 
-std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> unit_row_scales(const at::Tensor& x, bool center) {
+UnitScales unit_row_scales(const at::Tensor& x, bool center) {
   const int64_t layers = x.size(0), m = x.size(1), d = x.size(2);
   const auto opts = x.options().dtype(at::kDouble);
   auto row_mean = at::empty({layers, m}, opts), scale = at::empty({layers, m}, opts);
-  const int64_t tasks = (m + rows_per_task(m) - 1) / rows_per_task(m);
-  auto partials = at::empty({layers, tasks, d}, opts);
+  auto partials = at::empty({layers, row_tasks(m).count, d}, opts);
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "unit_row_scales_cpu",
                              [&] { unit_row_scales_impl<scalar_t>(x, center, row_mean, scale, partials); });
-  auto sums = at::zeros({layers, d}, opts);  // partials added in task order: no dependence on threads
-  for (int64_t t = 0; t < tasks; ++t) sums.add_(partials.select(1, t));
-  return {row_mean, scale, sums, (scale == 0).sum(1)};
+  return {row_mean, scale, sum_over_tasks(partials, 1), (scale == 0).sum(1)};
 }
 
-std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> center_unit_rows(const at::Tensor& x,
-                                                                            const at::Tensor& row_mean,
-                                                                            const at::Tensor& scale,
-                                                                            const at::Tensor& shift,
-                                                                            const at::Tensor& h, at::Tensor out) {
+CenteredUnitRows center_unit_rows(const at::Tensor& x, const at::Tensor& row_mean, const at::Tensor& scale,
+                                  const at::Tensor& shift, const at::Tensor& h, at::Tensor out) {
   const auto opts = x.options().dtype(at::kDouble);
   auto alpha = at::empty({x.size(0), x.size(1)}, opts), inv = at::empty_like(alpha);
   at::Tensor along = h.defined() ? at::empty_like(alpha) : at::Tensor();

@@ -1,9 +1,10 @@
 // CPU twin of weighted_sums: blocks of rows, one task each, into the task's own float64
-// partial sums, added in task order (a split by the rows alone: no dependence on threads).
+// partial sums (ops/cpu/row_tasks.h).
 #include <ATen/Parallel.h>
 
 #include <algorithm>
 
+#include "ops/cpu/row_tasks.h"
 #include "ops/cpu/simd.h"
 #include "ops/weighted_sums.h"
 
@@ -62,10 +63,9 @@ void add_rows_any(int64_t k, const T* rows, int64_t first, int64_t last, int64_t
 }  // namespace
 
 at::Tensor weighted_sums(const at::Tensor& rows, const at::Tensor& weights) {
-  constexpr int64_t kMinRows = 64, kMaxTasks = 64;
   const int64_t m = rows.size(0), d = rows.size(1), k = weights.size(0);
-  const int64_t step = std::max(kMinRows, (m + kMaxTasks - 1) / kMaxTasks);
-  const int64_t tasks = std::max<int64_t>(1, (m + step - 1) / step);
+  const RowTasks split = row_tasks(m);
+  const int64_t tasks = split.count;
   auto partials = at::zeros({tasks, k, d}, rows.options().dtype(at::kDouble));
   const double* wp = weights.data_ptr<double>();
   double* pp = partials.data_ptr<double>();
@@ -73,13 +73,11 @@ at::Tensor weighted_sums(const at::Tensor& rows, const at::Tensor& weights) {
     const scalar_t* xp = rows.data_ptr<scalar_t>();
     at::parallel_for(0, tasks, 1, [&](int64_t begin, int64_t end) {
       for (int64_t task = begin; task < end; ++task) {
-        add_rows_any(k, xp, task * step, std::min(m, (task + 1) * step), m, d, wp, pp + task * k * d);
+        add_rows_any(k, xp, split.first(task), split.last(task, m), m, d, wp, pp + task * k * d);
       }
     });
   });
-  auto sums = at::zeros({k, d}, partials.options());
-  for (int64_t t = 0; t < tasks; ++t) sums.add_(partials[t]);
-  return sums.t();  // [d, k]
+  return sum_over_tasks(partials, 0).t();  // [d, k]
 }
 
 }  // namespace cpu

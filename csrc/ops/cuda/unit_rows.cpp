@@ -9,7 +9,7 @@
 namespace ftlens {
 namespace cuda {
 
-std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> unit_row_scales(const at::Tensor& x, bool center) {
+UnitScales unit_row_scales(const at::Tensor& x, bool center) {
   constexpr int64_t kGroups = 64;  // row groups of the column sums, added in order below
   const c10::cuda::CUDAGuard guard(x.device());
   const int64_t layers = x.size(0), m = x.size(1), d = x.size(2);
@@ -26,11 +26,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> unit_row_scales(const
   return {row_mean, scale, partials.sum(1), (scale == 0).sum(1)};
 }
 
-std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> center_unit_rows(const at::Tensor& x,
-                                                                            const at::Tensor& row_mean,
-                                                                            const at::Tensor& scale,
-                                                                            const at::Tensor& shift,
-                                                                            const at::Tensor& h, at::Tensor out) {
+CenteredUnitRows center_unit_rows(const at::Tensor& x, const at::Tensor& row_mean, const at::Tensor& scale,
+                                  const at::Tensor& shift, const at::Tensor& h, at::Tensor out) {
   const c10::cuda::CUDAGuard guard(x.device());
   const int64_t layers = x.size(0), m = x.size(1), d = x.size(2);
   auto alpha = at::empty({layers, m}, x.options().dtype(at::kDouble)), inv = at::empty_like(alpha);

@@ -7,7 +7,6 @@ import math
 import time
 
 import numpy as np
-import torch
 
 from .. import registry
 from . import engine, order
@@ -121,22 +120,21 @@ def _held_null(x, y, sx, sy, sums, tile, double, debiased, shuffles, progress) -
     """CKA under each shuffle of Y's rows, from every pair value held in memory: only the
     cross sum of k * l is new per shuffle (a re-indexing); the row sums and diagonals of L
     are permuted, the rest is unchanged."""
-    n = x.shape[0]
     values = engine.run(x, y, sx, sy, "collect", tile, double, progress, desc="pair values")
     kx = values["x"].sub_(sx.shift)  # shifted as the HSIC sums are
     ly = values["y"].sub_(sy.shift)
-    null = np.empty(shuffles.count)
-    for i, rows in enumerate(engine.each_shuffle(shuffles, n, progress)):
-        index = torch.as_tensor(rows)
-        shuffled = dict(
-            sums,
-            kl=2.0 * float(kx @ engine.permuted_pairs(ly, index)),
-            row_y=sums["row_y"][index],
-            diag_y=sums["diag_y"][index],
+
+    def score(shuffled, order):
+        h = hsic_terms(
+            dict(
+                sums, kl=2.0 * float(kx @ shuffled), row_y=sums["row_y"][order], diag_y=sums["diag_y"][order]
+            ),
+            x.shape[0],
+            debiased,
         )
-        h = hsic_terms(shuffled, n, debiased)
-        null[i] = h["xy"] / math.sqrt(h["xx"] * h["yy"])
-    return null
+        return h["xy"] / math.sqrt(h["xx"] * h["yy"])
+
+    return engine.null_from_held_pairs(shuffles, x.shape[0], ly, score, progress)
 
 
 def kernel_cka(
@@ -197,7 +195,8 @@ def kernel_cka(
     else:
         value = float(h["xy"] / math.sqrt(h["xx"] * h["yy"]))
     held = {}
-    if shuffles is not None and not constant and engine.holds_pairs(x, 3, memory_budget):
+    shuffles = engine.shuffles_to_hold(shuffles, x, memory_budget)
+    if shuffles is not None and not constant:
         held = {"null": _held_null(x, y, sx, sy, sums, tile, double, debiased, shuffles, progress)}
         passes += 1
     return {

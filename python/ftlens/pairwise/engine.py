@@ -170,11 +170,13 @@ def pair_count(n: int) -> int:
     return n * (n - 1) // 2
 
 
-def holds_pairs(x: torch.Tensor, copies: int, memory_budget: int | None) -> bool:
-    """Whether ``copies`` float64 vectors of every pair value fit the budget (CPU rows only:
-    re-indexing held values is a CPU path)."""
+def shuffles_to_hold(shuffles, x: torch.Tensor, memory_budget: int | None):
+    """``shuffles`` when three float64 copies of every pair value fit the budget (the values
+    of both sides and one shuffled copy), else None. CPU rows only: re-indexing held values
+    is a CPU path."""
     budget = DEFAULT_MEMORY_BUDGET if memory_budget is None else memory_budget
-    return x.device.type == "cpu" and copies * 8 * pair_count(x.shape[0]) <= budget
+    fits = x.device.type == "cpu" and 3 * 8 * pair_count(x.shape[0]) <= budget
+    return shuffles if shuffles is not None and fits else None
 
 
 def permuted_pairs(values: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
@@ -183,11 +185,16 @@ def permuted_pairs(values: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
     return _C.permute_pairs(values, order)
 
 
-def each_shuffle(shuffles, n: int, progress: bool):
-    """The row orders of a permutation test, with a progress bar when asked."""
+def null_from_held_pairs(shuffles, n: int, values: torch.Tensor, score, progress: bool) -> np.ndarray:
+    """score(Y's pair values re-indexed by a shuffle, the shuffle's row order) for each of
+    a permutation test's shuffles: no pass over the tiles."""
     orders = shuffles.orders(n)
     if progress:
         from tqdm.auto import tqdm
 
         orders = tqdm(orders, total=shuffles.count, desc="permutations (held pairs)", unit="shuffle")
-    return orders
+    null = np.empty(shuffles.count)
+    for i, order in enumerate(orders):
+        index = torch.as_tensor(order)
+        null[i] = score(permuted_pairs(values, index), index)
+    return null

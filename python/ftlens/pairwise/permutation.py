@@ -74,10 +74,10 @@ def permutation_test(
         progress=progress,
         **options,
     )
-    reuse = "held pairs" if "null" in observed else "none"
-    if "null" in observed:
-        null = observed["null"]
-    else:
+    reuse = "held pairs"
+    null = observed.get("null")
+    if null is None:
+        reuse = "none"
         if options.get("kernel") == "rbf" and options.get("sigma") is None:
             options["sigma"] = tuple(observed["sigma"])  # the bandwidths do not depend on the pairing
             reuse = "bandwidths"

@@ -64,22 +64,14 @@ def _moment_compare(x, y, sx, sy, compare, tile, double, progress, shuffles) -> 
     if shuffles is not None:
         values = engine.run(x, y, sx, sy, "collect", tile, double, progress, desc="pair values")
         u, v = values["x"].sub_(cx), values["y"].sub_(cy)
-        held["null"] = _null(
+        held["null"] = engine.null_from_held_pairs(
             shuffles,
             x.shape[0],
-            progress,
             v,
-            lambda shuffled: _moment_value(dict(s, sxy=float(u @ shuffled)), compare, cx, cy),
+            lambda shuffled, _: _moment_value(dict(s, sxy=float(u @ shuffled)), compare, cx, cy),
+            progress,
         )
     return _moment_value(s, compare, cx, cy), [], held
-
-
-def _null(shuffles, n: int, progress: bool, values: torch.Tensor, score) -> np.ndarray:
-    """score(Y's pair values under each shuffle) for every shuffle, by re-indexing ``values``."""
-    null = np.empty(shuffles.count)
-    for i, rows in enumerate(engine.each_shuffle(shuffles, n, progress)):
-        null[i] = score(engine.permuted_pairs(values, torch.as_tensor(rows)))
-    return null
 
 
 def _exact_ranks(x, y, sx, sy, compare, tile, double, progress, shuffles) -> tuple[float, list[str], dict]:
@@ -94,17 +86,19 @@ def _exact_ranks(x, y, sx, sy, compare, tile, double, progress, shuffles) -> tup
         return math.nan, constant, {}
     n = x.shape[0]
     if compare == "kendall":
-        score = lambda shuffled: float(stats.kendalltau(vx.numpy(), shuffled.numpy()).statistic)  # noqa: E731
+        score = lambda shuffled, _: float(stats.kendalltau(vx.numpy(), shuffled.numpy()).statistic)  # noqa: E731
         values = vy
     else:
         rx, ry = (torch.from_numpy(order.midranks(v.numpy())) for v in (vx, vy))
         rx -= rx.mean()
         ry -= ry.mean()
         norm = math.sqrt(float(rx @ rx) * float(ry @ ry))
-        score = lambda shuffled: float(rx @ shuffled) / norm  # noqa: E731
+        score = lambda shuffled, _: float(rx @ shuffled) / norm  # noqa: E731
         values = ry
-    held = {"null": _null(shuffles, n, progress, values, score)} if shuffles is not None else {}
-    return score(values), [], held
+    held = {}
+    if shuffles is not None:
+        held["null"] = engine.null_from_held_pairs(shuffles, n, values, score, progress)
+    return score(values, None), [], held
 
 
 def _sketched_spearman(x, y, sx, sy, how, tile, double, bins, progress) -> tuple[float, list[str], float]:
@@ -181,13 +175,11 @@ def pairwise_rsa(
         "exact": True,
         "error_bound": 0.0,
     }
+    shuffles = engine.shuffles_to_hold(shuffles, x, memory_budget)
     if compare in ("pearson", "cosine"):
         sample_x, sample_y = engine.sample_values(x, y, how, how, double)
         sx.shift, sy.shift = float(sample_x.mean()), float(sample_y.mean())
-        holds = shuffles is not None and engine.holds_pairs(x, 3, memory_budget)
-        value, constant, held = _moment_compare(
-            x, y, sx, sy, compare, tile, double, progress, shuffles if holds else None
-        )
+        value, constant, held = _moment_compare(x, y, sx, sy, compare, tile, double, progress, shuffles)
         passes = 2 if held else 1
     else:
         if exact is None:
@@ -199,10 +191,7 @@ def pairwise_rsa(
                 "with a memory_budget that holds them, or use compare='spearman'"
             )
         if exact:
-            holds = shuffles is not None and engine.holds_pairs(x, 3, memory_budget)
-            value, constant, held = _exact_ranks(
-                x, y, sx, sy, compare, tile, double, progress, shuffles if holds else None
-            )
+            value, constant, held = _exact_ranks(x, y, sx, sy, compare, tile, double, progress, shuffles)
             passes = 1
         else:
             if isinstance(bins, bool) or not isinstance(bins, int) or bins < 16:
