@@ -169,3 +169,43 @@ def test_models_with_different_tokenizers_compare_by_words(tmp_path, minilm):
         assert result.rsa[layer] == pytest.approx(ref.rsa(x, y), rel=1e-5)
     with pytest.raises(ValueError, match="rows='tokens' needs the models to share a tokenizer"):
         ftlens.compare_models(minilm, (roberta, tokenizer), SENTENCES, progress=False)
+
+
+def test_overlapped_compare_models_equals_a_plain_sequential_pass(minilm, reinit_top2):
+    # compare_models accumulates each chunk on a worker thread while the next is captured,
+    # into recycled buffers: the same chunks in the same order as a plain loop, so equal bits.
+    sentences = [" ".join(s.words[:6]) for s in generate_sentences(600, seed=7)]  # 3 blocks of <= 256
+    result = ftlens.compare_models(minilm, reinit_top2, sentences, measures=("cka", "rsa"), rows="words",
+                                   progress=False)
+    stream = ActivationStream([minilm, reinit_top2], rows="words", ordered=False, progress=False)
+    moments = ftlens.LayerMoments(7, 384, 384, rdms=("correlation",))
+    chunks = 0
+    for chunk in stream(sentences):
+        moments.update(chunk.states[0], chunk.states[1])
+        chunks += 1
+    assert chunks == 3  # the first recycled buffer comes round again
+    np.testing.assert_array_equal(result.cka, moments.cka())
+    np.testing.assert_array_equal(result.rsa, moments.rsa("correlation"))
+
+
+def test_recycled_chunks_equal_fresh_ones_in_two_buffers(minilm):
+    texts = [f"sentence number {i} has six words" for i in range(24)]
+    fresh = ActivationStream([minilm], rows="words", block_size=4, ordered=False, progress=False)
+    recycled = ActivationStream([minilm], rows="words", block_size=4, ordered=False, progress=False, recycle=2)
+    pointers = []
+    for want, got in zip(fresh(texts), recycled(texts), strict=True):
+        torch.testing.assert_close(got.states[0], want.states[0], rtol=0, atol=0)
+        pointers.append(got.states[0].data_ptr())
+    assert len(pointers) == 6 and len(set(pointers)) == 2  # two buffers, in turn
+    assert pointers[0::2] == [pointers[0]] * 3 and pointers[1::2] == [pointers[1]] * 3
+    with pytest.raises(ValueError, match="recycle is how many blocks' states to cycle through"):
+        ActivationStream([minilm], recycle=-1)
+
+
+def test_a_recycled_buffer_grows_for_a_larger_block(minilm):
+    texts = ["short one", "a much longer sentence than the first one by far"]
+    stream = ActivationStream([minilm], rows="words", block_size=1, ordered=False, progress=False, recycle=1)
+    small, large = (chunk.states[0].clone() for chunk in stream(texts))
+    want = [c.states[0] for c in ActivationStream([minilm], rows="words", block_size=1, progress=False)(texts)]
+    torch.testing.assert_close(small, want[0], rtol=0, atol=0)
+    torch.testing.assert_close(large, want[1], rtol=0, atol=0)

@@ -133,10 +133,13 @@ class Rows:
                 torch.index_select(flat, 0, positions, out=out[layer])
                 continue
             picked = flat.index_select(0, positions)
-            if self.groups is not None:
+            if self.groups is None:
+                out[layer].copy_(picked)
+            elif flat.device == out.device:  # summed and divided in place
+                out[layer].zero_().index_add_(0, groups, picked).div_(counts)
+            else:
                 summed = torch.zeros(len(self), flat.shape[1], device=flat.device)
-                picked = summed.index_add_(0, groups, picked) / counts
-            out[layer].copy_(picked)
+                out[layer].copy_(summed.index_add_(0, groups, picked).div_(counts))
         return out
 
 

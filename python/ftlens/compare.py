@@ -16,8 +16,9 @@ from .capture import layer_names
 from .capture_options import CaptureOptions, capture_options
 from .grouped import GroupedMoments
 from .models import as_model
+from .overlap import consume_overlapped
 from .results import JsonResult, listed, unlisted
-from .stream import ActivationStream
+from .stream import ActivationStream, core_device
 
 
 @dataclass
@@ -169,6 +170,10 @@ def compare_models(
             override its fields: rows="words", word_pool, segment, batch_size, max_length,
             autocast.
 
+    On CPU each block of captured rows is accumulated on a worker thread while the next
+    block's forward passes run, so two blocks ([layers, rows, hidden] float32 per model,
+    rows of at most 8,192 tokens each) are in memory at once; their buffers are reused.
+
     Returns:
         LayerComparison with an array per measure asked for.
     """
@@ -185,7 +190,7 @@ def compare_models(
         raise ValueError(f"ci_groups must lie in [2, number of inputs = {len(items)}], got {ci_groups}: "
                          "the jackknife leaves out one group of inputs at a time")
     pair_x, pair_y = as_model(base, device), as_model(finetuned, device)
-    stream = ActivationStream([pair_x, pair_y], options, ordered=False, progress=progress)
+    stream = ActivationStream([pair_x, pair_y], options, ordered=False, progress=progress, recycle=2)
     rows = options.rows
     if stream.layers[0] != stream.layers[1]:
         raise ValueError(
@@ -196,8 +201,11 @@ def compare_models(
     n_groups = ci_groups if ci is not None else min(world, len(items))  # without ci: one group per rank
     moments = GroupedMoments(n_groups, len(items), stream.layers[0], stream.dims[0],
                              stream.dims[1], pairs=pairs, rdms=(rdm,) if "rsa" in measures else ())
-    for chunk in _chunks(stream, items, moments.n_groups, distributed):
-        moments.update(chunk.states[0], chunk.states[1], chunk.item)
+    # On CPU each chunk is accumulated while the next one is captured (a GPU runs both
+    # asynchronously already, on one CUDA stream whose order a second thread could break).
+    consume_overlapped(_chunks(stream, items, moments.n_groups, distributed),
+                       lambda chunk: moments.update(chunk.states[0], chunk.states[1], chunk.item),
+                       overlap=all(core_device(model).type == "cpu" for model in stream.models))
     truncated, words_dropped = stream.truncated, stream.words_dropped
     if distributed and ranks.active():
         moments.sync()

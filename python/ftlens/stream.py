@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import json
+import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -84,13 +85,18 @@ class ActivationStream:
             [layers, rows, hidden] float32 per model.
         ordered: rows of a chunk in input order (else in batch order, one copy less;
             ``item``/``unit`` say where each row came from either way).
+        recycle: keep this many blocks' CPU states and write each new block over the
+            oldest, sparing the page faults of fresh tensors. With ordered=False a chunk's
+            states are overwritten ``recycle`` chunks later, so use it only when each chunk
+            is done with by then (0: fresh tensors for every block; GPU states are always
+            fresh, the caching allocator reuses their memory).
     Truncated inputs are counted in ``self.truncated``, their lost words in
     ``self.words_dropped``.
     """
 
     def __init__(self, models: Sequence, capture: CaptureOptions | None = None, *, block_size: int = 256,
                  max_block_tokens: int = 8192, ordered: bool = True, progress: bool = True,
-                 **overrides) -> None:
+                 recycle: int = 0, **overrides) -> None:
         if not models:
             raise ValueError("pass at least one (model, tokenizer) pair")
         self.options = options = capture_options(capture, **overrides)
@@ -113,6 +119,10 @@ class ActivationStream:
         self.max_length = options.max_length or min(max_input_length(m, t) for m, t in models)
         self.autocast = options.autocast
         self.ordered = ordered
+        if recycle < 0:
+            raise ValueError(f"recycle is how many blocks' states to cycle through (0: none), got {recycle}")
+        self._recycled = [[None] * len(self.models) for _ in range(recycle)]
+        self._turn = 0
         self.progress = progress
         self.layers = [n_hidden_states(m) for m in self.models]
         self.dims = [m.config.hidden_size for m in self.models]
@@ -225,6 +235,26 @@ class ActivationStream:
         item, unit, _ = self._row_index(self._plan(items))
         return item, unit
 
+    def _outputs(self, n_rows: int) -> list[torch.Tensor]:
+        """The [L, n_rows, d] float32 states to fill, one per model: fresh, or the oldest
+        recycled ones (grown when too small) for CPU models."""
+        shapes = [(layers, n_rows, dim) for layers, dim in zip(self.layers, self.dims, strict=True)]
+        devices = [core_device(model) for model in self.models]
+        if not self._recycled:
+            return [torch.empty(shape, device=device) for shape, device in zip(shapes, devices, strict=True)]
+        held = self._recycled[self._turn % len(self._recycled)]
+        self._turn += 1
+        out = []
+        for m, (shape, device) in enumerate(zip(shapes, devices, strict=True)):
+            if device.type != "cpu":
+                out.append(torch.empty(shape, device=device))
+                continue
+            size = math.prod(shape)
+            if held[m] is None or held[m].numel() < size:
+                held[m] = torch.empty(size)
+            out.append(held[m][:size].view(shape))
+        return out
+
     def _row_index(self, plan) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """(item, unit) of the rows in output order, and the permutation from batch order
         to input order (None when the stream keeps batch order)."""
@@ -241,8 +271,7 @@ class ActivationStream:
         self.truncated += int((lengths > self.max_length).sum())
         plan = self._plan(_Block(items, lengths))
         n_rows = sum(len(rows) for _, _, rows in plan)
-        out = [torch.empty(layers, n_rows, dim, device=core_device(model))
-               for layers, dim, model in zip(self.layers, self.dims, self.models, strict=True)]
+        out = self._outputs(n_rows)
         start = 0
         for batch, enc, rows in plan:
             chosen = [items[i] for i in batch]
