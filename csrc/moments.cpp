@@ -18,24 +18,31 @@ namespace {
 
 using at::Tensor;
 
-// a^T a for a: [m, d] -> [d, d], from the upper triangle only: panels of columns, each
-// one GEMM against the columns from its own onward, mirrored below the diagonal. About a
-// third fewer flops than the full product (a BLAS syrk, which torch does not expose);
-// below a few hundred columns the narrow GEMMs would lose more than that.
-Tensor symmetric_gram(const Tensor& a) {
+// a^T a for a: [m, d] -> [d, d] in `scratch`, from the upper triangle only: panels of
+// columns, each one GEMM (written in place) against the columns from its own onward,
+// mirrored below the diagonal. About a third fewer flops than the full product (a BLAS
+// syrk, which torch does not expose); below a few hundred columns the narrow GEMMs would
+// lose more than that.
+Tensor symmetric_gram(const Tensor& a, Scratch& scratch) {
   constexpr int64_t kPanels = 4, kMinDim = 256;
   const int64_t d = a.size(1);
   const Tensor a_t = a.t();
-  if (d < kMinDim) return at::mm(a_t, a);
-  Tensor out = at::empty({d, d}, a.options());
+  Tensor out = scratch.get("gram", {d, d}, a.scalar_type(), a.device());
+  if (d < kMinDim) return at::mm_out(out, a_t, a);
   for (int64_t i = 0; i < kPanels; ++i) {
     const int64_t lo = i * d / kPanels, width = (i + 1) * d / kPanels - lo;
-    const Tensor strip = at::mm(a_t.narrow(0, lo, width), a.narrow(1, lo, d - lo));  // [w, d - lo]
-    out.narrow(0, lo, width).narrow(1, lo, d - lo).copy_(strip);
+    Tensor strip = out.narrow(0, lo, width).narrow(1, lo, d - lo);  // [w, d - lo], row stride d
+    at::mm_out(strip, a_t.narrow(0, lo, width), a.narrow(1, lo, d - lo));
     const int64_t below = d - lo - width;
     if (below > 0) out.narrow(0, lo + width, below).narrow(1, lo, width).copy_(strip.narrow(1, width, below).t());
   }
   return out;
+}
+
+// A float32 product promoted to float64 in `scratch` (a float64 one as it is).
+Tensor in_float64(const Tensor& product, Scratch& scratch) {
+  if (product.scalar_type() == at::kDouble) return product;
+  return scratch.get("product64", product.sizes(), at::kDouble, product.device()).copy_(product);
 }
 
 // Co-moment products of centered rows, as float32 GEMMs where the rows are unit rows of a
@@ -263,15 +270,15 @@ void MomentsCore::to_device(const at::Device& device) {
   scratch_.clear();
 }
 
-PreparedRows MomentsCore::prepare(const Tensor& layer_rows, const Tensor& raw_sums, View view,
-                                  at::ScalarType gemm_dtype, const char* stream, int64_t layer,
-                                  Scratch& scratch) const {
+PreparedRows MomentsCore::prepare(const Tensor& layer_rows, const Survey& survey, size_t view_index, int64_t layer,
+                                  at::ScalarType gemm_dtype, const char* stream) {
+  const View view = views_[view_index];
   const int64_t m = layer_rows.size(0), d = layer_rows.size(1);
   const Tensor x = layer_rows.unsqueeze(0);
-  const Tensor out = scratch.get(std::string("center ") + stream, {1, m, d}, gemm_dtype, layer_rows.device());
+  const Tensor out = scratch_.get(std::string("center ") + stream, {1, m, d}, gemm_dtype, layer_rows.device());
   PreparedRows c;
   if (view == View::Raw) {
-    c.side.mean = raw_sums / static_cast<double>(m);
+    c.side.mean = survey.sums[layer] / static_cast<double>(m);
     const Tensor shift = c.side.mean.to(layer_rows.scalar_type());  // a nearby mean, exact in the rows' dtype
     auto [centered, alpha, inv] = center_rows(x, shift.unsqueeze(0), gemm_dtype, out);
     c.rows = centered[0];
@@ -281,16 +288,14 @@ PreparedRows MomentsCore::prepare(const Tensor& layer_rows, const Tensor& raw_su
   } else {
     // Unit rows exist only in registers, in float64: the chunk's centering keeps the small
     // differences between nearly parallel rows, which float32 unit rows would lose.
-    auto [row_mean, scale, sums, zero] = unit_row_scales(x, view == View::Correlation);
-    if (zero.item<int64_t>() > 0) {  // checked before any merge; left: norms that underflow
-      zero_norm_error(RowOrigin{stream, layer, n_, chunks_}, (scale[0] == 0).nonzero()[0][0].item<int64_t>(), view);
-    }
-    c.side.mean = sums[0] / static_cast<double>(m);
+    const auto& [row_mean, scale, sums, zero] = survey.unit[view_index];
+    c.side.mean = sums[layer] / static_cast<double>(m);
     c.side.shift = c.side.mean;
     c.split = gemm_dtype == at::kFloat;
     if (c.split) c.h = c.side.mean / c.side.mean.norm().clamp_min(1e-300);
     auto [centered, alpha, inv, along] =
-        center_unit_rows(x, row_mean, scale, c.side.shift.unsqueeze(0), c.split ? c.h.unsqueeze(0) : Tensor(), out);
+        center_unit_rows(x, row_mean.narrow(0, layer, 1), scale.narrow(0, layer, 1), c.side.shift.unsqueeze(0),
+                         c.split ? c.h.unsqueeze(0) : Tensor(), out);
     c.rows = centered[0];
     c.alpha = alpha[0];
     c.inv = inv[0];
@@ -331,11 +336,11 @@ std::vector<Tensor> row_weights(const PreparedRows& c, const PreparedRows* partn
 
 // A prepared layer's block with itself, from its own weighted sums [d, k]; completes the
 // chunk side's unit_sum.
-Block own_block(PreparedRows& c, const Tensor& sums) {
-  Tensor product = symmetric_gram(c.rows);
+Block own_block(PreparedRows& c, const Tensor& sums, Scratch& scratch) {
+  Tensor product = symmetric_gram(c.rows, scratch);
   if (c.split) {
     const Tensor g = sums.select(1, 2);
-    product = along_direction_exact(product.to(at::kDouble), c.h, c.h, g, g, c.w.square().sum());
+    product = along_direction_exact(in_float64(product, scratch), c.h, c.h, g, g, c.w.square().sum());
   }
   c.side.unit_sum = sums.select(1, 1) + c.side.shift * c.inv.sum();
   const Tensor by_norm2 = sums.select(1, 0).contiguous();
@@ -344,20 +349,19 @@ Block own_block(PreparedRows& c, const Tensor& sums) {
 }
 
 // The block of two prepared layers; wx, wy: their weighted sums, the partner's columns last.
-Block cross_block(const PreparedRows& cx, const PreparedRows& cy, const Tensor& wx, const Tensor& wy) {
+Block cross_block(const PreparedRows& cx, const PreparedRows& cy, const Tensor& wx, const Tensor& wy,
+                  Scratch& scratch) {
   const int64_t k = cx.split ? 2 : 1;
   const Tensor px = wx.narrow(1, wx.size(1) - k, k), py = wy.narrow(1, wy.size(1) - k, k);
-  Tensor product = at::mm(cx.rows.t(), cy.rows);
+  Tensor product = scratch.get("cross", {cx.rows.size(1), cy.rows.size(1)}, cx.rows.scalar_type(), cx.rows.device());
+  at::mm_out(product, cx.rows.t(), cy.rows);
   if (cx.split) {
-    product = along_direction_exact(product.to(at::kDouble), cx.h, cy.h, px.select(1, 1), py.select(1, 1),
+    product = along_direction_exact(in_float64(product, scratch), cx.h, cy.h, px.select(1, 1), py.select(1, 1),
                                     at::dot(cx.w, cy.w));
   }
   return Block{CoMoment::chunk(cx.rows.size(0), cx.side.mean, cy.side.mean, product, cx.residual, cy.residual),
                at::dot(cx.alpha, cy.alpha), px.select(1, 0).contiguous(), py.select(1, 0).contiguous()};
 }
-
-// Row l of a per-layer tensor, or undefined when the tensor is (no raw view: no sums).
-Tensor layer_of(const Tensor& per_layer, int64_t l) { return per_layer.defined() ? per_layer[l] : Tensor(); }
 
 // Adds a chunk's sides (n2 rows) to the accumulated ones (n1 rows; adopted when n1 = 0).
 void merge_sides(std::vector<Side>& sides, std::vector<Side>& chunk, double n1, double n2) {
@@ -391,20 +395,23 @@ void MomentsCore::merge_block(Block& into, const Block& other, const Side& into_
   into.y_by_partner_norm2 = into.y_by_partner_norm2 + o.y_by_partner_norm2;
 }
 
-void MomentsCore::update_view(View view, Accumulated& into, const Tensor& xs, const Tensor& ys,
-                              const Tensor& sums_x, const Tensor& sums_y) {
+// The products of a chunk are merged (or, on the first chunk, copied) before the next
+// product is taken: they live in scratch buffers that the next one overwrites.
+void MomentsCore::update_view(size_t view_index, Accumulated& into, const Tensor& xs, const Tensor& ys,
+                              const Survey& survey_x, const Survey& survey_y) {
   const at::ScalarType gemm_dtype = xs.scalar_type();
   const bool with_y = q_ > 0, all = pairs_ == "all";
   std::vector<Side> chunk_x(layers_), chunk_y(with_y ? layers_ : 0);
   auto merge_own = [&](std::vector<Block>& blocks, std::vector<Side>& sides, std::vector<Side>& chunk_sides,
                        int64_t l, PreparedRows& c, const Tensor& sums) {
-    const Block block = own_block(c, sums);  // also completes c.side (its unit_sum)
+    const Block block = own_block(c, sums, scratch_);  // also completes c.side (its unit_sum)
     merge_block(blocks[l], block, sides[l], sides[l], c.side, c.side, true);
     chunk_sides[l] = c.side;
   };
+  auto prepare_x = [&](int64_t l) { return prepare(xs[l], survey_x, view_index, l, gemm_dtype, "X"); };
   if (!with_y) {
     for (int64_t l = 0; l < layers_; ++l) {
-      PreparedRows cx = prepare(xs[l], layer_of(sums_x, l), view, gemm_dtype, "X", l, scratch_);
+      PreparedRows cx = prepare_x(l);
       merge_own(into.xx, into.x, chunk_x, l, cx, prepared_weighted_sums(cx, row_weights(cx, nullptr, true)));
     }
   } else {
@@ -417,15 +424,16 @@ void MomentsCore::update_view(View view, Accumulated& into, const Tensor& xs, co
       const int64_t lx = lx_of[b].item<int64_t>(), ly = ly_of[b].item<int64_t>();
       const bool own_x = lx != prepared_x, own_y = !all || lx == 0;
       if (own_x) {
-        cx = prepare(xs[lx], layer_of(sums_x, lx), view, gemm_dtype, "X", lx, scratch_);
+        cx = prepare_x(lx);
         prepared_x = lx;
       }
-      PreparedRows cy = prepare(ys[ly], layer_of(sums_y, ly), view, gemm_dtype, "Y", ly, scratch_);
+      PreparedRows cy = prepare(ys[ly], survey_y, view_index, ly, gemm_dtype, "Y");
       const Tensor wx = prepared_weighted_sums(cx, row_weights(cx, &cy, own_x));
       const Tensor wy = prepared_weighted_sums(cy, row_weights(cy, &cx, own_y));
       if (own_x) merge_own(into.xx, into.x, chunk_x, lx, cx, wx);
       if (own_y) merge_own(into.yy, into.y, chunk_y, ly, cy, wy);
-      merge_block(into.xy[b], cross_block(cx, cy, wx, wy), into.x[lx], into.y[ly], cx.side, cy.side, false);
+      merge_block(into.xy[b], cross_block(cx, cy, wx, wy, scratch_), into.x[lx], into.y[ly], cx.side, cy.side,
+                  false);
     }
   }
   // Sides last: every block above merged against the sides' earlier means and shifts.
@@ -463,51 +471,61 @@ void MomentsCore::update(const Tensor& xs, const Tensor& ys) {
   // Blocks are merged layer by layer, so every row is checked before the first merge: a
   // bad row must not leave half a chunk accumulated.
   double peak_x = 0, peak_y = 1;
-  const Tensor sums_x = check_rows_usable(x, "X", peak_x);
-  const Tensor sums_y = q_ > 0 ? check_rows_usable(y, "Y", peak_y) : Tensor();
+  const Survey survey_x = check_rows_usable(x, "X", peak_x);
+  const Survey survey_y = q_ > 0 ? check_rows_usable(y, "Y", peak_y) : Survey{};
   if (x.scalar_type() == at::kFloat && (outside_float32_gemm_range(peak_x) || outside_float32_gemm_range(peak_y))) {
     x = x.to(at::kDouble);  // this chunk's products would overflow or lose their digits in float32
     if (q_ > 0) y = y.to(at::kDouble);
   }
-  for (size_t i = 0; i < views_.size(); ++i) update_view(views_[i], state_[i], x, y, sums_x, sums_y);
+  for (size_t i = 0; i < views_.size(); ++i) update_view(i, state_[i], x, y, survey_x, survey_y);
   eps_ = std::max(eps_, unit_roundoff(x.scalar_type()));
   n_ += xs.size(1);
   chunks_ += 1;
 }
 
-Tensor MomentsCore::check_rows_usable(const Tensor& rows, const char* stream, double& peak) const {
+MomentsCore::Survey MomentsCore::check_rows_usable(const Tensor& rows, const char* stream, double& peak) const {
   const bool raw = std::find(views_.begin(), views_.end(), View::Raw) != views_.end();
-  const bool unit = std::any_of(views_.begin(), views_.end(), [](View v) { return v != View::Raw; });
-  Tensor sums;
+  auto at_layer = [&](int64_t layer) { return RowOrigin{stream, layer, n_, chunks_}; };
+  auto first = [](const Tensor& bad) -> std::pair<int64_t, int64_t> {  // (layer, row) of the first true
+    const Tensor at_ = bad.nonzero();
+    if (at_.size(0) == 0) return {-1, -1};
+    return {at_[0][0].item<int64_t>(), bad.dim() > 1 ? at_[0][1].item<int64_t>() : -1};
+  };
+  Survey survey;
+  peak = 1.0;
   if (raw) {
     // One pass: the column sums the raw view needs (NaN or Inf shows there) and each
     // layer's largest magnitude.
     Tensor peaks;
-    std::tie(sums, peaks) = column_sums(rows);
-    const Tensor finite = at::isfinite(sums).all(1);
-    if (!finite.all().item<bool>()) {
-      const int64_t layer = (~finite).nonzero()[0][0].item<int64_t>();
-      non_finite_error(rows[layer], RowOrigin{stream, layer, n_, chunks_}, "its values overflow the sums");
-    }
+    std::tie(survey.sums, peaks) = column_sums(rows);
+    const int64_t layer = first(~at::isfinite(survey.sums).all(1)).first;
+    if (layer >= 0) non_finite_error(rows[layer], at_layer(layer), "its values overflow the sums");
     peak = peaks.max().item<double>();
   }
-  if (!unit) return sums;
-  // Each row's extremes tell NaN/Inf, all-zero and constant rows apart.
-  const auto [lo, hi] = row_extremes(rows);  // [L, m]
-  if (!raw) peak = at::maximum(lo.abs(), hi.abs()).max().item<double>();
-  auto first = [&](const Tensor& bad) -> std::pair<int64_t, int64_t> {
-    const Tensor at_ = bad.nonzero();
-    if (at_.size(0) == 0) return {-1, -1};
-    return {at_[0][0].item<int64_t>(), at_[0][1].item<int64_t>()};
-  };
-  auto [layer, row] = first(~(at::isfinite(lo) & at::isfinite(hi)));
-  if (layer >= 0) non_finite_error(rows[layer], RowOrigin{stream, layer, n_, chunks_}, "");
+  // One pass per unit view: each row's scale. A NaN or Inf makes the row's unit entries,
+  // and so the column sums, NaN; a zero scale is a zero row, or a constant one for
+  // "correlation" (float32 rows: their float64 mean is exact, so a constant row centers
+  // to exact zeros; float64 rows may not, so their extremes are compared as well).
+  Tensor lo, hi;
   for (View view : views_) {
-    if (view == View::Raw) continue;
-    std::tie(layer, row) = first(view == View::Correlation ? lo == hi : (lo == 0) & (hi == 0));
-    if (layer >= 0) zero_norm_error(RowOrigin{stream, layer, n_, chunks_}, row, view);
+    if (view == View::Raw) {
+      survey.unit.emplace_back();
+      continue;
+    }
+    const bool center = view == View::Correlation;
+    survey.unit.push_back(unit_row_scales(rows, center));
+    const auto& [row_mean, scale, sums, zero] = survey.unit.back();
+    const int64_t layer = first(~at::isfinite(sums).all(1)).first;
+    if (layer >= 0) non_finite_error(rows[layer], at_layer(layer), "its unit rows are not finite");
+    Tensor unusable = scale == 0;
+    if (center && rows.scalar_type() == at::kDouble) {
+      if (!lo.defined()) std::tie(lo, hi) = row_extremes(rows);
+      unusable = unusable | (lo == hi);
+    }
+    const auto [bad_layer, row] = first(unusable);
+    if (bad_layer >= 0) zero_norm_error(at_layer(bad_layer), row, view);
   }
-  return sums;
+  return survey;
 }
 
 void MomentsCore::merge_view(Accumulated& into, const Accumulated& other, double n_other) const {

@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "ops/scratch.h"
+#include "ops/unit_rows.h"
 #include "stats/comoment.h"
 
 namespace ftlens {
@@ -104,18 +105,25 @@ class MomentsCore {
   };
 
   Accumulated empty_view(const at::TensorOptions& opts) const;
-  // One layer's rows of one stream, prepared for a view; raw_sums: their column sums.
-  PreparedRows prepare(const at::Tensor& rows, const at::Tensor& raw_sums, View view, at::ScalarType gemm_dtype,
-                   const char* stream, int64_t layer, Scratch& scratch) const;
-  void update_view(View view, Accumulated& into, const at::Tensor& xs, const at::Tensor& ys,
-                   const at::Tensor& sums_x, const at::Tensor& sums_y);
+  // What one sweep over a chunk's rows of one stream found, for every layer: the column
+  // sums [L, d] (raw view) and each unit view's scales (unit_row_scales), in views_ order.
+  struct Survey {
+    at::Tensor sums;
+    std::vector<UnitScales> unit;
+  };
+  // One layer's rows of one stream, prepared for a view from the survey of its stack.
+  PreparedRows prepare(const at::Tensor& rows, const Survey& survey, size_t view_index, int64_t layer,
+                       at::ScalarType gemm_dtype, const char* stream);
+  void update_view(size_t view_index, Accumulated& into, const at::Tensor& xs, const at::Tensor& ys,
+                   const Survey& survey_x, const Survey& survey_y);
   void merge_block(Block& into, const Block& other, const Side& into_x, const Side& into_y,
                    const Side& other_x, const Side& other_y, bool own) const;
   void merge_view(Accumulated& into, const Accumulated& other, double n_other) const;
-  // Raises naming the layer and row of the first NaN/Inf row, or of a row that a
-  // requested unit view cannot normalize (zero, or constant for "correlation"). Returns
-  // the column sums [L, d] (float64) and sets `peak` to the largest magnitude.
-  at::Tensor check_rows_usable(const at::Tensor& rows, const char* stream, double& peak) const;
+  // Surveys the rows and raises naming the layer and row of the first NaN/Inf row, or of
+  // a row that a requested unit view cannot normalize (zero, or constant for
+  // "correlation"), before anything is merged. Sets `peak` to the largest magnitude (1
+  // without a raw view: unit rows fit float32 GEMMs whatever the input's scale).
+  Survey check_rows_usable(const at::Tensor& rows, const char* stream, double& peak) const;
   void to_device(const at::Device& device);
   static void move(Accumulated& a, const at::Device& device);
 
@@ -128,7 +136,7 @@ class MomentsCore {
   double eps_ = 0.0;  // unit roundoff of the least precise input seen
   std::vector<Accumulated> state_;  // one per view
   at::Device device_ = at::kCPU;
-  Scratch scratch_;  // per-stream [rows, width] working buffers, reused layer after layer
+  Scratch scratch_;  // working buffers (centered rows, products), reused layer after layer
   mutable std::mutex mutex_;
 };
 

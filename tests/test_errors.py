@@ -111,6 +111,39 @@ def test_zero_rows_in_cosine_rdm(data):
         ftlens.rsa(x, y, rdm="cosine")
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("rdm", ["cosine", "correlation"])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_rows_in_unit_views_are_named_as_such(data, rdm, dtype, bad):
+    x, y = (a.astype(dtype) for a in data)
+    x[23, 4] = bad  # not mistaken for a zero-norm row: an infinite norm scales the row by 0
+    with pytest.raises(ValueError, match=r"X contains NaN or Inf at layer 0, row 23 \(row 3 of chunk 2\)"):
+        ftlens.rsa(x, y, rdm=rdm, chunk_rows=10)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_constant_rows_in_the_correlation_rdm(data, dtype):
+    x, y = (a.astype(dtype) for a in data)
+    x[5] = 0.1  # float64: six copies of 0.1 do not sum to exactly 0.6, so the mean is not exact
+    with pytest.raises(ValueError, match="X row 5 .* has zero norm after subtracting its mean .*correlation RDM"):
+        ftlens.rsa(x, y, rdm="correlation")
+
+
+@pytest.mark.parametrize("rdm", ["cosine", "correlation"])
+def test_a_bad_row_in_a_late_layer_leaves_nothing_accumulated(data, rdm):
+    x, y = data
+    xs, ys = np.stack([x, x, x]), np.stack([y, y, y])
+    moments = ftlens.LayerMoments(3, 6, 4, rdms=(rdm,)).update(xs[:, :25], ys[:, :25])
+    bad = ys[:, 25:].copy()
+    bad[2, 4] = 0 if rdm == "cosine" else 7.0  # a zero (constant) row in the last layer only
+    with pytest.raises(ValueError, match="Y row 29 .* at layer 2 has zero norm"):
+        moments.update(xs[:, 25:], bad)
+    alone = ftlens.LayerMoments(3, 6, 4, rdms=(rdm,)).update(xs[:, :25], ys[:, :25])
+    assert moments.n == 25
+    np.testing.assert_array_equal(moments.rsa(rdm), alone.rsa(rdm))
+    np.testing.assert_array_equal(moments.cka(), alone.cka())
+
+
 def test_unknown_options(data):
     x, y = data
     with pytest.raises(ValueError, match="unknown rdm .manhattan.: choose from"):
