@@ -190,8 +190,8 @@ def test_overlapped_compare_models_equals_a_plain_sequential_pass(minilm, reinit
 
 def test_recycled_chunks_equal_fresh_ones_in_two_buffers(minilm):
     texts = [f"sentence number {i} has six words" for i in range(24)]
-    fresh = ActivationStream([minilm], rows="words", block_size=4, ordered=False, progress=False)
-    recycled = ActivationStream([minilm], rows="words", block_size=4, ordered=False, progress=False, recycle=2)
+    options = {"rows": "words", "block_size": 4, "ordered": False, "progress": False}
+    fresh, recycled = ActivationStream([minilm], **options), ActivationStream([minilm], **options, recycle=2)
     pointers = []
     for want, got in zip(fresh(texts), recycled(texts), strict=True):
         torch.testing.assert_close(got.states[0], want.states[0], rtol=0, atol=0)
@@ -206,6 +206,7 @@ def test_a_recycled_buffer_grows_for_a_larger_block(minilm):
     texts = ["short one", "a much longer sentence than the first one by far"]
     stream = ActivationStream([minilm], rows="words", block_size=1, ordered=False, progress=False, recycle=1)
     small, large = (chunk.states[0].clone() for chunk in stream(texts))
-    want = [c.states[0] for c in ActivationStream([minilm], rows="words", block_size=1, progress=False)(texts)]
+    fresh = ActivationStream([minilm], rows="words", block_size=1, progress=False)
+    want = [chunk.states[0] for chunk in fresh(texts)]
     torch.testing.assert_close(small, want[0], rtol=0, atol=0)
     torch.testing.assert_close(large, want[1], rtol=0, atol=0)
