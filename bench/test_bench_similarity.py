@@ -106,10 +106,9 @@ MOMENT_MEASURES = {
 }
 
 
-# The physical floor: the target is every moment measure at most 1.15x the plain GEMMs it
-# needs. Across runs on this noisy 2-core machine CKA and the raw-view RDMs measure
-# 0.88-1.19, the cosine and correlation RDMs 0.99-1.29 (bench/RESULTS.md): at the target
-# within the noise, not reliably under it. This guards 1.3 against regressions.
+# The physical floor: every moment measure at most 1.15x the plain GEMMs it needs. The
+# symmetric own products (panelled upper-triangle GEMMs) save about what the row sweeps
+# cost, so every measure runs at 0.96-1.10x its floor (bench/RESULTS.md).
 @pytest.mark.parametrize("n", [8000, 16000])
 @pytest.mark.parametrize("name", list(MOMENT_MEASURES))
 def test_moments_at_the_gemm_floor(benchmark, name, n):
@@ -121,4 +120,4 @@ def test_moments_at_the_gemm_floor(benchmark, name, n):
     benchmark.extra_info.update(ftlens_s=best["ours"], gemm_floor_s=best["floor"], over_floor=over)
     report(f"{name} vs its GEMM floor", n=n, d=x.shape[1], ftlens_s=f"{best['ours']:.3f}",
            gemm_floor_s=f"{best['floor']:.3f}", ftlens_over_floor=f"{over:.3f}")
-    assert over <= 1.3
+    assert over <= 1.15
