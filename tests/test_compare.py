@@ -198,8 +198,9 @@ def test_recycled_chunks_equal_fresh_ones_in_two_buffers(minilm):
         pointers.append(got.states[0].data_ptr())
     assert len(pointers) == 6 and len(set(pointers)) == 2  # two buffers, in turn
     assert pointers[0::2] == [pointers[0]] * 3 and pointers[1::2] == [pointers[1]] * 3
-    with pytest.raises(ValueError, match="recycle is how many blocks' states to cycle through"):
-        ActivationStream([minilm], recycle=-1)
+    for bad in (-1, 1.5):
+        with pytest.raises(ValueError, match="recycle is how many blocks' states to cycle through"):
+            ActivationStream([minilm], recycle=bad)
 
 
 def test_a_recycled_buffer_grows_for_a_larger_block(minilm):

@@ -119,7 +119,7 @@ class ActivationStream:
         self.max_length = options.max_length or min(max_input_length(m, t) for m, t in models)
         self.autocast = options.autocast
         self.ordered = ordered
-        if recycle < 0:
+        if not isinstance(recycle, int) or recycle < 0:
             raise ValueError(f"recycle is how many blocks' states to cycle through (0: none), got {recycle}")
         self._recycled = [[None] * len(self.models) for _ in range(recycle)]
         self._turn = 0
