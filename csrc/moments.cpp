@@ -309,7 +309,7 @@ PreparedRows MomentsCore::prepare(const Tensor& layer_rows, const Survey& survey
   } else {
     // Unit rows exist only in registers, in float64: the chunk's centering keeps the small
     // differences between nearly parallel rows, which float32 unit rows would lose.
-    const auto& [row_mean, scale, sums, zero] = survey.unit[view_index];
+    const auto& [row_mean, scale, sums] = survey.unit[view_index];
     c.side.mean = sums[layer] / static_cast<double>(m);
     c.side.shift = c.side.mean;
     c.split = gemm_dtype == at::kFloat;
@@ -535,7 +535,7 @@ MomentsCore::Survey MomentsCore::check_rows_usable(const Tensor& rows, const cha
     }
     const bool center = view == View::Correlation;
     survey.unit.push_back(unit_row_scales(rows, center));
-    const auto& [row_mean, scale, sums, zero] = survey.unit.back();
+    const auto& [row_mean, scale, sums] = survey.unit.back();
     const int64_t layer = first(~at::isfinite(sums).all(1)).first;
     if (layer >= 0) non_finite_error(rows[layer], at_layer(layer), "its unit rows are not finite");
     Tensor unusable = scale == 0;

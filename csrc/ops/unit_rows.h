@@ -9,14 +9,14 @@
 
 namespace ftlens {
 
-using UnitScales = std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor>;        // see unit_row_scales
+using UnitScales = std::tuple<at::Tensor, at::Tensor, at::Tensor>;                    // see unit_row_scales
 using CenteredUnitRows = std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor>;  // see center_unit_rows
 
 // Unit rows e_i = (x_i - r_i) / ||x_i - r_i|| of x [L, m, d], with r_i the row's own mean
 // over features when `center` (correlation) and 0 otherwise (cosine). Returns
-// (r [L, m], 1 / ||x_i - r_i|| [L, m] (0 for a zero-norm row), sum_i e_i [L, d], the
-// count of zero-norm rows [L]), all float64 except the count. The column sums are added
-// in a fixed order, so they do not depend on the number of threads.
+// (r [L, m], 1 / ||x_i - r_i|| [L, m] (0 for a zero-norm row), sum_i e_i [L, d]), all
+// float64; a row with a NaN or Inf gives NaN sums. The column sums are added in a fixed
+// order, so they do not depend on the number of threads.
 UnitScales unit_row_scales(const at::Tensor& x, bool center);
 
 // c_i = e_i - shift, computed in float64 from x, r and the scales above, written to `out`

@@ -111,7 +111,7 @@ UnitScales unit_row_scales(const at::Tensor& x, bool center) {
   auto partials = at::empty({layers, row_tasks(m).count, d}, opts);
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "unit_row_scales_cpu",
                              [&] { unit_row_scales_impl<scalar_t>(x, center, row_mean, scale, partials); });
-  return {row_mean, scale, sum_over_tasks(partials, 1), (scale == 0).sum(1)};
+  return {row_mean, scale, sum_over_tasks(partials, 1)};
 }
 
 CenteredUnitRows center_unit_rows(const at::Tensor& x, const at::Tensor& row_mean, const at::Tensor& scale,

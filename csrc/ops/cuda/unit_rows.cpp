@@ -23,7 +23,7 @@ UnitScales unit_row_scales(const at::Tensor& x, bool center) {
                                                          layers, m, d, kGroups, center, stream),
           "unit_row_scales");
   });
-  return {row_mean, scale, partials.sum(1), (scale == 0).sum(1)};
+  return {row_mean, scale, partials.sum(1)};
 }
 
 CenteredUnitRows center_unit_rows(const at::Tensor& x, const at::Tensor& row_mean, const at::Tensor& scale,
