@@ -163,10 +163,12 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
       py::arg("x"), py::arg("shift"), py::arg("scale"), py::call_guard<py::gil_scoped_release>());
   m.def("softmax_xent", &ftlens::softmax_xent, py::arg("logits"), py::arg("labels"), py::arg("offsets"),
         py::call_guard<py::gil_scoped_release>());
+  m.def("scratch_pool_bytes", [] { return ftlens::ScratchPool::instance().bytes(); },
+        "Bytes of released CPU working buffers held for reuse (at most 256 MiB).");
   py::class_<ftlens::Scratch>(m, "Scratch",
                               "Working buffers reused by the probe ops from call to call (one per thread).")
       .def(py::init<>())
-      .def("clear", &ftlens::Scratch::clear, "Frees the buffers.");
+      .def("clear", &ftlens::Scratch::clear, "Releases the buffers (CPU ones to the shared pool of working buffers).");
   m.def("logistic_loss_grad", &ftlens::logistic_loss_grad, py::arg("xs"), py::arg("shift"), py::arg("scale"),
         py::arg("w"), py::arg("b"), py::arg("labels"), py::arg("offsets"), py::arg("scratch") = nullptr,
         py::call_guard<py::gil_scoped_release>());

@@ -5,6 +5,7 @@
 #include <limits>
 #include <sstream>
 #include <stdexcept>
+#include <vector>
 
 namespace ftlens {
 namespace {
@@ -13,7 +14,14 @@ using at::Tensor;
 
 Tensor rowdot(const Tensor& a, const Tensor& b) { return (a * b).sum(-1); }
 
-Tensor frob2(const Tensor& s) { return s.square().sum({1, 2}); }
+// Squared Frobenius norm of each block of s [B, p, q] (a dot product per block: no [p, q]
+// temporary of squares).
+Tensor frob2(const Tensor& s) {
+  const Tensor flat = s.flatten(1);
+  std::vector<Tensor> out;
+  for (int64_t b = 0; b < flat.size(0); ++b) out.push_back(at::dot(flat[b], flat[b]));
+  return at::stack(out);
+}
 
 // x^T S y for each block.
 Tensor quad(const Tensor& x, const Tensor& s, const Tensor& y) {

@@ -612,14 +612,18 @@ ViewState MomentsCore::finalized(View view) const {
     return out;
   };
   auto stack_blocks = [](const std::vector<Block>& blocks) {
-    std::vector<Tensor> s, ab, xb, ya;
-    for (const Block& b : blocks) {
-      s.push_back(b.co.dense());
+    const Tensor& first = blocks.front().co.mean_a();
+    const int64_t p = first.size(0), q = blocks.front().co.mean_b().size(0);
+    Tensor s = at::empty({static_cast<int64_t>(blocks.size()), p, q}, first.options());
+    std::vector<Tensor> ab, xb, ya;
+    for (size_t i = 0; i < blocks.size(); ++i) {
+      const Block& b = blocks[i];
+      b.co.dense_into(s[static_cast<int64_t>(i)]);  // in place: no per-block copy to stack
       ab.push_back(b.norm2_products);
       xb.push_back(b.x_by_partner_norm2);
       ya.push_back(b.y_by_partner_norm2);
     }
-    return BlockStack{at::stack(s), at::stack(ab), at::stack(xb), at::stack(ya)};
+    return BlockStack{s, at::stack(ab), at::stack(xb), at::stack(ya)};
   };
   auto stack_sides = [&](const std::vector<Side>& sides) {
     std::vector<Tensor> mean, shift, norm2, unit, zero;

@@ -117,3 +117,47 @@ def test_a_bad_row_in_a_later_layer_leaves_the_accumulator_untouched():
     for key, value in before.items():
         if isinstance(value, torch.Tensor):
             torch.testing.assert_close(after[key], value, rtol=0, atol=0)
+
+
+def test_a_copy_by_merging_into_an_empty_accumulator_is_independent():
+    x, y = offset_data(n=300, p=9, q=7, seed=3)
+    m = ftlens.LayerMoments(2, 9, 7, rdms=("cosine",)).update(np.stack([x, 2 * x]), np.stack([y, y + 3]))
+    before = (m.cka(), m.rsa("cosine"))
+    copied = m.empty_like().merge(m)
+    np.testing.assert_array_equal(copied.cka(), before[0])
+    copied.update(np.stack([x[::-1], x]), np.stack([y, -y]))
+    np.testing.assert_array_equal(m.cka(), before[0])  # the original keeps its statistics
+    np.testing.assert_array_equal(m.rsa("cosine"), before[1])
+    m.update(np.stack([x, x]), np.stack([y, y]))
+    assert copied.n == m.n == 600
+    assert not np.array_equal(copied.cka(), m.cka())
+
+
+def test_one_shot_calls_reuse_a_bounded_pool_of_working_buffers():
+    x, y = offset_data(n=3000, p=64, q=48, seed=4)
+    first = ftlens.cka(x, y)
+    held = ftlens._C.scratch_pool_bytes()
+    assert 3000 * 64 * 4 <= held <= 256 << 20  # the released chunk buffers, within the cap
+    assert ftlens.cka(x, y) == first
+    assert ftlens._C.scratch_pool_bytes() == held  # taken and given back, not allocated anew
+
+
+def test_one_shot_measures_in_threads_equal_the_same_calls_in_turn():
+    data = [offset_data(n=1500 + 100 * k, p=40, q=30, seed=k) for k in range(4)]
+
+    def measures(x, y):
+        return ftlens.cka(x, y), ftlens.rsa(x, y, rdm="correlation"), ftlens.rsa(x, y, rdm="cosine")
+
+    alone = [measures(x, y) for x, y in data]
+    got = [None] * len(data)
+
+    def run(k):
+        for _ in range(3):
+            got[k] = measures(*data[k])
+
+    threads = [threading.Thread(target=run, args=(k,)) for k in range(len(data))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert got == alone  # buffers passed between threads through the pool leak nothing

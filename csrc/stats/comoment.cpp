@@ -30,7 +30,11 @@ CoMoment CoMoment::chunk(int64_t m, Tensor mean_a, Tensor mean_b, Tensor product
 }
 
 Tensor CoMoment::dense() const {
-  Tensor out = product_.to(at::kDouble, /*non_blocking=*/false, /*copy=*/true);
+  return dense_into(at::empty(product_.sizes(), product_.options().dtype(at::kDouble)));
+}
+
+Tensor CoMoment::dense_into(Tensor out) const {
+  out.copy_(product_);
   if (lazy()) out.addr_(residual_a_, residual_b_, 1.0, -n_);
   return out;
 }
@@ -51,7 +55,11 @@ void CoMoment::merge(const CoMoment& other) {
     n_ = other.n_;
     mean_a_ = other.mean_a_.to(at::kDouble, false, true);
     mean_b_ = other.mean_b_.to(at::kDouble, false, true);
-    product_ = other.dense();  // a private copy: merges update it in place
+    // A private copy, as merges update it in place: into the (private) zeros of an empty
+    // block, rather than a fresh buffer that would fault its pages in again.
+    const bool reuse = product_.defined() && product_.sizes() == other.product_.sizes() &&
+                       product_.scalar_type() == at::kDouble && product_.device() == other.product_.device();
+    product_ = reuse ? other.dense_into(product_) : other.dense();
     residual_a_ = residual_b_ = Tensor();
     return;
   }

@@ -34,6 +34,7 @@ class CoMoment {
   const at::Tensor& mean_a() const { return mean_a_; }
   const at::Tensor& mean_b() const { return mean_b_; }
   at::Tensor dense() const;                               // S, float64 [p, q]
+  at::Tensor dense_into(at::Tensor out) const;            // S written to out (float64 [p, q])
   at::Tensor times(const at::Tensor& t) const;            // S t, float64 [p]
   at::Tensor transposed_times(const at::Tensor& s) const; // S^T s, float64 [q]
 
