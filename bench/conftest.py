@@ -34,9 +34,27 @@ def timed_isolated(fn, *args):
     """
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
 
-    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return pool.submit(_timed_call, fn, args).result()
+    def run():
+        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+            return pool.submit(_timed_call, fn, args).result()
+
+    try:
+        return run()
+    except BrokenProcessPool:
+        # numpy's OpenBLAS picks its AVX-512 (SkylakeX) kernels on AVX-512 AMD EPYCs, where
+        # x @ x.T (syrk) of a 16,000-row matrix segfaults; its AVX2 kernels do not (and match
+        # torch's, which runs AVX2 there).
+        if os.environ.get("OPENBLAS_CORETYPE"):
+            raise
+        name = getattr(fn, "__name__", fn)
+        print(f"\n[{name}] the anchor's process crashed; rerun with OPENBLAS_CORETYPE=Haswell")
+        os.environ["OPENBLAS_CORETYPE"] = "Haswell"
+        try:
+            return run()
+        finally:
+            del os.environ["OPENBLAS_CORETYPE"]
 
 
 def report(name: str, **fields) -> None:

@@ -168,7 +168,8 @@ class LayerMoments:
         return other
 
     def reset(self) -> None:
-        """Forgets every row and frees the chunk-sized working buffers."""
+        """Forgets every row and releases the chunk-sized working buffers (to a pool of at
+        most 256 MiB that the next accumulator reuses)."""
         self._core.reset()
 
     def state_dict(self) -> dict:
