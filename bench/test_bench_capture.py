@@ -59,8 +59,22 @@ def _rounds(runs: dict, rounds: int) -> dict:
     return times
 
 
-@pytest.mark.parametrize("measures", [("cka",), ("cka", "rsa")], ids=["cka", "cka+rsa"])
-def test_compare_models_vs_bare_forward(benchmark, setup, measures):
+@pytest.fixture
+def intra_op_threads(request):
+    """torch's intra-op threads for one test (None: as they are), restored afterwards."""
+    before = torch.get_num_threads()
+    if request.param is not None:
+        torch.set_num_threads(request.param)
+    yield torch.get_num_threads()
+    torch.set_num_threads(before)
+
+
+# With one intra-op thread the forwards leave the second core to the worker thread that
+# accumulates: the configuration of a machine whose forwards do not keep every core busy.
+@pytest.mark.parametrize("measures, intra_op_threads", [(("cka",), None), (("cka", "rsa"), None),
+                                                       (("cka", "rsa"), 1)],
+                         ids=["cka", "cka+rsa", "cka+rsa, 1 thread"], indirect=["intra_op_threads"])
+def test_compare_models_vs_bare_forward(benchmark, setup, measures, intra_op_threads):
     sentences, base, finetuned, stream, blocks = setup
     inputs = [batch for block in blocks for batch in _model_inputs(stream, block)]
     chunks = [stream.block(block).states for block in blocks]
@@ -100,7 +114,8 @@ def test_compare_models_vs_bare_forward(benchmark, setup, measures):
                                 accumulate_share=accumulate_share, gemm_floor_s=floor,
                                 added_over_floor=added_over_floor)
     tokens = sum(int(b["attention_mask"].sum()) for b in inputs)
-    report(f"compare_models ({'+'.join(measures)}) vs bare forward, 2 x MiniLM", sentences=len(sentences),
+    report(f"compare_models ({'+'.join(measures)}) vs bare forward, 2 x MiniLM, {intra_op_threads} intra-op "
+           "thread(s)", sentences=len(sentences),
            tokens=tokens, blocks=len(blocks), bare_s=f"{best['bare']:.2f}",
            compare_models_s=f"{best['compare_models']:.2f}", added_s=f"{added:.2f}",
            added_fastest_s=f"{added_fastest:.2f}", overhead=f"{overhead:+.1%}",
@@ -108,11 +123,14 @@ def test_compare_models_vs_bare_forward(benchmark, setup, measures):
            added_over_floor=f"{added_over_floor:.2f}", fastest_over_floor=f"{added_fastest / floor:.2f}")
     assert result.n_rows == n_rows  # every captured row was accumulated
     # Targets: the foundation's 15% over the forwards with CKA alone; with compare_models'
-    # default measures, at most 1.2x the accumulator's GEMM floor. On 2 cores the forwards
-    # keep both busy, so what the worker thread accumulates cannot hide behind them and the
-    # run-to-run spread of compare_models is about its floor (bench/RESULTS.md): not met;
-    # these guard against regressions.
+    # default measures, at most 1.2x the accumulator's GEMM floor. With every core in the
+    # forwards (2 threads on 2 cores) what the worker thread accumulates cannot hide behind
+    # them: it adds its own 1.0-1.15x the floor plus capture, and the run-to-run spread is
+    # about the floor (bench/RESULTS.md), so these guard against regressions. With a core
+    # left to the worker the target holds.
     if measures == ("cka",):
         assert overhead <= 0.3
+    elif intra_op_threads == 1:
+        assert added_over_floor <= 1.2
     else:
-        assert added_over_floor <= 3.0
+        assert added_over_floor <= 2.5

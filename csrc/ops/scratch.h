@@ -25,8 +25,10 @@ class ScratchPool {
   static constexpr int64_t kMaxBytes = int64_t{256} << 20;
 
   static ScratchPool& instance() {
-    static ScratchPool pool;
-    return pool;
+    // Never destroyed: a Scratch released during interpreter shutdown (or by a thread
+    // still running then) must not find the pool gone.
+    static ScratchPool* pool = new ScratchPool();
+    return *pool;
   }
 
   // The smallest held buffer of at least `bytes` (removed from the pool), or an undefined
