@@ -2,6 +2,7 @@
 bad rows in any view."""
 
 import copy
+import gc
 import pickle
 import subprocess
 import sys
@@ -135,11 +136,16 @@ def test_a_copy_by_merging_into_an_empty_accumulator_is_independent():
 
 def test_one_shot_calls_reuse_a_bounded_pool_of_working_buffers():
     x, y = offset_data(n=3000, p=64, q=48, seed=4)
-    first = ftlens.cka(x, y)
-    held = ftlens._C.scratch_pool_bytes()
-    assert 3000 * 64 * 4 <= held <= 256 << 20  # the released chunk buffers, within the cap
-    assert ftlens.cka(x, y) == first
-    assert ftlens._C.scratch_pool_bytes() == held  # taken and given back, not allocated anew
+    gc.collect()  # an earlier test's accumulator freed mid-test would add its buffers
+    gc.disable()
+    try:
+        first = ftlens.cka(x, y)
+        held = ftlens._C.scratch_pool_bytes()
+        assert 3000 * 64 * 4 <= held <= 256 << 20  # the released chunk buffers, within the cap
+        assert ftlens.cka(x, y) == first
+        assert ftlens._C.scratch_pool_bytes() == held  # taken and given back, not allocated anew
+    finally:
+        gc.enable()
 
 
 def test_one_shot_measures_in_threads_equal_the_same_calls_in_turn():
