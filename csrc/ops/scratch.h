@@ -31,13 +31,15 @@ class ScratchPool {
     return *pool;
   }
 
-  // The smallest held buffer of at least `bytes` (removed from the pool), or an undefined
-  // tensor when none is that large.
+  // The smallest held buffer of `bytes` to 4 x `bytes` (removed from the pool), or an
+  // undefined tensor when none fits: a small request does not hold on to a large buffer
+  // that a later large one would then allocate again.
   at::Tensor take(int64_t bytes) {
     std::lock_guard<std::mutex> lock(mutex_);
     auto best = held_.end();
     for (auto it = held_.begin(); it != held_.end(); ++it) {
-      if (it->numel() >= bytes && (best == held_.end() || it->numel() < best->numel())) best = it;
+      const bool fits = it->numel() >= bytes && it->numel() <= 4 * bytes;
+      if (fits && (best == held_.end() || it->numel() < best->numel())) best = it;
     }
     if (best == held_.end()) return {};
     at::Tensor buffer = std::move(*best);
@@ -65,12 +67,6 @@ class ScratchPool {
   int64_t bytes() const {
     std::lock_guard<std::mutex> lock(mutex_);
     return bytes_;
-  }
-
-  void clear() {
-    std::lock_guard<std::mutex> lock(mutex_);
-    held_.clear();
-    bytes_ = 0;
   }
 
  private:
