@@ -23,10 +23,16 @@ def _assert_hooks_match(model, inputs):
         with LayerCapture(model) as capture:
             model(**inputs)
         states = capture.take()
+        handed = []  # (index, a copy of the state) in the order the sink got them
+        with LayerCapture(model, sink=lambda i, state: handed.append((i, state.clone()))) as capture:
+            model(**inputs)
+        assert capture.take() == []  # a sink keeps nothing
     assert len(states) == len(reference) == n_hidden_states(model)
+    assert [i for i, _ in handed] == list(range(len(reference)))  # each layer as it is produced
     mask = inputs["attention_mask"].bool()
-    for layer, (got, want) in enumerate(zip(states, reference, strict=True)):
+    for layer, (got, sunk, want) in enumerate(zip(states, handed, reference, strict=True)):
         torch.testing.assert_close(got[mask], want[mask], rtol=0, atol=1e-6, msg=f"layer {layer}")
+        torch.testing.assert_close(sunk[1][mask], want[mask], rtol=0, atol=1e-6, msg=f"sunk layer {layer}")
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
@@ -57,6 +63,26 @@ def test_layer_blocks_found_by_structure():
         layer_blocks(torch.nn.Linear(3, 3))
 
 
-def test_take_without_forward_is_an_error():
-    with LayerCapture(MODELS["bert"]) as capture, pytest.raises(RuntimeError, match="did not run"):
+@pytest.mark.parametrize("sink", [None, lambda index, state: None], ids=["kept", "sink"])
+def test_take_without_forward_is_an_error(sink):
+    with LayerCapture(MODELS["bert"], sink) as capture, pytest.raises(RuntimeError, match="did not run"):
         capture.take()
+
+
+def test_a_pass_stopped_early_is_an_error_with_a_sink():
+    model = MODELS["bert"]
+    blocks = layer_blocks(model)
+
+    def stop(module, args):
+        raise KeyboardInterrupt
+
+    ids, mask = _padded_batch()
+    handle = blocks[1].register_forward_pre_hook(stop)
+    try:
+        with LayerCapture(model, lambda index, state: None) as capture:
+            with pytest.raises(KeyboardInterrupt):
+                model(input_ids=ids, attention_mask=mask)
+            with pytest.raises(RuntimeError, match="did not run"):
+                capture.take()
+    finally:
+        handle.remove()

@@ -123,24 +123,26 @@ class Rows:
         """Per-layer hidden states [B, T, d] -> [L, rows, d] float32 (into ``out`` if given)."""
         if out is None:
             out = torch.empty(len(states), len(self), states[0].shape[-1], device=states[0].device)
-        positions = self.positions.to(states[0].device)
-        if self.groups is not None:
-            groups = self.groups.to(states[0].device)
-            counts = torch.bincount(groups, minlength=len(self)).to(torch.float32)[:, None]
         for layer, hidden in enumerate(states):
-            flat = hidden.flatten(0, 1).float()
-            if self.groups is None and flat.device == out.device:
-                torch.index_select(flat, 0, positions, out=out[layer])
-                continue
-            picked = flat.index_select(0, positions)
-            if self.groups is None:
-                out[layer].copy_(picked)
-            elif flat.device == out.device:  # summed and divided in place
-                out[layer].zero_().index_add_(0, groups, picked).div_(counts)
-            else:
-                summed = torch.zeros(len(self), flat.shape[1], device=flat.device)
-                out[layer].copy_(summed.index_add_(0, groups, picked).div_(counts))
+            self.gather_layer(hidden, out[layer])
         return out
+
+    def gather_layer(self, hidden: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        """One layer's hidden states [B, T, d] -> its rows, written into ``out`` [rows, d]
+        float32 (on any device)."""
+        flat = hidden.flatten(0, 1).float()
+        positions = self.positions.to(flat.device)
+        if self.groups is None and flat.device == out.device:
+            return torch.index_select(flat, 0, positions, out=out)
+        picked = flat.index_select(0, positions)
+        if self.groups is None:
+            return out.copy_(picked)
+        groups = self.groups.to(flat.device)
+        counts = torch.bincount(groups, minlength=len(self)).to(torch.float32)[:, None]
+        if flat.device == out.device:  # summed and divided in place
+            return out.zero_().index_add_(0, groups, picked).div_(counts)
+        summed = torch.zeros(len(self), flat.shape[1], device=flat.device)
+        return out.copy_(summed.index_add_(0, groups, picked).div_(counts))
 
 
 def select_rows(enc, items: Sequence[Item], rows: str, word_pool: str = "first",

@@ -10,6 +10,7 @@ first block (after any embedding projection, as in ELECTRA), which is what
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 
 import torch
 
@@ -51,29 +52,43 @@ class LayerCapture(contextlib.AbstractContextManager):
     """Hooks on an encoder; each forward pass fills ``self.states`` with
     ``n_blocks + 1`` tensors [batch, tokens, hidden] (embedding output first).
 
+    With ``sink``, each state is handed to ``sink(index, state)`` as soon as the forward
+    pass produces it and is not kept, so a layer's output can be freed once the next block
+    has run (``take()`` then returns an empty list).
+
     Example::
 
         with LayerCapture(model) as cap:
             model(**batch)
-        states = cap.states
+        states = cap.take()
     """
 
-    def __init__(self, model: torch.nn.Module) -> None:
+    def __init__(self, model: torch.nn.Module,
+                 sink: Callable[[int, torch.Tensor], None] | None = None) -> None:
         self.blocks = layer_blocks(model)
         self.states: list[torch.Tensor | None] = []
+        self._sink = sink
+        self._arrived: list[bool] = []
         self._handles = []
+
+    def _arrive(self, index: int, state: torch.Tensor) -> None:
+        if self._sink is None:
+            self.states[index] = state
+        else:
+            self._sink(index, state)
+        self._arrived[index] = True
 
     def __enter__(self) -> LayerCapture:
         n = len(self.blocks)
 
         def first_input(module, args, kwargs):
             hidden = args[0] if args else kwargs.get("hidden_states", kwargs.get("x"))
-            self.states = [None] * (n + 1)
-            self.states[0] = hidden
+            self.states, self._arrived = [None] * (n + 1), [False] * (n + 1)
+            self._arrive(0, hidden)
 
         def output_of(index):
             def hook(module, args, output):
-                self.states[index + 1] = output[0] if isinstance(output, (tuple, list)) else output
+                self._arrive(index + 1, output[0] if isinstance(output, (tuple, list)) else output)
 
             return hook
 
@@ -88,8 +103,10 @@ class LayerCapture(contextlib.AbstractContextManager):
         self._handles.clear()
 
     def take(self) -> list[torch.Tensor]:
-        """The captured states of the last forward pass (cleared afterwards)."""
-        states, self.states = self.states, []
-        if not states or any(s is None for s in states):
+        """The captured states of the last forward pass (cleared afterwards; empty with a
+        sink). Raises when the pass did not reach every layer block."""
+        states, arrived = self.states, self._arrived
+        self.states, self._arrived = [], []
+        if not arrived or not all(arrived):
             raise RuntimeError("the hooked forward pass did not run every layer block")
-        return states
+        return [] if self._sink is not None else states

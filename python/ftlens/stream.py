@@ -8,10 +8,11 @@ up row for row and feed ``LayerMoments`` directly: no activation is ever stored.
 from __future__ import annotations
 
 import contextlib
+import functools
 import inspect
 import json
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -162,16 +163,18 @@ class ActivationStream:
                          return_offsets_mapping=True, return_tensors="pt")
 
     @torch.inference_mode()
-    def _forward(self, index: int, enc) -> list[torch.Tensor]:
+    def _forward(self, index: int, enc, sink: Callable[[int, torch.Tensor], None]) -> None:
+        """Runs model ``index`` on an encoding, handing each hidden state to ``sink(layer,
+        state)`` as it is produced (so no layer's output outlives the next block)."""
         model = self.models[index]
         device = next(model.parameters()).device
         accepted = self._accepts[index] - {"offset_mapping"}
         inputs = {k: v.to(device) for k, v in enc.items() if k in accepted}
         cast = (torch.autocast(device.type, dtype=AUTOCAST_DTYPES[self.autocast]) if self.autocast
                 else contextlib.nullcontext())
-        with LayerCapture(model) as capture, cast:
+        with LayerCapture(model, sink) as capture, cast:
             model(**inputs)
-        return capture.take()
+        capture.take()
 
     def _plan(self, items: Sequence[align.Item]):
         """[(input indices, encoding, rows)] of each batch of a block, tokenized once."""
@@ -277,7 +280,8 @@ class ActivationStream:
             chosen = [items[i] for i in batch]
             for m in range(len(self.models)):
                 own_enc, own_rows = self._rows_of(m, chosen, enc, rows)
-                own_rows.gather(self._forward(m, own_enc), out[m][:, start : start + len(rows)])
+                into = out[m][:, start : start + len(rows)]
+                self._forward(m, own_enc, functools.partial(_gather_into, own_rows, into))
             self.words_dropped += rows.words_dropped
             start += len(rows)
         item, unit, order = self._row_index(plan)
@@ -285,6 +289,11 @@ class ActivationStream:
             index = torch.from_numpy(order)
             out = [o.index_select(1, index.to(o.device)) for o in out]
         return Chunk(out, item + offset, unit)
+
+
+def _gather_into(rows: align.Rows, out: torch.Tensor, layer: int, hidden: torch.Tensor) -> None:
+    """A forward pass's sink: one layer's rows into ``out[layer]``."""
+    rows.gather_layer(hidden, out[layer])
 
 
 class _Block(list):
