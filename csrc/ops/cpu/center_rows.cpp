@@ -22,13 +22,15 @@ void center_rows_impl(const at::Tensor& x, const at::Tensor& shift, at::Tensor& 
   double* inv = inv_norm.data_ptr<double>();
   at::parallel_for(0, x.size(0) * m, 64, [&](int64_t begin, int64_t end) {
     for (int64_t row = begin; row < end; ++row) {
-      double centered[kLanes] = {0.0}, raw[kLanes] = {0.0};
+      double centered_total = 0.0, raw_total = 0.0;
       run_wide([&]() FTLENS_WIDE {
         // Rows, shift and output never overlap: __restrict__ (on locals of the compiled
-        // body, not captured pointers) lets the lanes vectorize.
+        // body, not captured pointers) lets the lanes vectorize; the lanes are locals of the
+        // body too, so that they stay in registers rather than in captured memory.
         const In* __restrict__ xr = xp + row * d;
         const In* __restrict__ sr = sp + (row / m) * d;
         Out* __restrict__ orow = op + row * d;
+        double centered[kLanes] = {0.0}, raw[kLanes] = {0.0};
         int64_t j = 0;
         for (; j + kLanes <= d; j += kLanes) {
           for (int64_t k = 0; k < kLanes; ++k) {
@@ -46,9 +48,10 @@ void center_rows_impl(const at::Tensor& x, const at::Tensor& shift, at::Tensor& 
           centered[0] += static_cast<double>(c) * c;
           raw[0] += static_cast<double>(v) * v;
         }
+        centered_total = lane_total(centered);
+        raw_total = lane_total(raw);
       });
-      sq[row] = lane_total(centered);
-      const double raw_total = lane_total(raw);
+      sq[row] = centered_total;
       inv[row] = raw_total > 0.0 ? 1.0 / std::sqrt(raw_total) : 0.0;
     }
   });

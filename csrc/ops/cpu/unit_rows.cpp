@@ -46,14 +46,17 @@ void unit_row_scales_impl(const at::Tensor& x, bool center, at::Tensor& row_mean
   });
 }
 
-// Columns [j0, j0 + width) of one row into lane `lane + k` for column j0 + k. Restrict
-// parameters (not captured pointers) let the compiler vectorize the stores and sums.
+// Columns [j0, j0 + width) of one row (width <= kLanes) into lane k for column j0 + k.
+// Restrict parameters (not captured pointers) let the compiler vectorize the stores and
+// sums; the lanes are indexed by constants only (k < kLanes, unrolled), so that the
+// caller's lane arrays stay in registers.
 template <typename In, typename Out, bool kWithH>
 inline FTLENS_WIDE void center_unit_columns(const In* __restrict__ xr, const double* __restrict__ sh,
                                 const double* __restrict__ hr, Out* __restrict__ orow, double r, double s,
                                 int64_t j0, int64_t width, double* __restrict__ sq, double* __restrict__ unit,
                                 double* __restrict__ dot) {
-  for (int64_t k = 0; k < width; ++k) {
+  for (int64_t k = 0; k < kLanes; ++k) {
+    if (k >= width) break;
     const int64_t j = j0 + k;
     const double e = (static_cast<double>(xr[j]) - r) * s;
     const double c = e - sh[j];
@@ -84,8 +87,9 @@ void center_unit_rows_impl(const at::Tensor& x, const at::Tensor& row_mean, cons
       const In* xr = xp + row * d;
       const double* sh = shp + layer * d;
       const double* hr = kWithH ? hp + layer * d : nullptr;
-      double sq[kLanes] = {0.0}, unit[kLanes] = {0.0}, dot[kLanes] = {0.0};
+      double sq_total = 0.0, unit_total = 0.0, dot_total = 0.0;
       run_wide([&]() FTLENS_WIDE {
+        double sq[kLanes] = {0.0}, unit[kLanes] = {0.0}, dot[kLanes] = {0.0};  // locals: kept in registers
         const int64_t full = d - d % kLanes;
         for (int64_t j = 0; j < full; j += kLanes) {
           center_unit_columns<In, Out, kWithH>(xr, sh, hr, op + row * d, rp[row], sp[row], j, kLanes, sq, unit,
@@ -93,11 +97,13 @@ void center_unit_rows_impl(const at::Tensor& x, const at::Tensor& row_mean, cons
         }
         center_unit_columns<In, Out, kWithH>(xr, sh, hr, op + row * d, rp[row], sp[row], full, d - full, sq, unit,
                                              dot);
+        sq_total = lane_total(sq);
+        unit_total = lane_total(unit);
+        if constexpr (kWithH) dot_total = lane_total(dot);
       });
-      ap[row] = lane_total(sq);
-      const double unit_total = lane_total(unit);
+      ap[row] = sq_total;
       ip[row] = unit_total > 0.0 ? 1.0 / std::sqrt(unit_total) : 0.0;
-      if constexpr (kWithH) wp[row] = lane_total(dot);
+      if constexpr (kWithH) wp[row] = dot_total;
     }
   });
 }
