@@ -11,6 +11,23 @@ namespace ftlens {
 namespace cpu {
 namespace {
 
+// Columns [j0, j0 + width) of one row (width <= kLanes) into lane k for column j0 + k.
+// Restrict parameters and lanes indexed by constants only (as in unit_rows.cpp) keep the
+// lanes in registers and let the loop vectorize.
+template <typename In, typename Out>
+inline FTLENS_WIDE void center_columns(const In* __restrict__ xr, const In* __restrict__ sr, Out* __restrict__ orow,
+                                       int64_t j0, int64_t width, double* __restrict__ centered,
+                                       double* __restrict__ raw) {
+  for (int64_t k = 0; k < kLanes; ++k) {
+    if (k >= width) break;
+    const In v = xr[j0 + k];
+    const Out c = static_cast<Out>(v - sr[j0 + k]);
+    orow[j0 + k] = c;
+    centered[k] += static_cast<double>(c) * c;
+    raw[k] += static_cast<double>(v) * v;
+  }
+}
+
 template <typename In, typename Out>
 void center_rows_impl(const at::Tensor& x, const at::Tensor& shift, at::Tensor& out, at::Tensor& sq_norm,
                       at::Tensor& inv_norm) {
@@ -22,32 +39,14 @@ void center_rows_impl(const at::Tensor& x, const at::Tensor& shift, at::Tensor& 
   double* inv = inv_norm.data_ptr<double>();
   at::parallel_for(0, x.size(0) * m, 64, [&](int64_t begin, int64_t end) {
     for (int64_t row = begin; row < end; ++row) {
+      const In* xr = xp + row * d;
+      const In* sr = sp + (row / m) * d;
       double centered_total = 0.0, raw_total = 0.0;
       run_wide([&]() FTLENS_WIDE {
-        // Rows, shift and output never overlap: __restrict__ (on locals of the compiled
-        // body, not captured pointers) lets the lanes vectorize; the lanes are locals of the
-        // body too, so that they stay in registers rather than in captured memory.
-        const In* __restrict__ xr = xp + row * d;
-        const In* __restrict__ sr = sp + (row / m) * d;
-        Out* __restrict__ orow = op + row * d;
-        double centered[kLanes] = {0.0}, raw[kLanes] = {0.0};
-        int64_t j = 0;
-        for (; j + kLanes <= d; j += kLanes) {
-          for (int64_t k = 0; k < kLanes; ++k) {
-            const In v = xr[j + k];
-            const Out c = static_cast<Out>(v - sr[j + k]);
-            orow[j + k] = c;
-            centered[k] += static_cast<double>(c) * c;
-            raw[k] += static_cast<double>(v) * v;
-          }
-        }
-        for (; j < d; ++j) {
-          const In v = xr[j];
-          const Out c = static_cast<Out>(v - sr[j]);
-          orow[j] = c;
-          centered[0] += static_cast<double>(c) * c;
-          raw[0] += static_cast<double>(v) * v;
-        }
+        double centered[kLanes] = {0.0}, raw[kLanes] = {0.0};  // locals: kept in registers
+        const int64_t full = d - d % kLanes;
+        for (int64_t j = 0; j < full; j += kLanes) center_columns(xr, sr, op + row * d, j, kLanes, centered, raw);
+        for (int64_t j = full; j < d; ++j) center_columns(xr, sr, op + row * d, j, 1, centered, raw);  // lane 0
         centered_total = lane_total(centered);
         raw_total = lane_total(raw);
       });
