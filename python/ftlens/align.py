@@ -115,9 +115,24 @@ class Rows:
     item: np.ndarray
     unit: np.ndarray
     words_dropped: int = 0
+    _index: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.item)
+
+    def _index_on(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None,
+                                                       torch.Tensor | None]:
+        """(positions, groups, group sizes [rows, 1] float32) on ``device``, made once per
+        device for all the layers of a batch."""
+        if device not in self._index:
+            positions = self.positions.to(device)
+            if self.groups is None:
+                self._index[device] = (positions, None, None)
+            else:
+                groups = self.groups.to(device)
+                counts = torch.bincount(groups, minlength=len(self)).to(torch.float32)[:, None]
+                self._index[device] = (positions, groups, counts)
+        return self._index[device]
 
     def gather(self, states: Sequence[torch.Tensor], out: torch.Tensor | None = None) -> torch.Tensor:
         """Per-layer hidden states [B, T, d] -> [L, rows, d] float32 (into ``out`` if given)."""
@@ -131,14 +146,12 @@ class Rows:
         """One layer's hidden states [B, T, d] -> its rows, written into ``out`` [rows, d]
         float32 (on any device)."""
         flat = hidden.flatten(0, 1).float()
-        positions = self.positions.to(flat.device)
-        if self.groups is None and flat.device == out.device:
+        positions, groups, counts = self._index_on(flat.device)
+        if groups is None and flat.device == out.device:
             return torch.index_select(flat, 0, positions, out=out)
         picked = flat.index_select(0, positions)
-        if self.groups is None:
+        if groups is None:
             return out.copy_(picked)
-        groups = self.groups.to(flat.device)
-        counts = torch.bincount(groups, minlength=len(self)).to(torch.float32)[:, None]
         if flat.device == out.device:  # summed and divided in place
             return out.zero_().index_add_(0, groups, picked).div_(counts)
         summed = torch.zeros(len(self), flat.shape[1], device=flat.device)
