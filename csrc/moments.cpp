@@ -12,52 +12,17 @@
 #include "ops/row_extremes.h"
 #include "ops/unit_rows.h"
 #include "ops/weighted_sums.h"
+#include "stats/gram.h"
 
 namespace ftlens {
 namespace {
 
 using at::Tensor;
 
-// out[i][j] = out[j][i] for the rows below a panel of columns [lo, lo + width) of a
-// square matrix: a tiled transpose on CPU (a strided copy_ costs several times more).
-void mirror_below_panel(Tensor& out, int64_t lo, int64_t width) {
-  const int64_t d = out.size(0), top = lo + width;
-  if (!out.is_cpu()) {
-    out.narrow(0, top, d - top).narrow(1, lo, width).copy_(out.narrow(0, lo, width).narrow(1, top, d - top).t());
-    return;
-  }
-  constexpr int64_t kTile = 32;
-  AT_DISPATCH_FLOATING_TYPES(out.scalar_type(), "mirror_below_panel", [&] {
-    scalar_t* p = out.data_ptr<scalar_t>();
-    for (int64_t i0 = top; i0 < d; i0 += kTile) {
-      for (int64_t j0 = lo; j0 < top; j0 += kTile) {
-        for (int64_t i = i0; i < std::min(i0 + kTile, d); ++i) {
-          for (int64_t j = j0; j < std::min(j0 + kTile, top); ++j) p[i * d + j] = p[j * d + i];
-        }
-      }
-    }
-  });
-}
-
-// a^T a for a: [m, d] -> [d, d] in `scratch`, from the upper triangle only: panels of
-// columns, each one GEMM (written in place) against the columns from its own onward,
-// mirrored below the diagonal. About a third fewer flops than the full product (a BLAS
-// syrk, which torch does not expose); below a few hundred columns the narrow GEMMs would
-// lose more than that.
+// a^T a for a: [m, d] -> [d, d] in `scratch`.
 Tensor symmetric_gram(const Tensor& a, Scratch& scratch) {
-  constexpr int64_t kPanels = 4, kMinDim = 256;
-  const int64_t d = a.size(1);
-  const Tensor a_t = a.t();
-  Tensor out = scratch.get("gram", {d, d}, a.scalar_type(), a.device());
-  if (d < kMinDim) return at::mm_out(out, a_t, a);
-  for (int64_t i = 0; i < kPanels; ++i) {
-    const int64_t lo = i * d / kPanels, width = (i + 1) * d / kPanels - lo;
-    Tensor strip = out.narrow(0, lo, width).narrow(1, lo, d - lo);  // [w, d - lo], row stride d
-    at::mm_out(strip, a_t.narrow(0, lo, width), a.narrow(1, lo, d - lo));
-    const int64_t below = d - lo - width;
-    if (below > 0) mirror_below_panel(out, lo, width);
-  }
-  return out;
+  Tensor out = scratch.get("gram", {a.size(1), a.size(1)}, a.scalar_type(), a.device());
+  return gram_into(a, out);
 }
 
 // A float32 product promoted to float64 in `scratch` (a float64 one as it is).

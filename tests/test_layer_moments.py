@@ -166,3 +166,26 @@ def test_update_releases_the_gil():
     assert end - start > 0.1, "the update was too short to tell"
     inside = [t for t in stamps if start + 0.03 < t < end - 0.03]
     assert len(inside) >= 3
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3, 6])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_wide_layers_at_any_thread_count(threads, dtype):
+    """At 256 columns and more the Gram blocks come from GEMMs over their upper triangle
+    only, shared out among the threads in a way that depends on how many there are (one
+    GEMM per panel and thread up to 4 threads, every GEMM over all threads beyond)."""
+    rng = np.random.default_rng(threads)
+    base = rng.normal(size=(300, 8))
+    xs = np.stack([base @ rng.normal(size=(8, 320)) + rng.normal(size=(300, 320)) + 40]).astype(dtype)
+    ys = np.stack([base @ rng.normal(size=(8, 260)) + 2 * rng.normal(size=(300, 260)) - 15]).astype(dtype)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        lm = ftlens.LayerMoments(1, 320, 260, chunk_rows=110).update(xs, ys)
+    finally:
+        torch.set_num_threads(before)
+    x64, y64 = xs[0].astype(np.float64), ys[0].astype(np.float64)
+    rel = 1e-9 if dtype == np.float64 else 2e-5
+    assert lm.cka()[0] == pytest.approx(ref.cka(x64, y64), rel=rel)
+    assert lm.rsa()[0] == pytest.approx(ref.rsa(x64, y64), rel=rel)
+    assert lm.rsa("sqeuclidean")[0] == pytest.approx(ref.rsa(x64, y64, "sqeuclidean"), rel=rel)

@@ -1,10 +1,14 @@
-// The Gram matrix X^T X of a row block from the GEMMs of its upper block triangle only: the
-// lower blocks are the transposes, so a third of the flops (at d = 768) are not spent.
+// The Gram matrix X^T X of a row block from the GEMMs of its upper triangle only: panels of
+// columns, each one GEMM against the columns from its own onward, mirrored below the
+// diagonal (a BLAS syrk, which torch does not expose).
 #pragma once
 
 #include <ATen/ATen.h>
 
 namespace ftlens {
+
+// x: [m, d] -> out: [d, d] in x's dtype (contiguous), exactly symmetric; returns out.
+at::Tensor& gram_into(const at::Tensor& x, at::Tensor& out);
 
 // x: [m, d] -> [d, d] in x's dtype, exactly symmetric.
 at::Tensor gram(const at::Tensor& x);
