@@ -340,7 +340,7 @@ Block cross_block(const PreparedRows& cx, const PreparedRows& cy, const Tensor& 
   const int64_t k = cx.split ? 2 : 1;
   const Tensor px = wx.narrow(1, wx.size(1) - k, k), py = wy.narrow(1, wy.size(1) - k, k);
   Tensor product = scratch.get("cross", {cx.rows.size(1), cy.rows.size(1)}, cx.rows.scalar_type(), cx.rows.device());
-  at::mm_out(product, cx.rows.t(), cy.rows);
+  cross_into(cx.rows, cy.rows, product);
   if (cx.split) {
     product = along_direction_exact(in_float64(product, scratch), cx.h, cy.h, px.select(1, 1), py.select(1, 1),
                                     at::dot(cx.w, cy.w));

@@ -172,8 +172,9 @@ def test_update_releases_the_gil():
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_wide_layers_at_any_thread_count(threads, dtype):
     """At 256 columns and more the Gram blocks come from GEMMs over their upper triangle
-    only, shared out among the threads in a way that depends on how many there are (one
-    GEMM per panel and thread up to 4 threads, every GEMM over all threads beyond)."""
+    only and the cross blocks from column slices, shared out among the threads in a way
+    that depends on how many there are (single-threaded GEMMs up to 4 threads, every GEMM
+    over all threads beyond)."""
     rng = np.random.default_rng(threads)
     base = rng.normal(size=(300, 8))
     xs = np.stack([base @ rng.normal(size=(8, 320)) + rng.normal(size=(300, 320)) + 40]).astype(dtype)

@@ -29,6 +29,10 @@ void mirror_below_panel(at::Tensor& out, int64_t lo, int64_t width) {
   });
 }
 
+// Below a few hundred columns narrow GEMMs would lose more than the flops saved; beyond
+// kMaxTasks threads, single-threaded panels would be too narrow.
+constexpr int64_t kMinDim = 256, kSharedPanels = 4, kMaxTasks = 4;
+
 // Panel i's upper strip out[lo:lo+w, lo:] = x[:, lo:lo+w]^T x[:, lo:], mirrored below.
 void panel(const at::Tensor& x, at::Tensor& out, int64_t i, int64_t panels) {
   const int64_t d = x.size(1), lo = i * d / panels, width = (i + 1) * d / panels - lo;
@@ -41,8 +45,6 @@ void panel(const at::Tensor& x, at::Tensor& out, int64_t i, int64_t panels) {
 
 at::Tensor& gram_into(const at::Tensor& x, at::Tensor& out) {
   TORCH_CHECK(x.dim() == 2, "gram: expected rows [m, d]");
-  // Below a few hundred columns the narrow GEMMs would lose more than the flops saved.
-  constexpr int64_t kMinDim = 256, kSharedPanels = 4, kMaxTasks = 4;
   const int64_t d = x.size(1), threads = at::get_num_threads();
   if (d < kMinDim) return at::mm_out(out, x.t(), x);
   if (!x.is_cpu() || threads > kMaxTasks) {
@@ -60,6 +62,21 @@ at::Tensor& gram_into(const at::Tensor& x, at::Tensor& out) {
     for (int64_t t = begin; t < end; ++t) {
       panel(x, out, t, panels);
       panel(x, out, panels - 1 - t, panels);
+    }
+  });
+  return out;
+}
+
+at::Tensor& cross_into(const at::Tensor& x, const at::Tensor& y, at::Tensor& out) {
+  const int64_t threads = at::get_num_threads(), q = y.size(1);
+  if (!x.is_cpu() || threads == 1 || threads > kMaxTasks || q < kMinDim) return at::mm_out(out, x.t(), y);
+  // One column slice per thread, each a single-threaded GEMM: no synchronization inside
+  // the product, which matters most when other work (forward passes) shares the cores.
+  at::parallel_for(0, threads, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t t = begin; t < end; ++t) {
+      const int64_t lo = t * q / threads, width = (t + 1) * q / threads - lo;
+      at::Tensor slice = out.narrow(1, lo, width);
+      at::mm_out(slice, x.t(), y.narrow(1, lo, width));
     }
   });
   return out;
