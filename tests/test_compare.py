@@ -211,3 +211,30 @@ def test_a_recycled_buffer_grows_for_a_larger_block(minilm):
     want = [chunk.states[0] for chunk in fresh(texts)]
     torch.testing.assert_close(small, want[0], rtol=0, atol=0)
     torch.testing.assert_close(large, want[1], rtol=0, atol=0)
+
+
+def test_a_worker_thread_accumulates_only_with_a_core_to_spare(minilm, reinit_top2, monkeypatch):
+    """With torch's intra-op threads on every core, chunks are accumulated in line: a worker
+    thread could not hide behind the forwards and its OpenMP team would slow them."""
+    import os
+
+    from ftlens import compare
+
+    cores = len(os.sched_getaffinity(0))
+    seen, consume = [], compare.consume_overlapped
+
+    def recorded(items, fn, overlap):
+        seen.append(overlap)
+        consume(items, fn, overlap=overlap)
+
+    monkeypatch.setattr(compare, "consume_overlapped", recorded)
+    before, results = torch.get_num_threads(), []
+    try:
+        for threads in (cores, 1):
+            torch.set_num_threads(threads)
+            results.append(ftlens.compare_models(minilm, reinit_top2, SENTENCES[:40], progress=False))
+    finally:
+        torch.set_num_threads(before)
+    assert seen == [False, cores > 1]
+    for name in ("cka", "rsa"):
+        np.testing.assert_allclose(results[0].values[name], results[1].values[name], rtol=0, atol=1e-9)

@@ -16,7 +16,7 @@ from .capture import layer_names
 from .capture_options import CaptureOptions, capture_options
 from .grouped import GroupedMoments
 from .models import as_model
-from .overlap import consume_overlapped
+from .overlap import consume_overlapped, cores_to_spare
 from .results import JsonResult, listed, unlisted
 from .stream import ActivationStream, core_device
 
@@ -170,9 +170,12 @@ def compare_models(
             override its fields: rows="words", word_pool, segment, batch_size, max_length,
             autocast.
 
-    On CPU each block of captured rows is accumulated on a worker thread while the next
-    block's forward passes run, so two blocks ([layers, rows, hidden] float32 per model,
-    rows of at most 8,192 tokens each) are in memory at once; their buffers are reused.
+    On CPU, when torch's intra-op threads leave a core free (``torch.set_num_threads``
+    below the cores this process may use), each block of captured rows is accumulated on
+    a worker thread while the next block's forward passes run; otherwise in line, as a
+    worker would then only compete with the forwards. Two blocks ([layers, rows, hidden]
+    float32 per model, rows of at most 8,192 tokens each) are in memory at once; their
+    buffers are reused.
 
     Returns:
         LayerComparison with an array per measure asked for.
@@ -201,11 +204,13 @@ def compare_models(
     n_groups = ci_groups if ci is not None else min(world, len(items))  # without ci: one group per rank
     moments = GroupedMoments(n_groups, len(items), stream.layers[0], stream.dims[0],
                              stream.dims[1], pairs=pairs, rdms=(rdm,) if "rsa" in measures else ())
-    # On CPU each chunk is accumulated while the next one is captured (a GPU runs both
-    # asynchronously already, on one CUDA stream whose order a second thread could break).
+    # On CPU, with a core the forward passes leave free, each chunk is accumulated while the
+    # next one is captured (a GPU runs both asynchronously already, on one CUDA stream whose
+    # order a second thread could break).
+    on_cpu = all(core_device(model).type == "cpu" for model in stream.models)
     consume_overlapped(_chunks(stream, items, moments.n_groups, distributed),
                        lambda chunk: moments.update(chunk.states[0], chunk.states[1], chunk.item),
-                       overlap=all(core_device(model).type == "cpu" for model in stream.models))
+                       overlap=on_cpu and cores_to_spare())
     truncated, words_dropped = stream.truncated, stream.words_dropped
     if distributed and ranks.active():
         moments.sync()
