@@ -216,11 +216,10 @@ def test_a_recycled_buffer_grows_for_a_larger_block(minilm):
 def test_a_worker_thread_accumulates_only_with_a_core_to_spare(minilm, reinit_top2, monkeypatch):
     """With torch's intra-op threads on every core, chunks are accumulated in line: a worker
     thread could not hide behind the forwards and its OpenMP team would slow them."""
-    import os
-
     from ftlens import compare
+    from ftlens.overlap import usable_cores
 
-    cores = len(os.sched_getaffinity(0))
+    cores = usable_cores()
     seen, consume = [], compare.consume_overlapped
 
     def recorded(items, fn, overlap):

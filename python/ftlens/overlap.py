@@ -23,8 +23,12 @@ def cores_to_spare() -> bool:
     another thread). Consuming in line costs no more there."""
     import torch
 
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return torch.get_num_threads() < cores
+    return torch.get_num_threads() < usable_cores()
+
+
+def usable_cores() -> int:
+    """The CPU cores this process may run on (its affinity where the platform tells it)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def consume_overlapped(items: Iterable[T], consume: Callable[[T], object], *, overlap: bool = True) -> None:
