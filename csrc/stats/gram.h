@@ -8,13 +8,14 @@
 
 namespace ftlens {
 
-// x: [m, d] -> out: [d, d] in x's dtype (contiguous), exactly symmetric; returns out.
+// x: [m, d] -> out: [d, d] in x's dtype (contiguous), exactly symmetric from 256 columns on
+// (one plain GEMM below); returns out.
 at::Tensor& gram_into(const at::Tensor& x, at::Tensor& out);
 
 // x: [m, p], y: [m, q] -> out: [p, q] = x^T y (contiguous); returns out.
 at::Tensor& cross_into(const at::Tensor& x, const at::Tensor& y, at::Tensor& out);
 
-// x: [m, d] -> [d, d] in x's dtype, exactly symmetric.
+// x: [m, d] -> [d, d] in x's dtype, as gram_into.
 at::Tensor gram(const at::Tensor& x);
 
 }  // namespace ftlens
