@@ -215,18 +215,25 @@ def test_a_recycled_buffer_grows_for_a_larger_block(minilm):
 
 def test_a_worker_thread_accumulates_only_with_a_core_to_spare(minilm, reinit_top2, monkeypatch):
     """With torch's intra-op threads on every core, chunks are accumulated in line: a worker
-    thread could not hide behind the forwards and its OpenMP team would slow them."""
+    thread could not hide behind the forwards and its OpenMP team would slow them. In line,
+    one block's buffers serve every block; with the worker, two take turns. Small blocks
+    (many per call) check that no block is overwritten before it is accumulated."""
     from ftlens import compare
     from ftlens.overlap import usable_cores
 
     cores = usable_cores()
-    seen, consume = [], compare.consume_overlapped
+    seen, consume, stream_class = [], compare.consume_overlapped, compare.ActivationStream
 
     def recorded(items, fn, overlap):
         seen.append(overlap)
         consume(items, fn, overlap=overlap)
 
+    def small_blocks(*args, recycle, **kwargs):
+        seen.append(recycle)
+        return stream_class(*args, recycle=recycle, max_block_tokens=96, **kwargs)
+
     monkeypatch.setattr(compare, "consume_overlapped", recorded)
+    monkeypatch.setattr(compare, "ActivationStream", small_blocks)
     before, results = torch.get_num_threads(), []
     try:
         for threads in (cores, 1):
@@ -234,6 +241,9 @@ def test_a_worker_thread_accumulates_only_with_a_core_to_spare(minilm, reinit_to
             results.append(ftlens.compare_models(minilm, reinit_top2, SENTENCES[:40], progress=False))
     finally:
         torch.set_num_threads(before)
-    assert seen == [False, cores > 1]
-    for name in ("cka", "rsa"):
+    assert seen == [1, False] + ([2, True] if cores > 1 else [1, False])
+    monkeypatch.setattr(compare, "ActivationStream", stream_class)
+    one_block = ftlens.compare_models(minilm, reinit_top2, SENTENCES[:40], progress=False)
+    for name in ("cka", "rsa"):  # other chunks round float32 products otherwise: about 1e-8
+        np.testing.assert_allclose(results[0].values[name], one_block.values[name], rtol=0, atol=1e-6)
         np.testing.assert_allclose(results[0].values[name], results[1].values[name], rtol=0, atol=1e-9)

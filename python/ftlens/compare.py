@@ -173,9 +173,9 @@ def compare_models(
     On CPU, when torch's intra-op threads leave a core free (``torch.set_num_threads``
     below the cores this process may use), each block of captured rows is accumulated on
     a worker thread while the next block's forward passes run; otherwise in line, as a
-    worker would then only compete with the forwards. Two blocks ([layers, rows, hidden]
-    float32 per model, rows of at most 8,192 tokens each) are in memory at once; their
-    buffers are reused.
+    worker would then only compete with the forwards. Two blocks with the worker, one in
+    line ([layers, rows, hidden] float32 per model, rows of at most 8,192 tokens each), are
+    in memory at once; their buffers are reused.
 
     Returns:
         LayerComparison with an array per measure asked for.
@@ -193,7 +193,12 @@ def compare_models(
         raise ValueError(f"ci_groups must lie in [2, number of inputs = {len(items)}], got {ci_groups}: "
                          "the jackknife leaves out one group of inputs at a time")
     pair_x, pair_y = as_model(base, device), as_model(finetuned, device)
-    stream = ActivationStream([pair_x, pair_y], options, ordered=False, progress=progress, recycle=2)
+    # On CPU, with a core the forward passes leave free, each chunk is accumulated while the
+    # next one is captured (a GPU runs both asynchronously already, on one CUDA stream whose
+    # order a second thread could break). In line, one block's buffers serve every block.
+    overlap = all(core_device(m).type == "cpu" for m, _ in (pair_x, pair_y)) and cores_to_spare()
+    stream = ActivationStream([pair_x, pair_y], options, ordered=False, progress=progress,
+                              recycle=2 if overlap else 1)
     rows = options.rows
     if stream.layers[0] != stream.layers[1]:
         raise ValueError(
@@ -204,13 +209,9 @@ def compare_models(
     n_groups = ci_groups if ci is not None else min(world, len(items))  # without ci: one group per rank
     moments = GroupedMoments(n_groups, len(items), stream.layers[0], stream.dims[0],
                              stream.dims[1], pairs=pairs, rdms=(rdm,) if "rsa" in measures else ())
-    # On CPU, with a core the forward passes leave free, each chunk is accumulated while the
-    # next one is captured (a GPU runs both asynchronously already, on one CUDA stream whose
-    # order a second thread could break).
-    on_cpu = all(core_device(model).type == "cpu" for model in stream.models)
     consume_overlapped(_chunks(stream, items, moments.n_groups, distributed),
                        lambda chunk: moments.update(chunk.states[0], chunk.states[1], chunk.item),
-                       overlap=on_cpu and cores_to_spare())
+                       overlap=overlap)
     truncated, words_dropped = stream.truncated, stream.words_dropped
     if distributed and ranks.active():
         moments.sync()
