@@ -41,13 +41,45 @@ def source(a, name: str) -> torch.Tensor:
     return a
 
 
+# float32 tiles hold squared norms and products of rows: beyond these magnitudes they
+# overflow or lose their digits to underflow, so such rows are computed in float64
+FLOAT32_RANGE = (2.0**-40, 2.0**40)
+FLOAT64_RANGE = (1e-140, 1e140)
+
+
 def sources(X, Y) -> tuple[torch.Tensor, torch.Tensor, bool]:
-    """Both inputs as sources, checked to match, and whether to compute in float64."""
+    """Both inputs as sources, checked to match, and whether to compute in float64: for
+    float64 input, and for float32 rows too large or too small for float32 products."""
     x, y = source(X, "X"), source(Y, "Y")
     _inputs.check_rows(x, y)
     if x.device != y.device:
         raise ValueError(f"X and Y must be on the same device, got {x.device} and {y.device}")
-    return x, y, _inputs.compute_dtype(x, y) == torch.float64
+    double = _inputs.compute_dtype(x, y) == torch.float64
+    for name, a in (("X", x), ("Y", y)):
+        largest = largest_magnitude(a)
+        if largest == 0:
+            continue  # all zeros: refused as constant where that matters
+        low, high = FLOAT64_RANGE
+        if not low <= largest <= high:
+            raise ValueError(
+                f"{name}'s largest magnitude is {largest:.3g}: the squares of such values "
+                f"{'overflow' if largest > high else 'underflow'} even in float64; rescale {name} "
+                "(e.g. divide by its largest magnitude) first; CKA and RSA do not change under "
+                "a common scale"
+            )
+        low, high = FLOAT32_RANGE
+        double = double or not low <= largest <= high
+    return x, y, double
+
+
+def largest_magnitude(x: torch.Tensor, chunk_rows: int = _inputs.DEFAULT_CHUNK_ROWS) -> float:
+    """max |x| over every value, one chunk of rows at a time (NaN rows are refused later)."""
+    largest = 0.0
+    for start in range(0, x.shape[0], chunk_rows):
+        chunk = x[start : start + chunk_rows].abs().nan_to_num(nan=0.0, posinf=0.0)
+        if chunk.numel():
+            largest = max(largest, float(chunk.max()))
+    return largest
 
 
 def column_mean(x: torch.Tensor, chunk_rows: int = _inputs.DEFAULT_CHUNK_ROWS) -> torch.Tensor:

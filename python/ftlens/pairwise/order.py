@@ -71,6 +71,18 @@ def interpolated_rank_error(counts: np.ndarray) -> float:
     return float(np.sqrt(np.sum(c**3)))
 
 
+def snap_ties(values: np.ndarray, tolerance: float) -> np.ndarray:
+    """``values`` with each run of sorted values whose consecutive gaps are at most
+    ``tolerance`` set to the run's smallest value: values that differ only by rounding
+    compare equal."""
+    ordered, where = torch.sort(torch.from_numpy(np.ascontiguousarray(values, dtype=np.float64)))
+    ordered, where = ordered.numpy(), where.numpy()
+    starts = np.r_[True, np.diff(ordered) > tolerance]
+    snapped = np.empty_like(ordered)
+    snapped[where] = ordered[np.flatnonzero(starts)][np.cumsum(starts) - 1]
+    return snapped
+
+
 def midranks(values: np.ndarray) -> np.ndarray:
     """1-based ranks with ties at their mean rank (scipy's rankdata "average"), sorted by
     torch on all threads."""

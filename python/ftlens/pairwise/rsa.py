@@ -74,14 +74,28 @@ def _moment_compare(x, y, sx, sy, compare, tile, double, progress, shuffles) -> 
     return _moment_value(s, compare, cx, cy), [], held
 
 
-def _exact_ranks(x, y, sx, sy, compare, tile, double, progress, shuffles) -> tuple[float, list[str], dict]:
+def _exact_ranks(x, y, how, compare, tile, progress, shuffles) -> tuple[float, list[str], dict]:
     """Every pair value in memory: mid-ranks and Spearman's rho, or Kendall's tau-b; with
-    shuffles, the null from the same values re-indexed."""
-    out = engine.run(x, y, sx, sy, "collect", tile, double, progress, desc="RDM pass")
-    vx, vy = out["x"], out["y"]
+    shuffles, the null from the same values re-indexed.
+
+    Values are computed in float64 (Euclidean distances as squares: the same ranks), from
+    rows less a per-column median for distances (a data value: differences of integer or
+    offset rows are exact); values closer than a bound on their rounding
+    (``tie_tolerance``) are ties, so distances equal in exact arithmetic stay tied after
+    any translation of the rows."""
+    if how.center_columns:
+        how = engine.Map("sqeuclidean")
+        shifts = {"x": column_median(x), "y": column_median(y)}
+    else:
+        shifts = {"x": None, "y": None}
+    sx, sy = (engine.side(name, how, a, **({} if shifts[k] is None else {"column_mean": shifts[k]}))
+              for name, k, a in (("X", "x", x), ("Y", "y", y)))
+    out = engine.run(x, y, sx, sy, "collect", tile, True, progress, desc="RDM pass")
+    vx, vy = (torch.from_numpy(order.snap_ties(out[k].numpy(), tie_tolerance(a, how, shifts[k], out[k])))
+              for k, a in (("x", x), ("y", y)))
     spread = {"x": float(vx.max() - vx.min()), "y": float(vy.max() - vy.min())}
     scale = {"x": float(vx.abs().max()), "y": float(vy.abs().max())}
-    constant = _constant_rdms(spread, scale, double)
+    constant = _constant_rdms(spread, scale, True)
     if constant:
         return math.nan, constant, {}
     n = x.shape[0]
@@ -99,6 +113,27 @@ def _exact_ranks(x, y, sx, sy, compare, tile, double, progress, shuffles) -> tup
     if shuffles is not None:
         held["null"] = engine.null_from_held_pairs(shuffles, n, values, score, progress)
     return score(values, None), [], held
+
+
+def tie_tolerance(rows: torch.Tensor, how: engine.Map, shift, values: torch.Tensor) -> float:
+    """A bound on the float64 rounding of pair values [n(n-1)/2] computed from ``rows``:
+    the Gram form's (p + 2) eps per unit of squared norm, and for distances the rows' own
+    representation error (eps per unit of the largest magnitude, times the largest L1
+    difference), eightfold."""
+    eps, p = float(np.finfo(np.float64).eps), rows.shape[1]
+    if how.normalize_rows:
+        return 8 * eps * (p + 2) * 2.0
+    prepared = rows.to(torch.float64) if shift is None else rows.to(torch.float64) - shift
+    squared = float(prepared.square().sum(1).max())
+    if how.map == "linear":
+        return 8 * eps * (p + 2) * squared
+    largest, distance = engine.largest_magnitude(rows), float(values.max())
+    return 8 * eps * (largest * math.sqrt(p * max(distance, 0.0)) + (p + 2) * squared)
+
+
+def column_median(x: torch.Tensor) -> torch.Tensor:
+    """[d] float64: a median data value of each column (rows in memory: the exact path)."""
+    return x.to(torch.float64).median(0).values
 
 
 def _sketched_spearman(x, y, sx, sy, how, tile, double, bins, progress) -> tuple[float, list[str], float]:
@@ -191,7 +226,8 @@ def pairwise_rsa(
                 "with a memory_budget that holds them, or use compare='spearman'"
             )
         if exact:
-            value, constant, held = _exact_ranks(x, y, sx, sy, compare, tile, double, progress, shuffles)
+            tile = details["tile"] = engine.tile_for(n, x.shape[1], y.shape[1], True, memory_budget)
+            value, constant, held = _exact_ranks(x, y, how, compare, tile, progress, shuffles)
             passes = 1
         else:
             if isinstance(bins, bool) or not isinstance(bins, int) or bins < 16:
