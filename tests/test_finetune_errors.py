@@ -24,7 +24,7 @@ def test_unknown_task_and_options(pairs, tmp_path):
         ftlens.finetune("minilm", "ner", *pairs, tmp_path)
     with pytest.raises(TypeError, match="unknown fine-tuning option"):
         ftlens.finetune("minilm", "pair", *pairs, tmp_path, learning_rat=1e-4)
-    with pytest.raises(ValueError, match="option batch_size must be a positive number"):
+    with pytest.raises(ValueError, match="option batch_size must be an integer >= 1, got 0"):
         ftlens.finetune("minilm", "pair", *pairs, tmp_path, batch_size=0)
     foreign = r"option\(s\) \['decode'\] do not apply to task 'pair' \(decode is for parsing\)"
     with pytest.raises(ValueError, match=foreign):

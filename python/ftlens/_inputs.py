@@ -7,6 +7,7 @@ converted one chunk of rows at a time, so memory stays flat.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Sequence
 
 import numpy as np
@@ -109,6 +110,24 @@ def positive_int(value, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
     return int(value)
+
+
+def finite_number(value, name: str, *, low: float | None = None, high: float | None = None,
+                  low_open: bool = False, high_open: bool = False, integer: bool = False):
+    """``value`` as a float (an int with ``integer``) in [low, high] (open ends where asked),
+    or a ValueError naming ``name`` and the range: NaN, inf, True, "1e-4" and 2.5 for an
+    integer are refused."""
+    numeric = (int, np.integer) if integer else (int, float, np.integer, np.floating)
+    ok = not isinstance(value, bool) and isinstance(value, numeric) and math.isfinite(value)
+    ok = ok and (low is None or (value > low if low_open else value >= low))
+    ok = ok and (high is None or (value < high if high_open else value <= high))
+    if not ok:
+        left = "" if low is None else f"{'>' if low_open else '>='} {low:g}"
+        right = "" if high is None else f"{'<' if high_open else '<='} {high:g}"
+        where = " and ".join(part for part in (left, right) if part)
+        kind = "an integer" if integer else "a finite number"
+        raise ValueError(f"{name} must be {kind}{' ' + where if where else ''}, got {value!r}")
+    return int(value) if integer else float(value)
 
 
 def check_rows(x, y, xname: str = "X", yname: str = "Y", axis: int = 0) -> None:

@@ -5,6 +5,7 @@ re-initialize the top k, revert layers to the base model's weights), with Adam w
 correction can be turned off; ``load_task_model`` and ``evaluate`` for saved models."""
 
 from .ablate import KINDS, AblationResult, ablate
+from .divergence import FinetuneDiverged
 from .layers import freeze_bottom, reinit_top, revert_layers
 from .model import TaskModel, load_task_model
 from .norms import IsoBN
@@ -12,6 +13,6 @@ from .optim import Adam
 from .options import FinetuneOptions
 from .run import TASKS, FinetuneResult, evaluate, finetune
 
-__all__ = ["KINDS", "TASKS", "AblationResult", "Adam", "FinetuneOptions", "FinetuneResult", "IsoBN",
-           "TaskModel", "ablate", "evaluate", "finetune", "freeze_bottom", "load_task_model", "reinit_top",
-           "revert_layers"]
+__all__ = ["KINDS", "TASKS", "AblationResult", "Adam", "FinetuneDiverged", "FinetuneOptions",
+           "FinetuneResult", "IsoBN", "TaskModel", "ablate", "evaluate", "finetune", "freeze_bottom",
+           "load_task_model", "reinit_top", "revert_layers"]

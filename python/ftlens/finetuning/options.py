@@ -6,9 +6,12 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from .._inputs import finite_number
+
 PRECISIONS = ("fp32", "bf16", "fp16")
 CLS_NORMS = ("layer", "batch", "l2")
 DECODERS = ("mst", "greedy")
+POSITIVE_INTS = ("batch_size", "gradient_accumulation", "max_length", "doc_stride", "max_answer_length")
 
 
 @dataclass(frozen=True)
@@ -49,25 +52,29 @@ class FinetuneOptions:
     max_answer_length: int = 30
 
     def __post_init__(self) -> None:
-        positive = {"learning_rate": self.learning_rate, "epochs": self.epochs, "batch_size": self.batch_size,
-                    "gradient_accumulation": self.gradient_accumulation, "max_length": self.max_length,
-                    "doc_stride": self.doc_stride, "max_answer_length": self.max_answer_length}
-        positive |= {k: v for k, v in (("head_learning_rate", self.head_learning_rate),
-                                       ("max_steps", self.max_steps), ("eval_steps", self.eval_steps),
-                                       ("save_steps", self.save_steps)) if v is not None}
-        for name, value in positive.items():
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-                raise ValueError(f"option {name} must be a positive number, got {value!r}")
-        if not 0 <= self.warmup_ratio < 1 or self.weight_decay < 0:
-            raise ValueError(f"warmup_ratio must lie in [0, 1) and weight_decay be >= 0, got "
-                             f"{self.warmup_ratio!r} and {self.weight_decay!r}")
+        for name in ("learning_rate", "head_learning_rate"):
+            if name != "head_learning_rate" or self.head_learning_rate is not None:
+                # Adam's steps are about the learning rate in size: beyond 1 the weights are noise
+                finite_number(getattr(self, name), f"option {name}", low=0, high=1, low_open=True)
+        finite_number(self.epochs, "option epochs", low=0, high=1e6, low_open=True)
+        finite_number(self.warmup_ratio, "option warmup_ratio", low=0, high=1, high_open=True)
+        finite_number(self.weight_decay, "option weight_decay", low=0, high=1)
+        for name in ("batch_size", "gradient_accumulation", "max_length", "doc_stride", "max_answer_length",
+                     "max_steps", "eval_steps", "save_steps"):
+            if getattr(self, name) is not None or name in POSITIVE_INTS:
+                finite_number(getattr(self, name), f"option {name}", low=1, integer=True)
+        finite_number(self.seed, "option seed", low=0, high=2**32 - 1, integer=True)
+        for name in ("freeze_bottom", "reinit_top"):
+            finite_number(getattr(self, name), f"option {name}", low=0, integer=True)
+        for name in ("adam_bias_correction", "isobn"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"option {name} must be true or false, got {getattr(self, name)!r}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if self.cls_norm is not None and self.cls_norm not in CLS_NORMS:
             raise ValueError(f"cls_norm must be None or one of {CLS_NORMS}, got {self.cls_norm!r}")
         if self.decode not in DECODERS:
             raise ValueError(f"decode must be one of {DECODERS}, got {self.decode!r}")
-
 
     @classmethod
     def from_kwargs(cls, **options) -> FinetuneOptions:

@@ -21,7 +21,9 @@ import torch
 
 from .. import _io
 from ..models import resolve
+from .checkpoints import disk_full_error, resume_point
 from .classify import PAIR, SENTENCE
+from .divergence import check_metrics, check_weights, guarded_trainer
 from .layers import freeze_bottom, reinit_top
 from .model import TaskModel
 from .optim import Adam
@@ -30,6 +32,7 @@ from .parse import PARSING
 from .qa import QA
 from .task import Task, fingerprint
 
+SAVE_TOTAL_LIMIT = 2  # checkpoints kept while a run trains
 TASKS: dict[str, Task] = {t.name: t for t in (SENTENCE, PAIR, PARSING, QA)}
 
 
@@ -104,17 +107,25 @@ def finetune(base, task: str, train, eval, out_dir, *, progress: bool = True,  #
     if not (out / "options.json").exists():
         _io.write_json(out / "options.json", settings)
     trainer = _trainer(model, spec, opts, out / "checkpoints", tokenizer, eval_set, progress, train_set)
-    checkpoint = transformers.trainer_utils.get_last_checkpoint(str(out / "checkpoints")) \
-        if (out / "checkpoints").is_dir() else None
-    trainer.train(resume_from_checkpoint=checkpoint)
-    history = [entry for entry in trainer.state.log_history if any(k.startswith("eval_") for k in entry)]
-    evaluated_last = history and history[-1].get("step") == trainer.state.global_step
-    final = history[-1] if evaluated_last else trainer.evaluate()
-    if trainer.is_world_process_zero():
-        model.save(out / "model", tokenizer)
-        _io.write_json(out / "metrics.json", {"final": final, "history": history, "seed": opts.seed,
-                                              "resumed_from": checkpoint and Path(checkpoint).name,
-                                              "versions": _versions()})
+    trainer.divergence_context = (opts, out)
+    checkpoint = resume_point(out / "checkpoints")
+    try:
+        trainer.train(resume_from_checkpoint=checkpoint)
+        history = [entry for entry in trainer.state.log_history if any(k.startswith("eval_") for k in entry)]
+        evaluated_last = history and history[-1].get("step") == trainer.state.global_step
+        final = history[-1] if evaluated_last else trainer.evaluate()
+        check_metrics(final, trainer.state.global_step, opts, out)
+        check_weights(model, trainer.state.global_step, opts, out)
+        if trainer.is_world_process_zero():
+            model.save(out / "model", tokenizer)
+            _io.write_json(out / "metrics.json", {"final": final, "history": history, "seed": opts.seed,
+                                                  "resumed_from": checkpoint and Path(checkpoint).name,
+                                                  "versions": _versions()})
+    except OSError as err:
+        full = disk_full_error(err, out, model, kept=SAVE_TOTAL_LIMIT)
+        if full is None:
+            raise
+        raise full from None
     return FinetuneResult(out, final, history if trainer.is_world_process_zero() else [], reused=False)
 
 
@@ -133,7 +144,7 @@ def _trainer(model: TaskModel, spec: Task, opts: FinetuneOptions, checkpoints: P
              progress: bool, train_set=None):
     import transformers
 
-    trainer = transformers.Trainer(
+    trainer = guarded_trainer()(
         model=model, args=_arguments(opts, spec, checkpoints, len(train_set or ()), progress),
         train_dataset=train_set, eval_dataset=eval_set, data_collator=spec.collator(tokenizer),
         compute_metrics=spec.metrics(eval_set, opts), optimizers=(_optimizer(model, opts), None))
@@ -157,7 +168,7 @@ def _arguments(opts: FinetuneOptions, spec: Task, checkpoints: Path, n_train: in
         data_seed=opts.seed, eval_strategy=evaluate, eval_steps=opts.eval_steps,
         logging_strategy=evaluate, logging_steps=opts.eval_steps,
         save_strategy="steps" if opts.save_steps else "epoch", label_names=list(spec.label_names),
-        save_steps=opts.save_steps, save_total_limit=2, bf16=opts.precision == "bf16",
+        save_steps=opts.save_steps, save_total_limit=SAVE_TOTAL_LIMIT, bf16=opts.precision == "bf16",
         fp16=opts.precision == "fp16", use_cpu=not torch.cuda.is_available(), report_to=[],
         disable_tqdm=not progress, dataloader_num_workers=0, remove_unused_columns=False)
 
