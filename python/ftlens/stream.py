@@ -65,6 +65,23 @@ def max_input_length(model, tokenizer) -> int:
     return int(min(limit, positions or limit, 10**6))
 
 
+def check_max_length(max_length: int, tokenizer, longest: int, pairs: bool) -> int:
+    """``max_length`` if it leaves room for the special tokens and at least one token of each
+    segment, and the model (``longest`` tokens) takes it; else a ValueError with the reason
+    (a tokenizer asked for less than its special tokens would silently not truncate)."""
+    special = tokenizer.num_special_tokens_to_add(pair=pairs)
+    least = special + (2 if pairs else 1)
+    if max_length < least:
+        raise ValueError(
+            f"max_length={max_length} leaves no room for text: this tokenizer adds {special} special tokens "
+            f"to {'a sentence pair' if pairs else 'an input'}, so max_length must be at least {least}"
+        )
+    if max_length > longest:
+        raise ValueError(f"max_length={max_length} exceeds the {longest} tokens this model takes "
+                         "(its position table); pass at most that")
+    return max_length
+
+
 def core_device(model: torch.nn.Module) -> torch.device:
     """Where the accumulators can take this model's activations: its own device, or the
     CPU when the C++ core was built without CUDA."""
@@ -117,7 +134,9 @@ class ActivationStream:
         self.block_size = positive_int(block_size, "block_size (or the store's shard_size)")
         self.max_block_tokens = positive_int(max_block_tokens,
                                              "max_block_tokens (or the store's max_shard_tokens)")
-        self.max_length = options.max_length or min(max_input_length(m, t) for m, t in models)
+        longest = min(max_input_length(m, t) for m, t in models)
+        self.max_length = longest if options.max_length is None else min(
+            check_max_length(options.max_length, t, longest, pairs=False) for t in self.tokenizers)
         self.autocast = options.autocast
         self.ordered = ordered
         if not isinstance(recycle, int) or recycle < 0:
@@ -134,6 +153,9 @@ class ActivationStream:
     # -- planning ------------------------------------------------------------------------
     def lengths(self, items: Sequence[align.Item]) -> np.ndarray:
         """Token count of each input before truncation (special tokens included)."""
+        if items and len(items[0].segments) == 2:
+            for tokenizer in self.tokenizers:
+                check_max_length(self.max_length, tokenizer, self.max_length, pairs=True)
         out = []
         for start in range(0, len(items), self.block_size):  # bounds the encodings held at once
             enc = self.tokenizers[0](*_texts(items[start : start + self.block_size]), truncation=False,

@@ -70,6 +70,7 @@ def squad_scores(predictions: dict[str, str], examples: list[QAExample]) -> dict
 class QuestionAnswering(Task):
     name = "qa"
     metric = "f1"
+    pairs = True
     label_names = ("start_positions", "end_positions")
     own_options = ("doc_stride", "max_answer_length")
     data = "ftlens.data.read_squad: questions with answers in their contexts"

@@ -21,6 +21,7 @@ import torch
 
 from .. import _io
 from ..models import resolve
+from ..stream import check_max_length, max_input_length
 from .checkpoints import disk_full_error, resume_point
 from .classify import PAIR, SENTENCE
 from .divergence import check_metrics, check_weights, guarded_trainer
@@ -99,7 +100,9 @@ def finetune(base, task: str, train, eval, out_dir, *, progress: bool = True,  #
     path = resolve(base)
     tokenizer = transformers.AutoTokenizer.from_pretrained(path)
     transformers.set_seed(opts.seed)  # the new head's initial weights too: a rerun is the same run
-    model = spec.model(transformers.AutoModel.from_pretrained(path), head)
+    encoder = transformers.AutoModel.from_pretrained(path)
+    check_max_length(opts.max_length, tokenizer, max_input_length(encoder, tokenizer), spec.pairs)
+    model = spec.model(encoder, head)
     freeze_bottom(model, opts.freeze_bottom)  # a model whose layers cannot be found fails here
     reinit_top(model, opts.reinit_top, seed=opts.seed)
     train_set = spec.dataset(train, tokenizer, opts, head, train=True)
@@ -135,6 +138,7 @@ def evaluate(model: TaskModel, task: str, data, tokenizer, *, progress: bool = F
     spec = get_task(task)
     opts = FinetuneOptions.from_kwargs(**options)
     spec.check(data, data, opts)  # the data's form; the labels are the model's own
+    check_max_length(opts.max_length, tokenizer, max_input_length(model.encoder, tokenizer), spec.pairs)
     eval_set = spec.dataset(data, tokenizer, opts, model.head_options, train=False)
     with tempfile.TemporaryDirectory() as scratch:
         return _trainer(model, spec, opts, Path(scratch), tokenizer, eval_set, progress).evaluate()

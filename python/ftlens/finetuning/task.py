@@ -16,10 +16,12 @@ from .options import FinetuneOptions
 class Task:
     """``name`` as users pass it; ``metric``: the headline metric (``eval_<metric>``);
     ``label_names``: the batch keys holding gold labels; ``own_options``: the options only
-    this task reads (others must keep their defaults); ``data``: what the data must be."""
+    this task reads (others must keep their defaults); ``data``: what the data must be;
+    ``pairs``: whether inputs are two segments (what max_length must leave room for)."""
 
     name = ""
     metric = ""
+    pairs = False
     label_names: tuple[str, ...] = ("labels",)
     own_options: tuple[str, ...] = ()
     data = ""
