@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+
+LOCK_FILE = ".lock"
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
@@ -54,3 +58,19 @@ def check_writable(folder: str | os.PathLike) -> Path:
         raise ValueError(f"cannot write results into {folder} ({err.strerror or err}); pass a writable "
                          "folder") from None
     return folder
+
+
+@contextlib.contextmanager
+def exclusive_lock(folder: str | os.PathLike, busy: str) -> Iterator[None]:
+    """An exclusive lock on ``folder`` (its ``.lock`` file) while the block runs, released
+    when the process dies; a second holder is refused at once with ``busy`` (what is going
+    on there and what to do) as a RuntimeError."""
+    with open(Path(folder) / LOCK_FILE, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RuntimeError(busy) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

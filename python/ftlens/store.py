@@ -18,8 +18,6 @@ uninterrupted one.
 from __future__ import annotations
 
 import builtins
-import contextlib
-import fcntl
 import hashlib
 import json
 import os
@@ -32,14 +30,13 @@ import torch
 
 from . import align
 from ._inputs import positive_int
-from ._io import atomic_write, write_json
+from ._io import atomic_write, exclusive_lock, write_json
 from .capture import layer_names
 from .capture_options import CaptureOptions, capture_options
 from .models import as_model
 from .stream import ActivationStream
 
 FORMAT = "ftlens-store-2"  # 2: per-shard checksums
-LOCK_FILE = ".lock"
 DTYPES = ("float16", "float32")
 
 
@@ -175,22 +172,10 @@ def _check_identity(path: Path, manifest: dict, identity: dict) -> None:
         )
 
 
-@contextlib.contextmanager
-def writer_lock(path: Path) -> Iterator[None]:
-    """An exclusive lock on the store folder for one writer (released when the process
-    dies); a second writer is refused at once."""
-    with builtins.open(path / LOCK_FILE, "a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise RuntimeError(
-                f"another process is writing the store at {path}; wait for it to finish (then "
-                "rerun to reuse its result), or write to another path"
-            ) from None
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+def writer_lock(path: Path):
+    """One writer per store folder; a second is refused at once."""
+    return exclusive_lock(path, f"another process is writing the store at {path}; wait for it to finish "
+                                "(then rerun to reuse its result), or write to another path")
 
 
 def _plan_files(path: Path, identity: dict, stream: ActivationStream, items) -> tuple:

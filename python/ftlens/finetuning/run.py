@@ -10,6 +10,7 @@ last: the evaluation history, the final metrics, the seed and the package versio
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -76,15 +77,26 @@ def finetune(base, task: str, train, eval, out_dir, *, progress: bool = True,  #
     (``read_conllu``), "qa" (``read_squad``, v1.1). ``options``: see
     ``FinetuneOptions``. Returns the run's ``FinetuneResult``; a finished run in
     ``out_dir`` with the same settings and data is reused, an interrupted one resumes from
-    its last checkpoint, one with other settings is refused."""
-    import transformers
-
+    its last checkpoint, one with other settings is refused, and so is a second process
+    while one trains there."""
     spec = get_task(task)
     opts = FinetuneOptions.from_kwargs(**options)
     head = spec.check(train, eval, opts)
-    out = Path(out_dir)
+    out = _io.check_writable(out_dir)
     settings = {"base": str(base), "task": task, "head": head, "train": fingerprint(train),
                 "eval": fingerprint(eval), "options": opts.to_dict()}
+    # under torchrun every rank trains in out_dir: the first takes the lock for them all
+    first = os.environ.get("RANK", "0") == "0"
+    busy = f"another process is fine-tuning in {out}; wait for it to finish (then rerun to reuse its run), " \
+           "or pass another out_dir"
+    with _io.exclusive_lock(out, busy) if first else contextlib.nullcontext():
+        return _finetune(base, spec, train, eval, out, opts, head, settings, progress)
+
+
+def _finetune(base, spec: Task, train, eval, out: Path, opts: FinetuneOptions, head: dict,  # noqa: A002
+              settings: dict, progress: bool) -> FinetuneResult:
+    import transformers
+
     if (out / "options.json").exists():
         recorded = json.loads((out / "options.json").read_text())
         if recorded != settings:
@@ -94,8 +106,6 @@ def finetune(base, task: str, train, eval, out_dir, *, progress: bool = True,  #
         if (out / "metrics.json").exists():
             done = json.loads((out / "metrics.json").read_text())
             return FinetuneResult(out, done["final"], done["history"], reused=True)
-    else:
-        _io.check_writable(out)
 
     path = resolve(base)
     tokenizer = transformers.AutoTokenizer.from_pretrained(path)

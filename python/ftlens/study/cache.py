@@ -3,6 +3,7 @@ key of its inputs (config section, data and model fingerprints, package version)
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import time
@@ -46,6 +47,14 @@ class RunFolder:
                 )
         else:
             _io.write_json(marker, identity)
+
+    def lock(self):
+        """Held while a study runs here (rank 0's): a second study in this folder is refused."""
+        if not ranks.is_main():
+            return contextlib.nullcontext()
+        busy = (f"another study is running in {self.path}; wait for it to finish (then rerun to reuse its "
+                "stages), or pass another output folder")
+        return _io.exclusive_lock(self.path, busy)
 
     def stage(self, name: str, inputs: dict, compute: Callable[[], dict], collective: bool = True) -> dict:
         """The result of stage ``name``: cached when its inputs are unchanged, else computed

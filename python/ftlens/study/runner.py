@@ -74,6 +74,12 @@ def _quiet_transformers():
 def _run(config: StudyConfig, out, progress: bool, report: bool, log: Callable[[str], None]) -> dict:
     start = time.perf_counter()
     run = RunFolder(out or config.out, config.name, config.base, log=log)
+    with run.lock():
+        return _stages(config, run, start, progress, report, log)
+
+
+def _stages(config: StudyConfig, run: RunFolder, start: float, progress: bool, report: bool,
+            log: Callable[[str], None]) -> dict:
     log(f"study {config.name!r} -> {run.path}")
     examples = Examples()
     models = {BASE: {"path": config.base, "fingerprint": model_fingerprint(config.base)}}

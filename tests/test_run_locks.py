@@ -1,0 +1,35 @@
+"""Two studies (or two fine-tunings) in one folder at once: the second is refused at once,
+before it trains anything, and the folder is free again once the first is done."""
+
+import ftlens
+import pytest
+from ftlens import _io
+from ftlens.data.generated import generate_pairs
+from ftlens.study import parse_config, run_study
+from ftlens.study.cache import RunFolder
+
+STUDY = {
+    "name": "s",
+    "base": "minilm",
+    "tasks": {"nli": {"task": "pair", "train": {"generated": "pairs", "n": 20},
+                      "eval": {"generated": "pairs", "n": 12, "seed": 1}, "options": {"max_steps": 2}}},
+    "evaluation": {"ewt": {"data": {"generated": "sentences", "n": 20}, "in_domain": ["nli"]}},
+}
+
+
+def test_a_second_study_in_a_busy_run_folder_is_refused(tmp_path):
+    config = parse_config(STUDY, folder=tmp_path)
+    with RunFolder(tmp_path / "run", "s", "minilm").lock():
+        with pytest.raises(RuntimeError, match="another study is running in .*run; wait for it to finish"):
+            run_study(config, tmp_path / "run", progress=False, report=False, log=lambda line: None)
+    assert not (tmp_path / "run" / "finetune").exists()
+    with RunFolder(tmp_path / "run", "s", "minilm").lock():  # released
+        pass
+
+
+def test_a_second_finetune_in_a_busy_folder_is_refused(tmp_path):
+    pairs = generate_pairs(16), generate_pairs(8, seed=1)
+    with _io.exclusive_lock(tmp_path, "held by the test"):
+        with pytest.raises(RuntimeError, match="another process is fine-tuning in"):
+            ftlens.finetune("minilm", "pair", *pairs, tmp_path, max_steps=1, batch_size=4, progress=False)
+    assert not (tmp_path / "options.json").exists()
