@@ -155,7 +155,8 @@ def test_bad_input_names_the_problem():
     cases = [
         (lambda: ftlens.cka(X, Y, kernel="rbf", sigma=0), "sigma must be > 0"),
         (lambda: ftlens.cka(X, Y, kernel="rbf", sigma=-1.0), "sigma must be > 0"),
-        (lambda: ftlens.cka(X, Y, kernel="rbf", threshold=0), "threshold must be > 0"),
+        (lambda: ftlens.cka(X, Y, kernel="rbf", threshold=0), "must be a finite number > 0, got 0"),
+        (lambda: ftlens.cka(X, Y, kernel="rbf", threshold=np.inf), "must be a finite number > 0, got inf"),
         (lambda: ftlens.cka(X, Y, kernel="gauss"), "unknown kernel 'gauss': choose from"),
         (lambda: ftlens.cka(X, Y, sigma=1.0), "the linear kernel takes none"),
         (lambda: ftlens.cka(X, Y, kernel="rbf", method="moments"), "pass method='auto' or 'tiles'"),

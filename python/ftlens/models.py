@@ -82,6 +82,22 @@ def hub_reachable(timeout: float = 3.0) -> bool:
     return True
 
 
+def model_source(name_or_path: str | os.PathLike) -> str:
+    """What ``from_pretrained`` should read for ``name_or_path``, checked before anything
+    loads: a folder must exist and hold a config.json; a hub name must be cached or the
+    hub reachable. Each failure is an error saying what to pass instead."""
+    source = resolve(name_or_path)
+    local = Path(source).is_dir()
+    if not local and (source.startswith((".", "/", "~")) or source.count("/") > 1):
+        raise FileNotFoundError(f"model folder {source!r} does not exist; check the path")
+    if local and not (Path(source) / "config.json").is_file():
+        raise OSError(f"folder {source!r} holds no model (no config.json); pass a folder written by "
+                      "model.save_pretrained(folder) and tokenizer.save_pretrained(folder)")
+    if not local and not _cached(source) and not hub_reachable():
+        raise _offline_error(source, ConnectionError("the hub did not answer within a few seconds"))
+    return source
+
+
 def load_model(
     name_or_path: str | os.PathLike = MINILM,
     *,
@@ -102,16 +118,9 @@ def load_model(
     """
     from transformers import AutoModel, AutoTokenizer
 
-    source = resolve(name_or_path)
+    source = model_source(name_or_path)
     local = Path(source).is_dir()
-    if not local and (source.startswith((".", "/", "~")) or source.count("/") > 1):
-        raise FileNotFoundError(f"model folder {source!r} does not exist; check the path")
-    if local and not (Path(source) / "config.json").is_file():
-        raise OSError(f"folder {source!r} holds no model (no config.json); pass a folder written by "
-                      "model.save_pretrained(folder) and tokenizer.save_pretrained(folder)")
     options = {"dtype": dtype} if dtype else {}
-    if not local and not _cached(source) and not hub_reachable():
-        raise _offline_error(source, ConnectionError("the hub did not answer within a few seconds"))
     try:
         tokenizer = AutoTokenizer.from_pretrained(source)
         model = AutoModel.from_pretrained(source, **options)

@@ -177,8 +177,22 @@ class LayerMoments:
         return {"config": self._config(), **self._core.state_dict()}
 
     def load_state_dict(self, state: dict) -> None:
+        """Loads what ``state_dict()`` gave, after checking that it is one: a mapping of
+        float64 tensors with finite values and this accumulator's configuration."""
+        if not isinstance(state, dict):
+            raise TypeError(f"state must be the dict state_dict() returns, got {type(state).__name__}")
         state = dict(state)
         config = state.pop("config", None)
+        if config is not None and not isinstance(config, dict):
+            raise ValueError(f"state dict's 'config' must be the dict state_dict() saved, got {config!r}: "
+                             "the state dict is damaged")
+        for key, value in state.items():
+            if not isinstance(value, torch.Tensor):
+                raise ValueError(f"state dict entry {key!r} must be a tensor, got {type(value).__name__}: "
+                                 "the state dict is damaged or not from these moments")
+            if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+                raise ValueError(f"state dict entry {key!r} holds NaN or Inf: the state dict is damaged "
+                                 "(accumulated statistics are always finite)")
         if config is not None and config != self._config():
             diff = {k: (config.get(k), v) for k, v in self._config().items() if config.get(k) != v}
             raise ValueError(

@@ -86,6 +86,17 @@ def _row_labels(items: Sequence[align.Item], item: np.ndarray, unit: np.ndarray,
     return out
 
 
+def label_schema(items: Sequence[align.Item], rows: str) -> dict[str, bool]:
+    """The labels a store of ``items`` with ``rows`` keeps: name -> whether it is coded
+    through a vocabulary (False: integer labels such as "head")."""
+    first = items[0]
+    schema = {"label": True} if first.label is not None else {}
+    if rows == "words" and first.word_labels:
+        schema["word"] = True
+        schema |= {name: name != "head" for name in first.word_labels}
+    return schema
+
+
 def _word_form(item: align.Item, unit: int) -> str:
     start, end = item.segments[0].spans[unit]
     return item.segments[0].text[start:end]
@@ -276,8 +287,9 @@ def _fill(path: Path, manifest: dict, stream: ActivationStream, items, progress:
             bar.update(1)
 
 
-def _in_store_dtype(values: np.ndarray, dtype: str, path: Path) -> np.ndarray:
-    """values [L, rows, dim] float32 in the store's dtype; float16 overflow is an error."""
+def _in_store_dtype(values: np.ndarray, dtype: str, path: Path, first_layer: int = 0) -> np.ndarray:
+    """values [L, rows, dim] float32 (layers first_layer, ...) in the store's dtype; float16
+    overflow is an error naming the layer."""
     if dtype != "float16":
         return values
     limit = float(np.finfo(np.float16).max)
@@ -285,8 +297,8 @@ def _in_store_dtype(values: np.ndarray, dtype: str, path: Path) -> np.ndarray:
     for layer, peak in enumerate(peaks):
         if peak > limit:
             raise ValueError(
-                f"layer {layer} has values up to {peak:.4g}, beyond float16's range (+-{limit:.0f}); "
-                f"writing {path} in float16 would turn them into inf. Pass dtype='float32'."
+                f"layer {first_layer + layer} has values up to {peak:.4g}, beyond float16's range "
+                f"(+-{limit:.0f}); writing {path} in float16 would turn them into inf. Pass dtype='float32'."
             )
     return values.astype(np.float16)
 
@@ -531,10 +543,10 @@ def _write_arrays(path: Path, layers, index, coded, manifest) -> ActivationStore
             atomic_write(path / "labels" / f"{name}.npy", lambda tmp, c=codes: np.save(tmp, c))
         checksums = [[] for _ in bounds]
         for i, layer in enumerate(layers):
-            def fill(tmp, layer=layer):
+            def fill(tmp, layer=layer, i=i):
                 out = np.lib.format.open_memmap(tmp, mode="w+", dtype=manifest["dtype"], shape=layer.shape)
                 for s, (a, b) in enumerate(bounds):
-                    out[a:b] = _in_store_dtype(np.asarray(layer[a:b])[None], manifest["dtype"], path)[0]
+                    out[a:b] = _in_store_dtype(np.asarray(layer[a:b])[None], manifest["dtype"], path, i)[0]
                     checksums[s].append(zlib.crc32(np.ascontiguousarray(out[a:b]).data))
                 out.flush()
 

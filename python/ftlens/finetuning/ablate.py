@@ -19,7 +19,7 @@ from pathlib import Path
 
 from .. import _io
 from ..capture import layer_blocks
-from ..models import resolve
+from ..models import model_source
 from .layers import _check_k, revert_layers
 from .model import load_task_model
 from .run import evaluate, finetune, get_task
@@ -96,7 +96,7 @@ def ablate(kind: str, base, task: str, train, eval, out_dir, ks=None, *, side: s
     clashing = sorted({"freeze_bottom", "reinit_top"} & set(options))
     if clashing:
         raise ValueError(f"{clashing} is what the sweep sets for each k: leave it out of the options")
-    base_encoder = transformers.AutoModel.from_pretrained(resolve(base))
+    base_encoder = transformers.AutoModel.from_pretrained(model_source(base))
     blocks = layer_blocks(base_encoder)
     ks = list(range(len(blocks) + 1)) if ks is None else list(ks)
     if not ks:

@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from .. import _io
-from ..models import resolve
+from ..models import model_source
 from ..stream import check_max_length, max_input_length
 from .checkpoints import disk_full_error, resume_point
 from .classify import PAIR, SENTENCE
@@ -107,7 +107,7 @@ def _finetune(base, spec: Task, train, eval, out: Path, opts: FinetuneOptions, h
             done = json.loads((out / "metrics.json").read_text())
             return FinetuneResult(out, done["final"], done["history"], reused=True)
 
-    path = resolve(base)
+    path = model_source(base)
     tokenizer = transformers.AutoTokenizer.from_pretrained(path)
     transformers.set_seed(opts.seed)  # the new head's initial weights too: a rerun is the same run
     encoder = transformers.AutoModel.from_pretrained(path)

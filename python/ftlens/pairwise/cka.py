@@ -9,6 +9,7 @@ import time
 import numpy as np
 
 from .. import registry
+from .._inputs import finite_number
 from . import engine, order
 
 EPS = {True: np.finfo(np.float64).eps, False: np.finfo(np.float32).eps}
@@ -76,8 +77,8 @@ def _sigmas(sigma, threshold, x, y, double, memory_budget, progress) -> tuple[di
                     "threshold x the median distance"
                 )
         return {"x": float(pair[0]), "y": float(pair[1])}, 0
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not threshold > 0:
-        raise ValueError(f"threshold must be > 0 (sigma = threshold x median distance), got {threshold!r}")
+    threshold = finite_number(threshold, "threshold (sigma = threshold x the median distance)", low=0,
+                              low_open=True)
     medians, passes = median_sq_distances(x, y, double, memory_budget, progress)
     for k, name in (("x", "X"), ("y", "Y")):
         if not medians[k] > 0:

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from .. import store as store_module
-from .._inputs import positive_int
+from .._inputs import finite_number, positive_int
 from . import tasks as task_module
 from .features import COMBINE, Rows, arc_rows, edge_rows
 from .linear import LinearProbes, offsets_of, scores
@@ -56,6 +56,39 @@ def _check_pair(train, eval_store) -> None:
                 f"{a.get(key)!r} vs {b.get(key)!r}"
             raise ValueError(f"the train and eval stores come from different {what} ({detail}); probe "
                              "stores written by the same model with the same rows= setting")
+
+
+def check_options(*, kind: str = "logistic", control: bool = True, mdl: bool = False, l2=None,
+                  alphas=DEFAULT_ALPHAS, folds: int = 5, edge_features: str = "concat", rank: int = 64,
+                  epochs: int = 10, max_passes: int = 100, tol: float = 1e-5, seed: int = 0,
+                  chunk_rows: int = 8192, layers=None) -> None:
+    """Checks ``probe``'s options (each a clear ValueError), before any store is read: the
+    study checks its probe options with it before its first stage."""
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    if edge_features not in COMBINE:
+        raise ValueError(f"edge_features must be one of {COMBINE}, got {edge_features!r}")
+    for name, value in (("control", control), ("mdl", mdl)):
+        if not isinstance(value, bool):
+            raise ValueError(f"{name} must be true or false, got {value!r}")
+    for name, value in (("folds", folds), ("rank", rank), ("epochs", epochs), ("max_passes", max_passes),
+                        ("chunk_rows", chunk_rows)):
+        positive_int(value, name)
+    finite_number(seed, "seed", low=0, high=2**32 - 1, integer=True)
+    finite_number(tol, "tol", low=0, low_open=True)
+    for name, values in (("l2", l2), ("alphas", alphas)):
+        if values is None and name == "l2":
+            continue
+        try:
+            array = np.asarray(values, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ValueError(f"{name} must be a positive number or an array of them, got {values!r}") \
+                from None
+        if array.size == 0 or not np.all(np.isfinite(array)) or np.any(array <= 0):
+            raise ValueError(f"{name} must hold finite positive numbers, got {values!r}")
+    if layers is not None:
+        for i in np.atleast_1d(np.asarray(layers, dtype=object)):
+            finite_number(i, "layers (each a layer index)", low=0, integer=True)
 
 
 def _layers(layers, n_layers: int) -> list[int]:
@@ -149,11 +182,9 @@ def probe(train, eval, tasks=("upos", "deprel"), *, layers=None, kind: str = "lo
     Returns:
         ProbeResult with accuracy, macro-F1, selectivity, ... as [layers, tasks].
     """
-    if kind not in KINDS:
-        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
-    if edge_features not in COMBINE:
-        raise ValueError(f"edge_features must be one of {COMBINE}, got {edge_features!r}")
-    chunk_rows, folds = positive_int(chunk_rows, "chunk_rows"), positive_int(folds, "folds")
+    check_options(kind=kind, control=control, mdl=mdl, l2=l2, alphas=alphas, folds=folds,
+                  edge_features=edge_features, rank=rank, epochs=epochs, max_passes=max_passes, tol=tol,
+                  seed=seed, chunk_rows=chunk_rows)
     train, eval_store = _open(train, "train"), _open(eval, "eval")
     _check_pair(train, eval_store)
     layer_ids = _layers(layers, train.n_layers)

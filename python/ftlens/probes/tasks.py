@@ -37,11 +37,17 @@ class Task:
 
 def available(store) -> list[str]:
     """The task names a store supports."""
-    names = store.label_names()
-    rows = [n for n in names if n not in NOT_TASKS and store.manifest["labels"][n] is not None]
-    if store.manifest["rows"] != "words" or "head" not in names:
-        return rows
-    return rows + [f"edge:{n}" for n in rows] + ["arc", *STRUCTURAL]
+    labels = {name: store.manifest["labels"][name] is not None for name in store.label_names()}
+    return supported(labels, store.manifest["rows"])
+
+
+def supported(labels: dict[str, bool], rows: str) -> list[str]:
+    """The task names of a store with these labels (name -> whether it has a vocabulary,
+    as ``store.label_schema`` gives them) and row kind."""
+    row_tasks = [n for n, coded in labels.items() if n not in NOT_TASKS and coded]
+    if rows != "words" or "head" not in labels:
+        return row_tasks
+    return row_tasks + [f"edge:{n}" for n in row_tasks] + ["arc", *STRUCTURAL]
 
 
 def resolve(names, train, eval_store, control: bool) -> list[Task]:

@@ -289,6 +289,26 @@ def _kind(value) -> str:
 TOP_KEYS = ("name", "base", "out", "tasks", "evaluation", "compare", "probes", "ablations", "isotropy")
 
 
+def _unique_key_loader():
+    """YAML's safe loader, refusing a key given twice in one mapping (the plain loader keeps
+    the last silently: two ``pair:`` tasks would become one)."""
+    import yaml
+
+    class UniqueKeyLoader(yaml.SafeLoader):
+        def construct_mapping(self, node, deep=False):
+            seen = set()
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=deep)
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        "while reading a mapping", node.start_mark, f"found the key {key!r} twice: a key may "
+                        "appear once per mapping (rename one)", key_node.start_mark)
+                seen.add(key)
+            return super().construct_mapping(node, deep)
+
+    return UniqueKeyLoader
+
+
 def load_config(path: str | os.PathLike) -> StudyConfig:
     """Reads and validates a study file."""
     import yaml
@@ -297,7 +317,7 @@ def load_config(path: str | os.PathLike) -> StudyConfig:
     if not path.is_file():
         raise FileNotFoundError(f"study file {str(path)!r} does not exist")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_unique_key_loader())
     except yaml.YAMLError as err:
         raise StudyConfigError(str(path), "", f"not valid YAML: {err}") from None
     return parse_config(raw, source=str(path), folder=path.resolve().parent)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
 from .. import data as readers
 from ..finetuning.task import fingerprint
-from ..models import resolve
+from ..models import model_source, resolve
 from .cache import digest
 from .config import DataSpec
 
@@ -73,3 +74,70 @@ def _file_digest(file: Path) -> str:
         for block in iter(lambda: f.read(1 << 22), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def check_inputs(config, examples: Examples) -> None:
+    """Everything a study can check before its first stage, as StudyConfigErrors naming the
+    key: the base model (and checkpoints) can be loaded, every data entry reads (the whole
+    file: not UTF-8, truncated or empty files fail here, not after hours of fine-tuning),
+    each task's data and options fit its task, probe tasks exist for the probe data and
+    probe options are valid, and ablation ks lie in 0..L."""
+    from transformers import AutoConfig
+
+    from ..align import as_items
+    from ..finetuning.options import FinetuneOptions
+    from ..finetuning.run import get_task
+    from ..probes.api import check_options
+    from ..probes.tasks import supported
+    from ..store import label_schema
+    from .config import StudyConfigError
+
+    @contextlib.contextmanager
+    def at(where: str):
+        try:
+            yield
+        except (ValueError, TypeError, OSError) as err:
+            if isinstance(err, StudyConfigError):
+                raise
+            raise StudyConfigError(config.source, where, str(err)) from None
+
+    with at("base"):
+        layers = AutoConfig.from_pretrained(model_source(config.base)).num_hidden_layers
+    for spec in config.tasks:
+        where = f"tasks.{spec.name}"
+        if spec.checkpoint is not None:
+            with at(f"{where}.checkpoint"):
+                model_source(spec.checkpoint)
+        if spec.train is None:
+            continue
+        with at(f"{where}.train"):
+            train = examples(spec.train)
+        with at(f"{where}.eval"):
+            evaluation = examples(spec.eval)
+        with at(f"{where}.options"):
+            opts = FinetuneOptions.from_kwargs(**spec.options)
+        with at(where):
+            get_task(spec.task).check(train, evaluation, opts)
+    for entry in config.evaluation:
+        with at(f"evaluation.{entry.name}.data"):
+            examples(entry.data)
+    if config.probes is not None:
+        p = config.probes
+        with at("probes.options"):
+            check_options(kind=p.kind, control=p.control, **p.options)
+        for name, spec in [("train", p.train), *((f"eval.{k}", v) for k, v in p.eval.items())]:
+            with at(f"probes.{name}"):
+                items = as_items(examples(spec)[:1])
+            tasks = supported(label_schema(items, p.rows), p.rows)
+            for i, task in enumerate(p.tasks):
+                with at(f"probes.tasks[{i}]"):
+                    if task not in tasks:
+                        raise ValueError(f"{task!r} is not a probe task of the probes.{name} data with "
+                                         f"rows {p.rows!r}; its tasks are {tasks}")
+    for i, ablation in enumerate(config.ablations):
+        with at(f"ablations[{i}].ks"):
+            bad = [k for k in ablation.ks or () if not 0 <= k <= layers]
+            if bad:
+                raise ValueError(f"{bad} outside 0..{layers} (the base model has {layers} layers)")
+        with at(f"ablations[{i}].options"):
+            FinetuneOptions.from_kwargs(**{**config.task(ablation.task).options, **ablation.options})

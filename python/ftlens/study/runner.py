@@ -21,7 +21,7 @@ from ..finetuning.run import get_task
 from ..models import resolve
 from .cache import RunFolder
 from .config import StudyConfig, StudyConfigError, TaskSpec, load_config
-from .inputs import Examples, model_fingerprint
+from .inputs import Examples, check_inputs, model_fingerprint
 
 BASE = "base"  # the base model's name among the study's models
 
@@ -82,6 +82,7 @@ def _stages(config: StudyConfig, run: RunFolder, start: float, progress: bool, r
             log: Callable[[str], None]) -> dict:
     log(f"study {config.name!r} -> {run.path}")
     examples = Examples()
+    check_inputs(config, examples)
     models = {BASE: {"path": config.base, "fingerprint": model_fingerprint(config.base)}}
     tasks = {}
     for spec in config.tasks:
