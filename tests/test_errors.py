@@ -192,6 +192,27 @@ def test_loading_a_state_dict_that_does_not_fit(data):
         ftlens.Moments(6, 4).load_state_dict(state)
 
 
+def test_a_damaged_state_dict_is_refused_with_the_entry(data):
+    x, y = data
+    state = ftlens.Moments(6, 4).update(x, y).state_dict()
+    damaged = [({**state, "config": -5}, "'config' must be the dict state_dict\\(\\) saved, got -5"),
+               ({**state, "chunks": "many"}, "entry 'chunks' must be a tensor, got str"),
+               ({**state, "bogus": "x"}, "entry 'bogus' must be a tensor, got str"),
+               ({**state, "raw.xy.0.S": state["raw.xy.0.S"] * np.nan}, "entry 'raw.xy.0.S' holds NaN or Inf")]
+    for bad, message in damaged:
+        with pytest.raises(ValueError, match=message):
+            ftlens.Moments(6, 4).load_state_dict(bad)
+    with pytest.raises(TypeError, match="state must be the dict state_dict"):
+        ftlens.Moments(6, 4).load_state_dict([1, 2])
+
+
+def test_float16_overflow_names_its_layer(tmp_path):
+    layers = [np.ones((5, 3), np.float32) for _ in range(3)]
+    layers[2][1, 1] = 1e6
+    with pytest.raises(ValueError, match="layer 2 has values up to 1e\\+06, beyond float16's range"):
+        ftlens.store.from_arrays(layers, path=tmp_path / "store", dtype="float16")
+
+
 def test_measures_before_any_rows():
     with pytest.raises(ValueError, match="CKA needs at least 2 rows, got 0"):
         ftlens.Moments(3, 3).cka()
