@@ -41,6 +41,13 @@ def test_eval_labels_that_training_never_saw(pairs, tmp_path):
         ftlens.finetune("minilm", "pair", kept, evaluation, tmp_path)
 
 
+def test_a_training_set_of_one_label(pairs, tmp_path):
+    train, evaluation = pairs
+    neutral = [p for p in train if p.label == "neutral"]
+    with pytest.raises(ValueError, match="every train example has the label 'neutral': a classifier of one"):
+        ftlens.finetune("minilm", "pair", neutral, [p for p in evaluation if p.label == "neutral"], tmp_path)
+
+
 def test_parsing_data_without_heads(tmp_path):
     path = tmp_path / "no_heads.conllu"
     path.write_text("1\tHello\thello\tINTJ\tUH\t_\t_\t_\t_\t_\n2\tthere\tthere\tADV\tRB\t_\t_\t_\t_\t_\n\n")

@@ -221,3 +221,14 @@ def test_float16_overflow_is_refused_with_the_layer(minilm, tmp_path):
     message = r"layer 0 has values up to .* beyond float16's range.*dtype='float32'"
     with pytest.raises(ValueError, match=message):
         ftlens.store.write((loud, tokenizer), SENTENCES[:4], tmp_path / "loud", progress=False)
+
+
+def test_a_layer_cut_while_it_is_read_is_an_error_not_a_bus_error(minilm, tmp_path):
+    store = ftlens.store.write(minilm, SENTENCES, tmp_path / "cut", rows="words", progress=False)
+    chunks = store.chunks(chunk_rows=8)
+    next(chunks)
+    file = tmp_path / "cut" / "layer_03.npy"
+    with open(file, "r+b") as f:
+        f.truncate(file.stat().st_size // 2)
+    with pytest.raises(ValueError, match=r"layer_03.npy changed while it was read: truncated or padded"):
+        next(chunks)

@@ -8,6 +8,7 @@ import json
 import os
 import tempfile
 from collections.abc import Callable, Iterator
+from glob import escape as glob_escape
 from pathlib import Path
 
 LOCK_FILE = ".lock"
@@ -15,10 +16,12 @@ LOCK_FILE = ".lock"
 
 def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
     """Calls ``write(tmp_path)`` and renames the result onto ``path``; an interrupted
-    write leaves any earlier file at ``path`` untouched."""
+    write leaves any earlier file at ``path`` untouched. The temporary's name holds the
+    writer's process id, so the next write of ``path`` removes what a killed writer left."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
+    _remove_orphans(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=path.suffix)
     os.close(fd)
     try:
         write(tmp)
@@ -29,6 +32,25 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
             os.unlink(tmp)
         raise
     return path
+
+
+def _remove_orphans(path: Path) -> None:
+    """Deletes temporaries of ``path`` whose writer process no longer runs."""
+    for tmp in path.parent.glob(f".{glob_escape(path.name)}.*"):
+        pid = tmp.name[len(path.name) + 2 :].split(".", 1)[0]
+        if pid.isdigit() and not _running(int(pid)):
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True
 
 
 def _umask() -> int:

@@ -388,8 +388,13 @@ class _StoreReader:
         layers = range(self.n_layers) if layers is None else list(layers)
         arrays = [self.layer(i) for i in layers]
         for start in range(0, self.n_rows, chunk_rows):
+            self._check_intact(layers)
             rows = [torch.from_numpy(np.array(a[start : start + chunk_rows])) for a in arrays]
             yield torch.stack(rows).to(dtype)
+
+    def _check_intact(self, layers: Sequence[int]) -> None:
+        """Before each chunk is read: the layers are still whole (reading a memmap whose file
+        was cut after it was opened ends the process with a bus error)."""
 
 
 class ActivationStore(_StoreReader):
@@ -426,6 +431,13 @@ class ActivationStore(_StoreReader):
     def __repr__(self) -> str:
         return (f"ActivationStore({str(self.path)!r}, rows={self.n_rows}, layers={self.n_layers}, "
                 f"dim={self.dim})")
+
+    def _check_intact(self, layers: Sequence[int]) -> None:
+        for i in layers:
+            problem = _npy_problem(self.path / layer_file(i), (self.n_rows, self.dim), self.manifest["dtype"])
+            if problem is not None:
+                raise ValueError(f"{self.path / layer_file(i)} changed while it was read: {problem}. Rerun "
+                                 "ftlens.store.write with the same arguments to rebuild it")
 
     def _layer(self, index: int) -> np.ndarray:
         """Layer ``index`` (0 = embeddings) as a read-only memmap [rows, dim]."""

@@ -57,6 +57,10 @@ class Classification(Task):
                 raise ValueError(f"the {role} data are {'single sentences' if self.pairs else 'pairs'}: "
                                  f"use task {other!r} for them")
         seen = {p.label for p in train}
+        if len(seen) < 2:
+            raise ValueError(f"every train example has the label {next(iter(seen))!r}: a classifier of one "
+                             "class scores 100% on anything and learns nothing; give examples of at least "
+                             "two labels")
         unseen = sorted({p.label for p in evaluation} - seen)
         if unseen:
             count = sum(p.label in unseen for p in evaluation)
