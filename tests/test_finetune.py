@@ -48,6 +48,17 @@ def test_finished_run_is_reused_and_other_settings_refused(run, pairs):
         ftlens.finetune("minilm", "pair", other, evaluation, run.out_dir, **SMALL)
 
 
+def test_a_run_from_before_an_option_existed_is_reused(run, pairs):
+    """A finished run's options.json lacks options added since: they held their defaults."""
+    recorded = json.loads((run.out_dir / "options.json").read_text())
+    older = {**recorded, "options": {k: v for k, v in recorded["options"].items() if k != "punctuation"}}
+    (run.out_dir / "options.json").write_text(json.dumps(older))
+    try:
+        assert ftlens.finetune("minilm", "pair", *pairs, run.out_dir, **SMALL).reused
+    finally:
+        (run.out_dir / "options.json").write_text(json.dumps(recorded))
+
+
 def test_interrupted_run_resumes_to_the_same_weights(run, pairs, tmp_path, monkeypatch):
     import transformers
 

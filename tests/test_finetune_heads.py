@@ -191,3 +191,22 @@ def test_cls_norm_options():
     assert torch.equal(cls_norm(None, 8)(x), x)
     with pytest.raises(ValueError, match=r"cls_norm must be None or one of \('layer', 'batch', 'l2'\)"):
         cls_norm("rms", 8)
+
+
+def test_punctuation_rules_of_the_attachment_scores(data_dir):
+    """UPOS PUNCT (the default), eval.pl's all-punctuation forms, or every word: on UD EWT
+    dev the first two differ on 44 PUNCT words that are not punctuation characters ("~")
+    and 74 other words that are ("%")."""
+    from ftlens.data import Sentence, read_conllu
+    from ftlens.finetuning.parse import scored_words
+
+    minimal = Sentence(words=["~", "50", "%", "...", "ok"], upos=["PUNCT", "NUM", "SYM", "PUNCT", "INTJ"],
+                       xpos=[""] * 5, heads=[2, 0, 2, 2, 2],
+                       deprels=["punct", "root", "dep", "punct", "discourse"])
+    assert scored_words(minimal, "upos") == [0, 1, 1, 0, 1]
+    assert scored_words(minimal, "form") == [1, 1, 0, 0, 1]
+    assert scored_words(minimal, "none") == [1] * 5
+    dev = read_conllu(data_dir / "ud_en_ewt" / "en_ewt-ud-dev.conllu")
+    differ = [(a, b) for s in dev
+              for a, b in zip(scored_words(s, "upos"), scored_words(s, "form"), strict=True) if a != b]
+    assert differ.count((0, 1)) == 44 and differ.count((1, 0)) == 74

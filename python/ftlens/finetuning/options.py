@@ -11,6 +11,7 @@ from .._inputs import finite_number
 PRECISIONS = ("fp32", "bf16", "fp16")
 CLS_NORMS = ("layer", "batch", "l2")
 DECODERS = ("mst", "greedy")
+PUNCTUATION = ("upos", "form", "none")
 POSITIVE_INTS = ("batch_size", "gradient_accumulation", "max_length", "doc_stride", "max_answer_length")
 
 
@@ -25,7 +26,10 @@ class FinetuneOptions:
 
     Task options: cls_norm (None, "layer", "batch", "l2") and isobn for the [CLS]
     classifiers ("sentence", "pair"); decode ("mst": the best tree with one root,
-    Chu-Liu/Edmonds; "greedy": each word's best head) for "parsing"; doc_stride (tokens
+    Chu-Liu/Edmonds; "greedy": each word's best head) and punctuation (the words UAS and LAS
+    leave out: "upos", UPOS PUNCT; "form", every character of the form Unicode punctuation,
+    as the CoNLL-X eval.pl; "none", score every word as the CoNLL 2018 script does) for
+    "parsing"; doc_stride (tokens
     that consecutive windows of a long context share) and max_answer_length (tokens) for
     "qa" (doc_stride at most half of max_length)."""
 
@@ -48,6 +52,7 @@ class FinetuneOptions:
     cls_norm: str | None = None
     isobn: bool = False
     decode: str = "mst"
+    punctuation: str = "upos"
     doc_stride: int = 64
     max_answer_length: int = 30
 
@@ -75,6 +80,8 @@ class FinetuneOptions:
             raise ValueError(f"cls_norm must be None or one of {CLS_NORMS}, got {self.cls_norm!r}")
         if self.decode not in DECODERS:
             raise ValueError(f"decode must be one of {DECODERS}, got {self.decode!r}")
+        if self.punctuation not in PUNCTUATION:
+            raise ValueError(f"punctuation must be one of {PUNCTUATION}, got {self.punctuation!r}")
 
     @classmethod
     def from_kwargs(cls, **options) -> FinetuneOptions:

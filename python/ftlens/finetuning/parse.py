@@ -2,11 +2,14 @@
 scorer over each word's first-subword vector, with [CLS] standing for the root. Trees are
 decoded with Chu-Liu/Edmonds under a one-root constraint (``decode="mst"``, the default)
 or by each word's best head (``"greedy"``, which may not give a tree). UAS and LAS leave
-out punctuation (UPOS ``PUNCT``), as the CoNLL shared tasks of 2006-2007 did; LAS counts a
-label right only when the whole relation (subtype included) matches."""
+out punctuation, by default the words of UPOS ``PUNCT`` (``punctuation="form"``: the words
+whose form is all Unicode punctuation, the CoNLL-X eval.pl rule; ``"none"``: no word left
+out, as the CoNLL 2018 script); LAS counts a label right only when the whole relation
+(subtype included) matches."""
 
 from __future__ import annotations
 
+import unicodedata
 import warnings
 
 import numpy as np
@@ -153,6 +156,17 @@ def _chu_liu_edmonds(score: np.ndarray) -> np.ndarray:
     return result
 
 
+def scored_words(sentence: Sentence, rule: str) -> list[int]:
+    """1 for each word UAS and LAS score, 0 for punctuation under ``rule`` ("upos": UPOS
+    PUNCT; "form": a form of Unicode punctuation only, as eval.pl's \\p{Punctuation};
+    "none": every word scored)."""
+    if rule == "none":
+        return [1] * len(sentence.words)
+    if rule == "form":
+        return [int(not all(unicodedata.category(c).startswith("P") for c in w)) for w in sentence.words]
+    return [int(u != "PUNCT") for u in sentence.upos]
+
+
 def attachment_scores(pred_heads, pred_deprels, heads, deprels, scored) -> dict:
     """UAS and LAS (percent) over the words with scored = 1; arrays [sentences, words]
     padded with -100."""
@@ -168,7 +182,7 @@ class Parsing(Task):
     name = "parsing"
     metric = "las"
     label_names = ("heads", "deprels", "scored")
-    own_options = ("decode",)
+    own_options = ("decode", "punctuation")
     data = "ftlens.data.read_conllu: sentences with heads and relations"
 
     def check(self, train, evaluation, opts) -> dict:
@@ -212,7 +226,7 @@ class Parsing(Task):
             items.append({**{k: v[i] for k, v in features.items()},
                           "word_index": [0] + [first[w] for w in range(len(sentence.words))],
                           "heads": list(sentence.heads), "deprels": [index[r] for r in sentence.deprels],
-                          "scored": [int(u != "PUNCT") for u in sentence.upos]})
+                          "scored": scored_words(sentence, opts.punctuation)})
         if dropped and not train:
             raise ValueError(f"{len(dropped)} eval sentences (e.g. {dropped[:3]}) are longer than max_length="
                              f"{opts.max_length} tokens, so some words would go unscored: raise max_length")

@@ -99,6 +99,8 @@ def _finetune(base, spec: Task, train, eval, out: Path, opts: FinetuneOptions, h
 
     if (out / "options.json").exists():
         recorded = json.loads((out / "options.json").read_text())
+        # options added since the run was made held their defaults in it
+        recorded["options"] = {**FinetuneOptions().to_dict(), **recorded.get("options", {})}
         if recorded != settings:
             changed = sorted(k for k in settings if recorded.get(k) != settings[k])
             raise ValueError(f"{out} holds a fine-tuning run with other settings ({changed} differ); pass "

@@ -64,6 +64,7 @@ class Task:
 
 # The options that belong to one kind of task, and which tasks read them.
 OPTION_TASKS = {"cls_norm": "sentence, pair", "isobn": "sentence, pair", "decode": "parsing",
+                "punctuation": "parsing",
                 "doc_stride": "qa", "max_answer_length": "qa"}
 
 
