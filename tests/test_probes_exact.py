@@ -3,6 +3,7 @@ explicit refits, the fused logistic op against autograd, spanning trees, tree di
 
 import itertools
 
+import ftlens
 import numpy as np
 import pytest
 import torch
@@ -267,6 +268,40 @@ def test_uuas_of_gold_distances_is_one_and_punctuation_is_left_out():
     assert gold == {(0, 1), (1, 2), (2, 3)}
     predicted = minimum_spanning_edges(tree_distances(heads)[np.ix_(keep, keep)].astype(float))
     assert predicted == gold
+
+
+def test_gold_edges_bridge_punctuation_with_dependents_as_hewitt_and_manning():
+    """Their reporter's gold edges are the MST (Kruskal, row-major pairs, stable sort) of the
+    gold distances between non-punctuation words: a punctuation word with dependents is
+    bridged by distance-2 edges, the first in row-major order among ties."""
+    heads = np.array([3, 3, 0, 3])  # word 3 is punctuation and heads words 1, 2 and 4
+    keep = np.array([True, True, False, True])
+    assert gold_edges(heads, keep) == {(0, 1), (0, 2)}  # a-b and a-d (distance 2), not b-d
+    heads = np.array([2, 0, 2, 3])  # word 3 is punctuation with one dependent: 2 - 4 bridged
+    assert gold_edges(heads, np.array([True, True, False, True])) == {(0, 1), (1, 2)}
+
+
+def test_root_accuracy_counts_every_sentence_as_hewitt_and_manning():
+    """A sentence of punctuation only counts (its shallowest word is the guess); so does one
+    whose gold root is punctuation (always wrong without punctuation guesses)."""
+    from ftlens.probes.structural import evaluate_structural
+
+    class Fixed:
+        task = "depth"
+
+        def __init__(self, depths):
+            self.depths = depths
+
+        def predict(self, hidden):
+            return torch.as_tensor(self.depths)[None]
+
+    store = ftlens.store.from_arrays(
+        [np.zeros((5, 2), np.float32)],
+        {"upos": ["PUNCT", "PUNCT", "NOUN", "VERB", "PUNCT"], "head": [0, 1, 2, 0, 2]},
+        index=np.array([[0, 0], [0, 1], [1, 0], [1, 1], [1, 2]]))
+    depths = np.array([[0.9, 0.1, 0.0], [0.5, 0.2, 0.0]], np.float32)  # sentence 0 wrong, 1 right
+    result = evaluate_structural(Fixed(depths), store, [0])
+    assert result["root_accuracy"][0] == pytest.approx(1 / 2)
 
 
 def test_tree_distances_and_depths_equal_floyd_warshall():

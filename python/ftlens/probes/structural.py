@@ -6,8 +6,9 @@ its squared length); the depth probe fits |B h_i|² to the depth of word i (over
 length). Evaluation: UUAS (the minimum spanning tree of the predicted distances against
 the gold undirected edges, punctuation excluded), DSpr (Spearman of each word's
 distances, averaged per sentence, then per sentence length 5-50, then over lengths), root
-accuracy (the shallowest predicted non-punctuation word is the root) and NSpr (Spearman
-of the depths, averaged the same way).
+accuracy (the shallowest predicted non-punctuation word is the root; every sentence
+counts) and NSpr (Spearman of the depths, averaged the same way). The gold edges of UUAS
+and the sentences of root accuracy follow Hewitt & Manning's reporter (``gold_edges``).
 """
 
 from __future__ import annotations
@@ -116,11 +117,31 @@ def minimum_spanning_edges(distances: np.ndarray) -> set[tuple[int, int]]:
 
 
 def gold_edges(heads: np.ndarray, keep: np.ndarray) -> set[tuple[int, int]]:
-    """Undirected (i, j), i < j, edges between kept (non-punctuation) words, as indices
-    among the kept words."""
-    position = np.cumsum(keep) - 1
-    return {(min(position[i], position[h - 1]), max(position[i], position[h - 1]))
-            for i, h in enumerate(heads) if h > 0 and keep[i] and keep[h - 1]}
+    """The gold undirected edges (i, j), i < j, among the kept (non-punctuation) words, as
+    indices among them: as Hewitt & Manning's reporter, the minimum spanning tree of the
+    gold tree distances between kept words (Kruskal over the pairs in row-major order,
+    stably sorted by distance). Where no punctuation word has dependents these are the
+    tree's own edges; around one that has, distance-2 edges bridge it."""
+    distances = tree_distances(heads)[np.ix_(keep, keep)]
+    n = len(distances)
+    parent = list(range(n))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    edges: set[tuple[int, int]] = set()
+    for flat in np.argsort(distances, axis=None, kind="stable"):
+        if len(edges) == n - 1:
+            break
+        i, j = divmod(int(flat), n)
+        a, b = root(i), root(j)
+        if a != b:
+            parent[a] = b
+            edges.add((min(i, j), max(i, j)))
+    return edges
 
 
 def _spearman_rows(predicted: np.ndarray, gold: np.ndarray) -> np.ndarray:
@@ -268,14 +289,15 @@ def evaluate_structural(probe: StructuralProbe, store, layers: list[int], max_wo
                     if ranked:
                         spearman[layer].setdefault(n, []).append(np.nanmean(_spearman_rows(pred, gold_d)))
             else:
-                if not keep.any() or punct[heads == 0].any():
-                    continue
+                # every sentence counts (as in Hewitt & Manning's reporter): the shallowest
+                # non-punctuation word, or the shallowest word where all are punctuation
                 counted += 1
                 gold_depth = tree_depths(heads)
                 root = int(np.flatnonzero(heads == 0)[0])
+                candidates = np.flatnonzero(keep) if keep.any() else np.arange(n)
                 for layer in range(n_layers):
                     pred = predicted[layer, s, :n]
-                    roots[layer] += int(np.flatnonzero(keep)[np.argmin(pred[keep])]) == root
+                    roots[layer] += int(candidates[np.argmin(pred[candidates])]) == root
                     if ranked:
                         spearman[layer].setdefault(n, []).append(float(_spearman_rows(pred, gold_depth)))
     ordered = np.array([_by_length(v) for v in spearman])
