@@ -102,18 +102,20 @@ def whitening(cov: torch.Tensor, l2: np.ndarray) -> Whitening:
 def fit_logistic(rows: Rows, labels: np.ndarray, probes: LinearProbes, l2: np.ndarray, whiten: Whitening,
                  *, positions=None, max_passes: int = 100, tol: float = 1e-5, ftol: float = FTOL,
                  warmup_epochs: int = WARMUP_EPOCHS, chunk_rows: int = 8192, seed: int = 0,
-                 device=None, progress: bool = True,
+                 device=None, progress: bool = True, penalize_bias: bool = False,
                  desc: str = "logistic") -> tuple[LinearProbes, LogisticInfo]:
     """Trains the probes (their w, b as the start; shift and scale fixed) on rows with
     labels [n, T] (-1: row not used for that task). l2: [L, T]. ``warmup_epochs`` of
     minibatch steps (none on fewer than 4 minibatches of rows) precede L-BFGS; a problem
     stops when its gradient's largest entry is below ``tol``, or a step lowers its loss by
-    less than ``ftol`` relative, or after ``max_passes`` passes."""
+    less than ``ftol`` relative, or after ``max_passes`` passes. ``penalize_bias``: l2/2 |b|²
+    as well, so that rows lacking a class still have a finite optimum (without it that
+    class's bias runs to -inf and the result depends on where the optimizer stops)."""
     positions = np.arange(rows.n) if positions is None else np.asarray(positions)
     epochs = warmup_epochs if len(positions) >= 4 * WARMUP_BATCH else 0
     if epochs:
         probes = _warm_up(rows, labels, probes, l2, whiten, positions, epochs, chunk_rows, seed, device,
-                          progress, desc)
+                          progress, desc, penalize_bias)
     offsets = probes.offsets
     problems = _Problems(offsets, probes.w.shape[0])
     labels_t = torch.from_numpy(np.ascontiguousarray(labels))
@@ -140,9 +142,12 @@ def fit_logistic(rows: Rows, labels: np.ndarray, probes: LinearProbes, l2: np.nd
             grad[:, :d] += grad_w.cpu()
             grad[:, d] += grad_b.cpu()
         bar.update(1)
-        value = loss / counts + 0.5 * torch.as_tensor(l2) * problems.per_task(w.square().sum(1))
+        penalty = w.square().sum(1) + (b.square() if penalize_bias else 0.0)
+        value = loss / counts + 0.5 * torch.as_tensor(l2) * problems.per_task(penalty)
         grad /= per_column
         grad[:, :d] = whiten.forward @ (grad[:, :d] + l2_columns * w)
+        if penalize_bias:
+            grad[:, d] += l2_columns[:, 0] * b
         return value, grad
 
     theta = torch.cat([whiten.inverse @ probes.w.to(torch.float64), probes.b.unsqueeze(1)], 1)
@@ -191,7 +196,7 @@ def fit_logistic(rows: Rows, labels: np.ndarray, probes: LinearProbes, l2: np.nd
 
 def _warm_up(rows: Rows, labels: np.ndarray, probes: LinearProbes, l2: np.ndarray, whiten: Whitening,
              positions: np.ndarray, epochs: int, chunk_rows: int, seed: int, device, progress: bool,
-             desc: str) -> LinearProbes:
+             desc: str, penalize_bias: bool = False) -> LinearProbes:
     """``epochs`` of minibatch steps W -= lr M M (grad + l2 W), b -= lr grad_b on every
     problem at once (chunks in a seeded random order, minibatches shuffled within a chunk);
     returns the mean of the last epoch's iterates. A problem whose mean minibatch loss in
@@ -228,7 +233,7 @@ def _warm_up(rows: Rows, labels: np.ndarray, probes: LinearProbes, l2: np.ndarra
                     per_column = count[column_task]
                     grad_w = (grad_w / per_column + l2_columns * w).float()
                     w -= WARMUP_LR * torch.bmm(precondition, grad_w).double()
-                    b -= WARMUP_LR * grad_b / per_column
+                    b -= WARMUP_LR * (grad_b / per_column + (l2_columns[:, 0] * b if penalize_bias else 0.0))
                     if epoch == epochs - 1:
                         last, last_count = last + mean_loss, last_count + 1
                         mean_w += w

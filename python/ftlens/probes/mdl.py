@@ -5,6 +5,11 @@ fractions (0.1%, 0.2%, 0.4%, ..., 50%, 100%). The first block is sent with the u
 code; each later block with the probe trained on all blocks before it (warm-started from
 the previous block's probe). Codelength = sum of those costs; compression = uniform
 codelength / online codelength. Every layer and task at once, like the probes.
+
+Each block's probe minimizes the mean cross-entropy plus l2/2 (|W|² + |b|²): the bias is
+penalized too, so a prefix that lacks a class (the first blocks hold a few rows) still
+has one finite optimum, and the codelength does not depend on where the optimizer stops
+or on its start.
 """
 
 from __future__ import annotations
@@ -47,7 +52,7 @@ def online_codelength(rows: Rows, labels: np.ndarray, widths, start: LinearProbe
         block = np.sort(order[bounds[i - 1] : bounds[i]])
         probes, _ = fit_logistic(rows, labels, probes, l2, whiten, positions=seen, max_passes=max_passes,
                                  chunk_rows=chunk_rows, seed=seed, device=device, progress=progress,
-                                 desc=f"mdl {i}/{len(bounds) - 1}")
+                                 penalize_bias=True, desc=f"mdl {i}/{len(bounds) - 1}")
         bits += _nats(rows, labels, probes, block, chunk_rows, device) / math.log(2)
     uniform = (labels >= 0).sum(0)[None, :] * np.log2(widths)[None, :]
     return bits / 1000, uniform / bits
