@@ -94,6 +94,42 @@ def test_spearman_rsa_vs_rsatoolbox(benchmark):
     )
 
 
+def _float32_midranks_spearman(x, y):
+    """The exact path before ties were kept: float32 Gram-form distances from column-mean
+    centered rows, ranked as they come (translation could break ties)."""
+    from ftlens.pairwise import engine, order
+
+    a, b, double = engine.sources(x, y)
+    how = engine.rdm_map("euclidean")
+    tile = engine.tile_for(a.shape[0], a.shape[1], b.shape[1], double, None)
+    out = engine.run(a, b, engine.side("X", how, a), engine.side("Y", how, b), "collect", tile, double)
+    rx, ry = (torch.from_numpy(order.midranks(out[k].numpy())) for k in "xy")
+    rx -= rx.mean()
+    ry -= ry.mean()
+    return float(rx @ ry) / float(rx.norm() * ry.norm())
+
+
+def test_exact_spearman_with_ties_kept_vs_float32_ranks(benchmark):
+    """What keeping ties costs the exact Spearman path at n = 4,000, d = 768: float64 pair
+    values from median-shifted rows, ranked with the rounding tolerance, against the former
+    float32 values ranked as they come, in the same run; and the magnitude pass that every
+    tile call now makes (which sends float32 rows of extreme scale to float64)."""
+    from ftlens.pairwise import engine
+
+    x, y = bert_like(4000)
+    got = benchmark.pedantic(lambda: ftlens.rsa(x, y, rdm="euclidean", compare="spearman", exact=True),
+                             rounds=3, iterations=1)
+    ours_s = benchmark.stats.stats.min
+    before_s, before = min(timed(_float32_midranks_spearman, x, y) for _ in range(3))
+    magnitude_s = min(timed(lambda: [engine.largest_magnitude(torch.from_numpy(a)) for a in (x, y)])[0]
+                      for _ in range(3))
+    report("exact spearman, ties kept (float64) vs float32 ranks", n=4000, d=768,
+           ties_kept_s=f"{ours_s:.2f}", float32_s=f"{before_s:.2f}", ratio=f"{ours_s / before_s:.2f}",
+           magnitude_pass_s=f"{magnitude_s:.4f}", value=got, float32_value=before)
+    assert got == pytest.approx(before, abs=1e-7)
+    assert ours_s / before_s < 2.0
+
+
 def test_permutations_over_held_pairs_vs_a_pass_per_shuffle(benchmark):
     """A permutation test of RBF CKA at n = 3,000, d = 768: the pair values held once (one
     extra pass, counted in) and re-indexed per shuffle, against one tile pass per shuffle (a

@@ -63,8 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "demo":
         from .demo import run_demo
 
-        if not args.scale > 0:
-            parser.error("--scale must be positive")
+        if not 0 < args.scale < float("inf"):
+            parser.error(f"--scale must be a positive finite number, got {args.scale}")
         from ._io import check_writable
 
         try:

@@ -433,11 +433,21 @@ class ActivationStore(_StoreReader):
                 f"dim={self.dim})")
 
     def _check_intact(self, layers: Sequence[int]) -> None:
+        # each file checked whole once, then a stat per layer and chunk against that size
+        sizes = self.__dict__.setdefault("_sizes", {})
         for i in layers:
-            problem = _npy_problem(self.path / layer_file(i), (self.n_rows, self.dim), self.manifest["dtype"])
-            if problem is not None:
-                raise ValueError(f"{self.path / layer_file(i)} changed while it was read: {problem}. Rerun "
-                                 "ftlens.store.write with the same arguments to rebuild it")
+            file = self.path / layer_file(i)
+            try:
+                size = file.stat().st_size
+            except OSError:
+                size = -1
+            if i not in sizes and size >= 0 and not _npy_problem(file, (self.n_rows, self.dim),
+                                                                self.manifest["dtype"]):
+                sizes[i] = size
+            if sizes.get(i) != size:
+                problem = _npy_problem(file, (self.n_rows, self.dim), self.manifest["dtype"]) or "replaced"
+                raise ValueError(f"{file} changed while it was read: {problem}. Rerun ftlens.store.write "
+                                 "with the same arguments to rebuild it")
 
     def _layer(self, index: int) -> np.ndarray:
         """Layer ``index`` (0 = embeddings) as a read-only memmap [rows, dim]."""

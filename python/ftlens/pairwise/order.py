@@ -75,22 +75,26 @@ def snap_ties(values: np.ndarray, tolerance: float) -> np.ndarray:
     """``values`` with each run of sorted values whose consecutive gaps are at most
     ``tolerance`` set to the run's smallest value: values that differ only by rounding
     compare equal."""
-    ordered, where = torch.sort(torch.from_numpy(np.ascontiguousarray(values, dtype=np.float64)))
-    ordered, where = ordered.numpy(), where.numpy()
-    starts = np.r_[True, np.diff(ordered) > tolerance]
+    ordered, where, starts = _tie_runs(values, tolerance)
     snapped = np.empty_like(ordered)
     snapped[where] = ordered[np.flatnonzero(starts)][np.cumsum(starts) - 1]
     return snapped
 
 
-def midranks(values: np.ndarray) -> np.ndarray:
+def midranks(values: np.ndarray, tolerance: float = 0.0) -> np.ndarray:
     """1-based ranks with ties at their mean rank (scipy's rankdata "average"), sorted by
-    torch on all threads."""
-    v = torch.from_numpy(values)
-    ordered, where = torch.sort(v)
-    ordered, where = ordered.numpy(), where.numpy()
-    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])  # the first of each run of ties
+    torch on all threads; values whose consecutive sorted gaps are at most ``tolerance``
+    are ties."""
+    ordered, where, first = _tie_runs(values, tolerance)
+    starts = np.flatnonzero(first)  # the first of each run of ties
     ends = np.r_[starts[1:], len(ordered)]
     ranks = np.empty(len(values))
     ranks[where] = np.repeat((starts + ends + 1) / 2.0, ends - starts)
     return ranks
+
+
+def _tie_runs(values: np.ndarray, tolerance: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(sorted values, their positions, True where a run of ties starts)."""
+    ordered, where = torch.sort(torch.from_numpy(np.ascontiguousarray(values, dtype=np.float64)))
+    ordered, where = ordered.numpy(), where.numpy()
+    return ordered, where, np.r_[True, np.diff(ordered) > tolerance]

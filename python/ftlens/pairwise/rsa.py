@@ -91,19 +91,21 @@ def _exact_ranks(x, y, how, compare, tile, progress, shuffles) -> tuple[float, l
     sx, sy = (engine.side(name, how, a, **({} if shifts[k] is None else {"column_mean": shifts[k]}))
               for name, k, a in (("X", "x", x), ("Y", "y", y)))
     out = engine.run(x, y, sx, sy, "collect", tile, True, progress, desc="RDM pass")
-    vx, vy = (torch.from_numpy(order.snap_ties(out[k].numpy(), tie_tolerance(a, how, shifts[k], out[k])))
-              for k, a in (("x", x), ("y", y)))
-    spread = {"x": float(vx.max() - vx.min()), "y": float(vy.max() - vy.min())}
-    scale = {"x": float(vx.abs().max()), "y": float(vy.abs().max())}
-    constant = _constant_rdms(spread, scale, True)
-    if constant:
+    tied = {}  # Kendall: the values with ties made equal; Spearman: their mid-ranks
+    for k, a in (("x", x), ("y", y)):
+        values, tolerance = out[k].numpy(), tie_tolerance(a, how, shifts[k], out[k])
+        tie = order.snap_ties if compare == "kendall" else order.midranks
+        tied[k] = tie(values, tolerance)
+    constant = [name for k, name in (("x", "X"), ("y", "Y")) if tied[k].min() == tied[k].max()]
+    if constant:  # every pair equal up to rounding
         return math.nan, constant, {}
     n = x.shape[0]
     if compare == "kendall":
-        score = lambda shuffled, _: float(stats.kendalltau(vx.numpy(), shuffled.numpy()).statistic)  # noqa: E731
-        values = vy
+        tx = tied["x"]
+        score = lambda shuffled, _: float(stats.kendalltau(tx, shuffled.numpy()).statistic)  # noqa: E731
+        values = torch.from_numpy(tied["y"])
     else:
-        rx, ry = (torch.from_numpy(order.midranks(v.numpy())) for v in (vx, vy))
+        rx, ry = torch.from_numpy(tied["x"]), torch.from_numpy(tied["y"])
         rx -= rx.mean()
         ry -= ry.mean()
         norm = math.sqrt(float(rx @ rx) * float(ry @ ry))

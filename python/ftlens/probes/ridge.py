@@ -44,7 +44,7 @@ def fit_ridge(rows: Rows, labels: np.ndarray, widths, *, alphas=DEFAULT_ALPHAS, 
     strength and ``folds=1`` there is no cross-validation (``cv_mse`` is NaN): the fit and
     the feature moments only, from one pass at the GEMM's cost."""
     alphas = np.asarray(alphas, dtype=np.float64)
-    if alphas.ndim != 1 or not len(alphas) or np.any(alphas <= 0):
+    if alphas.ndim != 1 or not len(alphas) or not np.all((alphas > 0) & np.isfinite(alphas)):
         raise ValueError(f"alphas must be a non-empty list of positive strengths, got {alphas.tolist()}")
     if folds == 1 and len(alphas) > 1:
         raise ValueError(f"choosing among {len(alphas)} strengths needs cross-validation: pass folds >= 2 "
