@@ -14,10 +14,11 @@ def test_demo_sentences_are_deterministic():
     assert all(s.endswith(".") and s[0].isupper() for s in text(20, 0))
 
 
-def test_demo_rejects_a_scale_that_is_not_positive(tmp_path, capsys):
+@pytest.mark.parametrize("scale", ["0", "inf", "nan"])
+def test_demo_rejects_a_scale_that_is_not_positive_and_finite(tmp_path, capsys, scale):
     with pytest.raises(SystemExit):
-        main(["demo", "--out", str(tmp_path), "--scale", "0"])
-    assert "--scale must be positive" in capsys.readouterr().err
+        main(["demo", "--out", str(tmp_path), "--scale", scale])
+    assert f"--scale must be a positive finite number, got {float(scale)}" in capsys.readouterr().err
 
 
 def test_info_command(capsys):

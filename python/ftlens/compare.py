@@ -189,7 +189,7 @@ def compare_models(
         raise ValueError(f"ci is a confidence level in (0, 1) such as 0.95, got {ci!r}")
     options = capture_options(capture, **capture_overrides)
     items = as_items(data)  # bad data fails before any model loads
-    if ci is not None and not 2 <= ci_groups <= len(items):
+    if ci is not None and not (isinstance(ci_groups, int) and 2 <= ci_groups <= len(items)):
         raise ValueError(f"ci_groups must lie in [2, number of inputs = {len(items)}], got {ci_groups}: "
                          "the jackknife leaves out one group of inputs at a time")
     pair_x, pair_y = as_model(base, device), as_model(finetuned, device)

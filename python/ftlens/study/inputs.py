@@ -8,7 +8,7 @@ from pathlib import Path
 
 from .. import data as readers
 from ..finetuning.task import fingerprint
-from ..models import model_source, resolve
+from ..models import load_model, model_source, resolve
 from .cache import digest
 from .config import DataSpec
 
@@ -90,6 +90,7 @@ def check_inputs(config, examples: Examples) -> None:
     from ..probes.api import check_options
     from ..probes.tasks import supported
     from ..store import label_schema
+    from ..stream import check_max_length, max_input_length
     from .config import StudyConfigError
 
     @contextlib.contextmanager
@@ -102,7 +103,8 @@ def check_inputs(config, examples: Examples) -> None:
             raise StudyConfigError(config.source, where, str(err)) from None
 
     with at("base"):
-        layers = AutoConfig.from_pretrained(model_source(config.base)).num_hidden_layers
+        source = model_source(config.base)
+        layers = AutoConfig.from_pretrained(source).num_hidden_layers
     for spec in config.tasks:
         where = f"tasks.{spec.name}"
         if spec.checkpoint is not None:
@@ -121,6 +123,11 @@ def check_inputs(config, examples: Examples) -> None:
     for entry in config.evaluation:
         with at(f"evaluation.{entry.name}.data"):
             examples(entry.data)
+    if config.compare.max_length is not None:
+        with at("compare.max_length"):
+            base, tokenizer = load_model(source, device="cpu")
+            pairs = any(len(as_items(examples(e.data)[:1])[0].segments) == 2 for e in config.evaluation)
+            check_max_length(config.compare.max_length, tokenizer, max_input_length(base, tokenizer), pairs)
     if config.probes is not None:
         p = config.probes
         with at("probes.options"):
