@@ -232,3 +232,21 @@ def test_a_layer_cut_while_it_is_read_is_an_error_not_a_bus_error(minilm, tmp_pa
         f.truncate(file.stat().st_size // 2)
     with pytest.raises(ValueError, match=r"layer_03.npy changed while it was read: truncated or padded"):
         next(chunks)
+
+
+def test_a_full_disk_is_one_clear_error_before_any_row_is_written(minilm, tmp_path, monkeypatch):
+    """Layer files get their blocks when created: on a full disk that fails at once with the
+    space needed, where writing a sparse memmap's pages would end the process (bus error)."""
+    import errno
+    import os
+
+    def full(fd, offset, length):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "posix_fallocate", full)
+    with pytest.raises(OSError, match=r"disk holding .* is full: the store's layer_00.npy needs .* GiB more"):
+        ftlens.store.write(minilm, SENTENCES, tmp_path / "full", rows="words", progress=False)
+    assert not list((tmp_path / "full").glob("layer_*.npy"))
+    monkeypatch.undo()
+    store = ftlens.store.write(minilm, SENTENCES, tmp_path / "full", rows="words", progress=False)
+    assert store.n_rows > 0

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from glob import escape as glob_escape
@@ -96,3 +98,23 @@ def exclusive_lock(folder: str | os.PathLike, busy: str) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def reserve(file: str | os.PathLike, what: str) -> None:
+    """Gives ``file`` its disk blocks now (a memmap written into a sparse file on a full
+    disk ends the process with a bus error); a full disk is an OSError naming the folder,
+    the space needed and the space free (``what``: whose file it is, for the message)."""
+    file = Path(file)
+    size = file.stat().st_size
+    fd = os.open(file, os.O_RDWR)
+    try:
+        os.posix_fallocate(fd, 0, size)
+    except OSError as err:
+        if err.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        free = shutil.disk_usage(file.parent).free
+        raise OSError(err.errno, f"the disk holding {file.parent} is full: {what} needs {size / 2**30:.2f} "
+                      f"GiB more ({free / 2**30:.2f} GiB free); free space or write to another disk, then "
+                      "rerun (finished work is kept)") from None
+    finally:
+        os.close(fd)

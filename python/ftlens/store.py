@@ -30,7 +30,7 @@ import torch
 
 from . import align
 from ._inputs import positive_int
-from ._io import atomic_write, exclusive_lock, write_json
+from ._io import atomic_write, exclusive_lock, reserve, write_json
 from .capture import layer_names
 from .capture_options import CaptureOptions, capture_options
 from .models import as_model
@@ -203,6 +203,7 @@ def _plan_files(path: Path, identity: dict, stream: ActivationStream, items) -> 
 def _allocate(path: Path, name: str, dtype: str, shape: tuple[int, int]) -> None:
     def allocate(tmp):
         np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=shape).flush()
+        reserve(tmp, f"the store's {name}")
 
     atomic_write(path / name, allocate)
 
@@ -567,6 +568,7 @@ def _write_arrays(path: Path, layers, index, coded, manifest) -> ActivationStore
         for i, layer in enumerate(layers):
             def fill(tmp, layer=layer, i=i):
                 out = np.lib.format.open_memmap(tmp, mode="w+", dtype=manifest["dtype"], shape=layer.shape)
+                reserve(tmp, f"the store's {layer_file(i)}")
                 for s, (a, b) in enumerate(bounds):
                     out[a:b] = _in_store_dtype(np.asarray(layer[a:b])[None], manifest["dtype"], path, i)[0]
                     checksums[s].append(zlib.crc32(np.ascontiguousarray(out[a:b]).data))
