@@ -135,3 +135,14 @@ def test_no_checkpoint_of_non_finite_weights_is_written(pairs, tmp_path, monkeyp
     with pytest.raises(FinetuneDiverged, match=r"diverged at step 6: 1 weight tensors hold NaN or Inf"):
         ftlens.finetune("minilm", "pair", *pairs, tmp_path, **SMALL)
     assert not (tmp_path / "checkpoints" / "checkpoint-6").exists()
+
+
+def test_a_diverged_run_finished_by_an_earlier_version_is_not_reused(pairs, uninterrupted, tmp_path):
+    import shutil
+
+    shutil.copytree(uninterrupted.out_dir, tmp_path / "old")
+    metrics = json.loads((tmp_path / "old" / "metrics.json").read_text())
+    metrics["final"]["eval_loss"] = math.nan  # what a diverged run recorded before the guard
+    (tmp_path / "old" / "metrics.json").write_text(json.dumps(metrics))
+    with pytest.raises(FinetuneDiverged, match="the evaluation loss is nan"):
+        ftlens.finetune("minilm", "pair", *pairs, tmp_path / "old", **SMALL)

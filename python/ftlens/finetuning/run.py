@@ -107,6 +107,8 @@ def _finetune(base, spec: Task, train, eval, out: Path, opts: FinetuneOptions, h
                              "another out_dir, or delete that folder to start over")
         if (out / "metrics.json").exists():
             done = json.loads((out / "metrics.json").read_text())
+            # a diverged run finished by an earlier version is not a result
+            check_metrics(done["final"], done["final"].get("step", "?"), opts, out)
             return FinetuneResult(out, done["final"], done["history"], reused=True)
 
     path = model_source(base)

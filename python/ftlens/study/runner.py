@@ -17,6 +17,8 @@ from .. import __version__, _io
 from .. import distributed as ranks
 from ..compare import compare_models
 from ..finetuning import ablate, finetune
+from ..finetuning.divergence import check_metrics
+from ..finetuning.options import FinetuneOptions
 from ..finetuning.run import get_task
 from ..models import resolve
 from .cache import RunFolder
@@ -185,7 +187,12 @@ def _finetune_stage(
             "fingerprint": model_fingerprint(result.model_dir),
         }
 
-    return run.stage(f"finetune/{spec.name}", inputs, compute)
+    result = run.stage(f"finetune/{spec.name}", inputs, compute)
+    # a diverged run that an earlier version cached is not a result
+    cached = f"{Path(result['model_dir']).parent} and {run.path / 'stages'}/finetune__{spec.name}.json"
+    check_metrics(result["metrics"], result["metrics"].get("step", "?"),
+                  FinetuneOptions.from_kwargs(**spec.options), cached)
+    return result
 
 
 def _check_architecture(config: StudyConfig, spec: TaskSpec) -> None:
