@@ -305,3 +305,18 @@ def test_sentence_label_task_on_cls_rows():
     result = ftlens.probe(train, evaluation, tasks=("label",), l2=1e-3, progress=False)
     assert result.rows == "cls" and "control_accuracy" not in result.scores  # no word types to control
     assert result.accuracy[1, 0] > 0.8 > result.accuracy[0, 0]
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("l2", float("nan"), "l2 must hold finite positive numbers"),
+    ("l2", "strong", "l2 must be a positive number or an array of them"),
+    ("alphas", [1.0, float("inf")], "alphas must hold finite positive numbers"),
+    ("tol", float("nan"), "tol must be a finite number > 0"),
+    ("rank", 2.5, "rank must be a positive integer"),
+    ("epochs", 0, "epochs must be a positive integer"),
+    ("seed", -1, "seed must be an integer >= 0"),
+    ("mdl", "yes", "mdl must be true or false"),
+])
+def test_probe_options_are_checked_before_any_pass(stores, option, value, message):
+    with pytest.raises(ValueError, match=message):
+        ftlens.probe(*stores, tasks=("upos",), progress=False, **{option: value})
