@@ -250,3 +250,18 @@ def test_a_full_disk_is_one_clear_error_before_any_row_is_written(minilm, tmp_pa
     monkeypatch.undo()
     store = ftlens.store.write(minilm, SENTENCES, tmp_path / "full", rows="words", progress=False)
     assert store.n_rows > 0
+
+
+def test_a_layer_cut_while_probes_read_it_is_an_error(tmp_path):
+    from ftlens.probes.features import Rows
+
+    rng = np.random.default_rng(0)
+    store = ftlens.store.from_arrays([rng.normal(size=(300, 4)).astype(np.float32)] * 2,
+                                     {"upos": ["a", "b", "c"] * 100}, path=tmp_path / "s")
+    chunks = Rows(store, [0, 1], np.arange(300)).chunks(100)
+    next(chunks)
+    file = tmp_path / "s" / "layer_01.npy"
+    with open(file, "r+b") as f:
+        f.truncate(file.stat().st_size - 512)
+    with pytest.raises(ValueError, match="layer_01.npy changed while it was read"):
+        next(chunks)

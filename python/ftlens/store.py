@@ -389,11 +389,11 @@ class _StoreReader:
         layers = range(self.n_layers) if layers is None else list(layers)
         arrays = [self.layer(i) for i in layers]
         for start in range(0, self.n_rows, chunk_rows):
-            self._check_intact(layers)
+            self.check_intact(layers)
             rows = [torch.from_numpy(np.array(a[start : start + chunk_rows])) for a in arrays]
             yield torch.stack(rows).to(dtype)
 
-    def _check_intact(self, layers: Sequence[int]) -> None:
+    def check_intact(self, layers: Sequence[int]) -> None:
         """Before each chunk is read: the layers are still whole (reading a memmap whose file
         was cut after it was opened ends the process with a bus error)."""
 
@@ -433,7 +433,7 @@ class ActivationStore(_StoreReader):
         return (f"ActivationStore({str(self.path)!r}, rows={self.n_rows}, layers={self.n_layers}, "
                 f"dim={self.dim})")
 
-    def _check_intact(self, layers: Sequence[int]) -> None:
+    def check_intact(self, layers: Sequence[int]) -> None:
         # each file checked whole once, then a stat per layer and chunk against that size
         sizes = self.__dict__.setdefault("_sizes", {})
         for i in layers:

@@ -104,6 +104,8 @@ def compare_stores(
 
         steps = tqdm(steps, desc="compare stores", unit="layer")
     for i, layer in steps:
+        sa.check_intact([layer])
+        sb.check_intact([layer])
         x, y = sa.layer(layer), sb.layer(layer)
         for label, spec in asked.items():
             options = {k: v for k, v in spec.items() if k != "measure"}

@@ -53,6 +53,7 @@ class Rows:
         buffer = np.empty((len(arrays), min(chunk_rows, len(positions)), self.dim), dtype) if reuse else None
         d = self.store.dim
         for start in range(0, len(positions), chunk_rows):
+            self.store.check_intact(self.layers)
             pos = positions[start : start + chunk_rows]
             out = buffer[:, : len(pos)] if reuse else np.empty((len(arrays), len(pos), self.dim), dtype)
             if self.second is None:

@@ -224,6 +224,7 @@ def _hidden(store, layers: list[int], rows: np.ndarray) -> torch.Tensor:
     picked = np.sort(flat[keep])
     where = np.searchsorted(picked, flat[keep])
     out = np.zeros((len(layers), len(flat), store.dim), dtype=np.float32)
+    store.check_intact(layers)
     for i, layer in enumerate(layers):
         out[i, keep] = store.layer(layer)[picked][where]
     return torch.from_numpy(out.reshape(len(layers), *rows.shape, store.dim))
