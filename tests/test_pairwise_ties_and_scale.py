@@ -68,7 +68,7 @@ def test_ties_in_unit_rdms_and_continuous_values_are_untouched():
 def _reference(X, Y):
     """float64 references on the unscaled rows."""
     dx, dy = pdist(X), pdist(Y)
-    return {"spearman": stats.spearmanr(dx, dy).statistic,
+    return {"spearman": stats.spearmanr(dx, dy).statistic, "kendall": stats.kendalltau(dx, dy).statistic,
             "rbf": ftlens.cka(X, Y, kernel="rbf"),
             "minibatch": ftlens.minibatch_cka(X, Y, batch_size=25, kernel="rbf")["value"]}
 
@@ -81,6 +81,7 @@ def test_extreme_magnitudes_are_computed_not_refused(scale):
     want = _reference(X, Y)
     a, b = (X * scale).astype(np.float32), (Y * scale).astype(np.float32)
     assert ftlens.rsa(a, b, rdm="euclidean", compare="spearman") == pytest.approx(want["spearman"], abs=1e-6)
+    assert ftlens.rsa(a, b, rdm="euclidean", compare="kendall") == pytest.approx(want["kendall"], abs=1e-6)
     assert ftlens.rsa(a, b, rdm="euclidean", compare="spearman", exact=False) == pytest.approx(
         want["spearman"], abs=1e-3)
     assert ftlens.cka(a, b, kernel="rbf") == pytest.approx(want["rbf"], abs=1e-6)
