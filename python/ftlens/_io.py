@@ -16,6 +16,15 @@ from pathlib import Path
 LOCK_FILE = ".lock"
 
 
+class FolderBusy(RuntimeError):
+    """Another process holds the folder's lock (a store being written, a study or a
+    fine-tuning running there)."""
+
+
+class DiskFull(OSError):
+    """The disk is full; the message names the folder, the space needed and the space free."""
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
     """Calls ``write(tmp_path)`` and renames the result onto ``path``; an interrupted
     write leaves any earlier file at ``path`` untouched. The temporary's name holds the
@@ -88,12 +97,12 @@ def check_writable(folder: str | os.PathLike) -> Path:
 def exclusive_lock(folder: str | os.PathLike, busy: str) -> Iterator[None]:
     """An exclusive lock on ``folder`` (its ``.lock`` file) while the block runs, released
     when the process dies; a second holder is refused at once with ``busy`` (what is going
-    on there and what to do) as a RuntimeError."""
+    on there and what to do) as a ``FolderBusy`` error."""
     with open(Path(folder) / LOCK_FILE, "a") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise RuntimeError(busy) from None
+            raise FolderBusy(busy) from None
         try:
             yield
         finally:
@@ -113,7 +122,7 @@ def reserve(file: str | os.PathLike, what: str) -> None:
         if err.errno not in (errno.ENOSPC, errno.EDQUOT):
             raise
         free = shutil.disk_usage(file.parent).free
-        raise OSError(err.errno, f"the disk holding {file.parent} is full: {what} needs {size / 2**30:.2f} "
+        raise DiskFull(err.errno, f"the disk holding {file.parent} is full: {what} needs {size / 2**30:.2f} "
                       f"GiB more ({free / 2**30:.2f} GiB free); free space or write to another disk, then "
                       "rerun (finished work is kept)") from None
     finally:

@@ -9,6 +9,21 @@ import typing
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Runs the command; a failure of the run itself (a diverged fine-tuning, a full disk, a
+    folder another process works in) is one line on stderr and exit status 1."""
+    import sys
+
+    from ._io import DiskFull, FolderBusy
+    from .finetuning import FinetuneDiverged
+
+    try:
+        return _main(argv)
+    except (FinetuneDiverged, DiskFull, FolderBusy) as err:
+        print(f"ftlens: error: {err}", file=sys.stderr)
+        return 1
+
+
+def _main(argv: list[str] | None) -> int:
     from .finetuning import KINDS
 
     parser = argparse.ArgumentParser(

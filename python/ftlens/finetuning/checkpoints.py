@@ -13,6 +13,8 @@ from pathlib import Path
 
 import torch
 
+from .._io import DiskFull
+
 # What the Trainer writes into every checkpoint, trainer_state.json last
 WEIGHTS = ("model.safetensors", "pytorch_model.bin")
 REQUIRED = ("optimizer.pt", "scheduler.pt", "trainer_state.json")
@@ -66,14 +68,14 @@ def checkpoint_bytes(model: torch.nn.Module) -> int:
     return weights + 2 * trained
 
 
-def disk_full_error(err: OSError, folder: Path, model: torch.nn.Module, kept: int) -> OSError:
+def disk_full_error(err: OSError, folder: Path, model: torch.nn.Module, kept: int) -> DiskFull | None:
     """``err`` as one message naming the folder, the space free and the space needed (``kept``
     checkpoints and the final model), or None if it is not a full disk."""
     if err.errno not in (errno.ENOSPC, errno.EDQUOT):
         return None
     need = (kept + 1) * checkpoint_bytes(model)
     free = shutil.disk_usage(folder if folder.exists() else folder.parent).free
-    return OSError(err.errno, f"the disk holding {folder} is full ({free / 2**30:.2f} GiB free); this run "
+    return DiskFull(err.errno, f"the disk holding {folder} is full ({free / 2**30:.2f} GiB free); this run "
                    f"needs about {need / 2**30:.2f} GiB ({kept} checkpoints of "
                    f"{checkpoint_bytes(model) / 2**30:.2f} GiB and the final model): free space or pass "
                    "an out_dir on another disk, then rerun (it resumes from the last complete checkpoint)")
