@@ -41,15 +41,15 @@ def is_complete(folder: Path) -> bool:
     return state.get("global_step") == _step(folder)
 
 
-def resume_point(checkpoints: Path) -> str | None:
+def resume_point(checkpoints: Path, set_aside: bool = True) -> str | None:
     """The newest complete checkpoint under ``checkpoints`` (None: start over); partial
-    ones are renamed ``incomplete-checkpoint-N`` with a warning, so the Trainer neither
-    resumes from nor rotates them."""
+    ones are renamed ``incomplete-checkpoint-N`` with a warning (with ``set_aside``: by one
+    process of a distributed run), so the Trainer neither resumes from nor rotates them."""
     if not checkpoints.is_dir():
         return None
     found = sorted((f for f in checkpoints.iterdir() if f.is_dir() and _step(f) >= 0), key=_step)
     complete = [f for f in found if is_complete(f)]
-    for folder in found:
+    for folder in found if set_aside else ():
         if folder not in complete:
             aside = folder.with_name(SET_ASIDE + folder.name)
             shutil.rmtree(aside, ignore_errors=True)

@@ -2,6 +2,9 @@
 (DDP under torchrun for free), into a run folder that is reused when finished and
 resumed from its last checkpoint when interrupted.
 
+A run resumes from its newest complete checkpoint (a partial one, left by a kill or a full
+disk, is set aside); a diverging one stops before anything is saved (``divergence``).
+
 A run folder holds ``options.json`` (written first), ``checkpoints/`` (the Trainer's),
 ``model/`` (the encoder as a Hugging Face folder that ``ftlens.load_model`` reads, the
 head and the tokenizer; ``load_task_model`` reads it all) and ``metrics.json`` (written
@@ -85,12 +88,15 @@ def finetune(base, task: str, train, eval, out_dir, *, progress: bool = True,  #
     out = _io.check_writable(out_dir)
     settings = {"base": str(base), "task": task, "head": head, "train": fingerprint(train),
                 "eval": fingerprint(eval), "options": opts.to_dict()}
-    # under torchrun every rank trains in out_dir: the first takes the lock for them all
-    first = os.environ.get("RANK", "0") == "0"
     busy = f"another process is fine-tuning in {out}; wait for it to finish (then rerun to reuse its run), " \
            "or pass another out_dir"
-    with _io.exclusive_lock(out, busy) if first else contextlib.nullcontext():
+    with _io.exclusive_lock(out, busy) if _first_rank() else contextlib.nullcontext():
         return _finetune(base, spec, train, eval, out, opts, head, settings, progress)
+
+
+def _first_rank() -> bool:
+    """Under torchrun every rank trains in out_dir: the first locks it and tidies it for all."""
+    return os.environ.get("RANK", "0") == "0"
 
 
 def _finetune(base, spec: Task, train, eval, out: Path, opts: FinetuneOptions, head: dict,  # noqa: A002
@@ -125,7 +131,7 @@ def _finetune(base, spec: Task, train, eval, out: Path, opts: FinetuneOptions, h
         _io.write_json(out / "options.json", settings)
     trainer = _trainer(model, spec, opts, out / "checkpoints", tokenizer, eval_set, progress, train_set)
     trainer.divergence_context = (opts, out)
-    checkpoint = resume_point(out / "checkpoints")
+    checkpoint = resume_point(out / "checkpoints", set_aside=_first_rank())
     try:
         trainer.train(resume_from_checkpoint=checkpoint)
         history = [entry for entry in trainer.state.log_history if any(k.startswith("eval_") for k in entry)]
