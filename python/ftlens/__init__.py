@@ -23,6 +23,7 @@ Probes of every layer x task over activation stores (``ftlens.store.write``)::
 
 from . import data, finetuning, pairwise, probes, registry, store
 from ._core import build_info
+from ._version import __version__ as __version__
 from .capture_options import CaptureOptions
 from .compare import LayerComparison, compare_models
 from .finetuning import AblationResult, FinetuneResult, ablate, finetune
@@ -31,8 +32,6 @@ from .moments import LayerMoments, Moments
 from .pairwise import StoreComparison, compare_stores, minibatch_cka, permutation_test
 from .probes import ProbeResult, probe
 from .similarity import cca, cka, isotropy, procrustes, rsa
-
-__version__ = "0.1.0"
 
 __all__ = [
     "AblationResult",

@@ -122,7 +122,7 @@ def _main(argv: list[str] | None) -> int:
     elif args.command in ("finetune", "ablate"):
         _tune(parser, args)
     elif args.command == "info":
-        from . import build_info
+        from ._core import build_info
 
         print(json.dumps(build_info(), indent=2))
     return 0

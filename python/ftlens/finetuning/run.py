@@ -65,7 +65,7 @@ class FinetuneResult:
 def _versions() -> dict:
     import transformers
 
-    from .. import __version__
+    from .._version import __version__
 
     return {"ftlens": __version__, "torch": torch.__version__, "transformers": transformers.__version__}
 

@@ -10,8 +10,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from .. import __version__, _io
+from .. import _io
 from .. import distributed as ranks
+from .._version import __version__
 
 IDENTITY = "study.json"
 

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import torch
 
-from .. import __version__, _io
+from .. import _io
 from .. import distributed as ranks
+from .._version import __version__
 from ..compare import compare_models
 from ..finetuning import ablate, finetune
 from ..finetuning.divergence import check_metrics

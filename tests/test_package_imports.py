@@ -1,0 +1,57 @@
+"""The package's import shape: no module imports the package root (the version and the
+build come from their own modules, so nothing depends on __init__'s import order), and
+``import ftlens`` with a similarity call stays light (no transformers, accelerate,
+matplotlib or yaml)."""
+
+import ast
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import ftlens
+
+PACKAGE = Path(ftlens.__file__).parent
+
+
+def _root_imports(path: Path, text: str | None = None) -> list[str]:
+    """Names the module at ``path`` (its source: ``text``, else the file's) imports from the
+    package root (``from .. import x`` resolving to ``ftlens`` where x is not a submodule,
+    or ``import ftlens``)."""
+    package = path.relative_to(PACKAGE.parent).with_suffix("").parts[:-1]
+    found = []
+    source = path.read_text(encoding="utf-8") if text is None else text
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom) and node.level:
+            base = package[: len(package) - node.level + 1]
+            target = ".".join(base + tuple(filter(None, (node.module or "").split("."))))
+            if target == "ftlens":
+                found += [a.name for a in node.names if importlib.util.find_spec(f"ftlens.{a.name}") is None]
+        elif isinstance(node, ast.ImportFrom) and node.module == "ftlens":
+            found += [a.name for a in node.names]
+        elif isinstance(node, ast.Import):
+            found += [a.name for a in node.names if a.name == "ftlens"]
+    return found
+
+
+def test_no_module_imports_the_package_root():
+    offenders = {str(p.relative_to(PACKAGE)): names for p in PACKAGE.rglob("*.py")
+                 if p.name != "__init__.py" or p.parent != PACKAGE
+                 for names in [_root_imports(p)] if names}
+    assert offenders == {}
+
+
+def test_the_root_import_finder_sees_one():
+    module = PACKAGE / "study" / "cache.py"
+    found = _root_imports(module, "from .. import __version__, store\nimport ftlens\n")
+    assert found == ["__version__", "ftlens"]
+    assert _root_imports(module, "from .._version import __version__\nfrom .. import _io\n") == []
+
+
+def test_a_similarity_call_imports_no_heavy_dependency():
+    heavy = ("transformers", "accelerate", "matplotlib", "yaml")
+    code = ("import sys, numpy as np, ftlens\n"
+            "ftlens.cka(np.random.rand(20, 3), np.random.rand(20, 3))\n"
+            f"print(sorted(m for m in {heavy} if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
