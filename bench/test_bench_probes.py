@@ -24,12 +24,12 @@ def stores():
 def _groups(train, evaluation):
     """(task name, train rows, train labels, eval rows, eval labels) as ftlens.probe builds them."""
     layers = list(range(train.n_layers))
-    rows = [task_module.Task(n, "row", n) for n in ("upos", "xpos")]
-    rows += [task_module.Task(f"control:{t.name}", "row", t.label, control=True) for t in rows]
+    rows = [task_module.ProbeTask(n, "row", n) for n in ("upos", "xpos")]
+    rows += [task_module.ProbeTask(f"control:{t.name}", "row", t.label, control=True) for t in rows]
     out = []
     for group in (_row_group(rows, train, evaluation, layers, 0),
-                  _edge_group([task_module.Task("edge:deprel", "edge", "deprel")], train, evaluation, layers,
-                              "concat", 0)):
+                  _edge_group([task_module.ProbeTask("edge:deprel", "edge", "deprel")], train, evaluation,
+                              layers, "concat", 0)):
         for j, task in enumerate(group.tasks):
             out.append((task.name, group.train, group.train_labels[:, j], group.eval,
                         group.eval_labels[:, j]))
@@ -46,7 +46,7 @@ def sklearn_loop(train_path, eval_path, kind):
     {(layer, task): accuracy}."""
     from sklearn.linear_model import LogisticRegression, RidgeClassifierCV
 
-    train, evaluation = ftlens.store.open(train_path), ftlens.store.open(eval_path)
+    train, evaluation = ftlens.store.read(train_path), ftlens.store.read(eval_path)
     out = {}
     for name, tr_rows, tr_labels, ev_rows, ev_labels in _groups(train, evaluation):
         for layer in range(train.n_layers):
@@ -102,7 +102,7 @@ sys.path.insert(0, "bench")
 from conftest import PeakRssAnon
 import ftlens
 train, evaluation, kind = sys.argv[1:4]
-train, evaluation = ftlens.store.open(train), ftlens.store.open(evaluation)
+train, evaluation = ftlens.store.read(train), ftlens.store.read(evaluation)
 with PeakRssAnon() as peak:
     start = time.perf_counter()
     result = ftlens.probe(train, evaluation, tasks=("upos", "xpos"), kind=kind, l2=1e-4, max_passes=10,
@@ -132,10 +132,10 @@ def million_rows():
         layers = [np.tile(np.asarray(base.layer(i)), (repeat, 1)) for i in range(base.n_layers)]
         ftlens.store.from_arrays(layers, labels, index=index, model=base.manifest["model"], path=path,
                                  dtype="float16")
-        manifest = ftlens.store.open(path).manifest
+        manifest = ftlens.store.read(path).manifest
         manifest["model_fingerprint"] = base.manifest["model_fingerprint"]  # the same model's activations
         ftlens._io.write_json(path / "manifest.json", manifest)
-    return ftlens.store.open(path), ewt_store("dev")
+    return ftlens.store.read(path), ewt_store("dev")
 
 
 @pytest.mark.parametrize("kind", ["ridge", "logistic"])

@@ -8,7 +8,7 @@ import ftlens
 import numpy as np
 import pytest
 import torch
-from ftlens.probes.features import Rows
+from ftlens.probes.features import ProbeRows
 from ftlens.probes.linear import LinearProbes, offsets_of
 from ftlens.probes.logistic import whitening
 from ftlens.probes.mdl import block_bounds, online_codelength
@@ -61,7 +61,7 @@ def problem():
     x, labels = _data()
     store = ftlens.store.from_arrays([x], {"upos": [f"c{k}" for k in labels]}, model="synthetic")
     codes = store.labels("upos")[0][:, None]
-    rows = Rows(store, [0], np.arange(len(x)))
+    rows = ProbeRows(store, [0], np.arange(len(x)))
     ridge = fit_ridge(rows, codes, [CLASSES], alphas=(1.0,), folds=1, seed=0, progress=False)
     return x, labels, rows, codes, ridge
 

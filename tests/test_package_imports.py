@@ -55,3 +55,18 @@ def test_a_similarity_call_imports_no_heavy_dependency():
             f"print(sorted(m for m in {heavy} if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_public_names_are_unique_and_shadow_no_builtin():
+    """No two public classes or module-level functions of the package share a name, and none
+    is named after a builtin (``store.open`` was)."""
+    import builtins
+    import collections
+
+    where = collections.defaultdict(list)
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:
+            if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and not node.name.startswith("_"):
+                where[node.name].append(str(path.relative_to(PACKAGE)))
+    assert {name: files for name, files in where.items() if len(files) > 1} == {}
+    assert sorted(name for name in where if hasattr(builtins, name)) == []

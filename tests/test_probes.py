@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 from ftlens.probes import tasks as task_module
-from ftlens.probes.features import Rows, arc_rows, edge_rows
+from ftlens.probes.features import ProbeRows, arc_rows, edge_rows
 from ftlens.probes.logistic import fit_logistic, whitening
 from ftlens.probes.mdl import _nats, block_bounds
 from ftlens.probes.ridge import fit_ridge
@@ -82,7 +82,7 @@ def test_logistic_optimum_equals_scikit_learn(monkeypatch, sentences, warmup_lr)
     states, labels, index = synthetic_sentences(sentences, seed=2, layers=1, dim=6)
     store = ftlens.store.from_arrays(states, labels, index=index)
     codes, _ = store.labels("upos")
-    rows = Rows(store, [0], np.arange(store.n_rows))
+    rows = ProbeRows(store, [0], np.arange(store.n_rows))
     l2 = np.full((1, 1), 1e-2)
     ridge = fit_ridge(rows, codes[:, None], [3], progress=False)
     probes, info = fit_logistic(rows, codes[:, None], ridge.probes, l2, whitening(ridge.cov, l2),
@@ -107,7 +107,7 @@ def test_warm_up_lowers_every_loss_or_keeps_the_start(monkeypatch, warmup_lr):
     states, labels, index = synthetic_sentences(900, seed=3, layers=2, dim=6)
     store = ftlens.store.from_arrays(states, labels, index=index)
     codes = np.stack([store.labels(name)[0] for name in ("upos", "deprel")], 1)
-    rows = Rows(store, [0, 1], np.arange(store.n_rows))
+    rows = ProbeRows(store, [0, 1], np.arange(store.n_rows))
     l2 = np.full((2, 2), 1e-3)
     ridge = fit_ridge(rows, codes, [3, 2], progress=False)
     whiten = whitening(ridge.cov, l2)
@@ -147,7 +147,7 @@ def test_edge_and_arc_rows_pair_words_of_one_sentence(stores):
 @pytest.mark.parametrize("combine", ["concat", "product", None])
 def test_reused_chunk_buffer_reads_the_same_rows(stores, combine):
     train, _ = stores
-    rows = edge_rows(train, [0, 2], combine) if combine else Rows(train, [0, 2], np.arange(train.n_rows))
+    rows = edge_rows(train, [0, 2], combine) if combine else ProbeRows(train, [0, 2], np.arange(train.n_rows))
     order = np.random.default_rng(0).permutation(rows.n)  # shuffled: gathers, not slices
     for positions in (None, order):
         fresh = [(pos, x.clone()) for pos, x in rows.chunks(23, positions)]
@@ -168,7 +168,7 @@ def test_reused_chunk_buffer_reads_the_same_rows(stores, combine):
 
 def test_control_task_gives_each_word_type_one_label(stores):
     train, evaluation = stores
-    task = task_module.Task("control:upos", "row", "upos", control=True)
+    task = task_module.ProbeTask("control:upos", "row", "upos", control=True)
     tr, ev, vocab = task_module.row_labels(task, train, evaluation, seed=0)
     words, word_vocab = train.labels("word")
     for w in np.unique(words):

@@ -40,8 +40,8 @@ def test_logistic_probe_agrees_with_scikit_learn_on_every_layer(ewt_stores):
     result = ftlens.probe(train, evaluation, tasks=("upos", "edge:deprel"), control=False, l2=L2,
                           max_passes=100, progress=False)
     layers = list(range(train.n_layers))
-    upos = _row_group([task_module.Task("upos", "row", "upos")], train, evaluation, layers, 0)
-    edge_task = task_module.Task("edge:deprel", "edge", "deprel")
+    upos = _row_group([task_module.ProbeTask("upos", "row", "upos")], train, evaluation, layers, 0)
+    edge_task = task_module.ProbeTask("edge:deprel", "edge", "deprel")
     edges = _edge_group([edge_task], train, evaluation, layers, "concat", 0)
     for layer in layers:
         for j, group in enumerate((upos, edges)):

@@ -70,7 +70,7 @@ def test_folder_of_another_data_set_is_refused(store, minilm):
 
 def test_open_errors(tmp_path, store):
     with pytest.raises(FileNotFoundError, match="not an activation store"):
-        ftlens.store.open(tmp_path)
+        ftlens.store.read(tmp_path)
     with pytest.raises(IndexError, match="out of range"):
         store.layer(7)
     with pytest.raises(ValueError, match="dtype must be one of"):
@@ -102,7 +102,7 @@ def test_killed_write_resumes_to_an_identical_store(tmp_path):
     state = json.loads(manifest.read_text())
     assert 2 <= state["shards_done"] < len(state["shard_rows"]) and not state["complete"]
     with pytest.raises(ValueError, match="incomplete .* rerun ftlens.store.write"):
-        ftlens.store.open(resumed)
+        ftlens.store.read(resumed)
 
     run(resumed)
     assert _files(resumed) == _files(whole)
@@ -144,7 +144,7 @@ def test_damaged_files_are_named_on_open_and_rebuilt_on_rerun(store, minilm, tmp
     else:
         file.unlink()
     with pytest.raises(ValueError, match=f"{target}: .*Rerun ftlens.store.write"):
-        ftlens.store.open(path)
+        ftlens.store.read(path)
     rebuilt = _rewrite(minilm, path)
     assert _files(path) == _files(store.path)
     assert rebuilt.layer(2).shape == (store.n_rows, store.dim)
@@ -157,7 +157,7 @@ def test_a_damaged_shard_is_rewritten_on_resume_and_found_by_verify(store, minil
     layer.flush()
     del layer
     with pytest.raises(ValueError, match=r"layer_03.npy: shard 0 .* does not match its checksum"):
-        ftlens.store.open(path).verify()
+        ftlens.store.read(path).verify()
     manifest = json.loads((path / "manifest.json").read_text())
     manifest["complete"] = False  # as after an interrupted run: the rerun resumes and checks
     (path / "manifest.json").write_text(json.dumps(manifest))
@@ -169,13 +169,13 @@ def test_damaged_manifest_is_named(store, tmp_path):
     path = _copy(store, tmp_path)
     (path / "manifest.json").write_text("{not json")
     with pytest.raises(ValueError, match=r"manifest.json is damaged .* delete the folder"):
-        ftlens.store.open(path)
+        ftlens.store.read(path)
     (path / "manifest.json").write_text(json.dumps({"format": "ftlens-store-2", "n_rows": 3}))
     with pytest.raises(ValueError, match=r"manifest.json lacks n_layers, dim"):
-        ftlens.store.open(path)
+        ftlens.store.read(path)
     (path / "manifest.json").write_text("[1, 2]")
     with pytest.raises(ValueError, match="is not a store manifest"):
-        ftlens.store.open(path)
+        ftlens.store.read(path)
 
 
 def test_files_get_the_users_mode_and_a_read_only_finished_store_is_returned(store, minilm, tmp_path):
@@ -253,12 +253,12 @@ def test_a_full_disk_is_one_clear_error_before_any_row_is_written(minilm, tmp_pa
 
 
 def test_a_layer_cut_while_probes_read_it_is_an_error(tmp_path):
-    from ftlens.probes.features import Rows
+    from ftlens.probes.features import ProbeRows
 
     rng = np.random.default_rng(0)
     store = ftlens.store.from_arrays([rng.normal(size=(300, 4)).astype(np.float32)] * 2,
                                      {"upos": ["a", "b", "c"] * 100}, path=tmp_path / "s")
-    chunks = Rows(store, [0, 1], np.arange(300)).chunks(100)
+    chunks = ProbeRows(store, [0, 1], np.arange(300)).chunks(100)
     next(chunks)
     file = tmp_path / "s" / "layer_01.npy"
     with open(file, "r+b") as f:

@@ -130,7 +130,7 @@ def finite_number(value, name: str, *, low: float | None = None, high: float | N
     return int(value) if integer else float(value)
 
 
-def check_rows(x, y, xname: str = "X", yname: str = "Y", axis: int = 0) -> None:
+def check_same_rows(x, y, xname: str = "X", yname: str = "Y", axis: int = 0) -> None:
     if x.shape[axis] != y.shape[axis]:
         raise ValueError(
             f"{xname} and {yname} must have the same number of rows (one per sample), "

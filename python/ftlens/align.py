@@ -216,7 +216,7 @@ def select_rows(enc, items: Sequence[Item], rows: str, word_pool: str = "first",
     )
 
 
-def check_rows(rows: str, word_pool: str, segment: int | None, n_segments: int) -> None:
+def check_row_options(rows: str, word_pool: str, segment: int | None, n_segments: int) -> None:
     if rows not in ROWS:
         raise ValueError(f"rows must be one of {ROWS}, got {rows!r}")
     if word_pool not in WORD_POOLS:

@@ -114,7 +114,7 @@ class LayerMoments:
         L [b, dim] arrays such as selected rows of HF ``hidden_states``)."""
         xs = _inputs.as_stack(xs, "X", self.n_layers, self.p)
         ys = _inputs.as_stack(ys, "Y", self.n_layers, self.q)
-        _inputs.check_rows(xs, ys, axis=1)
+        _inputs.check_same_rows(xs, ys, axis=1)
         self._feed(xs, ys)
         return self
 
@@ -298,7 +298,7 @@ class Moments(LayerMoments):
         """Adds rows. X: [b, p], Y: [b, q]."""
         X = _inputs.as_matrix(X, "X")
         Y = _inputs.as_matrix(Y, "Y")
-        _inputs.check_rows(X, Y)
+        _inputs.check_same_rows(X, Y)
         for a, name, d in ((X, "X", self.p), (Y, "Y", self.q)):
             if a.shape[1] != d:
                 raise ValueError(

@@ -22,7 +22,7 @@ def _accumulate(X, Y, views: list[str], chunk_rows: int) -> MomentsCore:
     X = _inputs.as_matrix(X, "X")
     if Y is not None:
         Y = _inputs.as_matrix(Y, "Y")
-        _inputs.check_rows(X, Y)
+        _inputs.check_same_rows(X, Y)
     core = MomentsCore(1, X.shape[1], 0 if Y is None else Y.shape[1], "diagonal", views)
     for xc, yc in _inputs.row_chunks(X[None], None if Y is None else Y[None], chunk_rows):
         core.update(xc, yc)

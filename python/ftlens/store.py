@@ -17,7 +17,6 @@ uninterrupted one.
 
 from __future__ import annotations
 
-import builtins
 import hashlib
 import json
 import os
@@ -44,7 +43,7 @@ def layer_file(index: int) -> str:
     return f"layer_{index:02d}.npy"
 
 
-def model_fingerprint(model: torch.nn.Module) -> str:
+def weights_fingerprint(model: torch.nn.Module) -> str:
     """SHA-256 over the parameter names, shapes and values."""
     digest = hashlib.sha256()
     for name, tensor in model.state_dict().items():
@@ -142,11 +141,11 @@ def write(model, data, path: str | os.PathLike, dtype: str = "float16", *,
     items = align.as_items(data)
     stream = ActivationStream([(model, tokenizer)], options, block_size=shard_size,
                               max_block_tokens=max_shard_tokens, progress=False)
-    align.check_rows(options.rows, options.word_pool, options.segment, len(items[0].segments))
+    align.check_row_options(options.rows, options.word_pool, options.segment, len(items[0].segments))
     identity = {
         "format": FORMAT,
         "model": getattr(model.config, "_name_or_path", "") or type(model).__name__,
-        "model_fingerprint": model_fingerprint(model),
+        "model_fingerprint": weights_fingerprint(model),
         "data_fingerprint": data_fingerprint(items),
         "n_inputs": len(items),
         "rows": options.rows, "word_pool": options.word_pool, "segment": options.segment, "dtype": dtype,
@@ -343,7 +342,7 @@ def _npy_problem(file: Path, shape: tuple, dtype: str) -> str | None:
     if not file.is_file():
         return "missing"
     try:
-        with builtins.open(file, "rb") as f:
+        with open(file, "rb") as f:
             read_header = {(1, 0): np.lib.format.read_array_header_1_0,
                            (2, 0): np.lib.format.read_array_header_2_0}[np.lib.format.read_magic(f)]
             found_shape, fortran, found_dtype = read_header(f)
@@ -463,9 +462,20 @@ class ActivationStore(_StoreReader):
         return np.load(self.path / self.manifest["files"]["labels"][name])
 
 
-def open(path: str | os.PathLike) -> ActivationStore:  # noqa: A001 - mirrors ftlens.store.write
+def read(path: str | os.PathLike) -> ActivationStore:
     """Opens a finished store for reading."""
     return ActivationStore(path)
+
+
+def as_store(source, role: str = "store"):
+    """A store to read: a folder path is opened; an ``ActivationStore`` or an in-memory
+    ``from_arrays`` store is taken as it is; anything else is a TypeError naming ``role``."""
+    if isinstance(source, (str, os.PathLike)):
+        return ActivationStore(source)
+    if isinstance(source, _StoreReader):
+        return source
+    raise TypeError(f"{role} must be a store folder, an ActivationStore or ftlens.store.from_arrays(...), "
+                    f"got {type(source).__name__}")
 
 
 class ArrayStore(_StoreReader):

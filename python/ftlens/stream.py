@@ -247,7 +247,7 @@ class ActivationStream:
     def __call__(self, data) -> Iterator[Chunk]:
         """Yields one Chunk per block of inputs (see block_bounds)."""
         items = data if data and isinstance(data[0], align.Item) else align.as_items(data)
-        align.check_rows(self.rows, self.word_pool, self.segment, len(items[0].segments))
+        align.check_row_options(self.rows, self.word_pool, self.segment, len(items[0].segments))
         from tqdm.auto import tqdm
 
         with tqdm(total=len(items), unit="input", desc="capture", disable=not self.progress) as bar:

@@ -9,7 +9,7 @@ from torch import nn
 from ..data.pairs import PairData, SentencePair, read_pairs
 from . import norms
 from .model import TaskModel
-from .task import Encoded, Task, label_index
+from .task import Encoded, FinetuneTask, label_index
 
 
 class Classifier(TaskModel):
@@ -35,7 +35,7 @@ class Classifier(TaskModel):
         return out
 
 
-class Classification(Task):
+class Classification(FinetuneTask):
     metric = "accuracy"
     own_options = ("cls_norm", "isobn")
 

@@ -18,7 +18,7 @@ from torch import nn
 
 from ..data.conllu import Sentence, check_tree, read_conllu
 from .model import TaskModel
-from .task import Encoded, Task, label_index
+from .task import Encoded, FinetuneTask, label_index
 
 IGNORE = -100  # padding of word-level labels (the Trainer pads with it too)
 
@@ -178,7 +178,7 @@ def attachment_scores(pred_heads, pred_deprels, heads, deprels, scored) -> dict:
     return {"uas": 100.0 * float(right_head.mean()), "las": 100.0 * float((right_head & right_label).mean())}
 
 
-class Parsing(Task):
+class Parsing(FinetuneTask):
     name = "parsing"
     metric = "las"
     label_names = ("heads", "deprels", "scored")

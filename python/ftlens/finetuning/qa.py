@@ -16,7 +16,7 @@ from torch import nn
 
 from ..data.squad import QAExample, read_squad
 from .model import TaskModel
-from .task import Encoded, Task
+from .task import Encoded, FinetuneTask
 
 N_BEST = 20  # start and end candidates per window
 WINDOW_KEYS = ("offset_mapping", "overflow_to_sample_mapping")  # the tokenizer's, not the model's
@@ -67,7 +67,7 @@ def squad_scores(predictions: dict[str, str], examples: list[QAExample]) -> dict
     return {"exact_match": 100.0 * exact / len(examples), "f1": 100.0 * f1 / len(examples)}
 
 
-class QuestionAnswering(Task):
+class QuestionAnswering(FinetuneTask):
     name = "qa"
     metric = "f1"
     pairs = True

@@ -35,13 +35,13 @@ from .optim import Adam
 from .options import FinetuneOptions
 from .parse import PARSING
 from .qa import QA
-from .task import Task, fingerprint
+from .task import FinetuneTask, fingerprint
 
 SAVE_TOTAL_LIMIT = 2  # checkpoints kept while a run trains
-TASKS: dict[str, Task] = {t.name: t for t in (SENTENCE, PAIR, PARSING, QA)}
+TASKS: dict[str, FinetuneTask] = {t.name: t for t in (SENTENCE, PAIR, PARSING, QA)}
 
 
-def get_task(name: str) -> Task:
+def get_task(name: str) -> FinetuneTask:
     if name not in TASKS:
         raise ValueError(f"unknown task {name!r}; the tasks are {sorted(TASKS)}")
     return TASKS[name]
@@ -99,7 +99,7 @@ def _first_rank() -> bool:
     return os.environ.get("RANK", "0") == "0"
 
 
-def _finetune(base, spec: Task, train, eval, out: Path, opts: FinetuneOptions, head: dict,  # noqa: A002
+def _finetune(base, spec: FinetuneTask, train, eval, out: Path, opts: FinetuneOptions, head: dict,  # noqa: A002
               settings: dict, progress: bool) -> FinetuneResult:
     import transformers
 
@@ -164,8 +164,8 @@ def evaluate(model: TaskModel, task: str, data, tokenizer, *, progress: bool = F
         return _trainer(model, spec, opts, Path(scratch), tokenizer, eval_set, progress).evaluate()
 
 
-def _trainer(model: TaskModel, spec: Task, opts: FinetuneOptions, checkpoints: Path, tokenizer, eval_set,
-             progress: bool, train_set=None):
+def _trainer(model: TaskModel, spec: FinetuneTask, opts: FinetuneOptions, checkpoints: Path, tokenizer,
+             eval_set, progress: bool, train_set=None):
     import transformers
 
     trainer = guarded_trainer()(
@@ -177,7 +177,7 @@ def _trainer(model: TaskModel, spec: Task, opts: FinetuneOptions, checkpoints: P
     return trainer
 
 
-def _arguments(opts: FinetuneOptions, spec: Task, checkpoints: Path, n_train: int, progress: bool):
+def _arguments(opts: FinetuneOptions, spec: FinetuneTask, checkpoints: Path, n_train: int, progress: bool):
     import transformers
 
     world = int(os.environ.get("WORLD_SIZE", "1"))

@@ -13,7 +13,7 @@ from .model import TaskModel
 from .options import FinetuneOptions
 
 
-class Task:
+class FinetuneTask:
     """``name`` as users pass it; ``metric``: the headline metric (``eval_<metric>``);
     ``label_names``: the batch keys holding gold labels; ``own_options``: the options only
     this task reads (others must keep their defaults); ``data``: what the data must be;

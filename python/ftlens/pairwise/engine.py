@@ -51,7 +51,7 @@ def sources(X, Y) -> tuple[torch.Tensor, torch.Tensor, bool]:
     """Both inputs as sources, checked to match, and whether to compute in float64: for
     float64 input, and for float32 rows too large or too small for float32 products."""
     x, y = source(X, "X"), source(Y, "Y")
-    _inputs.check_rows(x, y)
+    _inputs.check_same_rows(x, y)
     if x.device != y.device:
         raise ValueError(f"X and Y must be on the same device, got {x.device} and {y.device}")
     double = _inputs.compute_dtype(x, y) == torch.float64

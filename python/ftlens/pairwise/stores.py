@@ -4,7 +4,6 @@ several passes over every layer, which stores allow and streaming capture does n
 
 from __future__ import annotations
 
-import os
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -36,10 +35,6 @@ class StoreComparison(JsonResult):
         data = dict(data)
         data["values"] = {label: unlisted(v) for label, v in data["values"].items()}
         return cls(**data)
-
-
-def _opened(s):
-    return store.open(s) if isinstance(s, (str, os.PathLike)) else s
 
 
 def _measures(measures) -> dict[str, dict]:
@@ -77,7 +72,7 @@ def compare_stores(
     rows (same count and, where recorded, the same (input, word) index)."""
     from ..similarity import measure
 
-    sa, sb = _opened(a), _opened(b)
+    sa, sb = store.as_store(a, "a"), store.as_store(b, "b")
     if sa.n_rows != sb.n_rows:
         raise ValueError(
             f"the stores hold {sa.n_rows} and {sb.n_rows} rows; compare_stores needs the same rows "

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import warnings
 from dataclasses import dataclass
 
@@ -12,7 +11,7 @@ import torch
 from .. import store as store_module
 from .._inputs import finite_number, positive_int
 from . import tasks as task_module
-from .features import COMBINE, Rows, arc_rows, edge_rows
+from .features import COMBINE, ProbeRows, arc_rows, edge_rows
 from .linear import LinearProbes, offsets_of, scores
 from .logistic import fit_logistic, whitening
 from .mdl import online_codelength
@@ -29,22 +28,13 @@ START_L2 = 1e-4  # the ridge start of logistic probes: this strength per row (al
 class _Group:
     """Tasks that share feature rows: their train and eval rows and labels [n, T]."""
 
-    tasks: list[task_module.Task]
-    train: Rows
-    eval: Rows
+    tasks: list[task_module.ProbeTask]
+    train: ProbeRows
+    eval: ProbeRows
     train_labels: np.ndarray
     eval_labels: np.ndarray
     widths: list[int]
     vocabularies: list[list]
-
-
-def _open(source, role: str):
-    if isinstance(source, (str, os.PathLike)):
-        return store_module.open(source)
-    if hasattr(source, "manifest") and hasattr(source, "layer"):
-        return source
-    raise TypeError(f"{role} must be a store folder, an ActivationStore or ftlens.store.from_arrays(...), "
-                    f"got {type(source).__name__}")
 
 
 def _check_pair(train, eval_store) -> None:
@@ -101,7 +91,7 @@ def _layers(layers, n_layers: int) -> list[int]:
     return layers
 
 
-def _check_classes(task: task_module.Task, codes: np.ndarray, vocab: list) -> None:
+def _check_classes(task: task_module.ProbeTask, codes: np.ndarray, vocab: list) -> None:
     present = np.unique(codes[codes >= 0])
     if len(present) < 2:
         raise ValueError(f"task {task.name!r} has {len(present)} class(es) in the training rows "
@@ -122,19 +112,19 @@ def _row_group(row_tasks, train, eval_store, layers, seed) -> _Group:
     train_labels, eval_labels = np.stack(train_cols, 1), np.stack(eval_cols, 1)
     keep_train = np.flatnonzero((train_labels >= 0).all(1))
     keep_eval = np.flatnonzero((eval_labels != -1).any(1))
-    return _Group(row_tasks, Rows(train, layers, keep_train), Rows(eval_store, layers, keep_eval),
+    return _Group(row_tasks, ProbeRows(train, layers, keep_train), ProbeRows(eval_store, layers, keep_eval),
                   train_labels[keep_train], eval_labels[keep_eval], [len(v) for v in vocabularies],
                   vocabularies)
 
 
 def _edge_group(edge_tasks, train, eval_store, layers, combine, seed) -> _Group:
     rows_tr, rows_ev = edge_rows(train, layers, combine), edge_rows(eval_store, layers, combine)
-    group = _row_group([task_module.Task(t.name, "row", t.label) for t in edge_tasks], train, eval_store,
+    group = _row_group([task_module.ProbeTask(t.name, "row", t.label) for t in edge_tasks], train, eval_store,
                        layers, seed)
     tr_labels = _full(group.train_labels, group.train.first, train.n_rows)[rows_tr.first]
     ev_labels = _full(group.eval_labels, group.eval.first, eval_store.n_rows)[rows_ev.first]
     keep = (tr_labels >= 0).all(1)
-    rows_tr = Rows(train, layers, rows_tr.first[keep], rows_tr.second[keep], combine)
+    rows_tr = ProbeRows(train, layers, rows_tr.first[keep], rows_tr.second[keep], combine)
     return _Group(edge_tasks, rows_tr, rows_ev, tr_labels[keep], ev_labels, group.widths, group.vocabularies)
 
 
@@ -185,10 +175,10 @@ def probe(train, eval, tasks=("upos", "deprel"), *, layers=None, kind: str = "lo
     check_options(kind=kind, control=control, mdl=mdl, l2=l2, alphas=alphas, folds=folds,
                   edge_features=edge_features, rank=rank, epochs=epochs, max_passes=max_passes, tol=tol,
                   seed=seed, chunk_rows=chunk_rows)
-    train, eval_store = _open(train, "train"), _open(eval, "eval")
+    train, eval_store = store_module.as_store(train, "train"), store_module.as_store(eval, "eval")
     _check_pair(train, eval_store)
     layer_ids = _layers(layers, train.n_layers)
-    resolved = task_module.resolve(tasks, train, eval_store, control)
+    resolved = task_module.resolve_tasks(tasks, train, eval_store, control)
     asked = [t for t in resolved if not t.control]
     names = [t.name for t in asked]
     shape = (len(layer_ids), len(asked))
@@ -297,7 +287,7 @@ def _choose_l2(group: _Group, ridge, seed, max_passes, tol, chunk_rows, device, 
                               max_passes=max_passes, tol=tol, chunk_rows=chunk_rows, seed=seed,
                               device=device, progress=progress,
                               desc="logistic l2 grid")
-    held_rows = Rows(group.train.store, group.train.layers, group.train.first[held],
+    held_rows = ProbeRows(group.train.store, group.train.layers, group.train.first[held],
                      None if group.train.second is None else group.train.second[held], group.train.combine)
     predicted = trained.predict(held_rows, chunk_rows, device)
     accuracy, _, _ = scores(predicted, np.repeat(group.train_labels[held], len(grid), axis=1), widths)
@@ -307,4 +297,4 @@ def _choose_l2(group: _Group, ridge, seed, max_passes, tol, chunk_rows, device, 
 
 def available_tasks(store) -> list[str]:
     """The task names a store (folder or object) supports."""
-    return task_module.available(_open(store, "store"))
+    return task_module.available(store_module.as_store(store, "store"))

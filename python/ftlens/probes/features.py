@@ -13,7 +13,7 @@ COMBINE = ("concat", "product")
 
 
 @dataclass
-class Rows:
+class ProbeRows:
     """Rows of one store that a group of probes reads. ``first`` [n] are store rows;
     with ``second`` [n] each row is a pair with features [x_first; x_second] ("concat")
     or x_first * x_second ("product")."""
@@ -76,7 +76,7 @@ def _read(arrays: list[np.ndarray], rows: np.ndarray, out: np.ndarray) -> None:
         out[layer] = array[rows[0] : rows[-1] + 1] if consecutive else array[rows]
 
 
-def check_finite(xs: torch.Tensor, rows: Rows, pos: np.ndarray,
+def check_finite(xs: torch.Tensor, rows: ProbeRows, pos: np.ndarray,
                  buffer: torch.Tensor | None = None) -> torch.Tensor:
     """xs [L, m, dim] as float32 (float64 stays), after checking that every value is finite;
     the error names the layer, the store row and its (input, word). A float32 ``buffer``
@@ -126,14 +126,14 @@ def head_rows(store) -> np.ndarray:
     return np.where(heads > 0, out, -1)
 
 
-def edge_rows(store, layers: list[int], combine: str) -> Rows:
+def edge_rows(store, layers: list[int], combine: str) -> ProbeRows:
     """Gold (dependent, head) pairs of every non-root word whose head the store holds."""
     heads = head_rows(store)
     dependents = np.flatnonzero(heads >= 0)
-    return Rows(store, layers, dependents, heads[dependents], combine)
+    return ProbeRows(store, layers, dependents, heads[dependents], combine)
 
 
-def arc_rows(store, layers: list[int], combine: str, seed: int) -> tuple[Rows, np.ndarray]:
+def arc_rows(store, layers: list[int], combine: str, seed: int) -> tuple[ProbeRows, np.ndarray]:
     """Arc detection pairs: every gold (dependent, head) pair (label 1) and, for each, one
     pair of the dependent with another word of its sentence that is not its head (label
     0), drawn with ``seed``. Returns (rows, labels [n])."""
@@ -155,4 +155,4 @@ def arc_rows(store, layers: list[int], combine: str, seed: int) -> tuple[Rows, n
     second = np.concatenate([gold.second, negative[keep]])
     labels = np.concatenate([np.ones(gold.n, np.int64), np.zeros(int(keep.sum()), np.int64)])
     order = np.argsort(first, kind="stable")
-    return Rows(store, layers, first[order], second[order], combine), labels[order]
+    return ProbeRows(store, layers, first[order], second[order], combine), labels[order]

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from .._core import _C
-from .features import Rows, check_finite
+from .features import ProbeRows, check_finite
 
 
 def offsets_of(widths) -> torch.Tensor:
@@ -31,7 +31,7 @@ class LinearProbes:
     def to(self, device) -> LinearProbes:
         return LinearProbes(*(t.to(device) for t in (self.shift, self.scale, self.w, self.b)), self.offsets)
 
-    def predict(self, rows: Rows, chunk_rows: int, device=None) -> np.ndarray:
+    def predict(self, rows: ProbeRows, chunk_rows: int, device=None) -> np.ndarray:
         """Predicted classes [L, n, T] of every row."""
         probes = self.to(device) if device is not None else self
         out = np.empty((self.w.shape[0], rows.n, len(self.offsets) - 1), dtype=np.int64)

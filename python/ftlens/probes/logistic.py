@@ -37,7 +37,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .._core import _C
-from .features import Rows
+from .features import ProbeRows
 from .linear import LinearProbes
 
 HISTORY = 8
@@ -99,7 +99,7 @@ def whitening(cov: torch.Tensor, l2: np.ndarray) -> Whitening:
     return Whitening(forward, inverse)
 
 
-def fit_logistic(rows: Rows, labels: np.ndarray, probes: LinearProbes, l2: np.ndarray, whiten: Whitening,
+def fit_logistic(rows: ProbeRows, labels: np.ndarray, probes: LinearProbes, l2: np.ndarray, whiten: Whitening,
                  *, positions=None, max_passes: int = 100, tol: float = 1e-5, ftol: float = FTOL,
                  warmup_epochs: int = WARMUP_EPOCHS, chunk_rows: int = 8192, seed: int = 0,
                  device=None, progress: bool = True, penalize_bias: bool = False,
@@ -194,7 +194,7 @@ def fit_logistic(rows: Rows, labels: np.ndarray, probes: LinearProbes, l2: np.nd
     return trained, LogisticInfo(passes, done.numpy(), epochs)
 
 
-def _warm_up(rows: Rows, labels: np.ndarray, probes: LinearProbes, l2: np.ndarray, whiten: Whitening,
+def _warm_up(rows: ProbeRows, labels: np.ndarray, probes: LinearProbes, l2: np.ndarray, whiten: Whitening,
              positions: np.ndarray, epochs: int, chunk_rows: int, seed: int, device, progress: bool,
              desc: str, penalize_bias: bool = False) -> LinearProbes:
     """``epochs`` of minibatch steps W -= lr M M (grad + l2 W), b -= lr grad_b on every

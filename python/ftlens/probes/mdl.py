@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from .._core import _C
-from .features import Rows
+from .features import ProbeRows
 from .linear import LinearProbes
 from .logistic import Whitening, fit_logistic
 from .ridge import folds_of
@@ -34,7 +34,7 @@ def block_bounds(n: int, fractions=FRACTIONS) -> list[int]:
     return bounds if bounds[-1] == n else [*bounds, n]
 
 
-def online_codelength(rows: Rows, labels: np.ndarray, widths, start: LinearProbes, l2: np.ndarray,
+def online_codelength(rows: ProbeRows, labels: np.ndarray, widths, start: LinearProbes, l2: np.ndarray,
                       whiten: Whitening, *,
                       seed: int = 0, max_passes: int = 50, chunk_rows: int = 8192, device=None,
                       progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
@@ -58,7 +58,7 @@ def online_codelength(rows: Rows, labels: np.ndarray, widths, start: LinearProbe
     return bits / 1000, uniform / bits
 
 
-def _nats(rows: Rows, labels: np.ndarray, probes: LinearProbes, positions: np.ndarray, chunk_rows: int,
+def _nats(rows: ProbeRows, labels: np.ndarray, probes: LinearProbes, positions: np.ndarray, chunk_rows: int,
           device) -> np.ndarray:
     """Summed cross-entropy (nats) of the rows at ``positions`` per (layer, task)."""
     dev = torch.device("cpu") if device is None else torch.device(device)

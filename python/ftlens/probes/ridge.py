@@ -11,7 +11,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .._core import _C
-from .features import Rows, check_finite
+from .features import ProbeRows, check_finite
 from .linear import LinearProbes, offsets_of
 
 DEFAULT_ALPHAS = tuple(float(a) for a in 10.0 ** np.arange(-1, 6))  # on summed squared error, as Ridge
@@ -38,8 +38,8 @@ def folds_of(inputs: np.ndarray, folds: int, seed: int) -> np.ndarray:
     return (rank % folds)[inputs]
 
 
-def fit_ridge(rows: Rows, labels: np.ndarray, widths, *, alphas=DEFAULT_ALPHAS, folds: int = 5, seed: int = 0,
-              chunk_rows: int = 8192, progress: bool = True, desc: str = "ridge") -> RidgeFit:
+def fit_ridge(rows: ProbeRows, labels: np.ndarray, widths, *, alphas=DEFAULT_ALPHAS, folds: int = 5,
+              seed: int = 0, chunk_rows: int = 8192, progress: bool = True, desc: str = "ridge") -> RidgeFit:
     """Ridge probes for tasks with labels [n, T] (every row labelled) on ``rows``. With one
     strength and ``folds=1`` there is no cross-validation (``cv_mse`` is NaN): the fit and
     the feature moments only, from one pass at the GEMM's cost."""

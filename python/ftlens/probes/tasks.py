@@ -25,7 +25,7 @@ UNSEEN = -2  # an eval label the training rows never had: counted as wrong
 
 
 @dataclass(frozen=True)
-class Task:
+class ProbeTask:
     """One probe task. kind: "row", "edge", "arc" or "structural"; label: the store label
     it reads ("upos", "deprel"; None for "arc" and the structural tasks)."""
 
@@ -50,7 +50,7 @@ def supported(labels: dict[str, bool], rows: str) -> list[str]:
     return row_tasks + [f"edge:{n}" for n in row_tasks] + ["arc", *STRUCTURAL]
 
 
-def resolve(names, train, eval_store, control: bool) -> list[Task]:
+def resolve_tasks(names, train, eval_store, control: bool) -> list[ProbeTask]:
     """Tasks for the given names (control tasks appended), checked against both stores."""
     if isinstance(names, str):
         names = (names,)
@@ -62,16 +62,16 @@ def resolve(names, train, eval_store, control: bool) -> list[Task]:
         for store, role in ((train, "train"), (eval_store, "eval")):
             _check_supported(name, store, role)
         if name in STRUCTURAL:
-            tasks.append(Task(name, "structural"))
+            tasks.append(ProbeTask(name, "structural"))
         elif name == "arc":
-            tasks.append(Task(name, "arc"))
+            tasks.append(ProbeTask(name, "arc"))
         elif name.startswith("edge:"):
-            tasks.append(Task(name, "edge", name[5:]))
+            tasks.append(ProbeTask(name, "edge", name[5:]))
         else:
-            tasks.append(Task(name, "row", name))
+            tasks.append(ProbeTask(name, "row", name))
     if control:
         words = all("word" in s.label_names() for s in (train, eval_store))
-        tasks += [Task(f"control:{t.name}", "row", t.label, control=True) for t in tasks
+        tasks += [ProbeTask(f"control:{t.name}", "row", t.label, control=True) for t in tasks
                   if t.kind == "row" and words and train.manifest["rows"] == "words"]
     return tasks
 
@@ -88,7 +88,7 @@ def _check_supported(name: str, store, role: str) -> None:
     raise ValueError(f"unknown task {name!r} for {where}; available: {available(store)}")
 
 
-def row_labels(task: Task, train, eval_store, seed: int) -> tuple[np.ndarray, np.ndarray, list]:
+def row_labels(task: ProbeTask, train, eval_store, seed: int) -> tuple[np.ndarray, np.ndarray, list]:
     """(train codes [rows], eval codes [rows], vocabulary) of a row task. Eval labels are
     coded in the training vocabulary; labels never seen in training get ``UNSEEN``.
     Rows without a label get -1."""
@@ -106,7 +106,7 @@ def row_labels(task: Task, train, eval_store, seed: int) -> tuple[np.ndarray, np
     return train_codes, eval_codes, keep
 
 
-def _control_labels(task: Task, train, eval_store, train_codes, eval_codes, n_classes: int, seed: int):
+def _control_labels(task: ProbeTask, train, eval_store, train_codes, eval_codes, n_classes: int, seed: int):
     """Hewitt & Liang's control task: every word type gets a fixed label drawn from the
     task's training label distribution (seeded); rows keep their task's missing labels."""
     train_words, train_vocab = train.labels("word")

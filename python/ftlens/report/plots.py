@@ -148,7 +148,7 @@ def heatmaps(results: dict, folder: Path) -> list[tuple[str, str]]:
     return written
 
 
-def isotropy(results: dict, folder: Path) -> list[tuple[str, str]]:
+def isotropy_by_layer(results: dict, folder: Path) -> list[tuple[str, str]]:
     """Per rows kind: isotropy diagnostics by layer, base vs each fine-tuned model."""
     plt = _pyplot()
     kinds = results["config"].get("isotropy") or {}
@@ -251,4 +251,4 @@ def ablations(results: dict, folder: Path) -> list[tuple[str, str]]:
     return written
 
 
-PLOTS = (similarity_by_layer, heatmaps, probes, ablations, isotropy)
+PLOTS = (similarity_by_layer, heatmaps, probes, ablations, isotropy_by_layer)

@@ -51,7 +51,7 @@ class Examples:
         return self._loaded[spec][1]
 
 
-def model_fingerprint(name_or_path: str | os.PathLike) -> str:
+def folder_fingerprint(name_or_path: str | os.PathLike) -> str:
     """A digest of a model folder's weights and config (size and content), or of the hub
     name when it is not a folder."""
     folder = Path(resolve(name_or_path))

@@ -24,7 +24,7 @@ from ..finetuning.run import get_task
 from ..models import resolve
 from .cache import RunFolder
 from .config import StudyConfig, StudyConfigError, TaskSpec, load_config
-from .inputs import Examples, check_inputs, model_fingerprint
+from .inputs import Examples, check_inputs, folder_fingerprint
 
 BASE = "base"  # the base model's name among the study's models
 
@@ -86,7 +86,7 @@ def _stages(config: StudyConfig, run: RunFolder, start: float, progress: bool, r
     log(f"study {config.name!r} -> {run.path}")
     examples = Examples()
     check_inputs(config, examples)
-    models = {BASE: {"path": config.base, "fingerprint": model_fingerprint(config.base)}}
+    models = {BASE: {"path": config.base, "fingerprint": folder_fingerprint(config.base)}}
     tasks = {}
     for spec in config.tasks:
         tasks[spec.name] = _finetune_stage(run, config, spec, examples, models[BASE], progress)
@@ -147,7 +147,7 @@ def _finetune_stage(
     metric = get_task(spec.task).metric
     if spec.checkpoint is not None:
         _check_architecture(config, spec)
-        inputs = {"checkpoint": spec.checkpoint, "fingerprint": model_fingerprint(spec.checkpoint)}
+        inputs = {"checkpoint": spec.checkpoint, "fingerprint": folder_fingerprint(spec.checkpoint)}
         return run.stage(
             f"checkpoint/{spec.name}",
             inputs,
@@ -185,7 +185,7 @@ def _finetune_stage(
             "metrics": result.metrics,
             "history": result.history,
             "trained": True,
-            "fingerprint": model_fingerprint(result.model_dir),
+            "fingerprint": folder_fingerprint(result.model_dir),
         }
 
     result = run.stage(f"finetune/{spec.name}", inputs, compute)
