@@ -24,7 +24,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(argv: list[str] | None) -> int:
-    from .finetuning import KINDS
+    from .finetuning import KINDS, SIDES
+    from .probes.tasks import DEFAULT_TASKS
 
     parser = argparse.ArgumentParser(
         prog="ftlens", description="What fine-tuning does to a transformer encoder, layer by layer."
@@ -46,7 +47,7 @@ def _main(argv: list[str] | None) -> int:
     probe = sub.add_parser("probe", help="probe every layer of a train store, scored on an eval store")
     probe.add_argument("train", help="train store folder (ftlens.store.write)")
     probe.add_argument("eval", help="eval store folder")
-    probe.add_argument("--tasks", nargs="+", default=["upos", "deprel"],
+    probe.add_argument("--tasks", nargs="+", default=list(DEFAULT_TASKS),
                        help="task names: store labels (upos, xpos, deprel, label), edge:<label>, arc, "
                             "distance, depth (default: upos deprel)")
     probe.add_argument("--kind", choices=("logistic", "ridge"), default="logistic")
@@ -68,7 +69,7 @@ def _main(argv: list[str] | None) -> int:
     _data_arguments(ablation)
     ablation.add_argument("--out", required=True, help="sweep folder (its runs are reused when rerun)")
     ablation.add_argument("--ks", type=int, nargs="+", help="layer counts k (default: 0..L)")
-    ablation.add_argument("--side", choices=("above", "below"), default="above",
+    ablation.add_argument("--side", choices=SIDES, default="above",
                           help="revert: the layers above k (default) or up to k")
     ablation.add_argument("--finetuned", help="revert: a finished fine-tuning run folder to revert")
     _option_arguments(ablation)

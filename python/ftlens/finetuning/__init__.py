@@ -6,13 +6,13 @@ correction can be turned off; ``load_task_model`` and ``evaluate`` for saved mod
 
 from .ablate import KINDS, AblationResult, ablate
 from .divergence import FinetuneDiverged
-from .layers import freeze_bottom, reinit_top, revert_layers
+from .layers import SIDES, freeze_bottom, reinit_top, revert_layers
 from .model import TaskModel, load_task_model
 from .norms import IsoBN
 from .optim import Adam
 from .options import FinetuneOptions
 from .run import TASKS, FinetuneResult, evaluate, finetune
 
-__all__ = ["KINDS", "TASKS", "AblationResult", "Adam", "FinetuneDiverged", "FinetuneOptions",
+__all__ = ["KINDS", "SIDES", "TASKS", "AblationResult", "Adam", "FinetuneDiverged", "FinetuneOptions",
            "FinetuneResult", "IsoBN", "TaskModel", "ablate", "evaluate", "finetune", "freeze_bottom",
            "load_task_model", "reinit_top", "revert_layers"]

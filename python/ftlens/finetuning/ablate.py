@@ -20,7 +20,7 @@ from pathlib import Path
 from .. import _io
 from ..capture import layer_blocks
 from ..models import model_source
-from .layers import _check_k, revert_layers
+from .layers import SIDES, _check_k, revert_layers
 from .model import load_task_model
 from .run import evaluate, finetune, get_task
 
@@ -90,7 +90,7 @@ def ablate(kind: str, base, task: str, train, eval, out_dir, ks=None, *, side: s
 
     if kind not in KINDS:
         raise ValueError(f"unknown ablation {kind!r}; the ablations are {KINDS}")
-    if side not in ("above", "below"):
+    if side not in SIDES:
         raise ValueError(f"side must be 'above' or 'below', got {side!r}")
     spec = get_task(task)
     clashing = sorted({"freeze_bottom", "reinit_top"} & set(options))

@@ -12,6 +12,8 @@ import torch
 from ..capture import layer_blocks
 from ..models import encoder_of
 
+SIDES = ("above", "below")  # which layers a reversion puts back: above k, or up to k
+
 
 def _check_k(k: int, blocks: torch.nn.ModuleList, what: str) -> int:
     if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k <= len(blocks):
@@ -84,7 +86,7 @@ def revert_layers(finetuned: torch.nn.Module, base: torch.nn.Module, k: int, sid
     """Puts the base model's weights back into the fine-tuned model's layers above layer
     ``k`` (``side="above"``: layers k+1..L, counting from 1) or up to it (``"below"``: the
     embeddings and layers 1..k), keeping everything else (the task head included)."""
-    if side not in ("above", "below"):
+    if side not in SIDES:
         raise ValueError(f"side must be 'above' or 'below', got {side!r}")
     blocks, base_blocks = layer_blocks(finetuned), layer_blocks(base)
     if len(blocks) != len(base_blocks):

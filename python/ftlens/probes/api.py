@@ -140,7 +140,7 @@ def _arc_group(task, train, eval_store, layers, combine, seed) -> _Group:
     return _Group([task], rows_tr, rows_ev, labels_tr[:, None], labels_ev[:, None], [2], [["no arc", "arc"]])
 
 
-def probe(train, eval, tasks=("upos", "deprel"), *, layers=None, kind: str = "logistic",  # noqa: A002
+def probe(train, eval, tasks=task_module.DEFAULT_TASKS, *, layers=None, kind: str = "logistic",  # noqa: A002
           control: bool = True, mdl: bool = False, l2=None, alphas=DEFAULT_ALPHAS, folds: int = 5,
           edge_features: str = "concat", rank: int = 64, epochs: int = 10, max_passes: int = 100,
           tol: float = 1e-5, seed: int = 0, device=None, chunk_rows: int = 8192,

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+DEFAULT_TASKS = ("upos", "deprel")  # what probe(), the CLI and a study's probes default to
 STRUCTURAL = ("distance", "depth")
 NOT_TASKS = ("head", "word")  # store labels that are inputs of other tasks
 UNSEEN = -2  # an eval label the training rows never had: counted as wrong

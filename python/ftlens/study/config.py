@@ -36,10 +36,12 @@ from typing import Any
 from .. import registry
 from ..align import ROWS
 from ..finetuning.ablate import KINDS as ABLATIONS
+from ..finetuning.layers import SIDES
 from ..finetuning.options import FinetuneOptions
 from ..finetuning.run import TASKS
 from ..moments import PAIRS
 from ..probes.api import KINDS as PROBE_KINDS
+from ..probes.tasks import DEFAULT_TASKS as PROBE_TASKS
 
 FORMATS = ("conllu", "pairs", "squad", "text")
 SUFFIX_FORMATS = {
@@ -125,7 +127,7 @@ class ProbeSpec:
 
     train: DataSpec
     eval: dict[str, DataSpec]
-    tasks: tuple[str, ...] = ("upos", "deprel")
+    tasks: tuple[str, ...] = PROBE_TASKS
     in_domain: tuple[str, ...] = ()
     kind: str = "logistic"
     control: bool = True
@@ -437,7 +439,7 @@ def _probes(r: _Reader, value) -> ProbeSpec:
     }
     if not sets:
         r.fail("probes.eval", "no probe eval set: add at least one")
-    tasks = spec.get("tasks", ["upos", "deprel"])
+    tasks = spec.get("tasks", list(PROBE_TASKS))
     return ProbeSpec(
         train=r.data(spec["train"], "probes.train"),
         eval=sets,
@@ -477,7 +479,7 @@ def _ablation(r: _Reader, value, where: str, tasks: list[str]) -> AblationSpec:
         kind=r.choice(spec["kind"], f"{where}.kind", ABLATIONS),
         task=r.choice(spec["task"], f"{where}.task", tasks),
         ks=ks,
-        side=r.choice(spec.get("side", "above"), f"{where}.side", ("above", "below")),
+        side=r.choice(spec.get("side", "above"), f"{where}.side", SIDES),
         options=r.options(spec.get("options"), f"{where}.options"),
     )
 
