@@ -12,6 +12,7 @@ import numpy as np
 
 from .. import _io, registry
 from ..probes.result import ProbeResult
+from . import plots
 from .plots import PLOTS
 
 STYLE = """
@@ -36,7 +37,7 @@ def build_report(run_dir) -> Path:
     results = json.loads(source.read_text(encoding="utf-8"))
     figures = []
     for plot in PLOTS:
-        figures += [(plot.__name__, name, caption) for name, caption in plot(results, run_dir)]
+        figures += [(plot, name, caption) for name, caption in plot(results, run_dir)]
     page = _page(results, run_dir, figures)
     return _io.atomic_write(run_dir / "report.html", lambda tmp: Path(tmp).write_text(page, encoding="utf-8"))
 
@@ -119,7 +120,7 @@ def probe_rows(results: dict) -> list[list]:
     return rows
 
 
-def _page(results: dict, run_dir: Path, figures: list[tuple[str, str, str]]) -> str:
+def _page(results: dict, run_dir: Path, figures: list[tuple]) -> str:
     versions = ", ".join(f"{k} {v}" for k, v in results["versions"].items())
     parts = [
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
@@ -141,20 +142,16 @@ def _page(results: dict, run_dir: Path, figures: list[tuple[str, str, str]]) -> 
             similarity_rows(results),
         ),
     ]
-    sections = {
-        "similarity_by_layer": None,
-        "heatmaps": None,
-        "probes": "Probes",
-        "ablations": "Ablations",
-        "isotropy": "Isotropy",
-    }
+    # every plot in PLOTS' order, under its section's title (None: the first section's)
+    titles = {plots.probes: "Probes", plots.ablations: "Ablations", plots.isotropy_by_layer: "Isotropy"}
+    sections = {plot: titles.get(plot) for plot in PLOTS}
     shown = set()
     for section, title in sections.items():
         chosen = [f for f in figures if f[0] == section]
         if title and chosen and title not in shown:
             parts.append(f"<h2>{title}</h2>")
             shown.add(title)
-            if section == "probes":
+            if section is plots.probes:
                 parts.append(
                     _table(
                         ["model", "probe set", "task", "metric", "best layer (%)", "top layer (%)"],
