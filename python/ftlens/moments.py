@@ -16,7 +16,7 @@ import torch
 
 from . import _inputs, registry
 from ._core import MomentsCore
-from .registry import RDMS
+from .registry import MOMENT_RDMS
 
 PAIRS = ("diagonal", "all")
 CORE_ARGS = ("n_layers", "p", "q", "pairs", "views")  # the configuration keys, in MomentsCore's order
@@ -61,7 +61,7 @@ class LayerMoments:
         q: int,
         pairs: str = "diagonal",
         *,
-        rdms: Iterable[str] = RDMS,
+        rdms: Iterable[str] = MOMENT_RDMS,
         chunk_rows: int = _inputs.DEFAULT_CHUNK_ROWS,
     ) -> None:
         if pairs not in PAIRS:
@@ -224,7 +224,7 @@ class LayerMoments:
         "nan" to get NaN for such pairs (e.g. the [CLS] row of the embedding layer)."""
         if name == "rsa":
             rdm = options.get("rdm", "correlation")
-            if rdm in RDMS and rdm not in self.rdms:
+            if rdm in MOMENT_RDMS and rdm not in self.rdms:
                 raise ValueError(
                     f"rdm={rdm!r} was not requested when these moments were created "
                     f"(rdms={self.rdms}); create them with rdms including {rdm!r}"
@@ -286,7 +286,7 @@ class Moments(LayerMoments):
         p: int,
         q: int,
         *,
-        rdms: Iterable[str] = RDMS,
+        rdms: Iterable[str] = MOMENT_RDMS,
         chunk_rows: int = _inputs.DEFAULT_CHUNK_ROWS,
     ) -> None:
         super().__init__(1, p, q, "diagonal", rdms=rdms, chunk_rows=chunk_rows)

@@ -13,7 +13,7 @@ import torch
 
 from . import _inputs
 
-RDMS = ("inner", "cosine", "correlation", "sqeuclidean")
+MOMENT_RDMS = ("inner", "cosine", "correlation", "sqeuclidean")
 RDM_VIEW = {"inner": "raw", "sqeuclidean": "raw", "cosine": "cosine", "correlation": "correlation"}
 UNDEFINED = ("raise", "nan")
 
@@ -72,7 +72,7 @@ def _rsa_tiles(rdm: str = "correlation", compare: str = "pearson", **_) -> bool:
     rdm_map(rdm)
     if compare not in COMPARES:
         raise ValueError(f"unknown compare {compare!r}: choose from {COMPARES}")
-    return rdm not in RDMS or compare not in ("pearson", "cosine")
+    return rdm not in MOMENT_RDMS or compare not in ("pearson", "cosine")
 
 
 def _kernel_cka(debiased: bool):
@@ -131,9 +131,9 @@ def strict(undefined: str) -> bool:
 
 
 def check_rdms(rdms: Iterable[str]) -> None:
-    unknown = [r for r in rdms if r not in RDMS]
+    unknown = [r for r in rdms if r not in MOMENT_RDMS]
     if unknown:
-        raise ValueError(f"unknown rdm {unknown[0]!r}: expected one of {RDMS}")
+        raise ValueError(f"unknown rdm {unknown[0]!r}: expected one of {MOMENT_RDMS}")
 
 
 def views_for(rdms: Iterable[str], need_raw: bool = True) -> list[str]:

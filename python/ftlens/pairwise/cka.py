@@ -12,8 +12,6 @@ from .. import registry
 from .._inputs import finite_number
 from . import engine, order
 
-EPS = {True: np.finfo(np.float64).eps, False: np.finfo(np.float32).eps}
-
 
 def _median_ranks(n: int) -> list[int]:
     """Kornblith et al.'s median is over all n^2 entries of the squared-distance matrix: n
@@ -186,7 +184,7 @@ def kernel_cka(
         for k in "xy"
     }
     value = math.nan
-    constant = [name for k, name in (("x", "X"), ("y", "Y")) if not h[k + k] > 64 * EPS[double] * scale[k]]
+    constant = engine.constant_sides({"x": h["xx"], "y": h["yy"]}, scale, double)
     if constant:
         if strict:
             raise ValueError(

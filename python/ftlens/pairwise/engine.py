@@ -13,14 +13,15 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .. import _inputs
+from .. import _inputs, registry
 from .._core import _C
 
 DEFAULT_MEMORY_BUDGET = 256 * 2**20
 MIN_TILE = 64
 MAX_TILE = 2048
 KERNELS = ("linear", "cosine", "rbf")
-RDMS = ("inner", "cosine", "correlation", "sqeuclidean", "euclidean")
+TILE_RDMS = (*registry.MOMENT_RDMS, "euclidean")  # plain Euclidean distances need the tiles
+EPS = {True: np.finfo(np.float64).eps, False: np.finfo(np.float32).eps}  # by "computed in float64"
 SAMPLE_ROWS = 1024
 
 
@@ -114,8 +115,8 @@ def kernel_map(kernel: str) -> Map:
 
 def rdm_map(rdm: str) -> Map:
     """Dissimilarities (inner products for "inner") of each pair of rows."""
-    if rdm not in RDMS:
-        raise ValueError(f"unknown rdm {rdm!r}: choose from {RDMS}")
+    if rdm not in TILE_RDMS:
+        raise ValueError(f"unknown rdm {rdm!r}: choose from {TILE_RDMS}")
     return {
         "inner": Map("linear"),
         "cosine": Map("one_minus", normalize_rows=True),
@@ -123,6 +124,12 @@ def rdm_map(rdm: str) -> Map:
         "sqeuclidean": Map("sqeuclidean", center_columns=True),
         "euclidean": Map("euclidean", center_columns=True),
     }[rdm]
+
+
+def constant_sides(spread: dict, scale: dict, double: bool) -> list[str]:
+    """"X" and/or "Y": the sides whose ``spread`` (a variation of their values, keys "x" and
+    "y") is not above the rounding of values of size ``scale`` in their precision."""
+    return [name for k, name in (("x", "X"), ("y", "Y")) if not spread[k] > 64 * EPS[double] * scale[k]]
 
 
 def side(name: str, how: Map, x: torch.Tensor, **fields) -> _C.PairSide:

@@ -14,12 +14,6 @@ from .. import registry
 from . import engine, order
 
 COMPARES = ("pearson", "cosine", "spearman", "kendall")
-EPS = {True: np.finfo(np.float64).eps, False: np.finfo(np.float32).eps}
-
-
-def _constant_rdms(spread: dict, scale: dict, double: bool) -> list[str]:
-    """The sides whose pair values do not vary beyond the rounding of their computation."""
-    return [name for k, name in (("x", "X"), ("y", "Y")) if not spread[k] > 64 * EPS[double] * scale[k]]
 
 
 def _undefined(constant: list[str], rdm: str, strict: bool) -> float:
@@ -57,7 +51,7 @@ def _moment_compare(x, y, sx, sy, compare, tile, double, progress, shuffles) -> 
         "y": math.sqrt(max(s["syy"] - s["sy"] ** 2 / m, 0.0) / m),
     }
     scale = {"x": abs(cx) + math.sqrt(s["sxx"] / m), "y": abs(cy) + math.sqrt(s["syy"] / m)}
-    constant = _constant_rdms(spread, scale, double)
+    constant = engine.constant_sides(spread, scale, double)
     if constant:
         return math.nan, constant, {}
     held = {}
@@ -149,7 +143,7 @@ def _sketched_spearman(x, y, sx, sy, how, tile, double, bins, progress) -> tuple
     hist = order.histogram(x, y, sx, sy, tile, double, progress)
     spread = {k: hist[f"max_{k}"] - hist[f"min_{k}"] for k in "xy"}
     scale = {k: max(abs(hist[f"max_{k}"]), abs(hist[f"min_{k}"])) for k in "xy"}
-    constant = _constant_rdms(spread, scale, double)
+    constant = engine.constant_sides(spread, scale, double)
     if constant:
         return math.nan, constant, 0.0
     for k, s in (("x", sx), ("y", sy)):

@@ -420,7 +420,7 @@ def _compare(r: _Reader, value) -> CompareSpec:
             spec.get("measures", defaults.measures), "compare.measures", list(registry.MEASURES)
         ),
         pairs=r.choice(spec.get("pairs", defaults.pairs), "compare.pairs", PAIRS),
-        rdm=r.choice(spec.get("rdm", defaults.rdm), "compare.rdm", registry.RDMS),
+        rdm=r.choice(spec.get("rdm", defaults.rdm), "compare.rdm", registry.MOMENT_RDMS),
         rows=r.choice(spec.get("rows", defaults.rows), "compare.rows", ROWS),
         ci=ci,
         ci_groups=r.typed(spec.get("ci_groups", defaults.ci_groups), "compare.ci_groups", int, True),
