@@ -1,30 +1,10 @@
-"""Two studies (or two fine-tunings) in one folder at once: the second is refused at once,
-before it trains anything, and the folder is free again once the first is done."""
+"""Two fine-tunings in one folder at once: the second is refused at once, before it trains
+anything, and the command line says so in one line (two studies: test_study_checks.py)."""
 
 import ftlens
 import pytest
 from ftlens import _io
 from ftlens.data.generated import generate_pairs
-from ftlens.study import parse_config, run_study
-from ftlens.study.cache import RunFolder
-
-STUDY = {
-    "name": "s",
-    "base": "minilm",
-    "tasks": {"nli": {"task": "pair", "train": {"generated": "pairs", "n": 20},
-                      "eval": {"generated": "pairs", "n": 12, "seed": 1}, "options": {"max_steps": 2}}},
-    "evaluation": {"ewt": {"data": {"generated": "sentences", "n": 20}, "in_domain": ["nli"]}},
-}
-
-
-def test_a_second_study_in_a_busy_run_folder_is_refused(tmp_path):
-    config = parse_config(STUDY, folder=tmp_path)
-    with RunFolder(tmp_path / "run", "s", "minilm").lock():
-        with pytest.raises(RuntimeError, match="another study is running in .*run; wait for it to finish"):
-            run_study(config, tmp_path / "run", progress=False, report=False, log=lambda line: None)
-    assert not (tmp_path / "run" / "finetune").exists()
-    with RunFolder(tmp_path / "run", "s", "minilm").lock():  # released
-        pass
 
 
 def test_a_second_finetune_in_a_busy_folder_is_refused(tmp_path):

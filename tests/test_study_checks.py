@@ -1,12 +1,14 @@
 """A study's inputs are all checked before its first stage: bad data files, options,
 probe tasks, ablation ks and a missing base folder fail in seconds with the key that is
-wrong, not after fine-tuning has run; a key given twice in the YAML is refused."""
+wrong, not after fine-tuning has run; a key given twice in the YAML is refused; a second
+study in a busy run folder is refused."""
 
 import shutil
 
 import pytest
 import yaml
-from ftlens.study import StudyConfigError, load_config, run_study
+from ftlens.study import StudyConfigError, load_config, parse_config, run_study
+from ftlens.study.cache import RunFolder
 
 EWT_DEV = "en_ewt-ud-dev.conllu"
 
@@ -96,3 +98,13 @@ def test_a_key_given_twice_is_refused(tmp_path):
     path.write_text(nested)
     with pytest.raises(StudyConfigError, match="found the key 'task' twice"):
         load_config(path)
+
+
+def test_a_second_study_in_a_busy_run_folder_is_refused(tmp_path):
+    config = parse_config(_study(), folder=tmp_path)
+    with RunFolder(tmp_path / "run", "s", "minilm").lock():
+        with pytest.raises(RuntimeError, match="another study is running in .*run; wait for it to finish"):
+            run_study(config, tmp_path / "run", progress=False, report=False, log=lambda line: None)
+    assert not (tmp_path / "run" / "finetune").exists()
+    with RunFolder(tmp_path / "run", "s", "minilm").lock():  # released
+        pass

@@ -61,39 +61,38 @@ def data_fingerprint(items: Sequence[align.Item]) -> str:
     return digest.hexdigest()
 
 
-def _row_labels(items: Sequence[align.Item], item: np.ndarray, unit: np.ndarray, rows: str):
-    """{name: (codes [rows] int64, vocabulary or None for integer labels)}."""
-    out = {}
-    if items[0].label is not None:
-        vocab = sorted({it.label for it in items if it.label is not None})
-        index = {v: i for i, v in enumerate(vocab)}
-        out["label"] = (np.array([index.get(items[i].label, -1) for i in item], dtype=np.int64), vocab)
-    if rows == "words" and items[0].word_labels:
-        forms = [_word_form(items[i], u) for i, u in zip(item, unit, strict=True)]
-        vocab = sorted(set(forms))
-        index = {v: i for i, v in enumerate(vocab)}
-        out["word"] = (np.array([index[f] for f in forms], dtype=np.int64), vocab)  # for control tasks
-        for name in items[0].word_labels:
-            values = [items[i].word_labels[name][u] if u < len(items[i].word_labels[name]) else None
-                      for i, u in zip(item, unit, strict=True)]
-            if name == "head":
-                out[name] = (np.array([-1 if v is None else v for v in values], dtype=np.int64), None)
-                continue
-            vocab = sorted({v for it in items for v in it.word_labels[name]})
-            index = {v: i for i, v in enumerate(vocab)}
-            out[name] = (np.array([index.get(v, -1) for v in values], dtype=np.int64), vocab)
-    return out
-
-
 def label_schema(items: Sequence[align.Item], rows: str) -> dict[str, bool]:
     """The labels a store of ``items`` with ``rows`` keeps: name -> whether it is coded
     through a vocabulary (False: integer labels such as "head")."""
     first = items[0]
     schema = {"label": True} if first.label is not None else {}
     if rows == "words" and first.word_labels:
-        schema["word"] = True
+        schema["word"] = True  # the word forms, for control tasks
         schema |= {name: name != "head" for name in first.word_labels}
     return schema
+
+
+def _row_labels(items: Sequence[align.Item], item: np.ndarray, unit: np.ndarray, rows: str):
+    """{name: (codes [rows] int64, vocabulary or None for integer labels)}, for each label
+    of ``label_schema``."""
+    out = {}
+    for name, coded in label_schema(items, rows).items():
+        if name == "label":
+            values = [items[i].label for i in item]
+            vocab = sorted({it.label for it in items if it.label is not None})
+        elif name == "word":
+            values = [_word_form(items[i], u) for i, u in zip(item, unit, strict=True)]
+            vocab = sorted(set(values))
+        else:
+            values = [items[i].word_labels[name][u] if u < len(items[i].word_labels[name]) else None
+                      for i, u in zip(item, unit, strict=True)]
+            vocab = sorted({v for it in items for v in it.word_labels[name]}) if coded else None
+        if not coded:
+            out[name] = (np.array([-1 if v is None else v for v in values], dtype=np.int64), None)
+            continue
+        index = {v: i for i, v in enumerate(vocab)}
+        out[name] = (np.array([index.get(v, -1) for v in values], dtype=np.int64), vocab)
+    return out
 
 
 def _word_form(item: align.Item, unit: int) -> str:
@@ -402,6 +401,7 @@ class ActivationStore(_StoreReader):
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
+        self._sizes: dict[int, int] = {}  # layer -> its file's size when checked whole (check_intact)
         if not (self.path / "manifest.json").exists():
             raise FileNotFoundError(f"{self.path} is not an activation store (no manifest.json)")
         self.manifest = read_manifest(self.path)
@@ -434,17 +434,16 @@ class ActivationStore(_StoreReader):
 
     def check_intact(self, layers: Sequence[int]) -> None:
         # each file checked whole once, then a stat per layer and chunk against that size
-        sizes = self.__dict__.setdefault("_sizes", {})
         for i in layers:
             file = self.path / layer_file(i)
             try:
                 size = file.stat().st_size
             except OSError:
                 size = -1
-            if i not in sizes and size >= 0 and not _npy_problem(file, (self.n_rows, self.dim),
+            if i not in self._sizes and size >= 0 and not _npy_problem(file, (self.n_rows, self.dim),
                                                                 self.manifest["dtype"]):
-                sizes[i] = size
-            if sizes.get(i) != size:
+                self._sizes[i] = size
+            if self._sizes.get(i) != size:
                 problem = _npy_problem(file, (self.n_rows, self.dim), self.manifest["dtype"]) or "replaced"
                 raise ValueError(f"{file} changed while it was read: {problem}. Rerun ftlens.store.write "
                                  "with the same arguments to rebuild it")

@@ -73,9 +73,9 @@ def disk_full_error(err: OSError, folder: Path, model: torch.nn.Module, kept: in
     checkpoints and the final model), or None if it is not a full disk."""
     if err.errno not in (errno.ENOSPC, errno.EDQUOT):
         return None
-    need = (kept + 1) * checkpoint_bytes(model)
+    one = checkpoint_bytes(model)
     free = shutil.disk_usage(folder if folder.exists() else folder.parent).free
     return DiskFull(err.errno, f"the disk holding {folder} is full ({free / 2**30:.2f} GiB free); this run "
-                   f"needs about {need / 2**30:.2f} GiB ({kept} checkpoints of "
-                   f"{checkpoint_bytes(model) / 2**30:.2f} GiB and the final model): free space or pass "
+                   f"needs about {(kept + 1) * one / 2**30:.2f} GiB ({kept} checkpoints of "
+                   f"{one / 2**30:.2f} GiB and the final model): free space or pass "
                    "an out_dir on another disk, then rerun (it resumes from the last complete checkpoint)")

@@ -29,9 +29,8 @@ class FinetuneOptions:
     Chu-Liu/Edmonds; "greedy": each word's best head) and punctuation (the words UAS and LAS
     leave out: "upos", UPOS PUNCT; "form", every character of the form Unicode punctuation,
     as the CoNLL-X eval.pl; "none", score every word as the CoNLL 2018 script does) for
-    "parsing"; doc_stride (tokens
-    that consecutive windows of a long context share) and max_answer_length (tokens) for
-    "qa" (doc_stride at most half of max_length)."""
+    "parsing"; doc_stride (tokens that consecutive windows of a long context share) and
+    max_answer_length (tokens) for "qa" (doc_stride at most half of max_length)."""
 
     learning_rate: float = 2e-5
     head_learning_rate: float | None = None
@@ -57,17 +56,17 @@ class FinetuneOptions:
     max_answer_length: int = 30
 
     def __post_init__(self) -> None:
-        for name in ("learning_rate", "head_learning_rate"):
-            if name != "head_learning_rate" or self.head_learning_rate is not None:
-                # Adam's steps are about the learning rate in size: beyond 1 the weights are noise
-                finite_number(getattr(self, name), f"option {name}", low=0, high=1, low_open=True)
+        def given(*names: str) -> list[str]:  # the options set (None: optional and left unset)
+            return [name for name in names if getattr(self, name) is not None]
+
+        for name in ["learning_rate", *given("head_learning_rate")]:
+            # Adam's steps are about the learning rate in size: beyond 1 the weights are noise
+            finite_number(getattr(self, name), f"option {name}", low=0, high=1, low_open=True)
         finite_number(self.epochs, "option epochs", low=0, high=1e6, low_open=True)
         finite_number(self.warmup_ratio, "option warmup_ratio", low=0, high=1, high_open=True)
         finite_number(self.weight_decay, "option weight_decay", low=0, high=1)
-        for name in ("batch_size", "gradient_accumulation", "max_length", "doc_stride", "max_answer_length",
-                     "max_steps", "eval_steps", "save_steps"):
-            if getattr(self, name) is not None or name in POSITIVE_INTS:
-                finite_number(getattr(self, name), f"option {name}", low=1, integer=True)
+        for name in [*POSITIVE_INTS, *given("max_steps", "eval_steps", "save_steps")]:
+            finite_number(getattr(self, name), f"option {name}", low=1, integer=True)
         finite_number(self.seed, "option seed", low=0, high=2**32 - 1, integer=True)
         for name in ("freeze_bottom", "reinit_top"):
             finite_number(getattr(self, name), f"option {name}", low=0, integer=True)

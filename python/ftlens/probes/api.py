@@ -66,9 +66,7 @@ def check_options(*, kind: str = "logistic", control: bool = True, mdl: bool = F
         positive_int(value, name)
     finite_number(seed, "seed", low=0, high=2**32 - 1, integer=True)
     finite_number(tol, "tol", low=0, low_open=True)
-    for name, values in (("l2", l2), ("alphas", alphas)):
-        if values is None and name == "l2":
-            continue
+    for name, values in (("l2", l2), ("alphas", alphas)) if l2 is not None else (("alphas", alphas),):
         try:
             array = np.asarray(values, dtype=np.float64)
         except (TypeError, ValueError):
