@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 import torch
 from conftest import ewt_dev_sentences, report
-from ftlens import align
-from ftlens.stream import ActivationStream
+from ftlens.activations import align
+from ftlens.activations.stream import ActivationStream
 
 N_SENTENCES, ROUNDS = 800, 5
 

@@ -8,7 +8,7 @@ import ftlens
 import pytest
 import torch
 from conftest import PeakRssAnon, ewt_dev_sentences, report, timed
-from ftlens.capture import layer_blocks
+from ftlens.activations.capture import layer_blocks
 
 N_SENTENCES, REPEATS = 2000, 2
 

@@ -97,7 +97,7 @@ def test_spearman_rsa_vs_rsatoolbox(benchmark):
 def _float32_midranks_spearman(x, y):
     """The exact path before ties were kept: float32 Gram-form distances from column-mean
     centered rows, ranked as they come (translation could break ties)."""
-    from ftlens.pairwise import engine, order
+    from ftlens.similarity.tiles import engine, order
 
     a, b, double = engine.sources(x, y)
     how = engine.rdm_map("euclidean")
@@ -114,7 +114,7 @@ def test_exact_spearman_with_ties_kept_vs_float32_ranks(benchmark):
     values from median-shifted rows, ranked with the rounding tolerance, against the former
     float32 values ranked as they come, in the same run; and the magnitude pass that every
     tile call now makes (which sends float32 rows of extreme scale to float64)."""
-    from ftlens.pairwise import engine
+    from ftlens.similarity.tiles import engine
 
     x, y = bert_like(4000)
     got = benchmark.pedantic(lambda: ftlens.rsa(x, y, rdm="euclidean", compare="spearman", exact=True),

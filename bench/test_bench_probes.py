@@ -134,7 +134,7 @@ def million_rows():
                                  dtype="float16")
         manifest = ftlens.store.read(path).manifest
         manifest["model_fingerprint"] = base.manifest["model_fingerprint"]  # the same model's activations
-        ftlens._io.write_json(path / "manifest.json", manifest)
+        ftlens._util.files.write_json(path / "manifest.json", manifest)
     return ftlens.store.read(path), ewt_store("dev")
 
 

@@ -10,7 +10,7 @@ import time
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import ftlens  # noqa: E402
-from ftlens.capture import layer_blocks  # noqa: E402
+from ftlens.activations.capture import layer_blocks  # noqa: E402
 from ftlens.data import generate_sentences  # noqa: E402
 
 N_SENTENCES, SHARD_SIZE = 96, 8

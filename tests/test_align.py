@@ -7,7 +7,7 @@ import unicodedata
 import numpy as np
 import pytest
 import torch
-from ftlens.align import Item, Segment, as_items, select_rows
+from ftlens.activations.align import Item, Segment, as_items, select_rows
 from ftlens.data import Sentence, SentencePair
 from tiny import byte_level_bpe
 

@@ -6,16 +6,16 @@ import signal
 import subprocess
 import sys
 
-from ftlens import _io
+from ftlens._util import files
 
 WRITER = """
 import sys, time
-from ftlens import _io
+from ftlens._util import files
 def slow(tmp):
     open(tmp, "wb").close()
     print("writing", flush=True)
     time.sleep(60)
-_io.atomic_write(sys.argv[1], slow)
+files.atomic_write(sys.argv[1], slow)
 """
 
 
@@ -31,6 +31,6 @@ def test_a_killed_writers_temporary_is_removed_by_the_next_write(tmp_path):
     assert target.read_bytes() == b"earlier"
     busy = tmp_path / f".cka.png.{os.getpid()}.live.png"  # a running writer's temporary stays
     busy.write_bytes(b"")
-    _io.atomic_write(target, lambda tmp: open(tmp, "wb").write(b"new"))
+    files.atomic_write(target, lambda tmp: open(tmp, "wb").write(b"new"))
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["cka.png", busy.name])
     assert target.read_bytes() == b"new"

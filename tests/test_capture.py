@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from ftlens.capture import LayerCapture, layer_blocks, n_hidden_states
+from ftlens.activations.capture import LayerCapture, layer_blocks, n_hidden_states
 from tiny import tiny_models
 
 MODELS = tiny_models()

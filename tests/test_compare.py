@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import reference as ref
 import torch
-from ftlens import align
-from ftlens.capture import layer_blocks
-from ftlens.compare import LayerComparison
+from ftlens.activations import align
+from ftlens.activations.capture import layer_blocks
+from ftlens.activations.stream import ActivationStream
+from ftlens.compare.models import LayerComparison
 from ftlens.data import generate_pairs, generate_sentences
-from ftlens.stream import ActivationStream
 
 SENTENCES = [" ".join(s.words) for s in generate_sentences(120, seed=5)]
 
@@ -218,8 +218,8 @@ def test_a_worker_thread_accumulates_only_with_a_core_to_spare(minilm, reinit_to
     thread could not hide behind the forwards and its OpenMP team would slow them. In line,
     one block's buffers serve every block; with the worker, two take turns. Small blocks
     (many per call) check that no block is overwritten before it is accumulated."""
-    from ftlens import compare
-    from ftlens.overlap import usable_cores
+    from ftlens.activations.overlap import usable_cores
+    from ftlens.compare import models as compare
 
     cores = usable_cores()
     seen, consume, stream_class = [], compare.consume_overlapped, compare.ActivationStream

@@ -9,10 +9,10 @@ import pytest
 import reference as ref
 import torch
 from conftest import offset_data
-from ftlens.compare import LayerComparison
+from ftlens.compare.models import LayerComparison
 from ftlens.data import generate_sentences
-from ftlens.grouped import GroupedMoments
-from ftlens.intervals import jackknife
+from ftlens.similarity.grouped import GroupedMoments
+from ftlens.similarity.intervals import jackknife
 from scipy.stats import t as student_t
 
 SENTENCES = [" ".join(s.words) for s in generate_sentences(60, seed=8)]
@@ -123,7 +123,7 @@ def test_compare_models_interval_errors(minilm):
 def reinit_top(minilm):
     import copy
 
-    from ftlens.capture import layer_blocks
+    from ftlens.activations.capture import layer_blocks
 
     model, tokenizer = minilm
     changed = copy.deepcopy(model)

@@ -86,7 +86,7 @@ def test_base_model_without_encoder_layers(pairs, tmp_path):
                                      intermediate_size=64)
     folder = tmp_path / "no_layers"
     transformers.BertModel(config).save_pretrained(folder)
-    transformers.AutoTokenizer.from_pretrained(ftlens.models.packaged_minilm_path()).save_pretrained(folder)
+    transformers.AutoTokenizer.from_pretrained(ftlens.activations.models.packaged_minilm_path()).save_pretrained(folder)
     with pytest.raises(ValueError, match="found no list of transformer blocks in Classifier"):
         ftlens.finetune(str(folder), "pair", *pairs, tmp_path / "run", **FEW)
     assert not (tmp_path / "run" / "options.json").exists()

@@ -137,7 +137,7 @@ def test_qa_windows_label_the_answer_tokens(data_dir):
     import transformers
 
     examples = read_squad(data_dir / "squad_v1.1" / "dev-v1.1.json")[:40]
-    tokenizer = transformers.AutoTokenizer.from_pretrained(ftlens.models.packaged_minilm_path())
+    tokenizer = transformers.AutoTokenizer.from_pretrained(ftlens.activations.models.packaged_minilm_path())
     opts = ftlens.finetuning.FinetuneOptions(max_length=64, doc_stride=16)
     features = QA.dataset(examples, tokenizer, opts, {}, train=True)
     assert len(features) > len(examples)  # long contexts give several windows

@@ -3,9 +3,9 @@ with a classification head: what changes is exactly what was asked, bit for bit.
 
 import pytest
 import torch
-from ftlens.capture import layer_blocks
+from ftlens.activations.capture import layer_blocks
+from ftlens.activations.models import packaged_minilm_path
 from ftlens.finetuning import Adam, freeze_bottom, reinit_top, revert_layers
-from ftlens.models import packaged_minilm_path
 
 
 def _classifier(seed=0):

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 from conftest import offset_data
+from ftlens.activations.models import PROXY_VARIABLES
+from ftlens.activations.stream import ActivationStream
 from ftlens.cli import main
-from ftlens.models import PROXY_VARIABLES
-from ftlens.stream import ActivationStream
 
 
 def test_unreachable_hub_fails_fast(monkeypatch, tmp_path):
@@ -90,7 +90,7 @@ def test_capture_options_are_one_object_for_every_entry_point(minilm, tmp_path):
 
 
 def test_hub_probe_leaves_proxied_machines_to_the_hub_client(monkeypatch):
-    from ftlens.models import hub_reachable
+    from ftlens.activations.models import hub_reachable
 
     for name in ("HF_HUB_OFFLINE", *PROXY_VARIABLES):
         monkeypatch.delenv(name, raising=False)

@@ -7,7 +7,7 @@ from statistics import NormalDist
 import ftlens
 import numpy as np
 import pytest
-from ftlens.intervals import wilson
+from ftlens.similarity.intervals import wilson
 
 
 def score_test_bounds(p_hat: float, n: int, level: float) -> tuple[float, float]:

@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from ftlens.models import as_model, default_device, load_model
+from ftlens.activations.models import as_model, default_device, load_model
 from transformers import BertConfig, BertForSequenceClassification
 
 

@@ -4,7 +4,7 @@ import threading
 import time
 
 import pytest
-from ftlens.overlap import consume_overlapped
+from ftlens.activations.overlap import consume_overlapped
 
 
 def test_items_are_consumed_in_order_one_at_a_time_off_the_producing_thread():

@@ -43,9 +43,9 @@ def test_no_module_imports_the_package_root():
 
 def test_the_root_import_finder_sees_one():
     module = PACKAGE / "study" / "cache.py"
-    found = _root_imports(module, "from .. import __version__, store\nimport ftlens\n")
+    found = _root_imports(module, "from .. import __version__, finetuning\nimport ftlens\n")
     assert found == ["__version__", "ftlens"]
-    assert _root_imports(module, "from .._version import __version__\nfrom .. import _io\n") == []
+    assert _root_imports(module, "from .._version import __version__\nfrom .. import _util\n") == []
 
 
 def test_a_similarity_call_imports_no_heavy_dependency():

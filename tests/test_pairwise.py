@@ -9,7 +9,8 @@ import pytest
 import reference as ref
 import rsatoolbox
 import torch
-from ftlens.moments import LayerMoments
+from ftlens.similarity.moments import LayerMoments
+from ftlens.similarity.tiles import engine
 from scipy import stats
 from scipy.spatial.distance import pdist
 
@@ -243,13 +244,13 @@ def test_permuted_pairs_are_the_pairs_of_the_permuted_matrix():
     full = full + full.T
     upper = np.triu_indices(9, 1)
     order = rng.permutation(9)
-    got = ftlens.pairwise.engine.permuted_pairs(torch.from_numpy(full[upper]), torch.from_numpy(order))
+    got = engine.permuted_pairs(torch.from_numpy(full[upper]), torch.from_numpy(order))
     np.testing.assert_array_equal(got.numpy(), full[np.ix_(order, order)][upper])
     values = torch.from_numpy(full[upper])
     with pytest.raises(ValueError, match="not a permutation"):
-        ftlens.pairwise.engine.permuted_pairs(values, torch.tensor([0, 1, 2, 3, 4, 5, 6, 7, 7]))
+        engine.permuted_pairs(values, torch.tensor([0, 1, 2, 3, 4, 5, 6, 7, 7]))
     with pytest.raises(ValueError, match="are not the 28 pairs of 8 rows"):
-        ftlens.pairwise.engine.permuted_pairs(values, torch.arange(8))
+        engine.permuted_pairs(values, torch.arange(8))
 
 
 def test_minibatch_cka_is_the_mean_of_batch_hsics():

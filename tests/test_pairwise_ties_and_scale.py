@@ -5,7 +5,7 @@ the explicit upper triangles and against float64 references of the unscaled rows
 import ftlens
 import numpy as np
 import pytest
-from ftlens.pairwise import order
+from ftlens.similarity.tiles import order
 from scipy import stats
 from scipy.spatial.distance import pdist
 

@@ -7,7 +7,7 @@ import ftlens
 import numpy as np
 import pytest
 import torch
-from ftlens.stream import ActivationStream
+from ftlens.activations.stream import ActivationStream
 
 
 def nearly_constant(n=200, p=6, dtype=np.float64, seed=0):

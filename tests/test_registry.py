@@ -4,7 +4,7 @@ import ftlens
 import numpy as np
 import pytest
 from conftest import offset_data
-from ftlens import registry
+from ftlens.similarity import registry
 
 
 def test_every_measure_is_reachable_by_name():

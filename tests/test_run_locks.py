@@ -3,13 +3,13 @@ anything, and the command line says so in one line (two studies: test_study_chec
 
 import ftlens
 import pytest
-from ftlens import _io
+from ftlens._util import files
 from ftlens.data.generated import generate_pairs
 
 
 def test_a_second_finetune_in_a_busy_folder_is_refused(tmp_path):
     pairs = generate_pairs(16), generate_pairs(8, seed=1)
-    with _io.exclusive_lock(tmp_path, "held by the test"):
+    with files.exclusive_lock(tmp_path, "held by the test"):
         with pytest.raises(RuntimeError, match="another process is fine-tuning in"):
             ftlens.finetune("minilm", "pair", *pairs, tmp_path, max_steps=1, batch_size=4, progress=False)
     assert not (tmp_path / "options.json").exists()
@@ -24,7 +24,7 @@ def test_the_cli_says_so_in_one_line(tmp_path, capsys):
     rows = [{"premise": p.premise, "hypothesis": p.hypothesis, "label": p.label} for p in generate_pairs(16)]
     data.write_text("".join(json.dumps(row) + "\n" for row in rows))
     (tmp_path / "run").mkdir()
-    with _io.exclusive_lock(tmp_path / "run", "held"):
+    with files.exclusive_lock(tmp_path / "run", "held"):
         code = main(["finetune", "minilm", "pair", str(data), str(data), "--out", str(tmp_path / "run"),
                      "--max-steps", "1", "--no-progress"])
     err = capsys.readouterr().err.strip().splitlines()

@@ -11,8 +11,8 @@ import ftlens
 import numpy as np
 import pytest
 import torch
+from ftlens.activations.stream import ActivationStream, Chunk
 from ftlens.data import generate_pairs, generate_sentences
-from ftlens.stream import ActivationStream, Chunk
 
 WRITER = Path(__file__).with_name("store_writer.py")
 SENTENCES = generate_sentences(30, seed=4)

@@ -17,8 +17,9 @@ import ftlens
 import numpy as np
 import pytest
 import yaml
+from ftlens.activations.models import packaged_minilm_path
 from ftlens.cli import main
-from ftlens.compare import LayerComparison
+from ftlens.compare.models import LayerComparison
 from ftlens.study import load_config, run_study
 from ftlens.study.inputs import load
 
@@ -182,7 +183,7 @@ def test_killed_run_resumes_without_redoing_finished_stages(tmp_path):
     its first stage is recorded, then rerun."""
     study = {
         "name": "kill", "base": "minilm", "out": str(tmp_path / "run"),
-        "tasks": {"same": {"task": "pair", "checkpoint": str(ftlens.models.packaged_minilm_path())}},
+        "tasks": {"same": {"task": "pair", "checkpoint": str(packaged_minilm_path())}},
         "evaluation": {f"set{i}": {"data": {"generated": "sentences", "n": 150, "seed": i}}
                        for i in range(3)},
         "compare": {"measures": ["rsa"], "ci": None, "heatmaps": False},

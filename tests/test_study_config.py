@@ -167,7 +167,7 @@ def test_run_folder_holding_another_study_is_refused(tmp_path):
 
 def test_checkpoint_with_half_its_ablation_data_is_refused(tmp_path):
     study = _study()
-    study["tasks"]["nli"]["checkpoint"] = str(ftlens.models.packaged_minilm_path())
+    study["tasks"]["nli"]["checkpoint"] = str(ftlens.activations.models.packaged_minilm_path())
     del study["tasks"]["nli"]["eval"]
     with pytest.raises(
         StudyConfigError,

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from ftlens.compare import LayerComparison
+from ftlens.compare.models import LayerComparison
 from ftlens.probes import ProbeResult
 from ftlens.study import load_config
 from ftlens.study.inputs import load

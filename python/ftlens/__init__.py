@@ -21,17 +21,25 @@ Probes of every layer x task over activation stores (``ftlens.store.write``)::
     print(result.table())
 """
 
-from . import data, finetuning, pairwise, probes, registry, store
+from . import data, finetuning, probes
 from ._core import build_info
 from ._version import __version__ as __version__
-from .capture_options import CaptureOptions
-from .compare import LayerComparison, compare_models
+from .activations import CaptureOptions, load_model, store
+from .compare import LayerComparison, StoreComparison, compare_models, compare_stores
 from .finetuning import AblationResult, FinetuneResult, ablate, finetune
-from .models import load_model
-from .moments import LayerMoments, Moments
-from .pairwise import StoreComparison, compare_stores, minibatch_cka, permutation_test
 from .probes import ProbeResult, probe
-from .similarity import cca, cka, isotropy, procrustes, rsa
+from .similarity import (
+    LayerMoments,
+    Moments,
+    cca,
+    cka,
+    isotropy,
+    minibatch_cka,
+    permutation_test,
+    procrustes,
+    registry,
+    rsa,
+)
 
 __all__ = [
     "AblationResult",
@@ -54,7 +62,6 @@ __all__ = [
     "isotropy",
     "load_model",
     "minibatch_cka",
-    "pairwise",
     "permutation_test",
     "probe",
     "probes",

@@ -13,7 +13,7 @@ def main(argv: list[str] | None = None) -> int:
     folder another process works in) is one line on stderr and exit status 1."""
     import sys
 
-    from ._io import DiskFull, FolderBusy
+    from ._util.files import DiskFull, FolderBusy
     from .finetuning import FinetuneDiverged
 
     try:
@@ -81,7 +81,7 @@ def _main(argv: list[str] | None) -> int:
 
         if not 0 < args.scale < float("inf"):
             parser.error(f"--scale must be a positive finite number, got {args.scale}")
-        from ._io import check_writable
+        from ._util.files import check_writable
 
         try:
             check_writable(args.out)
@@ -98,7 +98,7 @@ def _main(argv: list[str] | None) -> int:
             parser.error(str(err))
         print(stage_table(results))
     elif args.command == "report":
-        from .report import build_report
+        from .study.report import build_report
 
         try:
             print(f"report: {build_report(args.run_dir)}")

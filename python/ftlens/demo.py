@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._io import atomic_write, check_writable
+from ._util.files import atomic_write, check_writable
 
 
 def demo_study(scale: float = 1.0) -> dict:

@@ -17,9 +17,9 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .. import _io
-from ..capture import layer_blocks
-from ..models import model_source
+from .._util import files
+from ..activations.capture import layer_blocks
+from ..activations.models import model_source
 from .layers import SIDES, _check_k, revert_layers
 from .model import load_task_model
 from .run import evaluate, finetune, get_task
@@ -55,7 +55,7 @@ class AblationResult:
         return "\n".join(lines)
 
     def save(self, path) -> Path:
-        return _io.write_json(path, self.to_dict())
+        return files.write_json(path, self.to_dict())
 
     def plot(self, path=None):
         """The metric by k; returns the matplotlib Figure and writes a PNG to ``path``."""
@@ -74,7 +74,7 @@ class AblationResult:
         axes.grid(alpha=0.3)
         figure.tight_layout()
         if path is not None:
-            _io.atomic_write(path, lambda tmp: figure.savefig(tmp, dpi=120, format="png"))
+            files.atomic_write(path, lambda tmp: figure.savefig(tmp, dpi=120, format="png"))
         plt.close(figure)
         return figure
 
@@ -103,7 +103,7 @@ def ablate(kind: str, base, task: str, train, eval, out_dir, ks=None, *, side: s
         raise ValueError("ks is empty: pass the layer counts to sweep, e.g. [0, 2, 4, 6]")
     for k in ks:
         _check_k(k, blocks, "every k")
-    out = _io.check_writable(out_dir)
+    out = files.check_writable(out_dir)
     result = AblationResult(kind, task, spec.metric, str(base), side if kind == "revert" else None)
     if kind == "revert":
         run = Path(finetuned) if finetuned is not None else finetune(

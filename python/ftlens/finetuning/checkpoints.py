@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from .._io import DiskFull
+from .._util.files import DiskFull
 
 # What the Trainer writes into every checkpoint, trainer_state.json last
 WEIGHTS = ("model.safetensors", "pytorch_model.bin")

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import torch
 
-from ..capture import layer_blocks
-from ..models import encoder_of
+from ..activations.capture import layer_blocks
+from ..activations.models import encoder_of
 
 SIDES = ("above", "below")  # which layers a reversion puts back: above k, or up to k
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .. import _io
+from .._util import files
 
 HEAD_WEIGHTS = "head.safetensors"
 HEAD_CONFIG = "head.json"
@@ -73,7 +73,7 @@ class TaskModel(nn.Module):
         shutil.rmtree(tmp, ignore_errors=True)
         self.encoder.save_pretrained(tmp)
         save_file(self.head_state(), str(tmp / HEAD_WEIGHTS))
-        _io.write_json(tmp / HEAD_CONFIG, {"kind": self.kind, "options": self.head_options})
+        files.write_json(tmp / HEAD_CONFIG, {"kind": self.kind, "options": self.head_options})
         if tokenizer is not None:
             tokenizer.save_pretrained(tmp)
         if folder.exists():

@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from .._inputs import finite_number
+from .._util.validation import finite_number
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 CLS_NORMS = ("layer", "batch", "l2")

@@ -23,9 +23,9 @@ from pathlib import Path
 
 import torch
 
-from .. import _io
-from ..models import model_source
-from ..stream import check_max_length, max_input_length
+from .._util import files
+from ..activations.models import model_source
+from ..activations.stream import check_max_length, max_input_length
 from .checkpoints import disk_full_error, resume_point
 from .classify import PAIR, SENTENCE
 from .divergence import check_metrics, check_weights, guarded_trainer
@@ -85,12 +85,12 @@ def finetune(base, task: str, train, eval, out_dir, *, progress: bool = True,  #
     spec = get_task(task)
     opts = FinetuneOptions.from_kwargs(**options)
     head = spec.check(train, eval, opts)
-    out = _io.check_writable(out_dir)
+    out = files.check_writable(out_dir)
     settings = {"base": str(base), "task": task, "head": head, "train": fingerprint(train),
                 "eval": fingerprint(eval), "options": opts.to_dict()}
     busy = f"another process is fine-tuning in {out}; wait for it to finish (then rerun to reuse its run), " \
            "or pass another out_dir"
-    with _io.exclusive_lock(out, busy) if _first_rank() else contextlib.nullcontext():
+    with files.exclusive_lock(out, busy) if _first_rank() else contextlib.nullcontext():
         return _finetune(base, spec, train, eval, out, opts, head, settings, progress)
 
 
@@ -128,7 +128,7 @@ def _finetune(base, spec: FinetuneTask, train, eval, out: Path, opts: FinetuneOp
     train_set = spec.dataset(train, tokenizer, opts, head, train=True)
     eval_set = spec.dataset(eval, tokenizer, opts, head, train=False)
     if not (out / "options.json").exists():
-        _io.write_json(out / "options.json", settings)
+        files.write_json(out / "options.json", settings)
     trainer = _trainer(model, spec, opts, out / "checkpoints", tokenizer, eval_set, progress, train_set)
     trainer.divergence_context = (opts, out)
     checkpoint = resume_point(out / "checkpoints", set_aside=_first_rank())
@@ -141,7 +141,7 @@ def _finetune(base, spec: FinetuneTask, train, eval, out: Path, opts: FinetuneOp
         check_weights(model, trainer.state.global_step, opts, out)
         if trainer.is_world_process_zero():
             model.save(out / "model", tokenizer)
-            _io.write_json(out / "metrics.json", {"final": final, "history": history, "seed": opts.seed,
+            files.write_json(out / "metrics.json", {"final": final, "history": history, "seed": opts.seed,
                                                   "resumed_from": checkpoint and Path(checkpoint).name,
                                                   "versions": _versions()})
     except OSError as err:

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .. import store as store_module
-from .._inputs import finite_number, positive_int
+from .._util.validation import finite_number, positive_int
+from ..activations import store as store_module
 from . import tasks as task_module
 from .features import COMBINE, ProbeRows, arc_rows, edge_rows
 from .linear import LinearProbes, offsets_of, scores

@@ -6,8 +6,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from ..intervals import wilson
-from ..results import JsonResult, listed, unlisted
+from .._util.jsonresult import JsonResult, listed, unlisted
+from ..similarity.intervals import wilson
 
 METRICS = ("accuracy", "macro_f1", "control_accuracy", "selectivity", "mdl_kbits", "mdl_compression",
            "uuas", "dspr", "root_accuracy", "nspr")

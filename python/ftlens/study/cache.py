@@ -10,8 +10,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from .. import _io
-from .. import distributed as ranks
+from .._util import distributed as ranks
+from .._util import files
 from .._version import __version__
 
 IDENTITY = "study.json"
@@ -32,7 +32,7 @@ class RunFolder:
     log: called with one line per stage ("ran ..." / "reused ...")."""
 
     def __init__(self, path, name: str, base: str, log: Callable[[str], None] = print) -> None:
-        self.path = _io.check_writable(path)
+        self.path = files.check_writable(path)
         self.log = log if ranks.is_main() else (lambda line: None)
         self.ran: list[dict] = []
         identity = {"study": name, "base": base}
@@ -47,7 +47,7 @@ class RunFolder:
                     "start over"
                 )
         else:
-            _io.write_json(marker, identity)
+            files.write_json(marker, identity)
 
     def lock(self):
         """Held while a study runs here (rank 0's): a second study in this folder is refused."""
@@ -55,7 +55,7 @@ class RunFolder:
             return contextlib.nullcontext()
         busy = (f"another study is running in {self.path}; wait for it to finish (then rerun to reuse its "
                 "stages), or pass another output folder")
-        return _io.exclusive_lock(self.path, busy)
+        return files.exclusive_lock(self.path, busy)
 
     def stage(self, name: str, inputs: dict, compute: Callable[[], dict], collective: bool = True) -> dict:
         """The result of stage ``name``: cached when its inputs are unchanged, else computed
@@ -76,7 +76,7 @@ class RunFolder:
             result = compute()
             seconds = time.perf_counter() - start
             if ranks.is_main():
-                _io.write_json(
+                files.write_json(
                     record_path,
                     {"stage": name, "key": key, "inputs": inputs, "seconds": seconds, "result": result},
                 )

@@ -33,15 +33,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import registry
-from ..align import ROWS
+from ..activations.align import ROWS
 from ..finetuning.ablate import KINDS as ABLATIONS
 from ..finetuning.layers import SIDES
 from ..finetuning.options import FinetuneOptions
 from ..finetuning.run import TASKS
-from ..moments import PAIRS
 from ..probes.api import KINDS as PROBE_KINDS
 from ..probes.tasks import DEFAULT_TASKS as PROBE_TASKS
+from ..similarity import registry
+from ..similarity.moments import PAIRS
 
 FORMATS = ("conllu", "pairs", "squad", "text")
 SUFFIX_FORMATS = {

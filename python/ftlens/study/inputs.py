@@ -7,8 +7,8 @@ import os
 from pathlib import Path
 
 from .. import data as readers
+from ..activations.models import load_model, model_source, resolve
 from ..finetuning.task import fingerprint
-from ..models import load_model, model_source, resolve
 from .cache import digest
 from .config import DataSpec
 
@@ -84,13 +84,13 @@ def check_inputs(config, examples: Examples) -> None:
     probe options are valid, and ablation ks lie in 0..L."""
     from transformers import AutoConfig
 
-    from ..align import as_items
+    from ..activations.align import as_items
+    from ..activations.store import label_schema
+    from ..activations.stream import check_max_length, max_input_length
     from ..finetuning.options import FinetuneOptions
     from ..finetuning.run import get_task
     from ..probes.api import check_options
     from ..probes.tasks import supported
-    from ..store import label_schema
-    from ..stream import check_max_length, max_input_length
     from .config import StudyConfigError
 
     @contextlib.contextmanager

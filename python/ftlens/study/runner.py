@@ -13,15 +13,15 @@ from pathlib import Path
 
 import torch
 
-from .. import _io
-from .. import distributed as ranks
+from .._util import distributed as ranks
+from .._util import files
 from .._version import __version__
-from ..compare import compare_models
+from ..activations.models import resolve
+from ..compare.models import compare_models
 from ..finetuning import ablate, finetune
 from ..finetuning.divergence import check_metrics
 from ..finetuning.options import FinetuneOptions
 from ..finetuning.run import get_task
-from ..models import resolve
 from .cache import RunFolder
 from .config import StudyConfig, StudyConfigError, TaskSpec, load_config
 from .inputs import Examples, check_inputs, folder_fingerprint
@@ -118,9 +118,9 @@ def _stages(config: StudyConfig, run: RunFolder, start: float, progress: bool, r
     results["seconds"] = time.perf_counter() - start
     results["ranks"] = ranks.rank_and_world()[1]
     if ranks.is_main():
-        _io.write_json(run.path / "results.json", results)
+        files.write_json(run.path / "results.json", results)
         if report:
-            from ..report import build_report
+            from .report import build_report
 
             page = build_report(run.path)
             log(f"report: {page}")
@@ -305,7 +305,7 @@ def _detail_stages(run, config: StudyConfig, examples: Examples, models: dict, p
 
 
 def _probe_stages(run, config: StudyConfig, examples: Examples, models: dict, progress: bool) -> dict:
-    from .. import store
+    from ..activations import store
     from ..probes import probe
 
     p = config.probes

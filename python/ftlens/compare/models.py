@@ -9,16 +9,16 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
-from . import distributed as ranks
-from . import registry
-from .align import as_items
-from .capture import layer_names
-from .capture_options import CaptureOptions, capture_options
-from .grouped import GroupedMoments
-from .models import as_model
-from .overlap import consume_overlapped, cores_to_spare
-from .results import JsonResult, listed, unlisted
-from .stream import ActivationStream, core_device
+from .._util import distributed as ranks
+from .._util.jsonresult import JsonResult, listed, unlisted
+from ..activations.align import as_items
+from ..activations.capture import layer_names
+from ..activations.models import as_model
+from ..activations.options import CaptureOptions, capture_options
+from ..activations.overlap import consume_overlapped, cores_to_spare
+from ..activations.stream import ActivationStream, core_device
+from ..similarity import registry
+from ..similarity.grouped import GroupedMoments
 
 
 @dataclass

@@ -9,7 +9,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .. import _inputs, registry
+from .._util import validation
+from . import registry
+from .functional import measure as call
 
 
 def _permuted(Y, order: np.ndarray):
@@ -58,11 +60,9 @@ def permutation_test(
     pairs"``): no tile is computed again. Otherwise each shuffle costs one pass of the
     measure (``reuse="bandwidths"`` or ``"none"``).
     """
-    from ..similarity import measure as call  # the one-call dispatcher, moments or tiles
-
-    permutations = _inputs.positive_int(permutations, "permutations")
+    permutations = validation.positive_int(permutations, "permutations")
     entry = registry.get(measure)
-    Y = _inputs.as_matrix(Y, "Y")
+    Y = validation.as_matrix(Y, "Y")
     shuffles = Shuffles(permutations, seed)
     observed = call(
         X,

@@ -8,8 +8,8 @@ import time
 
 import numpy as np
 
+from ..._util.validation import finite_number
 from .. import registry
-from .._inputs import finite_number
 from . import engine, order
 
 

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import _io, registry
-from ..probes.result import ProbeResult
+from ..._util import files
+from ...probes.result import ProbeResult
+from ...similarity import registry
 from . import plots
 from .plots import PLOTS
 
@@ -39,7 +40,8 @@ def build_report(run_dir) -> Path:
     for plot in PLOTS:
         figures += [(plot, name, caption) for name, caption in plot(results, run_dir)]
     page = _page(results, run_dir, figures)
-    return _io.atomic_write(run_dir / "report.html", lambda tmp: Path(tmp).write_text(page, encoding="utf-8"))
+    path = run_dir / "report.html"
+    return files.atomic_write(path, lambda tmp: Path(tmp).write_text(page, encoding="utf-8"))
 
 
 def _figure(run_dir: Path, name: str, caption: str) -> str:

@@ -14,8 +14,9 @@ from collections.abc import Iterable
 import numpy as np
 import torch
 
-from . import _inputs, registry
-from ._core import MomentsCore
+from .._core import MomentsCore
+from .._util import validation
+from . import registry
 from .registry import MOMENT_RDMS
 
 PAIRS = ("diagonal", "all")
@@ -62,14 +63,15 @@ class LayerMoments:
         pairs: str = "diagonal",
         *,
         rdms: Iterable[str] = MOMENT_RDMS,
-        chunk_rows: int = _inputs.DEFAULT_CHUNK_ROWS,
+        chunk_rows: int = validation.DEFAULT_CHUNK_ROWS,
     ) -> None:
         if pairs not in PAIRS:
             raise ValueError(f"pairs must be one of {PAIRS}, got {pairs!r}")
         self.rdms = tuple([rdms] if isinstance(rdms, str) else rdms)
-        self.chunk_rows = _inputs.positive_int(chunk_rows, "chunk_rows")
-        self._core = MomentsCore(_inputs.positive_int(n_layers, "n_layers"), _inputs.positive_int(p, "p"),
-                                 _inputs.positive_int(q, "q"), pairs, registry.views_for(self.rdms))
+        self.chunk_rows = validation.positive_int(chunk_rows, "chunk_rows")
+        positive = validation.positive_int
+        self._core = MomentsCore(positive(n_layers, "n_layers"), positive(p, "p"),
+                                 positive(q, "q"), pairs, registry.views_for(self.rdms))
 
     # -- configuration ---------------------------------------------------------------
     @property
@@ -112,14 +114,14 @@ class LayerMoments:
     def update(self, xs, ys) -> LayerMoments:
         """Adds rows. xs: [L, b, p], ys: [L, b, q] (numpy, memmap, torch, or a sequence of
         L [b, dim] arrays such as selected rows of HF ``hidden_states``)."""
-        xs = _inputs.as_stack(xs, "X", self.n_layers, self.p)
-        ys = _inputs.as_stack(ys, "Y", self.n_layers, self.q)
-        _inputs.check_same_rows(xs, ys, axis=1)
+        xs = validation.as_stack(xs, "X", self.n_layers, self.p)
+        ys = validation.as_stack(ys, "Y", self.n_layers, self.q)
+        validation.check_same_rows(xs, ys, axis=1)
         self._feed(xs, ys)
         return self
 
     def _feed(self, xs, ys) -> None:
-        for xc, yc in _inputs.row_chunks(xs, ys, self.chunk_rows):
+        for xc, yc in validation.row_chunks(xs, ys, self.chunk_rows):
             self._core.update(xc, yc)
 
     def merge(self, other: LayerMoments | dict) -> LayerMoments:
@@ -263,7 +265,8 @@ class LayerMoments:
         """Isotropy diagnostics of X's (or Y's) layers; one value per layer per key (see
         ``ftlens.isotropy``). undefined="nan" gives NaN at constant layers (e.g. [CLS] at
         the embeddings) instead of raising."""
-        values = self._core.isotropy(which, _inputs.positive_int(top_k, "top_k"), registry.strict(undefined))
+        top_k = validation.positive_int(top_k, "top_k")
+        values = self._core.isotropy(which, top_k, registry.strict(undefined))
         out = {key: v.cpu().numpy() for key, v in values.items()}
         warn_undefined_spread(out)
         out["top_k"] = np.full(self.n_layers, min(int(top_k), self.p if which == "x" else self.q))
@@ -287,7 +290,7 @@ class Moments(LayerMoments):
         q: int,
         *,
         rdms: Iterable[str] = MOMENT_RDMS,
-        chunk_rows: int = _inputs.DEFAULT_CHUNK_ROWS,
+        chunk_rows: int = validation.DEFAULT_CHUNK_ROWS,
     ) -> None:
         super().__init__(1, p, q, "diagonal", rdms=rdms, chunk_rows=chunk_rows)
 
@@ -296,9 +299,9 @@ class Moments(LayerMoments):
 
     def update(self, X, Y) -> Moments:
         """Adds rows. X: [b, p], Y: [b, q]."""
-        X = _inputs.as_matrix(X, "X")
-        Y = _inputs.as_matrix(Y, "Y")
-        _inputs.check_same_rows(X, Y)
+        X = validation.as_matrix(X, "X")
+        Y = validation.as_matrix(Y, "Y")
+        validation.check_same_rows(X, Y)
         for a, name, d in ((X, "X", self.p), (Y, "Y", self.q)):
             if a.shape[1] != d:
                 raise ValueError(

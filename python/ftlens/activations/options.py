@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
 
-from ._inputs import positive_int
+from .._util.validation import positive_int
 from .align import ROWS, WORD_POOLS
 
 AUTOCAST = ("bf16", "fp16")

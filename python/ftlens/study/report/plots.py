@@ -7,9 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import _io, registry
-from ..finetuning import AblationResult
-from ..probes.result import PROPORTIONS, ProbeResult
+from ..._util import files
+from ...finetuning import AblationResult
+from ...probes.result import PROPORTIONS, ProbeResult
+from ...similarity import registry
 
 ISOTROPY_KEYS = (
     ("mean_cosine", "mean cosine between rows"),
@@ -30,7 +31,7 @@ def _pyplot():
 
 def _save(figure, path: Path) -> None:
     figure.tight_layout()
-    _io.atomic_write(path, lambda tmp: figure.savefig(tmp, dpi=110, format="png"))
+    files.atomic_write(path, lambda tmp: figure.savefig(tmp, dpi=110, format="png"))
     _pyplot().close(figure)
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .data import PairData, QAExample, Sentence, SentencePair
+from ..data import PairData, QAExample, Sentence, SentencePair
 
 ROWS = ("tokens", "words", "cls", "mean")
 WORD_POOLS = ("first", "last", "mean")

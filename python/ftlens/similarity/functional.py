@@ -4,27 +4,30 @@ Whatever the moments give (linear CKA, RSA of inner/cosine/correlation/squared-E
 RDMs compared by Pearson or cosine, CCA, Procrustes, isotropy) streams through the C++
 moments core in row chunks: one pass, exact, memory O(p^2 + q^2 + pq). The rest (RBF and
 cosine kernels, Euclidean RDMs, Spearman and Kendall comparisons) walks the n x n pairs in
-tiles (``ftlens.pairwise``): memory O(n + T^2). Either way ``np.memmap`` inputs far larger
+tiles (``similarity.tiles``): memory O(n + T^2). Either way ``np.memmap`` inputs far larger
 than memory work as is. Rows are samples; X and Y may be numpy arrays or torch tensors of
 any float dtype.
 """
 
 from __future__ import annotations
 
+import functools
 import time
 
-from . import _inputs, registry
-from ._core import MomentsCore
+from .._core import MomentsCore
+from .._util import validation
+from . import registry
 from .moments import CCA_METHODS, warn_undefined_spread
+from .tiles import kernel_cka, pairwise_rsa
 
 
 def _accumulate(X, Y, views: list[str], chunk_rows: int) -> MomentsCore:
-    X = _inputs.as_matrix(X, "X")
+    X = validation.as_matrix(X, "X")
     if Y is not None:
-        Y = _inputs.as_matrix(Y, "Y")
-        _inputs.check_same_rows(X, Y)
+        Y = validation.as_matrix(Y, "Y")
+        validation.check_same_rows(X, Y)
     core = MomentsCore(1, X.shape[1], 0 if Y is None else Y.shape[1], "diagonal", views)
-    for xc, yc in _inputs.row_chunks(X[None], None if Y is None else Y[None], chunk_rows):
+    for xc, yc in validation.row_chunks(X[None], None if Y is None else Y[None], chunk_rows):
         core.update(xc, yc)
     return core
 
@@ -38,55 +41,51 @@ def _one(X, Y, name: str, undefined: str, chunk_rows: int, **options) -> float:
 
 
 METHODS = ("auto", "moments", "tiles")
+# The measures the pair tiles compute, and the options only the tiles take (beyond
+# memory_budget, progress and a permutation test's shuffles).
+TILES = {
+    "cka": (functools.partial(kernel_cka, debiased=False), ()),
+    "cka_debiased": (functools.partial(kernel_cka, debiased=True), ()),
+    "rsa": (pairwise_rsa, ("exact", "bins")),
+}
+TILE_OPTIONS = ("memory_budget", "progress", "shuffles")
 
 
-def _dispatch(
+def measure(
     X,
     Y,
     name: str,
-    method: str,
-    details: bool,
-    undefined: str,
-    chunk_rows: int,
-    tile_options: dict,
+    *,
+    method: str = "auto",
+    undefined: str = "raise",
+    chunk_rows: int = validation.DEFAULT_CHUNK_ROWS,
     **options,
-):
-    """A measure from the moments when they can give it (method="auto"), else over pair tiles."""
-    measure = registry.get(name)
+) -> dict:
+    """Any registered measure by name with all its options, as a dict with ``value`` and how
+    it was computed (``method``, ``passes``, ``seconds``, ...). This is the one place that
+    routes a measure: to the moments when they give it (``method="auto"``), else over pair
+    tiles. ``memory_budget``, ``progress`` and (for "rsa") ``exact`` and ``bins`` reach only
+    the tiles; ``shuffles`` (a permutation test's row orders) too, and the tiles add ``null``
+    when they can hold every pair value."""
+    entry = registry.get(name)
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    needs_tiles = measure.tiles(**options)
+    tile_only = TILE_OPTIONS + (TILES[name][1] if name in TILES else ())
+    tile_options = {k: options.pop(k) for k in tile_only if k in options}
+    needs_tiles = entry.tiles(**options)
     if method == "moments" and needs_tiles:
         shown = ", ".join(f"{k}={v!r}" for k, v in options.items())
         raise ValueError(
             f"{name} with {shown} needs the pairwise tiles, not moments; pass method='auto' or 'tiles'"
         )
     if method == "tiles" or needs_tiles:
-        out = measure.pairwise(X, Y, undefined=undefined, **tile_options, **options)
-    else:
-        start = time.perf_counter()
-        moment_options = {k: v for k, v in options.items() if k in ("rdm", "compare")}
-        value = _one(X, Y, name, undefined, chunk_rows, **moment_options)
-        out = {"value": value, "method": "moments", "passes": 1, "seconds": time.perf_counter() - start}
-    return out if details else out["value"]
-
-
-def measure(
-    X, Y, name: str, *, undefined: str = "raise", memory_budget: int | None = None, **options
-) -> dict:
-    """Any registered measure by name with all its options (``method``, and for "rsa"
-    ``exact`` and ``bins`` included), as ``details=True`` gives it: a dict with ``value``.
-    ``shuffles`` (a permutation test's row orders) reach the pairwise tiles, which add
-    ``null`` when they can hold every pair value."""
-    tile_options = {
-        "memory_budget": memory_budget,
-        "progress": options.pop("progress", False),
-        "shuffles": options.pop("shuffles", None),
-    }
-    if name == "rsa":
-        tile_options.update(exact=options.pop("exact", None), bins=options.pop("bins", 2**18))
-    method = options.pop("method", "auto")
-    return _dispatch(X, Y, name, method, True, undefined, _inputs.DEFAULT_CHUNK_ROWS, tile_options, **options)
+        if name not in TILES:
+            raise ValueError(f"{name} is computed from moments only; choose method='auto' or 'moments'")
+        compute, _ = TILES[name]
+        return compute(X, Y, undefined=undefined, **tile_options, **options)
+    start = time.perf_counter()
+    value = _one(X, Y, name, undefined, chunk_rows, **options)
+    return {"value": value, "method": "moments", "passes": 1, "seconds": time.perf_counter() - start}
 
 
 def cka(
@@ -102,7 +101,7 @@ def cka(
     memory_budget: int | None = None,
     progress: bool = False,
     undefined: str = "raise",
-    chunk_rows: int = _inputs.DEFAULT_CHUNK_ROWS,
+    chunk_rows: int = validation.DEFAULT_CHUNK_ROWS,
 ):
     """CKA (Kornblith et al. 2019) between X [n, p] and Y [n, q].
 
@@ -117,19 +116,11 @@ def cka(
     (default 256 MiB). undefined: "raise" (default) when X or Y is constant (no variance
     above float rounding), or "nan" to return NaN instead. Every measure takes it.
     """
-    return _dispatch(
-        X,
-        Y,
-        "cka_debiased" if debiased else "cka",
-        method,
-        details,
-        undefined,
-        chunk_rows,
-        {"memory_budget": memory_budget, "progress": progress},
-        kernel=kernel,
-        sigma=sigma,
-        threshold=threshold,
-    )
+    name = "cka_debiased" if debiased else "cka"
+    out = measure(X, Y, name, method=method, undefined=undefined, chunk_rows=chunk_rows,
+                  memory_budget=memory_budget, progress=progress, kernel=kernel, sigma=sigma,
+                  threshold=threshold)
+    return out if details else out["value"]
 
 
 def rsa(
@@ -145,7 +136,7 @@ def rsa(
     bins: int = 2**18,
     progress: bool = False,
     undefined: str = "raise",
-    chunk_rows: int = _inputs.DEFAULT_CHUNK_ROWS,
+    chunk_rows: int = validation.DEFAULT_CHUNK_ROWS,
 ):
     """Representational similarity: compare the RDMs of X and Y over all pairs i != j.
 
@@ -159,18 +150,10 @@ def rsa(
     on |rho - exact rho| ``details=True`` returns as ``error_bound``. Kendall needs exact.
     method, details, memory_budget, undefined: as for ``cka``.
     """
-    return _dispatch(
-        X,
-        Y,
-        "rsa",
-        method,
-        details,
-        undefined,
-        chunk_rows,
-        {"memory_budget": memory_budget, "exact": exact, "bins": bins, "progress": progress},
-        rdm=rdm,
-        compare=compare,
-    )
+    out = measure(X, Y, "rsa", method=method, undefined=undefined, chunk_rows=chunk_rows,
+                  memory_budget=memory_budget, exact=exact, bins=bins, progress=progress, rdm=rdm,
+                  compare=compare)
+    return out if details else out["value"]
 
 
 def cca(
@@ -181,7 +164,7 @@ def cca(
     threshold: float = 0.99,
     *,
     undefined: str = "raise",
-    chunk_rows: int = _inputs.DEFAULT_CHUNK_ROWS,
+    chunk_rows: int = validation.DEFAULT_CHUNK_ROWS,
 ) -> float:
     """CCA similarity between X and Y.
 
@@ -196,13 +179,13 @@ def cca(
     return _one(X, Y, CCA_METHODS[method], undefined, chunk_rows, k=k, threshold=threshold)
 
 
-def procrustes(X, Y, *, undefined: str = "raise", chunk_rows: int = _inputs.DEFAULT_CHUNK_ROWS) -> float:
+def procrustes(X, Y, *, undefined: str = "raise", chunk_rows: int = validation.DEFAULT_CHUNK_ROWS) -> float:
     """Orthogonal Procrustes distance between centered, unit-Frobenius-norm X and Y:
     2 - 2 ||X^T Y||_* (0 when equal up to rotation and scale, at most 2)."""
     return _one(X, Y, "procrustes", undefined, chunk_rows)
 
 
-def isotropy(X, top_k: int = 10, *, chunk_rows: int = _inputs.DEFAULT_CHUNK_ROWS) -> dict:
+def isotropy(X, top_k: int = 10, *, chunk_rows: int = validation.DEFAULT_CHUNK_ROWS) -> dict:
     """Isotropy diagnostics of one representation X [n, d].
 
     Returns a dict: ``mean_cosine`` (mean cosine similarity over row pairs i != j),
@@ -216,7 +199,7 @@ def isotropy(X, top_k: int = 10, *, chunk_rows: int = _inputs.DEFAULT_CHUNK_ROWS
     input dtype, so float32 and float64 copies agree) and ``top_k``.
     """
     core = _accumulate(X, None, ["raw"], chunk_rows)
-    top_k = _inputs.positive_int(top_k, "top_k")
+    top_k = validation.positive_int(top_k, "top_k")
     out = {key: float(v[0]) for key, v in core.isotropy("x", top_k).items()}
     warn_undefined_spread(out)
     out["n_constant_dims"] = int(out["n_constant_dims"])

@@ -1,5 +1,5 @@
-"""The measure registry: every measure computed from moments, by name, with what it needs
-(the row views it reads) and how it reports undefined pairs. ``similarity``,
+"""The measure registry, data only: every measure by name, with what it needs (the row
+views it reads), which options need the pair tiles, and how it reports undefined pairs. ``similarity``,
 ``LayerMoments``, ``compare_models`` (and the study and report after them) look measures up
 here, so a new measure is one entry.
 """
@@ -11,9 +11,13 @@ from dataclasses import dataclass
 
 import torch
 
-from . import _inputs
+from .._util import validation
 
 MOMENT_RDMS = ("inner", "cosine", "correlation", "sqeuclidean")
+TILE_RDMS = (*MOMENT_RDMS, "euclidean")  # plain Euclidean distances need the tiles
+KERNELS = ("linear", "cosine", "rbf")  # CKA's kernels; only the linear one streams
+MOMENT_COMPARES = ("pearson", "cosine")  # how two RDMs are compared from moments
+COMPARES = (*MOMENT_COMPARES, "spearman", "kendall")  # ranks need the tiles
 RDM_VIEW = {"inner": "raw", "sqeuclidean": "raw", "cosine": "cosine", "correlation": "correlation"}
 UNDEFINED = ("raise", "nan")
 
@@ -30,18 +34,16 @@ class Measure:
     compute: Callable[..., torch.Tensor]
     views: Callable[..., tuple[str, ...]] = lambda **options: ("raw",)
     kind: str = "similarity"  # "similarity" (1 = same) or "distance" (0 = same)
-    # Options the moments cannot serve (an RBF kernel, Spearman's ranks) go to the pairwise
-    # tiles: ``tiles(**options)`` says whether they do, ``pairwise(X, Y, **options)`` computes
-    # them (a dict with "value" and how it was computed).
+    # Options the moments cannot serve (an RBF kernel, Spearman's ranks) need the pair
+    # tiles: ``tiles(**options)`` says whether they do (``similarity.functional`` routes).
     tiles: Callable[..., bool] = lambda **options: False
-    pairwise: Callable[..., dict] | None = None
 
 
 def svcca_k(k) -> int:
     """SVCCA's ``k`` for the core: None (choose by threshold) -> 0, else a positive int."""
     if k is None:
         return 0
-    return _inputs.positive_int(k, "k (SVCCA's number of directions; None chooses by threshold)")
+    return validation.positive_int(k, "k (SVCCA's number of directions; None chooses by threshold)")
 
 
 def _rdm_views(rdm: str = "correlation", **_) -> tuple[str, ...]:
@@ -57,47 +59,29 @@ def _cca(method: str):
 
 
 def _cka_tiles(kernel: str = "linear", sigma=None, **_) -> bool:
-    from .pairwise.engine import kernel_map
-
-    kernel_map(kernel)  # a known kernel, or a ValueError naming the choices
+    if kernel not in KERNELS:
+        raise ValueError(f"unknown kernel {kernel!r}: choose from {KERNELS}")
     if sigma is not None and kernel != "rbf":
         raise ValueError(f"sigma is the RBF bandwidth; the {kernel} kernel takes none")
     return kernel != "linear"
 
 
 def _rsa_tiles(rdm: str = "correlation", compare: str = "pearson", **_) -> bool:
-    from .pairwise.engine import rdm_map
-    from .pairwise.rsa import COMPARES
-
-    rdm_map(rdm)
+    if rdm not in TILE_RDMS:
+        raise ValueError(f"unknown rdm {rdm!r}: choose from {TILE_RDMS}")
     if compare not in COMPARES:
         raise ValueError(f"unknown compare {compare!r}: choose from {COMPARES}")
-    return rdm not in MOMENT_RDMS or compare not in ("pearson", "cosine")
-
-
-def _kernel_cka(debiased: bool):
-    def compute(X, Y, kernel="linear", sigma=None, threshold=1.0, **options):
-        from .pairwise import kernel_cka
-
-        return kernel_cka(X, Y, kernel, sigma, threshold, debiased, **options)
-
-    return compute
-
-
-def _pairwise_rsa(X, Y, rdm="correlation", compare="pearson", **options):
-    from .pairwise import pairwise_rsa
-
-    return pairwise_rsa(X, Y, rdm, compare, **options)
+    return rdm not in MOMENT_RDMS or compare not in MOMENT_COMPARES
 
 
 MEASURES: dict[str, Measure] = {m.name: m for m in (
     Measure("cka", "linear CKA (Kornblith et al. 2019)",
-            lambda core, strict, **_: core.cka(False, strict), tiles=_cka_tiles, pairwise=_kernel_cka(False)),
+            lambda core, strict, **_: core.cka(False, strict), tiles=_cka_tiles),
     Measure("cka_debiased", "linear CKA from the unbiased HSIC (Song et al. 2012); n >= 4",
-            lambda core, strict, **_: core.cka(True, strict), tiles=_cka_tiles, pairwise=_kernel_cka(True)),
+            lambda core, strict, **_: core.cka(True, strict), tiles=_cka_tiles),
     Measure("rsa", "Pearson or cosine comparison of two RDMs over all pairs i != j",
             lambda core, strict, rdm="correlation", compare="pearson", **_: core.rsa(rdm, compare, strict),
-            _rdm_views, tiles=_rsa_tiles, pairwise=_pairwise_rsa),
+            _rdm_views, tiles=_rsa_tiles),
     Measure("cca", "mean canonical correlation", _cca("mean")),
     Measure("svcca", "SVCCA (Raghu et al. 2017)", _cca("svcca")),
     Measure("pwcca", "projection-weighted CCA (Morcos et al. 2018)", _cca("pwcca")),

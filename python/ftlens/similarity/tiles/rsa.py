@@ -13,8 +13,6 @@ from scipy import stats
 from .. import registry
 from . import engine, order
 
-COMPARES = ("pearson", "cosine", "spearman", "kendall")
-
 
 def _undefined(constant: list[str], rdm: str, strict: bool) -> float:
     if strict:
@@ -186,8 +184,8 @@ def pairwise_rsa(
     ``.count``) for a permutation test: when every pair value fits ``memory_budget``, they are
     held and ``null`` [count] gives the value under each order, by re-indexing them."""
     strict = registry.strict(undefined)
-    if compare not in COMPARES:
-        raise ValueError(f"unknown compare {compare!r}: choose from {COMPARES}")
+    if compare not in registry.COMPARES:
+        raise ValueError(f"unknown compare {compare!r}: choose from {registry.COMPARES}")
     start = time.perf_counter()
     x, y, double = engine.sources(X, Y)
     n = x.shape[0]

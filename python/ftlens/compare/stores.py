@@ -8,8 +8,9 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from .. import registry, store
-from ..results import JsonResult, listed, unlisted
+from .._util.jsonresult import JsonResult, listed, unlisted
+from ..activations import store
+from ..similarity import registry
 
 
 @dataclass
@@ -70,7 +71,7 @@ def compare_stores(
     ``{"rbf_cka": {"measure": "cka", "kernel": "rbf"}, "rsa": {"compare": "spearman"}}``.
     layers: the layer indices to compare (default: all). Both stores must hold the same
     rows (same count and, where recorded, the same (input, word) index)."""
-    from ..similarity import measure
+    from ..similarity.functional import measure
 
     sa, sb = store.as_store(a, "a"), store.as_store(b, "b")
     if sa.n_rows != sb.n_rows:

@@ -18,11 +18,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .._core import build_info
+from .._util.validation import positive_int
 from . import align
-from ._core import build_info
-from ._inputs import positive_int
 from .capture import LayerCapture, n_hidden_states
-from .capture_options import CaptureOptions, capture_options
+from .options import CaptureOptions, capture_options
 
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 

@@ -9,7 +9,7 @@ import math
 import numpy as np
 import torch
 
-from .. import _inputs
+from ..._util import validation
 from . import engine
 from .cka import _sigmas, hsic_terms
 
@@ -34,7 +34,7 @@ def minibatch_cka(
     threshold x the median distance within each batch). Returns a dict: ``value``,
     ``batches``, ``batch_size``, ``rows_dropped``."""
     x, y, double = engine.sources(X, Y)
-    batch_size = _inputs.positive_int(batch_size, "batch_size")
+    batch_size = validation.positive_int(batch_size, "batch_size")
     n = x.shape[0]
     if batch_size < 4:
         raise ValueError(f"batch_size must be >= 4 (the unbiased HSIC needs 4 rows), got {batch_size}")

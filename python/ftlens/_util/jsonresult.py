@@ -7,7 +7,7 @@ import os
 
 import numpy as np
 
-from ._io import write_json
+from .files import write_json
 
 
 def listed(values) -> list:

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
-from ._inputs import positive_int
+from .._util.validation import positive_int
 from .intervals import jackknife
 from .moments import LayerMoments
 

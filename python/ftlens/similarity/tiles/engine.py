@@ -13,14 +13,13 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .. import _inputs, registry
-from .._core import _C
+from ..._core import _C
+from ..._util import validation
+from .. import registry
 
 DEFAULT_MEMORY_BUDGET = 256 * 2**20
 MIN_TILE = 64
 MAX_TILE = 2048
-KERNELS = ("linear", "cosine", "rbf")
-TILE_RDMS = (*registry.MOMENT_RDMS, "euclidean")  # plain Euclidean distances need the tiles
 EPS = {True: np.finfo(np.float64).eps, False: np.finfo(np.float32).eps}  # by "computed in float64"
 SAMPLE_ROWS = 1024
 
@@ -28,7 +27,7 @@ SAMPLE_ROWS = 1024
 def source(a, name: str) -> torch.Tensor:
     """A 2-D tensor over ``a`` without copying it: numpy arrays and memmaps (store layers)
     are wrapped, so the engine reads them one row block at a time; CUDA tensors stay there."""
-    a = _inputs.as_matrix(a, name)
+    a = validation.as_matrix(a, name)
     if isinstance(a, np.ndarray):
         if not a.dtype.isnative:
             raise TypeError(
@@ -52,10 +51,10 @@ def sources(X, Y) -> tuple[torch.Tensor, torch.Tensor, bool]:
     """Both inputs as sources, checked to match, and whether to compute in float64: for
     float64 input, and for float32 rows too large or too small for float32 products."""
     x, y = source(X, "X"), source(Y, "Y")
-    _inputs.check_same_rows(x, y)
+    validation.check_same_rows(x, y)
     if x.device != y.device:
         raise ValueError(f"X and Y must be on the same device, got {x.device} and {y.device}")
-    double = _inputs.compute_dtype(x, y) == torch.float64
+    double = validation.compute_dtype(x, y) == torch.float64
     for name, a in (("X", x), ("Y", y)):
         largest = largest_magnitude(a)
         if largest == 0:
@@ -73,7 +72,7 @@ def sources(X, Y) -> tuple[torch.Tensor, torch.Tensor, bool]:
     return x, y, double
 
 
-def largest_magnitude(x: torch.Tensor, chunk_rows: int = _inputs.DEFAULT_CHUNK_ROWS) -> float:
+def largest_magnitude(x: torch.Tensor, chunk_rows: int = validation.DEFAULT_CHUNK_ROWS) -> float:
     """max |x| over every value, one chunk of rows at a time (NaN rows are refused later)."""
     largest = 0.0
     for start in range(0, x.shape[0], chunk_rows):
@@ -83,7 +82,7 @@ def largest_magnitude(x: torch.Tensor, chunk_rows: int = _inputs.DEFAULT_CHUNK_R
     return largest
 
 
-def column_mean(x: torch.Tensor, chunk_rows: int = _inputs.DEFAULT_CHUNK_ROWS) -> torch.Tensor:
+def column_mean(x: torch.Tensor, chunk_rows: int = validation.DEFAULT_CHUNK_ROWS) -> torch.Tensor:
     """The float64 mean of each column, one chunk of rows at a time."""
     total = torch.zeros(x.shape[1], dtype=torch.float64, device=x.device)
     for start in range(0, x.shape[0], chunk_rows):
@@ -104,8 +103,8 @@ class Map:
 def kernel_map(kernel: str) -> Map:
     """Kernels for HSIC: linear and RBF on column-centered rows (HSIC ignores the shift;
     float rounding does not), cosine on unit rows."""
-    if kernel not in KERNELS:
-        raise ValueError(f"unknown kernel {kernel!r}: choose from {KERNELS}")
+    if kernel not in registry.KERNELS:
+        raise ValueError(f"unknown kernel {kernel!r}: choose from {registry.KERNELS}")
     return {
         "linear": Map("linear", center_columns=True),
         "cosine": Map("linear", normalize_rows=True),
@@ -115,8 +114,8 @@ def kernel_map(kernel: str) -> Map:
 
 def rdm_map(rdm: str) -> Map:
     """Dissimilarities (inner products for "inner") of each pair of rows."""
-    if rdm not in TILE_RDMS:
-        raise ValueError(f"unknown rdm {rdm!r}: choose from {TILE_RDMS}")
+    if rdm not in registry.TILE_RDMS:
+        raise ValueError(f"unknown rdm {rdm!r}: choose from {registry.TILE_RDMS}")
     return {
         "inner": Map("linear"),
         "cosine": Map("one_minus", normalize_rows=True),

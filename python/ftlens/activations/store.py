@@ -27,12 +27,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .._util.files import atomic_write, exclusive_lock, reserve, write_json
+from .._util.validation import positive_int
 from . import align
-from ._inputs import positive_int
-from ._io import atomic_write, exclusive_lock, reserve, write_json
 from .capture import layer_names
-from .capture_options import CaptureOptions, capture_options
 from .models import as_model
+from .options import CaptureOptions, capture_options
 from .stream import ActivationStream
 
 FORMAT = "ftlens-store-2"  # 2: per-shard checksums
