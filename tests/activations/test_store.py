@@ -14,7 +14,7 @@ import torch
 from ftlens.activations.stream import ActivationStream, Chunk
 from ftlens.data import generate_pairs, generate_sentences
 
-WRITER = Path(__file__).with_name("store_writer.py")
+WRITER = Path(__file__).parents[1] / "helpers" / "store_writer.py"
 SENTENCES = generate_sentences(30, seed=4)
 
 

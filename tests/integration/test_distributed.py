@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-from conftest import offset_data
+from helpers.data import offset_data
 
 
 def stacks():

@@ -3,8 +3,8 @@
 import ftlens
 import numpy as np
 import pytest
-from conftest import offset_data
 from ftlens.similarity import registry
+from helpers.data import offset_data
 
 
 def test_every_measure_is_reachable_by_name():

@@ -6,13 +6,13 @@ import json
 import ftlens
 import numpy as np
 import pytest
-import reference as ref
 import torch
-from conftest import offset_data
 from ftlens.compare.models import LayerComparison
 from ftlens.data import generate_sentences
 from ftlens.similarity.grouped import GroupedMoments
 from ftlens.similarity.intervals import jackknife
+from helpers import reference as ref
+from helpers.data import offset_data
 from scipy.stats import t as student_t
 
 SENTENCES = [" ".join(s.words) for s in generate_sentences(60, seed=8)]

@@ -7,10 +7,10 @@ import ftlens
 import numpy as np
 import pytest
 import torch
-from conftest import offset_data
 from ftlens.activations.models import PROXY_VARIABLES
 from ftlens.activations.stream import ActivationStream
 from ftlens.cli import main
+from helpers.data import offset_data
 
 
 def test_unreachable_hub_fails_fast(monkeypatch, tmp_path):

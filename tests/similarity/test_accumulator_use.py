@@ -13,7 +13,7 @@ import ftlens
 import numpy as np
 import pytest
 import torch
-from conftest import offset_data
+from helpers.data import offset_data
 
 PEAK_GROWTH = textwrap.dedent("""
     import sys, torch, ftlens

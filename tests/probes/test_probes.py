@@ -16,7 +16,7 @@ from ftlens.probes.features import ProbeRows, arc_rows, edge_rows
 from ftlens.probes.logistic import fit_logistic, whitening
 from ftlens.probes.mdl import _nats, block_bounds
 from ftlens.probes.ridge import fit_ridge
-from probe_data import synthetic_sentences, synthetic_store
+from helpers.probe_data import synthetic_sentences, synthetic_store
 
 
 @pytest.fixture(scope="module")

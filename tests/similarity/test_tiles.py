@@ -6,11 +6,11 @@ boundaries, from memmaps; and its bad input."""
 import ftlens
 import numpy as np
 import pytest
-import reference as ref
 import rsatoolbox
 import torch
 from ftlens.similarity.moments import LayerMoments
 from ftlens.similarity.tiles import engine
+from helpers import reference as ref
 from scipy import stats
 from scipy.spatial.distance import pdist
 

@@ -7,13 +7,13 @@ import json
 import ftlens
 import numpy as np
 import pytest
-import reference as ref
 import torch
 from ftlens.activations import align
 from ftlens.activations.capture import layer_blocks
 from ftlens.activations.stream import ActivationStream
 from ftlens.compare.models import LayerComparison
 from ftlens.data import generate_pairs, generate_sentences
+from helpers import reference as ref
 
 SENTENCES = [" ".join(s.words) for s in generate_sentences(120, seed=5)]
 
@@ -149,7 +149,7 @@ def test_blocks_bound_their_tokens(minilm):
 
 
 def test_models_with_different_tokenizers_compare_by_words(tmp_path, minilm):
-    from tiny import byte_level_bpe
+    from helpers.tiny import byte_level_bpe
     from transformers import RobertaConfig, RobertaModel
 
     tokenizer = byte_level_bpe(SENTENCES, tmp_path)

@@ -5,10 +5,10 @@ references as the CPU path. Runs only on a machine with a GPU and a CUDA build o
 import ftlens
 import numpy as np
 import pytest
-import reference as ref
 import torch
-from conftest import offset_data
-from test_exactness import assert_close, measures, references, streamed
+from helpers import reference as ref
+from helpers.data import offset_data
+from helpers.measures import assert_close, measures, references, streamed
 
 pytestmark = pytest.mark.skipif(
     not (torch.cuda.is_available() and ftlens.build_info()["cuda"]),

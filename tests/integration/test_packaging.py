@@ -13,7 +13,7 @@ import pytest
 import torch
 from ftlens._core import check_torch
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 RELEASE = torch.__version__.split("+")[0]  # e.g. 2.13.0
 SMOKE = """
 import ftlens, torch

@@ -9,7 +9,7 @@ import pytest
 import torch
 from ftlens.activations.align import Item, Segment, as_items, select_rows
 from ftlens.data import Sentence, SentencePair
-from tiny import byte_level_bpe
+from helpers.tiny import byte_level_bpe
 
 WORDS = ["Hello,", "world!", "state-of-the-art", "3.14", "1,000", "don't", "naïve", "café",
          "Zürich", "日本語", "(x)", "U.S.", "e-mail:", "naïve-ish"]

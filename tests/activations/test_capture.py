@@ -3,7 +3,7 @@
 import pytest
 import torch
 from ftlens.activations.capture import LayerCapture, layer_blocks, n_hidden_states
-from tiny import tiny_models
+from helpers.tiny import tiny_models
 
 MODELS = tiny_models()
 

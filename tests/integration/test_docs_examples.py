@@ -7,7 +7,7 @@ import ftlens
 import numpy as np
 import pytest
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def _first_block_after(heading: str) -> str:

@@ -7,10 +7,10 @@ import ftlens
 import numpy as np
 import pytest
 import torch
-from conftest import offset_data
 from ftlens._core import _C
 from ftlens.probes.ridge import fit_ridge
 from ftlens.probes.structural import gold_edges, minimum_spanning_edges, tree_depths, tree_distances
+from helpers.data import offset_data
 
 
 def _ridge_reference(x, y, alpha):

@@ -3,8 +3,8 @@
 import ftlens
 import numpy as np
 import pytest
-import reference as ref
 import torch
+from helpers import reference as ref
 
 
 @pytest.fixture(scope="module")
