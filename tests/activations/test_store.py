@@ -64,7 +64,7 @@ def test_rewriting_a_finished_store_returns_it(store, minilm):
 
 
 def test_folder_of_another_data_set_is_refused(store, minilm):
-    with pytest.raises(ValueError, match="different data_fingerprint"):
+    with pytest.raises(ValueError, match=r"a store with other settings \(\['data_fingerprint', 'n_inputs'\] differ\)"):
         ftlens.store.write(minilm, SENTENCES[:10], store.path, rows="words", shard_size=8, progress=False)
 
 
@@ -204,7 +204,7 @@ def test_a_second_writer_is_refused_while_the_first_writes(tmp_path):
         deadline = time.time() + 120
         while not (path / "manifest.json").exists() and time.time() < deadline:
             time.sleep(0.05)
-        with pytest.raises(RuntimeError, match="another process is writing the store"):
+        with pytest.raises(RuntimeError, match="another process is writing a store in"):
             ftlens.store.write("minilm", generate_sentences(96, seed=9), path, rows="words", shard_size=8,
                                batch_size=4, progress=False)
     finally:

@@ -29,4 +29,4 @@ def test_the_cli_says_so_in_one_line(tmp_path, capsys):
                      "--max-steps", "1", "--no-progress"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 1 and err == [f"ftlens: error: another process is fine-tuning in {tmp_path / 'run'}; wait "
-                                 "for it to finish (then rerun to reuse its run), or pass another out_dir"]
+                                 "for it to finish (then rerun to reuse its result), or pass another out_dir"]

@@ -27,7 +27,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .._util.files import atomic_write, exclusive_lock, reserve, write_json
+from .._util import fingerprint, runfolder
+from .._util.files import atomic_write, reserve, write_json
 from .._util.validation import positive_int
 from . import align
 from .capture import layer_names
@@ -41,24 +42,6 @@ DTYPES = ("float16", "float32")
 
 def layer_file(index: int) -> str:
     return f"layer_{index:02d}.npy"
-
-
-def weights_fingerprint(model: torch.nn.Module) -> str:
-    """SHA-256 over the parameter names, shapes and values."""
-    digest = hashlib.sha256()
-    for name, tensor in model.state_dict().items():
-        digest.update(f"{name}{tuple(tensor.shape)}{tensor.dtype}".encode())
-        digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
-
-
-def data_fingerprint(items: Sequence[align.Item]) -> str:
-    """SHA-256 over the texts, words and labels of the inputs."""
-    digest = hashlib.sha256()
-    for it in items:
-        digest.update(json.dumps([[s.text, s.spans] for s in it.segments], ensure_ascii=False).encode())
-        digest.update(json.dumps([it.word_labels, it.label], sort_keys=True, ensure_ascii=False).encode())
-    return digest.hexdigest()
 
 
 def label_schema(items: Sequence[align.Item], rows: str) -> dict[str, bool]:
@@ -144,8 +127,8 @@ def write(model, data, path: str | os.PathLike, dtype: str = "float16", *,
     identity = {
         "format": FORMAT,
         "model": getattr(model.config, "_name_or_path", "") or type(model).__name__,
-        "model_fingerprint": weights_fingerprint(model),
-        "data_fingerprint": data_fingerprint(items),
+        "model_fingerprint": fingerprint.of_weights(model),
+        "data_fingerprint": fingerprint.of_items(items),
         "n_inputs": len(items),
         "rows": options.rows, "word_pool": options.word_pool, "segment": options.segment, "dtype": dtype,
         "shard_size": int(shard_size), "max_shard_tokens": int(max_shard_tokens),
@@ -173,18 +156,12 @@ def _existing_manifest(path: Path) -> dict | None:
 
 
 def _check_identity(path: Path, manifest: dict, identity: dict) -> None:
-    different = [k for k, v in identity.items() if manifest.get(k) != v]
-    if different:
-        raise ValueError(
-            f"{path} holds a store with a different {', '.join(different)}; pass another "
-            "path, or delete that folder to start over"
-        )
+    runfolder.refuse_other(path, "a store", manifest, identity, "pass another path")
 
 
 def writer_lock(path: Path):
     """One writer per store folder; a second is refused at once."""
-    return exclusive_lock(path, f"another process is writing the store at {path}; wait for it to finish "
-                                "(then rerun to reuse its result), or write to another path")
+    return runfolder.one_worker(path, "writing a store", "write to another path")
 
 
 def _plan_files(path: Path, identity: dict, stream: ActivationStream, items) -> tuple:

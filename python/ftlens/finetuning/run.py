@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from .._util import files
+from .._util import files, fingerprint, runfolder
 from ..activations.models import model_source
 from ..activations.stream import check_max_length, max_input_length
 from .checkpoints import disk_full_error, resume_point
@@ -35,7 +35,7 @@ from .optim import Adam
 from .options import FinetuneOptions
 from .parse import PARSING
 from .qa import QA
-from .task import FinetuneTask, fingerprint
+from .task import FinetuneTask
 
 SAVE_TOTAL_LIMIT = 2  # checkpoints kept while a run trains
 TASKS: dict[str, FinetuneTask] = {t.name: t for t in (SENTENCE, PAIR, PARSING, QA)}
@@ -86,11 +86,10 @@ def finetune(base, task: str, train, eval, out_dir, *, progress: bool = True,  #
     opts = FinetuneOptions.from_kwargs(**options)
     head = spec.check(train, eval, opts)
     out = files.check_writable(out_dir)
-    settings = {"base": str(base), "task": task, "head": head, "train": fingerprint(train),
-                "eval": fingerprint(eval), "options": opts.to_dict()}
-    busy = f"another process is fine-tuning in {out}; wait for it to finish (then rerun to reuse its run), " \
-           "or pass another out_dir"
-    with files.exclusive_lock(out, busy) if _first_rank() else contextlib.nullcontext():
+    settings = {"base": str(base), "task": task, "head": head, "train": fingerprint.of_examples(train),
+                "eval": fingerprint.of_examples(eval), "options": opts.to_dict()}
+    lock = runfolder.one_worker(out, "fine-tuning", "pass another out_dir")
+    with lock if _first_rank() else contextlib.nullcontext():
         return _finetune(base, spec, train, eval, out, opts, head, settings, progress)
 
 
@@ -107,10 +106,7 @@ def _finetune(base, spec: FinetuneTask, train, eval, out: Path, opts: FinetuneOp
         recorded = json.loads((out / "options.json").read_text())
         # options added since the run was made held their defaults in it
         recorded["options"] = {**FinetuneOptions().to_dict(), **recorded.get("options", {})}
-        if recorded != settings:
-            changed = sorted(k for k in settings if recorded.get(k) != settings[k])
-            raise ValueError(f"{out} holds a fine-tuning run with other settings ({changed} differ); pass "
-                             "another out_dir, or delete that folder to start over")
+        runfolder.refuse_other(out, "a fine-tuning run", recorded, settings, "pass another out_dir")
         if (out / "metrics.json").exists():
             done = json.loads((out / "metrics.json").read_text())
             # a diverged run finished by an earlier version is not a result

@@ -4,8 +4,6 @@ collator and the evaluation metrics. One subclass per task kind (classify, parse
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 
 import torch
 
@@ -77,17 +75,6 @@ def label_index(labels: list[str], values, what: str) -> dict[str, int]:
         raise ValueError(f"{what} {unknown} are not among the model's labels {labels}: it could not "
                          "predict them")
     return index
-
-
-def fingerprint(data) -> dict:
-    """The examples' count and a SHA-256 of their content: a finished run is reused only
-    for the same data."""
-    digest = hashlib.sha256()
-    for item in data:
-        record = dataclasses.asdict(item) if dataclasses.is_dataclass(item) else item
-        digest.update(json.dumps(record, sort_keys=True, default=str).encode())
-        digest.update(b"\n")
-    return {"examples": len(data), "sha256": digest.hexdigest()}
 
 
 class Encoded(torch.utils.data.Dataset):

@@ -4,22 +4,16 @@ key of its inputs (config section, data and model fingerprints, package version)
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from .._util import distributed as ranks
-from .._util import files
+from .._util import files, fingerprint, runfolder
 from .._version import __version__
 
 IDENTITY = "study.json"
-
-
-def digest(value) -> str:
-    """SHA-256 of a JSON-able value (keys sorted)."""
-    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
 
 
 class RunFolder:
@@ -35,27 +29,14 @@ class RunFolder:
         self.path = files.check_writable(path)
         self.log = log if ranks.is_main() else (lambda line: None)
         self.ran: list[dict] = []
-        identity = {"study": name, "base": base}
-        marker = self.path / IDENTITY
-        if marker.exists():
-            held = json.loads(marker.read_text(encoding="utf-8"))
-            if {k: held.get(k) for k in identity} != identity:
-                raise ValueError(
-                    f"{self.path} holds another study (name {held.get('study')!r}, "
-                    f"base {held.get('base')!r}; "
-                    f"this one: name {name!r}, base {base!r}): pass another output folder, or delete it to "
-                    "start over"
-                )
-        else:
-            files.write_json(marker, identity)
+        runfolder.claim(self.path, IDENTITY, "another study", {"study": name, "base": base},
+                        "pass another output folder")
 
     def lock(self):
         """Held while a study runs here (rank 0's): a second study in this folder is refused."""
         if not ranks.is_main():
             return contextlib.nullcontext()
-        busy = (f"another study is running in {self.path}; wait for it to finish (then rerun to reuse its "
-                "stages), or pass another output folder")
-        return files.exclusive_lock(self.path, busy)
+        return runfolder.one_worker(self.path, "running a study", "pass another output folder")
 
     def stage(self, name: str, inputs: dict, compute: Callable[[], dict], collective: bool = True) -> dict:
         """The result of stage ``name``: cached when its inputs are unchanged, else computed
@@ -64,7 +45,7 @@ class RunFolder:
         Under torch.distributed, a ``collective`` stage is computed by every rank together
         (fine-tuning, sharded comparisons) and rank 0's result is everyone's; any other
         stage is computed by rank 0 alone while the others wait. Rank 0 writes the record."""
-        key = digest({"stage": name, "inputs": inputs, "ftlens": __version__})
+        key = fingerprint.of_json({"stage": name, "inputs": inputs, "ftlens": __version__})
         record_path = self.path / "stages" / f"{name.replace('/', '__')}.json"
         record = self._record(record_path)
         if record is not None and record.get("key") == key:
@@ -100,4 +81,4 @@ class RunFolder:
         """``<kind>/<name>-<digest of inputs>``: where a stage keeps what it trains. Other
         inputs get another folder, so an edited study never meets, or overwrites, the
         models of its earlier settings; the same inputs find their folder again to resume."""
-        return self.path / kind / f"{name.replace('/', '-')}-{digest(inputs)[:12]}"
+        return self.path / kind / f"{name.replace('/', '-')}-{fingerprint.of_json(inputs)[:12]}"

@@ -7,9 +7,8 @@ import os
 from pathlib import Path
 
 from .. import data as readers
+from .._util import fingerprint
 from ..activations.models import load_model, model_source, resolve
-from ..finetuning.task import fingerprint
-from .cache import digest
 from .config import DataSpec
 
 READERS = {
@@ -43,7 +42,7 @@ class Examples:
     def __call__(self, spec: DataSpec):
         if spec not in self._loaded:
             examples = load(spec)
-            self._loaded[spec] = (examples, fingerprint(examples))
+            self._loaded[spec] = (examples, fingerprint.of_examples(examples))
         return self._loaded[spec][0]
 
     def fingerprint(self, spec: DataSpec) -> dict:
@@ -52,28 +51,11 @@ class Examples:
 
 
 def folder_fingerprint(name_or_path: str | os.PathLike) -> str:
-    """A digest of a model folder's weights and config (size and content), or of the hub
-    name when it is not a folder."""
+    """A model folder's weights and config, or the hub name when it is not a folder."""
     folder = Path(resolve(name_or_path))
     if not folder.is_dir():
-        return digest({"hub": str(name_or_path)})
-    parts = {}
-    for file in sorted(folder.iterdir()):
-        if file.suffix in (".safetensors", ".bin") or file.name == "config.json":
-            parts[file.name] = _file_digest(file)
-    if not parts:
-        raise ValueError(f"{folder} holds no model weights (*.safetensors or *.bin): is it a model folder?")
-    return digest(parts)
-
-
-def _file_digest(file: Path) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(file, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
+        return fingerprint.of_json({"hub": str(name_or_path)})
+    return fingerprint.of_model_folder(folder)
 
 
 def check_inputs(config, examples: Examples) -> None:
