@@ -64,7 +64,8 @@ def test_rewriting_a_finished_store_returns_it(store, minilm):
 
 
 def test_folder_of_another_data_set_is_refused(store, minilm):
-    with pytest.raises(ValueError, match=r"a store with other settings \(\['data_fingerprint', 'n_inputs'\] differ\)"):
+    refused = r"a store with other settings \(\['data_fingerprint', 'n_inputs'\] differ\)"
+    with pytest.raises(ValueError, match=refused):
         ftlens.store.write(minilm, SENTENCES[:10], store.path, rows="words", shard_size=8, progress=False)
 
 

@@ -103,7 +103,8 @@ def test_a_key_given_twice_is_refused(tmp_path):
 def test_a_second_study_in_a_busy_run_folder_is_refused(tmp_path):
     config = parse_config(_study(), folder=tmp_path)
     with RunFolder(tmp_path / "run", "s", "minilm").lock():
-        with pytest.raises(RuntimeError, match="another process is running a study in .*run; wait for it to finish"):
+        busy = "another process is running a study in .*run; wait for it to finish"
+        with pytest.raises(RuntimeError, match=busy):
             run_study(config, tmp_path / "run", progress=False, report=False, log=lambda line: None)
     assert not (tmp_path / "run" / "finetune").exists()
     with RunFolder(tmp_path / "run", "s", "minilm").lock():  # released

@@ -161,7 +161,9 @@ def test_checkpoint_of_another_base_architecture(tmp_path):
 def test_run_folder_holding_another_study_is_refused(tmp_path):
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "study.json").write_text(json.dumps({"study": "other", "base": "minilm"}))
-    with pytest.raises(ValueError, match=r"holds another study with other settings \(\['study'\] differ\) \(study 'other', this one .*\): pass another output folder"):
+    refused = (r"holds another study with other settings \(\['study'\] differ\) \(study 'other', this one "
+               r".*\): pass another output folder")
+    with pytest.raises(ValueError, match=refused):
         run_study(parse_config(_study()), tmp_path / "run", progress=False, log=lambda line: None)
 
 
