@@ -25,9 +25,9 @@ from . import data, finetuning, probes
 from ._core import build_info
 from ._version import __version__ as __version__
 from .activations import CaptureOptions, load_model, store
-from .compare import LayerComparison, StoreComparison, compare_models, compare_stores
-from .finetuning import AblationResult, FinetuneResult, ablate, finetune
-from .probes import ProbeResult, probe
+from .compare import CompareOptions, LayerComparison, StoreComparison, compare_models, compare_stores
+from .finetuning import AblationResult, FinetuneOptions, FinetuneResult, ablate, finetune
+from .probes import ProbeOptions, ProbeResult, probe
 from .similarity import (
     LayerMoments,
     Moments,
@@ -44,9 +44,12 @@ from .similarity import (
 __all__ = [
     "AblationResult",
     "CaptureOptions",
+    "CompareOptions",
+    "FinetuneOptions",
     "FinetuneResult",
     "LayerComparison",
     "LayerMoments",
+    "ProbeOptions",
     "ProbeResult",
     "StoreComparison",
     "Moments",

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
-import typing
+
+from ._util.options import add_arguments, from_arguments
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,8 +23,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
-def _main(argv: list[str] | None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The command's parser: its option flags come from the options dataclasses."""
     from .finetuning import KINDS, SIDES
+    from .probes import ProbeOptions
     from .probes.tasks import DEFAULT_TASKS
 
     parser = argparse.ArgumentParser(
@@ -50,12 +52,7 @@ def _main(argv: list[str] | None) -> int:
     probe.add_argument("--tasks", nargs="+", default=list(DEFAULT_TASKS),
                        help="task names: store labels (upos, xpos, deprel, label), edge:<label>, arc, "
                             "distance, depth (default: upos deprel)")
-    probe.add_argument("--kind", choices=("logistic", "ridge"), default="logistic")
-    probe.add_argument("--layers", type=int, nargs="+", help="layer indices (default: all)")
-    probe.add_argument("--no-control", action="store_true", help="skip the control tasks")
-    probe.add_argument("--mdl", action="store_true", help="also the online codelength (MDL)")
-    probe.add_argument("--l2", type=float, help="logistic L2 strength (default: chosen on held-out data)")
-    probe.add_argument("--device", help='where the logistic passes run, e.g. "cuda"')
+    add_arguments(probe, ProbeOptions, "probe options (ftlens.ProbeOptions)")
     probe.add_argument("--out", help="write the result as JSON here")
     probe.add_argument("--plot", help="write the accuracy-by-layer plot (PNG) here")
     probe.add_argument("--no-progress", action="store_true", help="hide the progress bars")
@@ -74,6 +71,11 @@ def _main(argv: list[str] | None) -> int:
     ablation.add_argument("--finetuned", help="revert: a finished fine-tuning run folder to revert")
     _option_arguments(ablation)
     sub.add_parser("info", help="what the C++ core was built with")
+    return parser
+
+
+def _main(argv: list[str] | None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
 
     if args.command == "demo":
@@ -105,12 +107,12 @@ def _main(argv: list[str] | None) -> int:
         except FileNotFoundError as err:
             parser.error(str(err))
     elif args.command == "probe":
+        from .probes import ProbeOptions
         from .probes import probe as run_probe
 
         try:
-            result = run_probe(args.train, args.eval, tasks=args.tasks, kind=args.kind, layers=args.layers,
-                               control=not args.no_control, mdl=args.mdl, l2=args.l2, device=args.device,
-                               progress=not args.no_progress)
+            result = run_probe(args.train, args.eval, tasks=args.tasks, progress=not args.no_progress,
+                               **from_arguments(ProbeOptions, args))
         except (ValueError, FileNotFoundError) as err:
             parser.error(str(err))
         print(result.table())
@@ -140,21 +142,9 @@ def _data_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _option_arguments(parser: argparse.ArgumentParser) -> None:
-    """One --flag per fine-tuning option (FinetuneOptions), defaulting to unset."""
     from .finetuning import FinetuneOptions
 
-    group = parser.add_argument_group("fine-tuning options (ftlens.finetuning.FinetuneOptions)")
-    hints = typing.get_type_hints(FinetuneOptions)
-    for option in dataclasses.fields(FinetuneOptions):
-        flag = "--" + option.name.replace("_", "-")
-        kind = hints[option.name]
-        if kind is bool:
-            group.add_argument(flag, action=argparse.BooleanOptionalAction, default=None,
-                               help=f"(default: {option.default})")
-            continue
-        base = next((t for t in typing.get_args(kind) if t is not type(None)), kind)
-        group.add_argument(flag, type=base, default=None, metavar=base.__name__.upper(),
-                           help=f"(default: {option.default})")
+    add_arguments(parser, FinetuneOptions, "fine-tuning options (ftlens.FinetuneOptions)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
 
 
@@ -162,8 +152,7 @@ def _tune(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     from .finetuning import FinetuneOptions, ablate, finetune
     from .finetuning.run import get_task
 
-    options = {f.name: getattr(args, f.name) for f in dataclasses.fields(FinetuneOptions)
-               if getattr(args, f.name) is not None}
+    options = from_arguments(FinetuneOptions, args)
     task = get_task(args.task)
     try:
         train, evaluation = task.read(args.train), task.read(args.eval)

@@ -22,7 +22,8 @@ def test_unknown_task_and_options(pairs, tmp_path):
     tasks = r"\['pair', 'parsing', 'qa', 'sentence'\]"
     with pytest.raises(ValueError, match=rf"unknown task 'ner'; the tasks are {tasks}"):
         ftlens.finetune("minilm", "ner", *pairs, tmp_path)
-    with pytest.raises(TypeError, match="unknown fine-tuning option"):
+    unknown = r"unknown option 'learning_rat' \(did you mean 'learning_rate'\?\): FinetuneOptions takes"
+    with pytest.raises(TypeError, match=unknown):
         ftlens.finetune("minilm", "pair", *pairs, tmp_path, learning_rat=1e-4)
     with pytest.raises(ValueError, match="option batch_size must be an integer >= 1, got 0"):
         ftlens.finetune("minilm", "pair", *pairs, tmp_path, batch_size=0)

@@ -109,5 +109,5 @@ def test_readme_study_file_is_valid(tmp_path, data_dir, monkeypatch):
     checkpoint.mkdir(parents=True)
     monkeypatch.setenv("FTLENS_DATA_DIR", str(data_dir.resolve()))
     config = parse_config(study, source="README", folder=tmp_path)
-    assert [t.name for t in config.tasks] == ["nli", "parsing"] and config.compare.ci == 0.95
+    assert [t.name for t in config.tasks] == ["nli", "parsing"] and config.compare.options.ci == 0.95
     assert config.evaluation[1].data.format == "pairs" and config.probes.train.limit == 3000

@@ -83,7 +83,8 @@ def test_capture_options_are_one_object_for_every_entry_point(minilm, tmp_path):
     result = ftlens.compare_models(minilm, minilm, sentences, capture=words, progress=False)
     store = ftlens.store.write(minilm, sentences, tmp_path / "s", capture=words, progress=False)
     assert result.n_rows == store.n_rows == 6 and store.manifest["rows"] == "words"
-    with pytest.raises(TypeError, match="unknown capture option 'row': CaptureOptions takes rows, word_pool"):
+    unknown = r"unknown option 'row' \(did you mean 'rows'\?\): the options are CompareOptions: "
+    with pytest.raises(TypeError, match=unknown):
         ftlens.compare_models(minilm, minilm, sentences, row="words")
     with pytest.raises(ValueError, match="segment must be None, 0 or 1, got 3"):
         ftlens.CaptureOptions(segment=3)

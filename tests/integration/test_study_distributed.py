@@ -58,7 +58,7 @@ def test_two_ranks_equal_one_process(ddp_run):
     try:
         measures = ("rsa", "cka", "procrustes")
         singles = {ev.name: ftlens.compare_models("minilm", model, load(ev.data), measures, ci=0.95,
-                                                  ci_groups=7, batch_size=config.compare.batch_size,
+                                                  ci_groups=7, batch_size=config.compare.capture.batch_size,
                                                   progress=False)
                    for ev in config.evaluation}
     finally:

@@ -59,16 +59,16 @@ def test_options_probe_tasks_and_ks_are_checked_before_any_stage(tmp_path, ewt_d
     cases = [
         (_study(probes={**probes, "tasks": ["upos", "pos"]}), r"probes.tasks\[1\]",
          r"'pos' is not a probe task of the probes.train data with rows 'words'; its tasks are \['upos'"),
-        (_study(probes={**probes, "options": {"l2": "strong"}}), "probes.options",
+        (_study(probes={**probes, "options": {"l2": "strong"}}), "probes.options.l2",
          "l2 must be a positive number"),
-        (_study(probes={**probes, "options": {"chunk_rows": 2.5}}), "probes.options",
+        (_study(probes={**probes, "options": {"chunk_rows": 2.5}}), "probes.options.chunk_rows",
          "chunk_rows must be a positive integer"),
         (_study(compare={"max_length": 2}), "compare.max_length",
          "max_length=2 leaves no room for text: this tokenizer adds 2 special tokens"),
         (_study(ablations=[{"kind": "freeze", "task": "nli", "ks": [0, 9]}]), r"ablations\[0\].ks",
          r"\[9\] outside 0..6 \(the base model has 6 layers\)"),
         (_study(ablations=[{"kind": "freeze", "task": "nli", "options": {"batch_size": 2.5}}]),
-         r"ablations\[0\].options", "option batch_size must be an integer >= 1, got 2.5"),
+         r"ablations\[0\].options.batch_size", "option batch_size must be an integer >= 1, got 2.5"),
     ]
     for study, where, message in cases:
         _refused(tmp_path, study, where, message)
@@ -77,7 +77,8 @@ def test_options_probe_tasks_and_ks_are_checked_before_any_stage(tmp_path, ewt_d
 def test_task_options_and_data_are_checked_before_any_stage(tmp_path):
     study = _study()
     study["tasks"]["nli"]["options"] = {"epochs": float("inf")}
-    with pytest.raises(StudyConfigError, match="tasks.nli.options: option epochs must be a finite number"):
+    refused = "tasks.nli.options.epochs: option epochs must be a finite number"
+    with pytest.raises(StudyConfigError, match=refused):
         _run(tmp_path, study)
     study = _study()
     study["tasks"]["nli"]["task"] = "sentence"  # pair data for a sentence task

@@ -43,7 +43,7 @@ def test_valid_study_reads_into_dataclasses_with_defaults(tmp_path):
     config = load_config(_write(tmp_path, study))
     assert config.tasks[0].options == {"max_steps": 2} and config.tasks[0].train.generated == "pairs"
     assert (
-        config.compare.measures == ("rsa",) and config.compare.ci == 0.95
+        config.compare.options.measures == ("rsa",) and config.compare.options.ci == 0.95
     )  # the paper's RSA, with intervals
     assert config.probes.train.path == str(tmp_path / "dev.conllu")  # relative to the file's folder
     assert config.probes.train.format == "conllu"

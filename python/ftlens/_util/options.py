@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import difflib
 import types
 import typing
 from typing import Any, TypeVar
@@ -33,12 +34,21 @@ def names(cls) -> list[str]:
     return [f.name for f in dataclasses.fields(cls)]
 
 
+def check_known(cls, given, what: str = "") -> None:
+    """A TypeError for the first name in ``given`` that is not a field of ``cls``, with the
+    closest field and the list of them (``what``: whose options, when several classes share)."""
+    unknown = sorted(set(given) - set(names(cls)))
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], names(cls), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise TypeError(f"unknown option {unknown[0]!r}{hint}: {what or cls.__name__} takes "
+                        f"{', '.join(names(cls))}")
+
+
 def with_overrides(cls: type[T], options: T | None = None, **overrides) -> T:
     """``options`` (default: ``cls()``) with keyword overrides of its fields, validated once
     (by ``cls``); an unknown keyword is a TypeError listing the options."""
-    unknown = sorted(set(overrides) - set(names(cls)))
-    if unknown:
-        raise TypeError(f"unknown option {unknown[0]!r}: {cls.__name__} takes {', '.join(names(cls))}")
+    check_known(cls, overrides)
     if options is not None and not isinstance(options, cls):
         raise TypeError(f"options must be a {cls.__name__}, got {type(options).__name__}")
     return dataclasses.replace(options or cls(), **overrides)
@@ -51,8 +61,10 @@ def split_overrides(overrides: dict, *classes) -> list[dict]:
     taken = set().union(*out) if out else set()
     unknown = sorted(set(overrides) - taken)
     if unknown:
+        close = difflib.get_close_matches(unknown[0], [n for cls in classes for n in names(cls)], n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
         listed = "; ".join(f"{cls.__name__}: {', '.join(names(cls))}" for cls in classes)
-        raise TypeError(f"unknown option {unknown[0]!r}: the options are {listed}")
+        raise TypeError(f"unknown option {unknown[0]!r}{hint}: the options are {listed}")
     return out
 
 
@@ -60,9 +72,7 @@ def from_mapping(cls: type[T], mapping: dict, defaults: dict | None = None) -> T
     """An options dataclass from a mapping as YAML or JSON reads it (lists become tuples
     where the field is a tuple); ``defaults`` replace the dataclass's own where the mapping
     is silent. Errors are the dataclass's own (TypeError, ValueError)."""
-    unknown = sorted(set(mapping) - set(names(cls)))
-    if unknown:
-        raise TypeError(f"unknown option {unknown[0]!r}: {cls.__name__} takes {', '.join(names(cls))}")
+    check_known(cls, mapping)
     hints = typing.get_type_hints(cls)
     values = {**(defaults or {}), **mapping}
     for name, value in values.items():
@@ -84,7 +94,7 @@ def _scalar(hint):
     """The scalar type of a field: X for ``X | None`` and ``tuple[X, ...]``."""
     args = [t for t in typing.get_args(hint) if t is not type(None) and t is not Ellipsis]
     if typing.get_origin(hint) in (typing.Union, types.UnionType):
-        return _scalar(args[0]) if len(args) == 1 else str
+        return _scalar(args[0])
     if typing.get_origin(hint) is tuple:
         return args[0] if args else str
     return hint if isinstance(hint, type) else str
@@ -101,7 +111,8 @@ def add_arguments(parser: argparse.ArgumentParser, cls, title: str, skip: tuple[
         flag = "--" + f.name.replace("_", "-")
         choices = f.metadata.get("choices")
         shown = f.default if not isinstance(f.default, tuple) else " ".join(map(str, f.default))
-        text = " ".join(filter(None, [f.metadata.get("help", ""), f"(default: {shown})"]))
+        text = " ".join(filter(None, [f.metadata.get("help", ""),
+                                      None if f.default is None else f"(default: {shown})"]))
         if hints[f.name] is bool:
             group.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None,
                                help=text)
@@ -116,6 +127,15 @@ def add_arguments(parser: argparse.ArgumentParser, cls, title: str, skip: tuple[
 
 
 def from_arguments(cls: type[T], args: argparse.Namespace) -> dict:
-    """The fields of ``cls`` given on the command line (unset flags left out)."""
-    return {name: (tuple(v) if isinstance(v, list) else v) for name in names(cls)
-            if (v := getattr(args, name, None)) is not None}
+    """The fields of ``cls`` given on the command line (unset flags left out); one value of
+    a field that takes a number or several (``l2``) is the number."""
+    hints = typing.get_type_hints(cls)
+    out = {}
+    for name in names(cls):
+        value = getattr(args, name, None)
+        if isinstance(value, list):
+            scalar = len(value) == 1 and _scalar(hints[name]) in typing.get_args(hints[name])
+            value = value[0] if scalar else tuple(value)
+        if value is not None:
+            out[name] = value
+    return out

@@ -3,8 +3,9 @@ by ``ActivationStream``, ``compare_models`` and ``store.write``."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass
 
+from .._util.options import option
 from .._util.validation import positive_int
 from .align import ROWS, WORD_POOLS
 
@@ -25,13 +26,13 @@ class CaptureOptions:
             "bf16" only); activations come out float32 either way.
     """
 
-    rows: str = "tokens"
-    word_pool: str = "first"
-    segment: int | None = None
-    batch_size: int = 64
-    max_batch_tokens: int = 8192
-    max_length: int | None = None
-    autocast: str | None = None
+    rows: str = option("tokens", choices=ROWS, help="the rows taken from each layer")
+    word_pool: str = option("first", choices=WORD_POOLS, help="the subword of each word (rows=words)")
+    segment: int | None = option(None, choices=(None, 0, 1), help="of sentence pairs, only this segment")
+    batch_size: int = option(64, help="inputs per forward pass")
+    max_batch_tokens: int = option(8192, help="tokens per forward pass")
+    max_length: int | None = option(None, help="truncation length in tokens (default: the model's limit)")
+    autocast: str | None = option(None, choices=(None, *AUTOCAST), help="forward passes under autocast")
 
     def __post_init__(self) -> None:
         if self.rows not in ROWS:
@@ -46,14 +47,3 @@ class CaptureOptions:
         positive_int(self.max_batch_tokens, "max_batch_tokens")
         if self.max_length is not None:
             positive_int(self.max_length, "max_length")
-
-
-def capture_options(options: CaptureOptions | None = None, **overrides) -> CaptureOptions:
-    """``options`` (default: CaptureOptions()) with keyword overrides, e.g. rows="words"."""
-    names = [f.name for f in fields(CaptureOptions)]
-    unknown = sorted(set(overrides) - set(names))
-    if unknown:
-        raise TypeError(f"unknown capture option {unknown[0]!r}: CaptureOptions takes {', '.join(names)}")
-    if options is not None and not isinstance(options, CaptureOptions):
-        raise TypeError(f"capture must be a CaptureOptions, got {type(options).__name__}")
-    return replace(options or CaptureOptions(), **overrides)

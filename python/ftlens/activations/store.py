@@ -29,11 +29,12 @@ import torch
 
 from .._util import fingerprint, runfolder
 from .._util.files import atomic_write, reserve, write_json
+from .._util.options import with_overrides
 from .._util.validation import positive_int
 from . import align
 from .capture import layer_names
 from .models import as_model
-from .options import CaptureOptions, capture_options
+from .options import CaptureOptions
 from .stream import ActivationStream
 
 FORMAT = "ftlens-store-2"  # 2: per-shard checksums
@@ -117,7 +118,7 @@ def write(model, data, path: str | os.PathLike, dtype: str = "float16", *,
     """
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
-    options = capture_options(capture, **capture_overrides)
+    options = with_overrides(CaptureOptions, capture, **capture_overrides)
     path = Path(path)
     model, tokenizer = as_model(model, device)
     items = align.as_items(data)

@@ -19,10 +19,11 @@ import numpy as np
 import torch
 
 from .._core import build_info
+from .._util.options import with_overrides
 from .._util.validation import positive_int
 from . import align
 from .capture import LayerCapture, n_hidden_states
-from .options import CaptureOptions, capture_options
+from .options import CaptureOptions
 
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -117,7 +118,7 @@ class ActivationStream:
                  recycle: int = 0, **overrides) -> None:
         if not models:
             raise ValueError("pass at least one (model, tokenizer) pair")
-        self.options = options = capture_options(capture, **overrides)
+        self.options = options = with_overrides(CaptureOptions, capture, **overrides)
         self.models = [m for m, _ in models]
         self.tokenizers = [t for _, t in models]
         self.shared = [same_tokenizer(self.tokenizers[0], t) for t in self.tokenizers]

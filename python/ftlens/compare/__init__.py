@@ -2,6 +2,7 @@
 same inputs (no storage); ``compare_stores`` reads two activation stores."""
 
 from .models import LayerComparison, compare_models
+from .options import CompareOptions
 from .stores import StoreComparison, compare_stores
 
-__all__ = ["LayerComparison", "StoreComparison", "compare_models", "compare_stores"]
+__all__ = ["CompareOptions", "LayerComparison", "StoreComparison", "compare_models", "compare_stores"]

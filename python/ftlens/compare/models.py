@@ -11,14 +11,16 @@ import torch
 
 from .._util import distributed as ranks
 from .._util.jsonresult import JsonResult, listed, unlisted
+from .._util.options import split_overrides, with_overrides
 from ..activations.align import as_items
 from ..activations.capture import layer_names
 from ..activations.models import as_model
-from ..activations.options import CaptureOptions, capture_options
+from ..activations.options import CaptureOptions
 from ..activations.overlap import consume_overlapped, cores_to_spare
 from ..activations.stream import ActivationStream, core_device
 from ..similarity import registry
 from ..similarity.grouped import GroupedMoments
+from .options import CompareOptions
 
 
 @dataclass
@@ -130,18 +132,15 @@ def compare_models(
     base,
     finetuned,
     data,
-    measures=("cka", "rsa"),
-    pairs: str = "diagonal",
+    measures=None,
+    pairs: str | None = None,
     *,
-    rdm: str = "correlation",
-    ci: float | None = None,
-    ci_groups: int = 20,
-    isotropy: bool = False,
-    distributed: bool = False,
+    options: CompareOptions | None = None,
     capture: CaptureOptions | None = None,
+    distributed: bool = False,
     device: str | torch.device | None = None,
     progress: bool = True,
-    **capture_overrides,
+    **overrides,
 ) -> LayerComparison:
     """Streams the same inputs through two encoders and compares them layer by layer.
 
@@ -149,26 +148,24 @@ def compare_models(
         base, finetuned: a hub name, a folder, "minilm", or a (model, tokenizer) pair.
         data: sentences (list of str), sentence pairs (list of (str, str)), or a reader's
             output (CoNLL-U sentences, PairData, SQuAD examples).
-        measures: names from ``ftlens.registry.MEASURES``: "cka", "cka_debiased", "rsa",
-            "cca", "svcca", "pwcca", "procrustes".
-        pairs: "diagonal" (layer l vs layer l) or "all" (every layer pair).
-        rdm: RDM type of "rsa": "correlation", "cosine", "inner" or "sqeuclidean".
-        ci: a confidence level (e.g. 0.95) for an interval around every value, from a
-            delete-a-group jackknife over ``ci_groups`` contiguous groups of inputs
-            (sentences, not tokens), in the same pass. It costs ci_groups accumulators of
-            memory and, at the end, about G log2 G merges and G + 1 evaluations of each
-            measure (bench/RESULTS.md).
+        options: what to compute (``CompareOptions``: measures, pairs, rdm, ci, ci_groups,
+            isotropy); ``measures`` and ``pairs`` may also come positionally.
+        capture: which rows and how to run the models (``CaptureOptions``: rows, word_pool,
+            segment, batch_size, max_batch_tokens, max_length, autocast).
+        overrides: fields of either, e.g. ``ci=0.95, rows="words"``, each checked once.
         distributed: inside a torch.distributed process group (e.g. under torchrun), the
             ranks share out the input groups and merge their accumulators: every rank gets
             the result of all inputs. With ``ci``, each group streams the same batches
             whatever the number of ranks, so the result equals one process's to float64
             rounding; without, the ranks' chunks differ from one process's, which moves
             float32 inputs' results by about 1e-9. Every rank must call it with the same data.
-        isotropy: also ``ftlens.isotropy``'s diagnostics of every layer of both models on
-            the same rows (``result.isotropy["base"]["mean_cosine"]``, ...); free.
-        capture: which rows and how to run the models (CaptureOptions); keyword arguments
-            override its fields: rows="words", word_pool, segment, batch_size, max_length,
-            autocast.
+
+    With ``ci``, every value gets an interval from a delete-a-group jackknife over
+    ``ci_groups`` contiguous groups of inputs (sentences, not tokens), in the same pass: it
+    costs ci_groups accumulators of memory and, at the end, about G log2 G merges and G + 1
+    evaluations of each measure (bench/RESULTS.md). ``isotropy=True`` adds
+    ``ftlens.isotropy``'s diagnostics of every layer of both models on the same rows
+    (``result.isotropy["base"]["mean_cosine"]``, ...), free.
 
     On CPU, when torch's intra-op threads leave a core free (``torch.set_num_threads``
     below the cores this process may use), each block of captured rows is accumulated on
@@ -180,16 +177,14 @@ def compare_models(
     Returns:
         LayerComparison with an array per measure asked for.
     """
-    measures = (measures,) if isinstance(measures, str) else tuple(measures)
-    if not measures:
-        raise ValueError(f"no measure asked for: choose from {tuple(registry.MEASURES)}")
-    for name in measures:
-        registry.get(name)  # unknown names fail before any model loads
-    if ci is not None and not 0 < ci < 1:
-        raise ValueError(f"ci is a confidence level in (0, 1) such as 0.95, got {ci!r}")
-    options = capture_options(capture, **capture_overrides)
+    positional = {k: v for k, v in (("measures", measures), ("pairs", pairs)) if v is not None}
+    compare_overrides, capture_overrides = split_overrides({**positional, **overrides}, CompareOptions,
+                                                           CaptureOptions)
+    o = with_overrides(CompareOptions, options, **compare_overrides)
+    options = with_overrides(CaptureOptions, capture, **capture_overrides)
+    measures, pairs, rdm, ci, ci_groups = o.measures, o.pairs, o.rdm, o.ci, o.ci_groups
     items = as_items(data)  # bad data fails before any model loads
-    if ci is not None and not (isinstance(ci_groups, int) and 2 <= ci_groups <= len(items)):
+    if ci is not None and ci_groups > len(items):
         raise ValueError(f"ci_groups must lie in [2, number of inputs = {len(items)}], got {ci_groups}: "
                          "the jackknife leaves out one group of inputs at a time")
     pair_x, pair_y = as_model(base, device), as_model(finetuned, device)
@@ -230,7 +225,7 @@ def compare_models(
             f"and were truncated{lost}; pass max_length= to change the limit",
             stacklevel=2,
         )
-    if isotropy:
+    if o.isotropy:
         merged = moments.merged()
         with warnings.catch_warnings():  # NaN where undefined, as for the measures below
             warnings.simplefilter("ignore")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from .._util.options import option
 from .._util.validation import finite_number
 
 PRECISIONS = ("fp32", "bf16", "fp16")
@@ -32,28 +33,28 @@ class FinetuneOptions:
     "parsing"; doc_stride (tokens that consecutive windows of a long context share) and
     max_answer_length (tokens) for "qa" (doc_stride at most half of max_length)."""
 
-    learning_rate: float = 2e-5
-    head_learning_rate: float | None = None
-    epochs: float = 3.0
-    max_steps: int | None = None
-    batch_size: int = 32
-    warmup_ratio: float = 0.1
-    weight_decay: float = 0.01
-    seed: int = 0
-    gradient_accumulation: int = 1
-    max_length: int = 128
-    eval_steps: int | None = None
-    save_steps: int | None = None
-    precision: str = "fp32"
-    freeze_bottom: int = 0
-    reinit_top: int = 0
-    adam_bias_correction: bool = True
-    cls_norm: str | None = None
-    isobn: bool = False
-    decode: str = "mst"
-    punctuation: str = "upos"
-    doc_stride: int = 64
-    max_answer_length: int = 30
+    learning_rate: float = option(2e-5, help="peak learning rate")
+    head_learning_rate: float | None = option(None, help="of the new head's weights (None: learning_rate)")
+    epochs: float = option(3.0, help="passes over the training data")
+    max_steps: int | None = option(None, help="optimizer steps (wins over epochs)")
+    batch_size: int = option(32, help="examples per device and step")
+    warmup_ratio: float = option(0.1, help="share of the steps with a linear warm-up")
+    weight_decay: float = option(0.01, help="not on biases and LayerNorms")
+    seed: int = option(0, help="head initialization, data order, dropout")
+    gradient_accumulation: int = option(1, help="batches per optimizer step")
+    max_length: int = option(128, help="truncation length in tokens")
+    eval_steps: int | None = option(None, help="evaluate every this many steps (None: each epoch)")
+    save_steps: int | None = option(None, help="checkpoint every this many steps (None: each epoch)")
+    precision: str = option("fp32", choices=PRECISIONS, help="bf16 and fp16 need a GPU")
+    freeze_bottom: int = option(0, help="layers frozen from the bottom (embeddings included)")
+    reinit_top: int = option(0, help="top layers re-initialized before training")
+    adam_bias_correction: bool = option(True, help="False: BERT's original Adam")
+    cls_norm: str | None = option(None, choices=(None, *CLS_NORMS), help="[CLS] normalization (classifiers)")
+    isobn: bool = option(False, help="IsoBN on [CLS] (classifiers)")
+    decode: str = option("mst", choices=DECODERS, help="parsing: the best tree, or each word's best head")
+    punctuation: str = option("upos", choices=PUNCTUATION, help="parsing: the words UAS and LAS leave out")
+    doc_stride: int = option(64, help="qa: tokens that consecutive windows share")
+    max_answer_length: int = option(30, help="qa: longest answer in tokens")
 
     def __post_init__(self) -> None:
         def given(*names: str) -> list[str]:  # the options set (None: optional and left unset)
@@ -81,14 +82,6 @@ class FinetuneOptions:
             raise ValueError(f"decode must be one of {DECODERS}, got {self.decode!r}")
         if self.punctuation not in PUNCTUATION:
             raise ValueError(f"punctuation must be one of {PUNCTUATION}, got {self.punctuation!r}")
-
-    @classmethod
-    def from_kwargs(cls, **options) -> FinetuneOptions:
-        names = [f.name for f in dataclasses.fields(cls)]
-        unknown = sorted(set(options) - set(names))
-        if unknown:
-            raise TypeError(f"unknown fine-tuning option(s) {unknown}; the options are {names}")
-        return cls(**options)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 
 from .._util import files, fingerprint, runfolder
+from .._util.options import with_overrides
 from ..activations.models import model_source
 from ..activations.stream import check_max_length, max_input_length
 from .checkpoints import disk_full_error, resume_point
@@ -70,8 +71,8 @@ def _versions() -> dict:
     return {"ftlens": __version__, "torch": torch.__version__, "transformers": transformers.__version__}
 
 
-def finetune(base, task: str, train, eval, out_dir, *, progress: bool = True,  # noqa: A002
-             **options) -> FinetuneResult:
+def finetune(base, task: str, train, eval, out_dir, *, options: FinetuneOptions | None = None,  # noqa: A002
+             progress: bool = True, **overrides) -> FinetuneResult:
     """Fine-tunes ``base`` (hub name, folder or "minilm") on ``task`` and evaluates on
     ``eval`` after each epoch (or every ``eval_steps``).
 
@@ -83,7 +84,7 @@ def finetune(base, task: str, train, eval, out_dir, *, progress: bool = True,  #
     its last checkpoint, one with other settings is refused, and so is a second process
     while one trains there."""
     spec = get_task(task)
-    opts = FinetuneOptions.from_kwargs(**options)
+    opts = with_overrides(FinetuneOptions, options, **overrides)
     head = spec.check(train, eval, opts)
     out = files.check_writable(out_dir)
     settings = {"base": str(base), "task": task, "head": head, "train": fingerprint.of_examples(train),
@@ -148,11 +149,12 @@ def _finetune(base, spec: FinetuneTask, train, eval, out: Path, opts: FinetuneOp
     return FinetuneResult(out, final, history if trainer.is_world_process_zero() else [], reused=False)
 
 
-def evaluate(model: TaskModel, task: str, data, tokenizer, *, progress: bool = False, **options) -> dict:
+def evaluate(model: TaskModel, task: str, data, tokenizer, *, options: FinetuneOptions | None = None,
+             progress: bool = False, **overrides) -> dict:
     """The task metrics (``eval_<metric>``) of ``model`` on ``data``, without training
     (``options``: those of the run, for max_length, batch_size and the task options)."""
     spec = get_task(task)
-    opts = FinetuneOptions.from_kwargs(**options)
+    opts = with_overrides(FinetuneOptions, options, **overrides)
     spec.check(data, data, opts)  # the data's form; the labels are the model's own
     check_max_length(opts.max_length, tokenizer, max_input_length(model.encoder, tokenizer), spec.pairs)
     eval_set = spec.dataset(data, tokenizer, opts, model.head_options, train=False)

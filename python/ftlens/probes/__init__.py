@@ -5,6 +5,7 @@
 """
 
 from .api import L2_GRID, available_tasks, probe
+from .options import ProbeOptions
 from .result import METRICS, ProbeResult
 
-__all__ = ["L2_GRID", "METRICS", "ProbeResult", "available_tasks", "probe"]
+__all__ = ["L2_GRID", "METRICS", "ProbeOptions", "ProbeResult", "available_tasks", "probe"]

@@ -8,18 +8,18 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .._util.validation import finite_number, positive_int
+from .._util.options import with_overrides
 from ..activations import store as store_module
 from . import tasks as task_module
-from .features import COMBINE, ProbeRows, arc_rows, edge_rows
+from .features import ProbeRows, arc_rows, edge_rows
 from .linear import LinearProbes, offsets_of, scores
 from .logistic import fit_logistic, whitening
 from .mdl import online_codelength
+from .options import ProbeOptions
 from .result import ProbeResult
-from .ridge import DEFAULT_ALPHAS, fit_ridge, folds_of
+from .ridge import fit_ridge, folds_of
 from .structural import evaluate_structural, train_structural
 
-KINDS = ("logistic", "ridge")
 L2_GRID = (1e-6, 1e-5, 1e-4, 1e-3)  # l2 on the mean cross-entropy; scikit-learn's C = 1 / (l2 n)
 START_L2 = 1e-4  # the ridge start of logistic probes: this strength per row (alpha = START_L2 n)
 
@@ -46,37 +46,6 @@ def _check_pair(train, eval_store) -> None:
                 f"{a.get(key)!r} vs {b.get(key)!r}"
             raise ValueError(f"the train and eval stores come from different {what} ({detail}); probe "
                              "stores written by the same model with the same rows= setting")
-
-
-def check_options(*, kind: str = "logistic", control: bool = True, mdl: bool = False, l2=None,
-                  alphas=DEFAULT_ALPHAS, folds: int = 5, edge_features: str = "concat", rank: int = 64,
-                  epochs: int = 10, max_passes: int = 100, tol: float = 1e-5, seed: int = 0,
-                  chunk_rows: int = 8192, layers=None) -> None:
-    """Checks ``probe``'s options (each a clear ValueError), before any store is read: the
-    study checks its probe options with it before its first stage."""
-    if kind not in KINDS:
-        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
-    if edge_features not in COMBINE:
-        raise ValueError(f"edge_features must be one of {COMBINE}, got {edge_features!r}")
-    for name, value in (("control", control), ("mdl", mdl)):
-        if not isinstance(value, bool):
-            raise ValueError(f"{name} must be true or false, got {value!r}")
-    for name, value in (("folds", folds), ("rank", rank), ("epochs", epochs), ("max_passes", max_passes),
-                        ("chunk_rows", chunk_rows)):
-        positive_int(value, name)
-    finite_number(seed, "seed", low=0, high=2**32 - 1, integer=True)
-    finite_number(tol, "tol", low=0, low_open=True)
-    for name, values in (("l2", l2), ("alphas", alphas)) if l2 is not None else (("alphas", alphas),):
-        try:
-            array = np.asarray(values, dtype=np.float64)
-        except (TypeError, ValueError):
-            raise ValueError(f"{name} must be a positive number or an array of them, got {values!r}") \
-                from None
-        if array.size == 0 or not np.all(np.isfinite(array)) or np.any(array <= 0):
-            raise ValueError(f"{name} must hold finite positive numbers, got {values!r}")
-    if layers is not None:
-        for i in np.atleast_1d(np.asarray(layers, dtype=object)):
-            finite_number(i, "layers (each a layer index)", low=0, integer=True)
 
 
 def _layers(layers, n_layers: int) -> list[int]:
@@ -138,11 +107,8 @@ def _arc_group(task, train, eval_store, layers, combine, seed) -> _Group:
     return _Group([task], rows_tr, rows_ev, labels_tr[:, None], labels_ev[:, None], [2], [["no arc", "arc"]])
 
 
-def probe(train, eval, tasks=task_module.DEFAULT_TASKS, *, layers=None, kind: str = "logistic",  # noqa: A002
-          control: bool = True, mdl: bool = False, l2=None, alphas=DEFAULT_ALPHAS, folds: int = 5,
-          edge_features: str = "concat", rank: int = 64, epochs: int = 10, max_passes: int = 100,
-          tol: float = 1e-5, seed: int = 0, device=None, chunk_rows: int = 8192,
-          progress: bool = True) -> ProbeResult:
+def probe(train, eval, tasks=task_module.DEFAULT_TASKS, *, options: ProbeOptions | None = None,  # noqa: A002
+          progress: bool = True, **overrides) -> ProbeResult:
     """Trains probes for every layer x task on a train store and scores them on an eval store.
 
     Args:
@@ -150,57 +116,40 @@ def probe(train, eval, tasks=task_module.DEFAULT_TASKS, *, layers=None, kind: st
             of the same model and row kind.
         tasks: task names (see ``ftlens.probes.tasks``): store labels ("upos", "xpos",
             "deprel", "label"), "edge:<label>", "arc", "distance", "depth".
-        layers: layer indices to probe (default: all).
-        kind: "logistic" (multinomial, L2; warm-started from the ridge fit) or "ridge".
-        control: add a control task per word-level row task and report selectivity.
-        mdl: also the online codelength (logistic probes, whatever ``kind``).
-        l2: the logistic L2 strength (on the mean cross-entropy: scikit-learn's C = 1 / (l2
-            n)), a number or [layers, tasks]; None chooses per (layer, task) from ``L2_GRID``
-            on a tenth of the training inputs held out.
-        alphas: ridge strengths, chosen per (layer, task) by exact ``folds``-fold CV
-            (``kind="ridge"``; logistic probes start from one ridge fit with strength
-            ``START_L2`` x rows, without cross-validation).
-        edge_features: "concat" ([h_dep; h_head]) or "product" (h_dep * h_head).
-        rank, epochs: the structural probes' rank and training epochs.
-        max_passes, tol: the logistic optimizer's budget of passes over the store and
-            gradient tolerance.
-        device: where the logistic passes run ("cuda" uses the CUDA kernels).
-        chunk_rows: rows read per chunk (bounds the memory).
+        options: a ``ProbeOptions`` (layers, kind, control, mdl, l2, alphas, folds,
+            edge_features, rank, epochs, max_passes, tol, seed, device, chunk_rows);
+            keyword arguments override its fields, e.g. ``kind="ridge"``.
 
     Returns:
         ProbeResult with accuracy, macro-F1, selectivity, ... as [layers, tasks].
     """
-    check_options(kind=kind, control=control, mdl=mdl, l2=l2, alphas=alphas, folds=folds,
-                  edge_features=edge_features, rank=rank, epochs=epochs, max_passes=max_passes, tol=tol,
-                  seed=seed, chunk_rows=chunk_rows)
+    o = with_overrides(ProbeOptions, options, **overrides)
     train, eval_store = store_module.as_store(train, "train"), store_module.as_store(eval, "eval")
     _check_pair(train, eval_store)
-    layer_ids = _layers(layers, train.n_layers)
-    resolved = task_module.resolve_tasks(tasks, train, eval_store, control)
+    layer_ids = _layers(o.layers, train.n_layers)
+    resolved = task_module.resolve_tasks(tasks, train, eval_store, o.control)
     asked = [t for t in resolved if not t.control]
     names = [t.name for t in asked]
     shape = (len(layer_ids), len(asked))
     result = ProbeResult(
         model=train.manifest.get("model", ""), layers=[train.manifest["layers"][i] for i in layer_ids],
-        tasks=names, kind=kind, rows=train.manifest["rows"],
+        tasks=names, kind=o.kind, rows=train.manifest["rows"],
         scores={m: np.full(shape, np.nan) for m in ("accuracy", "macro_f1")}, strength=np.full(shape, np.nan),
-        options={"control": control, "mdl": mdl, "folds": folds, "edge_features": edge_features, "seed": seed,
-                 "max_passes": max_passes, "rank": rank, "epochs": epochs},
+        options={k: getattr(o, k) for k in ("control", "mdl", "folds", "edge_features", "seed", "max_passes",
+                                            "rank", "epochs")},
     )
     groups = []
     row_tasks = [t for t in resolved if t.kind == "row"]
     if row_tasks:
-        groups.append(_row_group(row_tasks, train, eval_store, layer_ids, seed))
+        groups.append(_row_group(row_tasks, train, eval_store, layer_ids, o.seed))
     edge_tasks = [t for t in resolved if t.kind == "edge"]
     if edge_tasks:
-        groups.append(_edge_group(edge_tasks, train, eval_store, layer_ids, edge_features, seed))
-    groups += [_arc_group(t, train, eval_store, layer_ids, edge_features, seed)
+        groups.append(_edge_group(edge_tasks, train, eval_store, layer_ids, o.edge_features, o.seed))
+    groups += [_arc_group(t, train, eval_store, layer_ids, o.edge_features, o.seed)
                for t in resolved if t.kind == "arc"]
-    options = dict(kind=kind, l2=l2, alphas=alphas, folds=folds, seed=seed, max_passes=max_passes, tol=tol,
-                   chunk_rows=chunk_rows, device=device, progress=progress, mdl=mdl)
     control_accuracy = {}
     for group in groups:
-        outcome = _probe_group(group, **options)
+        outcome = _probe_group(group, o, progress)
         for j, task in enumerate(group.tasks):
             result.n_train[task.name] = int((group.train_labels[:, j] >= 0).sum())
             result.n_eval[task.name] = int((group.eval_labels[:, j] != -1).sum())
@@ -223,22 +172,23 @@ def probe(train, eval, tasks=task_module.DEFAULT_TASKS, *, layers=None, kind: st
         result.scores["selectivity"] = result.scores["accuracy"] - result.scores["control_accuracy"]
     result.strength = result.scores.pop("strength", result.strength)
     for task in (t for t in resolved if t.kind == "structural"):
-        probe_ = train_structural(task.name, train, layer_ids, rank=rank, epochs=epochs, seed=seed,
+        probe_ = train_structural(task.name, train, layer_ids, rank=o.rank, epochs=o.epochs, seed=o.seed,
                                   progress=progress)
         for metric, values in evaluate_structural(probe_, eval_store, layer_ids).items():
             result.scores.setdefault(metric, np.full(shape, np.nan))[:, names.index(task.name)] = values
     return result
 
 
-def _probe_group(group: _Group, *, kind, l2, alphas, folds, seed, max_passes, tol, chunk_rows, device,
-                 progress, mdl) -> dict[str, np.ndarray]:
+def _probe_group(group: _Group, o: ProbeOptions, progress: bool) -> dict[str, np.ndarray]:
     """{metric: [L, T]} for one group: accuracy, macro_f1, strength (and MDL)."""
+    kind, l2, seed, max_passes, tol = o.kind, o.l2, o.seed, o.max_passes, o.tol
+    chunk_rows, device = o.chunk_rows, o.device
     if kind == "logistic":  # the ridge fit is only the start and the covariance: no cross-validation
         start_alpha = START_L2 * group.train.n
         ridge = fit_ridge(group.train, group.train_labels, group.widths, alphas=(start_alpha,), folds=1,
                           seed=seed, chunk_rows=chunk_rows, progress=progress, desc="ridge start")
     else:
-        ridge = fit_ridge(group.train, group.train_labels, group.widths, alphas=alphas, folds=folds,
+        ridge = fit_ridge(group.train, group.train_labels, group.widths, alphas=o.alphas, folds=o.folds,
                           seed=seed, chunk_rows=chunk_rows, progress=progress)
     n_layers, n_tasks = ridge.alpha.shape
     out = {}
@@ -257,7 +207,7 @@ def _probe_group(group: _Group, *, kind, l2, alphas, folds, seed, max_passes, to
     predicted = probes.predict(group.eval, chunk_rows, device)
     out["accuracy"], out["macro_f1"], _ = scores(predicted, group.eval_labels, group.widths)
     out["strength"] = strength
-    if mdl:
+    if o.mdl:
         zero = LinearProbes(ridge.probes.shift, ridge.probes.scale, torch.zeros_like(ridge.probes.w),
                             torch.zeros_like(ridge.probes.b), ridge.probes.offsets)
         out["mdl_kbits"], out["mdl_compression"] = online_codelength(

@@ -33,15 +33,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .._util.options import from_mapping, names
 from ..activations.align import ROWS
+from ..activations.options import CaptureOptions
+from ..compare.options import CompareOptions
 from ..finetuning.ablate import KINDS as ABLATIONS
 from ..finetuning.layers import SIDES
 from ..finetuning.options import FinetuneOptions
 from ..finetuning.run import TASKS
-from ..probes.api import KINDS as PROBE_KINDS
+from ..probes.options import ProbeOptions
 from ..probes.tasks import DEFAULT_TASKS as PROBE_TASKS
-from ..similarity import registry
-from ..similarity.moments import PAIRS
 
 FORMATS = ("conllu", "pairs", "squad", "text")
 SUFFIX_FORMATS = {
@@ -104,36 +105,34 @@ class EvalSet:
     in_domain: tuple[str, ...] = ()
 
 
+# compare_models' defaults, except where a study differs: the paper's RSA, with 95% intervals
+STUDY_COMPARE = {"measures": ("rsa",), "ci": 0.95}
+
+
 @dataclass(frozen=True)
 class CompareSpec:
-    """compare_models' settings; ``heatmaps`` adds a layer x layer CKA pass per task on its
-    first in-domain set."""
+    """The study's ``compare`` section: ``CompareOptions`` and ``CaptureOptions`` fields side
+    by side (``compare: {measures: [rsa, cka], ci: 0.95, rows: words}``), and ``heatmaps``
+    (a layer x layer CKA pass per task on its first in-domain set)."""
 
-    measures: tuple[str, ...] = ("rsa",)
-    pairs: str = "diagonal"
-    rdm: str = "correlation"
-    rows: str = "tokens"
-    ci: float | None = 0.95
-    ci_groups: int = 20
-    batch_size: int = 64  # as CaptureOptions
-    max_length: int | None = None
+    options: CompareOptions = CompareOptions(**STUDY_COMPARE)
+    capture: CaptureOptions = CaptureOptions()
     heatmaps: bool = True
 
 
 @dataclass(frozen=True)
 class ProbeSpec:
     """Probes of every layer of the base and each fine-tuned model: stores of ``train``
-    and of each ``eval`` set (name -> data), ``in_domain`` naming the in-domain ones."""
+    and of each ``eval`` set (name -> data), ``in_domain`` naming the in-domain ones;
+    ``rows`` and ``dtype`` of the stores; ``options`` (``ProbeOptions``) of ``ftlens.probe``."""
 
     train: DataSpec
     eval: dict[str, DataSpec]
     tasks: tuple[str, ...] = PROBE_TASKS
     in_domain: tuple[str, ...] = ()
-    kind: str = "logistic"
-    control: bool = True
     rows: str = "words"
     dtype: str = "float16"
-    options: dict = field(default_factory=dict)  # more ``ftlens.probe`` keywords
+    options: ProbeOptions = ProbeOptions()
 
 
 @dataclass(frozen=True)
@@ -272,12 +271,20 @@ class _Reader:
         )
 
     def options(self, value, where: str) -> dict:
-        options = self.mapping(value or {}, where, [f.name for f in dataclasses.fields(FinetuneOptions)])
+        """Fine-tuning options, kept as the file gives them (a task's and its ablation's merge)."""
+        options = dict(self.mapping(value or {}, where, names(FinetuneOptions)))
+        self.options_of(FinetuneOptions, options, where)
+        return options
+
+    def options_of(self, cls, value: dict, where: str, defaults: dict | None = None):
+        """An options dataclass from the fields ``value`` names (the others: ``defaults``, else
+        the dataclass's own), its own checks failing as an error at ``where``."""
         try:
-            FinetuneOptions.from_kwargs(**options)
+            return from_mapping(cls, value, defaults)
         except (TypeError, ValueError) as err:
-            self.fail(where, str(err))
-        return dict(options)
+            # the dataclasses' messages start with the option they refuse
+            field = next((n for n in names(cls) if re.match(rf"(option )?{n}\b", str(err))), None)
+            self.fail(_join(where, field) if field else where, str(err))
 
 
 def _join(where: str, key) -> str:
@@ -409,24 +416,20 @@ def _tasks(r: _Reader, value) -> tuple[TaskSpec, ...]:
 
 
 def _compare(r: _Reader, value) -> CompareSpec:
-    spec = r.mapping(value, "compare", [f.name for f in dataclasses.fields(CompareSpec)])
-    defaults = CompareSpec()
-    ci = spec.get("ci", defaults.ci)
-    if ci is not None and not (isinstance(ci, float) and 0 < ci < 1):
-        r.fail("compare.ci", f"a confidence level in (0, 1) such as 0.95, or null for none; got {ci!r}")
-    max_length = spec.get("max_length")
+    compare, capture = names(CompareOptions), names(CaptureOptions)
+    spec = r.mapping(value, "compare", [*compare, *capture, "heatmaps"])
+    for key in spec:
+        if key in CHOICES:
+            choices = CHOICES[key]
+            if isinstance(spec[key], (list, tuple)):
+                r.choices(spec[key], f"compare.{key}", choices)
+            else:
+                r.choice(spec[key], f"compare.{key}", choices)
     return CompareSpec(
-        measures=r.choices(
-            spec.get("measures", defaults.measures), "compare.measures", list(registry.MEASURES)
-        ),
-        pairs=r.choice(spec.get("pairs", defaults.pairs), "compare.pairs", PAIRS),
-        rdm=r.choice(spec.get("rdm", defaults.rdm), "compare.rdm", registry.MOMENT_RDMS),
-        rows=r.choice(spec.get("rows", defaults.rows), "compare.rows", ROWS),
-        ci=ci,
-        ci_groups=r.typed(spec.get("ci_groups", defaults.ci_groups), "compare.ci_groups", int, True),
-        batch_size=r.typed(spec.get("batch_size", defaults.batch_size), "compare.batch_size", int, True),
-        max_length=None if max_length is None else r.typed(max_length, "compare.max_length", int, True),
-        heatmaps=r.typed(spec.get("heatmaps", defaults.heatmaps), "compare.heatmaps", bool),
+        options=r.options_of(CompareOptions, {k: v for k, v in spec.items() if k in compare}, "compare",
+                             STUDY_COMPARE),
+        capture=r.options_of(CaptureOptions, {k: v for k, v in spec.items() if k in capture}, "compare"),
+        heatmaps=r.typed(spec.get("heatmaps", True), "compare.heatmaps", bool),
     )
 
 
@@ -440,6 +443,7 @@ def _probes(r: _Reader, value) -> ProbeSpec:
     if not sets:
         r.fail("probes.eval", "no probe eval set: add at least one")
     tasks = spec.get("tasks", list(PROBE_TASKS))
+    options = r.mapping(spec.get("options") or {}, "probes.options", names(ProbeOptions))
     return ProbeSpec(
         train=r.data(spec["train"], "probes.train"),
         eval=sets,
@@ -447,27 +451,19 @@ def _probes(r: _Reader, value) -> ProbeSpec:
             r.typed(t, f"probes.tasks[{i}]", str) for i, t in enumerate(r.listed(tasks, "probes.tasks"))
         ),
         in_domain=r.choices(spec.get("in_domain", []), "probes.in_domain", list(sets)),
-        kind=r.choice(spec.get("kind", "logistic"), "probes.kind", PROBE_KINDS),
-        control=r.typed(spec.get("control", True), "probes.control", bool),
         rows=r.choice(spec.get("rows", "words"), "probes.rows", ROWS),
         dtype=r.choice(spec.get("dtype", "float16"), "probes.dtype", ("float16", "float32")),
-        options=dict(r.mapping(spec.get("options") or {}, "probes.options", _PROBE_OPTIONS)),
+        options=r.options_of(ProbeOptions, options, "probes.options"),
     )
 
 
-_PROBE_OPTIONS = (
-    "layers",
-    "mdl",
-    "l2",
-    "folds",
-    "edge_features",
-    "rank",
-    "epochs",
-    "max_passes",
-    "tol",
-    "seed",
-    "chunk_rows",
-)
+def _choices(*classes) -> dict[str, tuple]:
+    """Option name -> its closed set of choices, from the dataclasses' fields."""
+    return {f.name: f.metadata["choices"] for cls in classes for f in dataclasses.fields(cls)
+            if "choices" in f.metadata}
+
+
+CHOICES = _choices(CompareOptions, CaptureOptions)
 
 
 def _ablation(r: _Reader, value, where: str, tasks: list[str]) -> AblationSpec:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from .. import data as readers
 from .._util import fingerprint
+from .._util.options import from_mapping
 from ..activations.models import load_model, model_source, resolve
 from .config import DataSpec
 
@@ -71,7 +72,6 @@ def check_inputs(config, examples: Examples) -> None:
     from ..activations.stream import check_max_length, max_input_length
     from ..finetuning.options import FinetuneOptions
     from ..finetuning.run import get_task
-    from ..probes.api import check_options
     from ..probes.tasks import supported
     from .config import StudyConfigError
 
@@ -99,21 +99,20 @@ def check_inputs(config, examples: Examples) -> None:
         with at(f"{where}.eval"):
             evaluation = examples(spec.eval)
         with at(f"{where}.options"):
-            opts = FinetuneOptions.from_kwargs(**spec.options)
+            opts = from_mapping(FinetuneOptions, spec.options)
         with at(where):
             get_task(spec.task).check(train, evaluation, opts)
     for entry in config.evaluation:
         with at(f"evaluation.{entry.name}.data"):
             examples(entry.data)
-    if config.compare.max_length is not None:
+    max_length = config.compare.capture.max_length
+    if max_length is not None:
         with at("compare.max_length"):
             base, tokenizer = load_model(source, device="cpu")
             pairs = any(len(as_items(examples(e.data)[:1])[0].segments) == 2 for e in config.evaluation)
-            check_max_length(config.compare.max_length, tokenizer, max_input_length(base, tokenizer), pairs)
+            check_max_length(max_length, tokenizer, max_input_length(base, tokenizer), pairs)
     if config.probes is not None:
         p = config.probes
-        with at("probes.options"):
-            check_options(kind=p.kind, control=p.control, **p.options)
         for name, spec in [("train", p.train), *((f"eval.{k}", v) for k, v in p.eval.items())]:
             with at(f"probes.{name}"):
                 items = as_items(examples(spec)[:1])
@@ -129,4 +128,4 @@ def check_inputs(config, examples: Examples) -> None:
             if bad:
                 raise ValueError(f"{bad} outside 0..{layers} (the base model has {layers} layers)")
         with at(f"ablations[{i}].options"):
-            FinetuneOptions.from_kwargs(**{**config.task(ablation.task).options, **ablation.options})
+            from_mapping(FinetuneOptions, {**config.task(ablation.task).options, **ablation.options})

@@ -15,6 +15,7 @@ import torch
 
 from .._util import distributed as ranks
 from .._util import files
+from .._util.options import from_mapping, to_mapping
 from .._version import __version__
 from ..activations.models import resolve
 from ..compare.models import compare_models
@@ -192,7 +193,7 @@ def _finetune_stage(
     # a diverged run that an earlier version cached is not a result
     cached = f"{Path(result['model_dir']).parent} and {run.path / 'stages'}/finetune__{spec.name}.json"
     check_metrics(result["metrics"], result["metrics"].get("step", "?"),
-                  FinetuneOptions.from_kwargs(**spec.options), cached)
+                  from_mapping(FinetuneOptions, spec.options), cached)
     return result
 
 
@@ -220,7 +221,7 @@ def _check_architecture(config: StudyConfig, spec: TaskSpec) -> None:
 
 def _compare_stages(run, config: StudyConfig, examples: Examples, models: dict, progress: bool) -> dict:
     c = config.compare
-    settings = {k: v for k, v in dataclasses.asdict(c).items() if k != "heatmaps"}
+    settings = {**to_mapping(c.options), **to_mapping(c.capture)}
     out = {}
     for task in config.tasks:
         out[task.name] = {}
@@ -237,14 +238,8 @@ def _compare_stages(run, config: StudyConfig, examples: Examples, models: dict, 
                     resolve(config.base),
                     models[task.name]["path"],
                     examples(ev.data),
-                    c.measures,
-                    c.pairs,
-                    rdm=c.rdm,
-                    ci=c.ci,
-                    ci_groups=c.ci_groups,
-                    rows=c.rows,
-                    batch_size=c.batch_size,
-                    max_length=c.max_length,
+                    options=c.options,
+                    capture=c.capture,
                     distributed=True,
                     progress=progress,
                 ).to_dict()
@@ -261,9 +256,10 @@ def _detail_set(config: StudyConfig, task: TaskSpec):
 def _detail_stages(run, config: StudyConfig, examples: Examples, models: dict, progress: bool) -> dict:
     """Per task, on its detail set: layer x layer CKA (rows of compare.rows, for the
     heatmap) and isotropy of both models for each of isotropy.rows, one pass per rows kind."""
+    capture = config.compare.capture
     rows = list(config.isotropy.rows) if config.isotropy else []
-    if config.compare.heatmaps and config.compare.rows not in rows:
-        rows.insert(0, config.compare.rows)
+    if config.compare.heatmaps and capture.rows not in rows:
+        rows.insert(0, capture.rows)
     top_k = config.isotropy.top_k if config.isotropy else 10
     out = {}
     for task in config.tasks:
@@ -273,8 +269,7 @@ def _detail_stages(run, config: StudyConfig, examples: Examples, models: dict, p
             inputs = {
                 "rows": kind,
                 "top_k": top_k,
-                "batch_size": config.compare.batch_size,
-                "max_length": config.compare.max_length,
+                "capture": {k: v for k, v in to_mapping(capture).items() if k != "rows"},
                 "data": examples.fingerprint(ev.data),
                 "base": models[BASE]["fingerprint"],
                 "finetuned": models[task.name]["fingerprint"],
@@ -291,10 +286,8 @@ def _detail_stages(run, config: StudyConfig, examples: Examples, models: dict, p
                         examples(ev.data),
                         ("cka",),
                         "all",
-                        rows=kind,
+                        capture=dataclasses.replace(capture, rows=kind),
                         isotropy=True,
-                        batch_size=config.compare.batch_size,
-                        max_length=config.compare.max_length,
                         distributed=True,
                         progress=progress,
                     )
@@ -335,11 +328,9 @@ def _probe_stages(run, config: StudyConfig, examples: Examples, models: dict, pr
                 "train": examples.fingerprint(p.train),
                 "eval": examples.fingerprint(p.eval[set_name]),
                 "tasks": list(p.tasks),
-                "kind": p.kind,
-                "control": p.control,
                 "rows": p.rows,
                 "dtype": p.dtype,
-                "options": p.options,
+                "options": to_mapping(p.options),
             }
 
             def fit(stores=stores, set_name=set_name) -> dict:
@@ -347,10 +338,8 @@ def _probe_stages(run, config: StudyConfig, examples: Examples, models: dict, pr
                     stores["train"],
                     stores[set_name],
                     p.tasks,
-                    kind=p.kind,
-                    control=p.control,
+                    options=p.options,
                     progress=progress,
-                    **p.options,
                 ).to_dict()
 
             out[name][set_name] = run.stage(f"probe/{name}/{set_name}", inputs, fit, collective=False)
