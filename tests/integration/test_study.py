@@ -83,7 +83,7 @@ def test_rerun_reuses_every_stage(demo_run):
     out, _ = demo_run
     before = _results(out)
     lines = []
-    again = run_study(out / "study.yaml", progress=False, log=lines.append)
+    again = run_study(out / "study.yaml", progress=False, log=lines.append).to_dict()
     assert {s["status"] for s in again["stages"]} == {"reused"}
     assert len(again["stages"]) == len(before["stages"])
     assert sum(line.startswith("reused") for line in lines) == len(before["stages"])
@@ -102,7 +102,7 @@ def test_lost_stages_and_report_are_rebuilt(demo_run, tmp_path):
     (copy / "results.json").unlink()
     for png in copy.glob("*.png"):
         png.unlink()
-    again = run_study(copy / "study.yaml", copy, progress=False, log=lambda line: None)
+    again = run_study(copy / "study.yaml", copy, progress=False, log=lambda line: None).to_dict()
     ran = {s["stage"] for s in again["stages"] if s["status"] == "ran"}
     assert ran == {"compare/pair/pairs"}
     assert again["compare"] == before["compare"]  # the same numbers, recomputed
@@ -172,6 +172,7 @@ def test_edited_settings_train_into_a_new_folder_and_keep_the_old_models(demo_ru
     study["ablations"][0].update(ks=[0], options={"learning_rate": 1e-4})
     (copy / "study.yaml").write_text(yaml.safe_dump(study))
     again = run_study(copy / "study.yaml", copy, progress=False, report=False, log=lambda line: None)
+    again = again.to_dict()
     assert {s["stage"] for s in again["stages"] if s["status"] == "ran"} == {"ablate/freeze/pair"}
     (new,) = set((copy / "ablations").iterdir()) - {old}
     assert again["ablations"][0]["rows"][0]["model_dir"].startswith(str(new))
@@ -205,7 +206,7 @@ def test_killed_run_resumes_without_redoing_finished_stages(tmp_path):
     for record in stages.iterdir():  # whatever was written is whole
         json.loads(record.read_text())
     lines = []
-    results = run_study(path, progress=False, report=False, log=lines.append)
+    results = run_study(path, progress=False, report=False, log=lines.append).to_dict()
     reused = {s["stage"] for s in results["stages"] if s["status"] == "reused"}
     assert {f"compare/same/{name.split('__')[-1][:-5]}" for name in finished} <= reused
     assert len(results["compare"]["same"]) == 3

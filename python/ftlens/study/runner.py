@@ -14,7 +14,6 @@ from pathlib import Path
 import torch
 
 from .._util import distributed as ranks
-from .._util import files
 from .._util.options import from_mapping, to_mapping
 from .._version import __version__
 from ..activations.models import resolve
@@ -26,6 +25,7 @@ from ..finetuning.run import get_task
 from .cache import RunFolder
 from .config import StudyConfig, StudyConfigError, TaskSpec, load_config
 from .inputs import Examples, check_inputs, folder_fingerprint
+from .results import SCHEMA, StudyResult
 
 BASE = "base"  # the base model's name among the study's models
 
@@ -37,8 +37,8 @@ def run_study(
     progress: bool = True,
     report: bool = True,
     log: Callable[[str], None] = print,
-) -> dict:
-    """Runs (or resumes) a study; returns the results (also ``out/results.json``) and, with
+) -> StudyResult:
+    """Runs (or resumes) a study; returns its ``StudyResult`` (also ``out/results.json``) and, with
     ``report``, writes the report (``out/report.html`` and its PNGs) as well.
 
     study: a study YAML file or a ``StudyConfig``; out: the run folder (default: the
@@ -75,7 +75,7 @@ def _quiet_transformers():
             hf_logging.enable_progress_bar()
 
 
-def _run(config: StudyConfig, out, progress: bool, report: bool, log: Callable[[str], None]) -> dict:
+def _run(config: StudyConfig, out, progress: bool, report: bool, log: Callable[[str], None]) -> StudyResult:
     start = time.perf_counter()
     run = RunFolder(out or config.out, config.name, config.base, log=log)
     with run.lock():
@@ -83,7 +83,7 @@ def _run(config: StudyConfig, out, progress: bool, report: bool, log: Callable[[
 
 
 def _stages(config: StudyConfig, run: RunFolder, start: float, progress: bool, report: bool,
-            log: Callable[[str], None]) -> dict:
+            log: Callable[[str], None]) -> StudyResult:
     log(f"study {config.name!r} -> {run.path}")
     examples = Examples()
     check_inputs(config, examples)
@@ -96,6 +96,7 @@ def _stages(config: StudyConfig, run: RunFolder, start: float, progress: bool, r
             "fingerprint": tasks[spec.name]["fingerprint"],
         }
     results = {
+        "schema": SCHEMA,
         "study": config.name,
         "config": config.raw,
         "source": config.source,
@@ -118,8 +119,9 @@ def _stages(config: StudyConfig, run: RunFolder, start: float, progress: bool, r
     results["stages"] = run.ran
     results["seconds"] = time.perf_counter() - start
     results["ranks"] = ranks.rank_and_world()[1]
+    results = StudyResult.from_dict(results)
     if ranks.is_main():
-        files.write_json(run.path / "results.json", results)
+        results.save(run.path / "results.json")
         if report:
             from .report import build_report
 
@@ -384,9 +386,9 @@ def _ablation_stage(run, config: StudyConfig, spec, examples: Examples, models: 
     return run.stage(name, inputs, compute)
 
 
-def stage_table(results: dict) -> str:
+def stage_table(results: StudyResult) -> str:
     """What ran and what was reused, with the seconds of each stage."""
     lines = [f"{'stage':<44}{'status':>8}{'seconds':>10}"]
-    for s in results["stages"]:
-        lines.append(f"{s['stage']:<44}{s['status']:>8}{s['seconds']:>10.1f}")
+    for s in results.stages:
+        lines.append(f"{s.stage:<44}{s.status:>8}{s.seconds:>10.1f}")
     return "\n".join(lines)

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 from pathlib import Path
 
 import numpy as np
 
 from ..._util import files
-from ...probes.result import ProbeResult
 from ...similarity import registry
+from ..results import StudyResult
 from . import plots
 from .plots import PLOTS
 
@@ -32,10 +31,7 @@ def build_report(run_dir) -> Path:
     """Draws every plot from ``run_dir/results.json`` and writes ``run_dir/report.html``;
     returns the page's path."""
     run_dir = Path(run_dir)
-    source = run_dir / "results.json"
-    if not source.is_file():
-        raise FileNotFoundError(f"{source} does not exist: run the study first (ftlens run study.yaml)")
-    results = json.loads(source.read_text(encoding="utf-8"))
+    results = StudyResult.load(run_dir / "results.json")
     figures = []
     for plot in PLOTS:
         figures += [(plot, name, caption) for name, caption in plot(results, run_dir)]
@@ -62,33 +58,26 @@ def _number(value, digits: int = 3) -> str:
     return "-" if value is None or (isinstance(value, float) and np.isnan(value)) else f"{value:.{digits}f}"
 
 
-def finetuning_rows(results: dict) -> list[list]:
+def finetuning_rows(results: StudyResult) -> list[list]:
     rows = []
-    for name, task in results["tasks"].items():
-        value = task["metrics"].get(f"eval_{task['metric']}")
-        rows.append(
-            [
-                name,
-                task["task"],
-                task["metric"],
-                _number(value, 4) if value is not None else "(checkpoint, not evaluated)",
-                task["model_dir"],
-            ]
-        )
+    for name, task in results.tasks.items():
+        value = task.metrics.get(f"eval_{task.metric}")
+        shown = _number(value, 4) if value is not None else "(checkpoint, not evaluated)"
+        rows.append([name, task.task, task.metric, shown, task.model_dir])
     return rows
 
 
-def similarity_rows(results: dict) -> list[list]:
+def similarity_rows(results: StudyResult) -> list[list]:
     """Per task and evaluation set: each measure at the embeddings, the middle and the top
     layer, with the interval when there is one."""
     rows = []
-    for task, sets in results["compare"].items():
+    for task, sets in results.compare.items():
         for set_name, result in sets.items():
-            if result["pairs"] != "diagonal":
+            if result.pairs != "diagonal":
                 continue
-            domain = "in" if task in results["evaluation"][set_name]["in_domain"] else "out"
-            for measure, values in ((m, result[m]) for m in registry.MEASURES if result.get(m) is not None):
-                bounds = (result.get("intervals") or {}).get(measure)
+            domain = "in" if results.in_domain(task, set_name) else "out"
+            for measure in (m for m in registry.MEASURES if m in result.values):
+                values, bounds = result.values[measure], result.intervals.get(measure)
                 cells = []
                 for layer in (0, len(values) // 2, len(values) - 1):
                     cell = _number(values[layer])
@@ -99,12 +88,11 @@ def similarity_rows(results: dict) -> list[list]:
     return rows
 
 
-def probe_rows(results: dict) -> list[list]:
+def probe_rows(results: StudyResult) -> list[list]:
     """Per model, probe set and task: the best layer's accuracy and the top layer's."""
     rows = []
-    for model, sets in (results.get("probes") or {}).items():
+    for model, sets in (results.probes or {}).items():
         for set_name, result in sets.items():
-            result = ProbeResult.from_dict(result)
             for j, task in enumerate(result.tasks):
                 metric = result.main_metric(task)
                 values = result.scores[metric][:, j]
@@ -122,17 +110,18 @@ def probe_rows(results: dict) -> list[list]:
     return rows
 
 
-def _page(results: dict, run_dir: Path, figures: list[tuple]) -> str:
-    versions = ", ".join(f"{k} {v}" for k, v in results["versions"].items())
+def _page(results: StudyResult, run_dir: Path, figures: list[tuple]) -> str:
+    versions = ", ".join(f"{k} {v}" for k, v in results.versions.items())
+    stages = results.stages
     parts = [
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
-        f"<title>ftlens study: {html.escape(results['study'])}</title><style>{STYLE}</style></head><body>",
-        f"<h1>What fine-tuning did to {html.escape(results['base'])}: "
-        f"study “{html.escape(results['study'])}”</h1>",
+        f"<title>ftlens study: {html.escape(results.study)}</title><style>{STYLE}</style></head><body>",
+        f"<h1>What fine-tuning did to {html.escape(results.base)}: "
+        f"study “{html.escape(results.study)}”</h1>",
         f"<p class='meta'>{versions}. The stages took "
-        f"{sum(s['seconds'] for s in results['stages']) / 60:.1f} min when they ran; the last run took "
-        f"{results['seconds'] / 60:.1f} min, reusing "
-        f"{sum(s['status'] == 'reused' for s in results['stages'])} of {len(results['stages'])} stages.</p>",
+        f"{sum(s.seconds for s in stages) / 60:.1f} min when they ran; the last run took "
+        f"{results.seconds / 60:.1f} min, reusing "
+        f"{sum(s.status == 'reused' for s in stages)} of {len(stages)} stages.</p>",
         "<h2>Fine-tuning</h2>",
         _table(["task", "kind", "metric", "value", "model"], finetuning_rows(results)),
         "<h2>Base vs fine-tuned, layer by layer</h2>",
@@ -165,7 +154,7 @@ def _page(results: dict, run_dir: Path, figures: list[tuple]) -> str:
         "<h2>Stages</h2>",
         _table(
             ["stage", "status", "seconds"],
-            [[s["stage"], s["status"], f"{s['seconds']:.1f}"] for s in results["stages"]],
+            [[s.stage, s.status, f"{s.seconds:.1f}"] for s in stages],
         ),
         "</body></html>",
     ]

@@ -1,5 +1,5 @@
-"""The study's PNG plots, each drawn from results.json alone. Every function takes the
-results dict and a folder and returns [(file name, caption)] of what it wrote."""
+"""The study's PNG plots, each drawn from its ``StudyResult`` alone. Every function takes the
+results and a folder and returns [(file name, caption)] of what it wrote."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ from pathlib import Path
 import numpy as np
 
 from ..._util import files
-from ...finetuning import AblationResult
-from ...probes.result import PROPORTIONS, ProbeResult
+from ...compare.models import LayerComparison
+from ...probes.result import PROPORTIONS
 from ...similarity import registry
+from ..results import StudyResult
 
 ISOTROPY_KEYS = (
     ("mean_cosine", "mean cosine between rows"),
@@ -43,36 +44,34 @@ def _short(layers: list[str]) -> list[str]:
     return ["emb" if name == "embeddings" else name.replace("layer", "").strip(" _") for name in layers]
 
 
-def similarity_by_layer(results: dict, folder: Path) -> list[tuple[str, str]]:
+def similarity_by_layer(results: StudyResult, folder: Path) -> list[tuple[str, str]]:
     """One figure per measure: a panel per task, a line per evaluation set (solid in-domain,
     dashed out-of-domain) with its interval band."""
     plt = _pyplot()
     written = []
-    compare = results["compare"]
+    compare = results.compare
     tasks = list(compare)
     first = compare[tasks[0]][next(iter(compare[tasks[0]]))]
-    if first["pairs"] != "diagonal":
+    if first.pairs != "diagonal":
         return written
-    measures = [m for m in registry.MEASURES if first.get(m) is not None]
+    measures = [m for m in registry.MEASURES if m in first.values]
     for measure in measures:
         figure, axes = plt.subplots(1, len(tasks), figsize=(4.6 * len(tasks), 3.8), squeeze=False)
         for ax, task in zip(axes[0], tasks, strict=True):
             for set_name, result in compare[task].items():
-                x = np.arange(len(result["layers"]))
-                in_domain = task in results["evaluation"][set_name]["in_domain"]
+                x = np.arange(len(result.layers))
+                in_domain = results.in_domain(task, set_name)
                 (line,) = ax.plot(
                     x,
-                    _array(result[measure]),
+                    result.values[measure],
                     marker="o",
                     ls="-" if in_domain else "--",
                     label=f"{set_name} ({'in' if in_domain else 'out of'} domain)",
                 )
-                bounds = (result.get("intervals") or {}).get(measure)
+                bounds = result.intervals.get(measure)
                 if bounds is not None:
-                    ax.fill_between(
-                        x, _array(bounds[0]), _array(bounds[1]), color=line.get_color(), alpha=0.2, lw=0
-                    )
-            ax.set_xticks(x, _short(result["layers"]))
+                    ax.fill_between(x, bounds[0], bounds[1], color=line.get_color(), alpha=0.2, lw=0)
+            ax.set_xticks(x, _short(result.layers))
             ax.set_xlabel("layer")
             ax.set_ylabel(f"{measure} (base vs fine-tuned)")
             ax.set_title(f"{task}")
@@ -80,9 +79,9 @@ def similarity_by_layer(results: dict, folder: Path) -> list[tuple[str, str]]:
             ax.legend(fontsize=7)
         name = f"similarity_{measure}.png"
         _save(figure, folder / name)
-        level = first.get("ci")
+        level = first.ci
         band = (
-            f" Bands: {level:.0%} jackknife intervals over {first['ci_groups']} groups of inputs."
+            f" Bands: {level:.0%} jackknife intervals over {first.ci_groups} groups of inputs."
             if level
             else ""
         )
@@ -97,24 +96,24 @@ def similarity_by_layer(results: dict, folder: Path) -> list[tuple[str, str]]:
     return written
 
 
-def _described(measure: str, result: dict) -> str:
+def _described(measure: str, result: LayerComparison) -> str:
     if measure == "rsa":
-        return (f"RSA (Pearson correlation of the two models' {result['rdm']}-distance RDMs over all "
+        return (f"RSA (Pearson correlation of the two models' {result.rdm}-distance RDMs over all "
                 "pairs of rows)")
     return registry.MEASURES[measure].summary
 
 
-def heatmaps(results: dict, folder: Path) -> list[tuple[str, str]]:
+def heatmaps(results: StudyResult, folder: Path) -> list[tuple[str, str]]:
     """Layer x layer CKA of base (rows) vs fine-tuned (columns) per task."""
-    rows = results["config"].get("compare", {}).get("rows", "tokens")
+    rows = results.compare_rows
     plt = _pyplot()
     written = []
-    for task, detail in results["detail"].items():
-        result = detail.get(rows)
+    for task, detail in results.detail.items():
+        result = detail.by_rows.get(rows)
         if result is None:
             continue
-        matrix = np.array(result["cka"], dtype=np.float64)
-        labels = _short(result["layers"])
+        matrix = result.values["cka"]
+        labels = _short(result.layers)
         figure, ax = plt.subplots(figsize=(5.2, 4.4))
         image = ax.imshow(matrix, vmin=0, vmax=1, cmap="viridis", origin="lower")
         ticks = range(len(labels))
@@ -135,28 +134,26 @@ def heatmaps(results: dict, folder: Path) -> list[tuple[str, str]]:
                         color="white" if matrix[i, j] < 0.6 else "black",
                     )
         figure.colorbar(image, ax=ax, label="linear CKA")
-        ax.set_title(f"{task}: CKA on {detail['set']}")
+        ax.set_title(f"{task}: CKA on {detail.set}")
         name = f"heatmap_{task}.png"
         _save(figure, folder / name)
         written.append(
             (
                 name,
                 f"Linear CKA between every layer of the base model (rows) and of the model "
-                f"fine-tuned on {task} (columns), on {detail['set']} ({rows}); the diagonal is "
+                f"fine-tuned on {task} (columns), on {detail.set} ({rows}); the diagonal is "
                 "the similarity curve.",
             )
         )
     return written
 
 
-def isotropy_by_layer(results: dict, folder: Path) -> list[tuple[str, str]]:
+def isotropy_by_layer(results: StudyResult, folder: Path) -> list[tuple[str, str]]:
     """Per rows kind: isotropy diagnostics by layer, base vs each fine-tuned model."""
     plt = _pyplot()
-    kinds = results["config"].get("isotropy") or {}
-    kinds = kinds.get("rows", ["tokens", "cls"]) if isinstance(kinds, dict) else []
     written = []
-    for kind in kinds:
-        models = {task: d[kind] for task, d in results["detail"].items() if kind in d}
+    for kind in results.isotropy_rows:
+        models = {task: d.by_rows[kind] for task, d in results.detail.items() if kind in d.by_rows}
         if not models:
             continue
         figure, axes = plt.subplots(
@@ -164,11 +161,11 @@ def isotropy_by_layer(results: dict, folder: Path) -> list[tuple[str, str]]:
         )
         for ax, (key, label) in zip(axes[0], ISOTROPY_KEYS, strict=True):
             some = next(iter(models.values()))
-            x = np.arange(len(some["layers"]))
-            ax.plot(x, _array(some["isotropy"]["base"][key]), marker="o", color="black", label="base")
+            x = np.arange(len(some.layers))
+            ax.plot(x, _array(some.isotropy["base"][key]), marker="o", color="black", label="base")
             for task, result in models.items():
-                ax.plot(x, _array(result["isotropy"]["finetuned"][key]), marker="o", label=task)
-            ax.set_xticks(x, _short(some["layers"]))
+                ax.plot(x, _array(result.isotropy["finetuned"][key]), marker="o", label=task)
+            ax.set_xticks(x, _short(some.layers))
             ax.set_xlabel("layer")
             ax.set_title(label, fontsize=9)
             ax.grid(alpha=0.3)
@@ -186,26 +183,26 @@ def isotropy_by_layer(results: dict, folder: Path) -> list[tuple[str, str]]:
     return written
 
 
-def probes(results: dict, folder: Path) -> list[tuple[str, str]]:
+def probes(results: StudyResult, folder: Path) -> list[tuple[str, str]]:
     """Per probe eval set: accuracy by layer (95% Wilson bands) for base vs each fine-tuned
     model, one panel per probe task, and selectivity below."""
     plt = _pyplot()
     written = []
-    by_model = results.get("probes") or {}
+    by_model = results.probes or {}
     if not by_model:
         return written
     sets = list(next(iter(by_model.values())))
     for set_name in sets:
         some = by_model["base"][set_name]
-        tasks = some["tasks"]
-        has_selectivity = any(r[set_name]["scores"].get("selectivity") is not None for r in by_model.values())
+        tasks = some.tasks
+        has_selectivity = any(r[set_name].selectivity is not None for r in by_model.values())
         n_rows = 2 if has_selectivity else 1
         figure, axes = plt.subplots(
             n_rows, len(tasks), figsize=(4.2 * len(tasks), 3.2 * n_rows), squeeze=False
         )
         for j, task in enumerate(tasks):
             for model, per_set in by_model.items():
-                result = ProbeResult.from_dict(per_set[set_name])
+                result = per_set[set_name]
                 x = np.arange(len(result.layers))
                 metric = result.main_metric(task)
                 style = dict(color="black") if model == "base" else {}
@@ -227,9 +224,7 @@ def probes(results: dict, folder: Path) -> list[tuple[str, str]]:
         axes[0][0].legend(fontsize=7)
         name = f"probes_{set_name}.png"
         _save(figure, folder / name)
-        domain = (
-            "in-domain" if set_name in (results["config"].get("probes") or {}).get("in_domain", []) else ""
-        )
+        domain = "in-domain" if set_name in results.probe_in_domain else ""
         written.append(
             (
                 name,
@@ -241,14 +236,13 @@ def probes(results: dict, folder: Path) -> list[tuple[str, str]]:
     return written
 
 
-def ablations(results: dict, folder: Path) -> list[tuple[str, str]]:
+def ablations(results: StudyResult, folder: Path) -> list[tuple[str, str]]:
     written = []
-    for entry in results.get("ablations") or []:
-        data = {k: v for k, v in entry.items() if k != "name"}
-        result = AblationResult.from_dict(data)
-        name = f"ablation_{result.kind}_{entry['name']}" + (f"_{result.side}" if result.side else "") + ".png"
+    for entry in results.ablations:
+        result = entry.result
+        name = f"ablation_{result.kind}_{entry.name}" + (f"_{result.side}" if result.side else "") + ".png"
         result.plot(folder / name)
-        written.append((name, f"{result.kind} ablation on {entry['name']}: {result.metric} by k."))
+        written.append((name, f"{result.kind} ablation on {entry.name}: {result.metric} by k."))
     return written
 
 
