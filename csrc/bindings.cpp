@@ -47,8 +47,25 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
     info["cpu_avx2"] = ftlens::cpu::has_avx2();  // the AVX2 twins of the row kernels are in use
     return info;
   });
+  // The closed sets of names cross as enums; Python passes e.g. _C.Pairs.diagonal.
+  py::enum_<ftlens::Pairs>(m, "Pairs").value("diagonal", ftlens::Pairs::Diagonal).value("all", ftlens::Pairs::All);
+  py::enum_<ftlens::View>(m, "View")
+      .value("raw", ftlens::View::Raw)
+      .value("cosine", ftlens::View::Cosine)
+      .value("correlation", ftlens::View::Correlation);
+  py::enum_<ftlens::Rdm>(m, "Rdm")
+      .value("inner", ftlens::Rdm::Inner)
+      .value("cosine", ftlens::Rdm::Cosine)
+      .value("correlation", ftlens::Rdm::Correlation)
+      .value("sqeuclidean", ftlens::Rdm::SqEuclidean);
+  py::enum_<ftlens::Compare>(m, "Compare").value("pearson", ftlens::Compare::Pearson).value("cosine", ftlens::Compare::Cosine);
+  py::enum_<ftlens::CcaMethod>(m, "CcaMethod")
+      .value("mean", ftlens::CcaMethod::Mean)
+      .value("svcca", ftlens::CcaMethod::Svcca)
+      .value("pwcca", ftlens::CcaMethod::Pwcca);
+  py::enum_<ftlens::Stream>(m, "Stream").value("x", ftlens::Stream::X).value("y", ftlens::Stream::Y);
   py::class_<MomentsCore>(m, "MomentsCore")
-      .def(py::init<int64_t, int64_t, int64_t, const std::string&, const std::vector<std::string>&>(),
+      .def(py::init<int64_t, int64_t, int64_t, ftlens::Pairs, const std::vector<ftlens::View>&>(),
            py::arg("n_layers"), py::arg("p"), py::arg("q"), py::arg("pairs"), py::arg("views"))
       .def("update",
            locked(+[](MomentsCore& self, const at::Tensor& xs, const std::optional<at::Tensor>& ys) {
@@ -76,23 +93,23 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
       .def_property_readonly("p", &MomentsCore::p)
       .def_property_readonly("q", &MomentsCore::q)
       .def_property_readonly("pairs", &MomentsCore::pairs)
-      .def_property_readonly("views", &MomentsCore::view_names)
+      .def_property_readonly("views", &MomentsCore::views)
       .def("cka", locked(+[](MomentsCore& self, bool debiased, bool strict) { return ftlens::cka(self, debiased, strict); }),
            py::arg("debiased"), py::arg("strict") = true)
       .def("rsa",
-           locked(+[](MomentsCore& self, const std::string& rdm, const std::string& compare, bool strict) {
+           locked(+[](MomentsCore& self, ftlens::Rdm rdm, ftlens::Compare compare, bool strict) {
              return ftlens::rsa(self, rdm, compare, strict);
            }),
            py::arg("rdm"), py::arg("compare"), py::arg("strict") = true)
       .def("cca",
-           locked(+[](MomentsCore& self, const std::string& method, int64_t k, double threshold, bool strict) {
+           locked(+[](MomentsCore& self, ftlens::CcaMethod method, int64_t k, double threshold, bool strict) {
              return ftlens::cca(self, method, k, threshold, strict);
            }),
            py::arg("method"), py::arg("k"), py::arg("threshold"), py::arg("strict") = true)
       .def("procrustes", locked(+[](MomentsCore& self, bool strict) { return ftlens::procrustes(self, strict); }),
            py::arg("strict") = true)
       .def("isotropy",
-           locked(+[](MomentsCore& self, const std::string& stream, int64_t top_k, bool strict) {
+           locked(+[](MomentsCore& self, ftlens::Stream stream, int64_t top_k, bool strict) {
              return ftlens::isotropy(self, stream, top_k, strict);
            }),
            py::arg("stream"), py::arg("top_k"), py::arg("strict") = true);
@@ -120,6 +137,19 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
       .def_property_readonly("p", &RidgeCore::p)
       .def_property_readonly("q", &RidgeCore::q)
       .def_property_readonly("folds", &RidgeCore::folds);
+  py::enum_<ftlens::tiles::Map>(m, "PairMap", "How a pair's inner product becomes its value (tiles/maps.h).")
+      .value("linear", ftlens::tiles::kLinear)
+      .value("one_minus", ftlens::tiles::kOneMinus)
+      .value("sqeuclidean", ftlens::tiles::kSqEuclidean)
+      .value("euclidean", ftlens::tiles::kEuclidean)
+      .value("rbf", ftlens::tiles::kRbf);
+  py::enum_<ftlens::tiles::Reducer>(m, "Reducer", "What a tile pass sums (tiles/engine.h).")
+      .value("hsic", ftlens::tiles::kHsic)
+      .value("pearson", ftlens::tiles::kPearson)
+      .value("histogram", ftlens::tiles::kHistogram)
+      .value("ranks", ftlens::tiles::kRanks)
+      .value("collect", ftlens::tiles::kCollect)
+      .value("select", ftlens::tiles::kSelect);
   py::class_<PairSide>(m, "PairSide", "How one side's rows become pair values (see csrc/tiles/engine.h).")
       .def(py::init<>())
       .def_readwrite("name", &PairSide::name)
@@ -140,7 +170,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
       .def_readwrite("capacity", &PairSide::capacity);
   py::class_<PairEngine>(m, "PairEngine")
       .def(py::init([](const at::Tensor& x, const std::optional<at::Tensor>& y, const PairSide& sx,
-                       const PairSide& sy, const std::string& reducer, int64_t tile, bool double_precision) {
+                       const PairSide& sy, ftlens::tiles::Reducer reducer, int64_t tile, bool double_precision) {
              return std::make_unique<PairEngine>(x, y.has_value() ? *y : at::Tensor(), sx, sy, reducer, tile,
                                                  double_precision);
            }),

@@ -4,7 +4,7 @@
 #include <cmath>
 #include <limits>
 #include <sstream>
-#include <stdexcept>
+#include <c10/util/Exception.h>
 #include <vector>
 
 namespace ftlens {
@@ -30,14 +30,14 @@ Tensor quad(const Tensor& x, const Tensor& s, const Tensor& y) {
 
 void require_rows(const MomentsCore& m, int64_t needed, const std::string& what) {
   if (m.n() < needed) {
-    throw std::invalid_argument(what + " needs at least " + std::to_string(needed) +
+    C10_THROW_ERROR(ValueError, what + " needs at least " + std::to_string(needed) +
                                 " rows, got " + std::to_string(m.n()) +
                                 ". Accumulate more rows before computing it.");
   }
 }
 
 void require_y(const MomentsCore& m, const std::string& what) {
-  if (m.q() == 0) throw std::invalid_argument(what + " compares two streams, but these moments hold X only");
+  if (m.q() == 0) C10_THROW_ERROR(ValueError, what + " compares two streams, but these moments hold X only");
 }
 
 // Raises if any entry of `values` ([L]) is not > 0, naming the stream and layer.
@@ -48,7 +48,7 @@ void require_positive(const Tensor& values, const char* stream, const std::strin
   msg << stream << " has zero variance at layer " << bad[0][0].item<int64_t>() << " ("
       << what << "), so the measure is undefined. Check that the layer's activations are "
       << "not constant across rows (e.g. a masked or padded position).";
-  throw std::invalid_argument(msg.str());
+  C10_THROW_ERROR(ValueError, msg.str());
 }
 
 // Which entries of `values` ([L]) are > 0: raises naming the first bad layer when
@@ -100,14 +100,14 @@ double covariance_error(const MomentsCore& m) {
   return kErrorScale * std::sqrt(std::max(chunk_rows, 1.0)) * m.eps();
 }
 
-Whitening whiten(const Tensor& s, const Tensor& ok, double error, const std::string& method, int64_t k,
+Whitening whiten(const Tensor& s, const Tensor& ok, double error, CcaMethod method, int64_t k,
                  double threshold) {
   auto [lam, vec] = at::linalg_eigh(s);  // ascending
   lam = lam.flip(-1);
   vec = vec.flip(-1);
   const int64_t d = s.size(-1);
   Tensor keep = (lam > (error * layer_traces(s)).unsqueeze(-1)) & ok.unsqueeze(-1);
-  if (method == "svcca") {
+  if (method == CcaMethod::Svcca) {
     const Tensor rank = at::arange(d, keep.options().dtype(at::kLong)).unsqueeze(0);
     if (k > 0) {
       keep = keep & (rank < k);
@@ -126,12 +126,10 @@ Whitening whiten(const Tensor& s, const Tensor& ok, double error, const std::str
   return {vec * scale.unsqueeze(1), kept, root, vec, kept > 0};
 }
 
-View view_of_rdm(const std::string& rdm) {
-  if (rdm == "inner" || rdm == "sqeuclidean") return View::Raw;
-  if (rdm == "cosine") return View::Cosine;
-  if (rdm == "correlation") return View::Correlation;
-  throw std::invalid_argument("rdm must be 'inner', 'cosine', 'correlation' or 'sqeuclidean', got '" +
-                              rdm + "'");
+View view_of_rdm(Rdm rdm) {
+  if (rdm == Rdm::Cosine) return View::Cosine;
+  if (rdm == Rdm::Correlation) return View::Correlation;
+  return View::Raw;  // inner products and squared distances
 }
 
 // Off-diagonal RDM sums of one stream per layer: mean and centered sum of squares;
@@ -141,13 +139,13 @@ struct RdmSums {
 };
 
 RdmSums rdm_sums(const ViewState& v, const Tensor& ix, const Tensor& iy, double n,
-                 const std::string& rdm) {
+                 Rdm rdm) {
   const double big_n = n * (n - 1);
   const Tensor a1 = v.x.norm2_sum, b1 = v.y.norm2_sum;
   const Tensor a2 = v.xx.norm2_products, b2 = v.yy.norm2_products;
   const Tensor sxx = frob2(v.xx.S), syy = frob2(v.yy.S), sxy = frob2(v.xy.S);
   Tensor sx, sy, sxx_off, syy_off, sxy_off, offset_x, offset_y;
-  if (rdm == "sqeuclidean") {
+  if (rdm == Rdm::SqEuclidean) {
     // D_ij = a_i + a_j - 2 e_i.e_j about the mean; its diagonal is zero.
     sx = 2 * n * a1;
     sy = 2 * n * b1;
@@ -170,10 +168,10 @@ RdmSums rdm_sums(const ViewState& v, const Tensor& ix, const Tensor& iy, double 
     sxy_off = 2 * n * qxy + sxy -
               (4 * qxy + 2 * rowdot(mxi, v.xy.x_by_partner_norm2) + 2 * rowdot(myi, v.xy.y_by_partner_norm2) + v.xy.norm2_products);
     // Dissimilarity = kappa + sigma * (mu.mu + K'); only its mean needs the constant.
-    const double kappa = rdm == "inner" ? 0.0 : 1.0, sigma = rdm == "inner" ? 1.0 : -1.0;
+    const double kappa = rdm == Rdm::Inner ? 0.0 : 1.0, sigma = rdm == Rdm::Inner ? 1.0 : -1.0;
     offset_x = kappa + sigma * rowdot(mx, mx);
     offset_y = kappa + sigma * rowdot(my, my);
-    if (rdm != "inner") {
+    if (rdm != Rdm::Inner) {
       sx = -sx;
       sy = -sy;
     }
@@ -189,6 +187,20 @@ RdmSums rdm_sums(const ViewState& v, const Tensor& ix, const Tensor& iy, double 
 }
 
 }  // namespace
+
+const char* rdm_name(Rdm rdm) {
+  switch (rdm) {
+    case Rdm::Inner:
+      return "inner";
+    case Rdm::Cosine:
+      return "cosine";
+    case Rdm::Correlation:
+      return "correlation";
+    case Rdm::SqEuclidean:
+      return "sqeuclidean";
+  }
+  return "inner";
+}
 
 Tensor cka(const MomentsCore& m, bool debiased, bool strict) {
   require_y(m, "cka");
@@ -214,18 +226,15 @@ Tensor cka(const MomentsCore& m, bool debiased, bool strict) {
                           okx.index_select(0, ix) & oky.index_select(0, iy));
 }
 
-Tensor rsa(const MomentsCore& m, const std::string& rdm, const std::string& compare, bool strict) {
+Tensor rsa(const MomentsCore& m, Rdm rdm, Compare compare, bool strict) {
   require_y(m, "rsa");
   const View view = view_of_rdm(rdm);
-  if (compare != "pearson" && compare != "cosine") {
-    throw std::invalid_argument("compare must be 'pearson' or 'cosine', got '" + compare + "'");
-  }
   require_rows(m, 3, "RSA");
   const ViewState v = m.finalized(view);
   const Tensor &ix = m.pair_x(), &iy = m.pair_y();
   const double n = static_cast<double>(m.n());
   const RdmSums r = rdm_sums(v, ix, iy, n, rdm);
-  const std::string what = "its " + rdm + " RDM is constant";
+  const std::string what = std::string("its ") + rdm_name(rdm) + " RDM is constant";
   // Rows that are all equal may keep a rounding-level spread after centering (a float64
   // mean is not always exact), which would make a constant RDM look informative. Below
   // these floors of sum (D_ij - mean)^2 over the n(n-1) pairs an RDM counts as constant:
@@ -237,13 +246,13 @@ Tensor rsa(const MomentsCore& m, const std::string& rdm, const std::string& comp
     const Tensor& mean = x_side ? side_view.x.mean : side_view.y.mean;
     const Tensor& a1 = x_side ? side_view.x.norm2_sum : side_view.y.norm2_sum;
     const Tensor scale = rowdot(mean, mean) + a1 / n;
-    if (rdm == "cosine" || rdm == "correlation") return at::full_like(a1, big_n * 1e-24);
-    if (rdm == "inner") return big_n * (tol * scale).square();
+    if (rdm == Rdm::Cosine || rdm == Rdm::Correlation) return at::full_like(a1, big_n * 1e-24);
+    if (rdm == Rdm::Inner) return big_n * (tol * scale).square();
     return big_n * (tol * tol * scale).square();
   };
   const Tensor ok = positive(r.cxx - floor(v, true), "X", what, strict).index_select(0, ix) &
                     positive(r.cyy - floor(v, false), "Y", what, strict).index_select(0, iy);
-  if (compare == "pearson") {
+  if (compare == Compare::Pearson) {
     return undefined_as_nan(r.cxy / (r.cxx.index_select(0, ix) * r.cyy.index_select(0, iy)).sqrt(), ok);
   }
   const Tensor mx = r.mean_x.index_select(0, ix), my = r.mean_y.index_select(0, iy);
@@ -254,13 +263,10 @@ Tensor rsa(const MomentsCore& m, const std::string& rdm, const std::string& comp
   return undefined_as_nan(num / den, ok);
 }
 
-Tensor cca(const MomentsCore& m, const std::string& method, int64_t k, double threshold, bool strict) {
+Tensor cca(const MomentsCore& m, CcaMethod method, int64_t k, double threshold, bool strict) {
   require_y(m, "cca");
-  if (method != "mean" && method != "svcca" && method != "pwcca") {
-    throw std::invalid_argument("method must be 'mean', 'svcca' or 'pwcca', got '" + method + "'");
-  }
-  if (method == "svcca" && k <= 0 && !(threshold > 0 && threshold <= 1)) {
-    throw std::invalid_argument("svcca threshold must be in (0, 1], got " + std::to_string(threshold));
+  if (method == CcaMethod::Svcca && k <= 0 && !(threshold > 0 && threshold <= 1)) {
+    C10_THROW_ERROR(ValueError, "svcca threshold must be in (0, 1], got " + std::to_string(threshold));
   }
   require_rows(m, 2, "CCA");
   const ViewState v = m.finalized(View::Raw);
@@ -283,7 +289,7 @@ Tensor cca(const MomentsCore& m, const std::string& method, int64_t k, double th
     const int64_t kmin = std::min(wx.kept[lx].item<int64_t>(), wy.kept[ly].item<int64_t>());
     auto [u, rho, vh] = at::linalg_svd(mm, false);
     rho = rho.narrow(0, 0, kmin).clamp(0.0, 1.0);
-    if (method != "pwcca") {
+    if (method != CcaMethod::Pwcca) {
       out.push_back(rho.mean());
       continue;
     }
@@ -310,25 +316,22 @@ Tensor procrustes(const MomentsCore& m, bool strict) {
   return undefined_as_nan((2 - 2 * nuclear / scale).clamp_min(0), ok);
 }
 
-std::map<std::string, Tensor> isotropy(const MomentsCore& m, const std::string& stream,
+std::map<std::string, Tensor> isotropy(const MomentsCore& m, Stream stream,
                                        int64_t top_k, bool strict) {
-  if (stream != "x" && stream != "y") {
-    throw std::invalid_argument("stream must be 'x' or 'y', got '" + stream + "'");
-  }
-  if (stream == "y") require_y(m, "isotropy of Y");
+  if (stream == Stream::Y) require_y(m, "isotropy of Y");
   require_rows(m, 2, "isotropy");
-  if (top_k < 1) throw std::invalid_argument("top_k must be >= 1, got " + std::to_string(top_k));
+  if (top_k < 1) C10_THROW_ERROR(ValueError, "top_k must be >= 1, got " + std::to_string(top_k));
   const ViewState v = m.finalized(View::Raw);
-  const SideStack& side = stream == "x" ? v.x : v.y;
-  const Tensor& s = stream == "x" ? v.xx.S : v.yy.S;
-  const char* name = stream == "x" ? "X" : "Y";
+  const SideStack& side = stream == Stream::X ? v.x : v.y;
+  const Tensor& s = stream == Stream::X ? v.xx.S : v.yy.S;
+  const char* name = stream == Stream::X ? "X" : "Y";
   const double n = static_cast<double>(m.n());
   const int64_t d = s.size(-1);
   const Tensor var = s.diagonal(0, 1, 2) / (n - 1);  // [L, d]
   const Tensor ok = positive(layer_traces(s) / n - variance_floor(side.mean, s, n, m.eps()), name, "isotropy", strict);
   const int64_t zero = side.zero_rows.sum().item<int64_t>();
   if (zero > 0) {
-    throw std::invalid_argument(std::string(name) + " has " + std::to_string(zero) +
+    C10_THROW_ERROR(ValueError, std::string(name) + " has " + std::to_string(zero) +
                                 " all-zero rows, so the mean cosine similarity is undefined. "
                                 "Drop such rows (e.g. padding) first.");
   }

@@ -4,7 +4,7 @@
 #include <cmath>
 #include <limits>
 #include <sstream>
-#include <stdexcept>
+#include <c10/util/Exception.h>
 
 #include "ops/center_rows.h"
 #include "ops/column_sums.h"
@@ -108,7 +108,7 @@ struct RowOrigin {
     msg << " in chunk " << at_.chunk << " (" << why << ")";
   }
   msg << ". Remove or impute non-finite values (e.g. from fp16 overflow) before accumulating.";
-  throw std::invalid_argument(msg.str());
+  C10_THROW_ERROR(ValueError, msg.str());
 }
 
 
@@ -123,12 +123,7 @@ bool outside_float32_gemm_range(double peak) {
 
 }  // namespace
 
-View parse_view(const std::string& name) {
-  if (name == "raw") return View::Raw;
-  if (name == "cosine") return View::Cosine;
-  if (name == "correlation") return View::Correlation;
-  throw std::invalid_argument("unknown view '" + name + "': expected 'raw', 'cosine' or 'correlation'");
-}
+const char* pairs_name(Pairs pairs) { return pairs == Pairs::All ? "all" : "diagonal"; }
 
 std::string view_name(View view) {
   switch (view) {
@@ -154,7 +149,7 @@ namespace {
       << (center ? " after subtracting its mean (a constant row)" : "") << ", so its " << name
       << " RDM entries are undefined. Drop such rows (e.g. padding) or leave '" << name
       << "' out of the requested RDMs.";
-  throw std::invalid_argument(msg.str());
+  C10_THROW_ERROR(ValueError, msg.str());
 }
 
 }  // namespace
@@ -169,22 +164,17 @@ struct PreparedRows {
   bool split = false;  // unit rows of a float32 input: float32 GEMMs + exact sums along h
 };
 
-MomentsCore::MomentsCore(int64_t layers, int64_t p, int64_t q, const std::string& pairs,
-                         const std::vector<std::string>& views)
+MomentsCore::MomentsCore(int64_t layers, int64_t p, int64_t q, Pairs pairs, const std::vector<View>& views)
     : layers_(layers), p_(p), q_(q), pairs_(pairs) {
-  if (layers < 1) throw std::invalid_argument("n_layers must be >= 1, got " + std::to_string(layers));
-  if (p < 1) throw std::invalid_argument("p (columns of X) must be >= 1, got " + std::to_string(p));
-  if (q < 0) throw std::invalid_argument("q (columns of Y) must be >= 0, got " + std::to_string(q));
-  if (pairs != "diagonal" && pairs != "all") {
-    throw std::invalid_argument("pairs must be 'diagonal' or 'all', got '" + pairs + "'");
-  }
-  if (views.empty()) throw std::invalid_argument("at least one view is needed");
-  for (const auto& v : views) {
-    const View parsed = parse_view(v);
-    if (std::find(views_.begin(), views_.end(), parsed) == views_.end()) views_.push_back(parsed);
+  if (layers < 1) C10_THROW_ERROR(ValueError, "n_layers must be >= 1, got " + std::to_string(layers));
+  if (p < 1) C10_THROW_ERROR(ValueError, "p (columns of X) must be >= 1, got " + std::to_string(p));
+  if (q < 0) C10_THROW_ERROR(ValueError, "q (columns of Y) must be >= 0, got " + std::to_string(q));
+  if (views.empty()) C10_THROW_ERROR(ValueError, "at least one view is needed");
+  for (const View v : views) {
+    if (std::find(views_.begin(), views_.end(), v) == views_.end()) views_.push_back(v);
   }
   const auto idx = at::TensorOptions().dtype(at::kLong);
-  if (pairs == "diagonal") {
+  if (pairs == Pairs::Diagonal) {
     pair_x_ = at::arange(layers, idx);
     pair_y_ = pair_x_.clone();
   } else {
@@ -386,7 +376,7 @@ void MomentsCore::merge_block(Block& into, const Block& other, const Side& into_
 void MomentsCore::update_view(size_t view_index, Accumulated& into, const Tensor& xs, const Tensor& ys,
                               const Survey& survey_x, const Survey& survey_y) {
   const at::ScalarType gemm_dtype = xs.scalar_type();
-  const bool with_y = q_ > 0, all = pairs_ == "all";
+  const bool with_y = q_ > 0, all = pairs_ == Pairs::All;
   std::vector<Side> chunk_x(layers_), chunk_y(with_y ? layers_ : 0);
   auto merge_own = [&](std::vector<Block>& blocks, std::vector<Side>& sides, std::vector<Side>& chunk_sides,
                        int64_t l, PreparedRows& c, const Tensor& sums) {
@@ -432,23 +422,23 @@ void MomentsCore::update(const Tensor& xs, const Tensor& ys) {
     if (t.dim() != 3 || t.size(0) != layers_ || t.size(2) != d) {
       std::ostringstream msg;
       msg << name << " must be [" << layers_ << ", rows, " << d << "], got " << t.sizes();
-      throw std::invalid_argument(msg.str());
+      C10_THROW_ERROR(ValueError, msg.str());
     }
     if (t.scalar_type() != at::kFloat && t.scalar_type() != at::kDouble) {
-      throw std::invalid_argument(std::string(name) + " must be float32 or float64");
+      C10_THROW_ERROR(ValueError, std::string(name) + " must be float32 or float64");
     }
   };
   check_stack(xs, "X", p_);
   check_kernels_for(xs, "Moments.update");
   if (q_ > 0) {
-    if (!ys.defined()) throw std::invalid_argument("Y is required: these moments have q > 0");
+    if (!ys.defined()) C10_THROW_ERROR(ValueError, "Y is required: these moments have q > 0");
     check_stack(ys, "Y", q_);
     if (ys.size(1) != xs.size(1)) {
-      throw std::invalid_argument("X and Y must have the same number of rows, got " + std::to_string(xs.size(1)) +
+      C10_THROW_ERROR(ValueError, "X and Y must have the same number of rows, got " + std::to_string(xs.size(1)) +
                                   " and " + std::to_string(ys.size(1)));
     }
     if (ys.scalar_type() != xs.scalar_type() || ys.device() != xs.device()) {
-      throw std::invalid_argument("X and Y must share dtype and device");
+      C10_THROW_ERROR(ValueError, "X and Y must share dtype and device");
     }
   }
   if (xs.size(1) == 0) return;
@@ -533,10 +523,10 @@ void MomentsCore::merge_view(Accumulated& into, const Accumulated& other, double
 
 void MomentsCore::merge(const MomentsCore& other) {
   if (&other == this) {
-    throw std::invalid_argument("cannot merge moments into themselves; merge a copy (copy.deepcopy)");
+    C10_THROW_ERROR(ValueError, "cannot merge moments into themselves; merge a copy (copy.deepcopy)");
   }
   auto fail = [&](const std::string& what, const std::string& mine, const std::string& theirs) {
-    throw std::invalid_argument("cannot merge moments with different " + what + ": this has " + mine +
+    C10_THROW_ERROR(ValueError, "cannot merge moments with different " + what + ": this has " + mine +
                                 ", other has " + theirs + ". Merge only accumulators built with the same arguments.");
   };
   auto joined = [](const std::vector<std::string>& names) {
@@ -547,7 +537,7 @@ void MomentsCore::merge(const MomentsCore& other) {
   if (other.layers_ != layers_) fail("n_layers", std::to_string(layers_), std::to_string(other.layers_));
   if (other.p_ != p_) fail("p", std::to_string(p_), std::to_string(other.p_));
   if (other.q_ != q_) fail("q", std::to_string(q_), std::to_string(other.q_));
-  if (other.pairs_ != pairs_) fail("pairs", pairs_, other.pairs_);
+  if (other.pairs_ != pairs_) fail("pairs", pairs_name(pairs_), pairs_name(other.pairs_));
   if (other.views_ != views_) fail("views (rdms)", joined(view_names()), joined(other.view_names()));
   if (other.n_ == 0) return;
   to_device(n_ > 0 ? device_ : other.device_);
@@ -564,7 +554,7 @@ void MomentsCore::merge(const MomentsCore& other) {
 ViewState MomentsCore::finalized(View view) const {
   const auto it = std::find(views_.begin(), views_.end(), view);
   if (it == views_.end()) {
-    throw std::invalid_argument("the '" + view_name(view) +
+    C10_THROW_ERROR(ValueError, "the '" + view_name(view) +
                                 "' view was not accumulated: create the moments with it among the requested rdms");
   }
   const Accumulated& a = state_[it - views_.begin()];
@@ -707,11 +697,11 @@ void MomentsCore::load_state_dict(const std::map<std::string, Tensor>& state) {
   const int64_t chunks = take("chunks", {1}).item<int64_t>();
   const double eps = take("eps", {1}).item<double>();
   if (used != state.size()) {
-    throw std::invalid_argument(
+    C10_THROW_ERROR(ValueError, 
         "state dict does not fit these moments: it has keys these moments do not keep (saved from moments "
         "with other rdms or pairs?)");
   }
-  if (n < 0) throw std::invalid_argument("state dict does not fit: negative row count");
+  if (n < 0) C10_THROW_ERROR(ValueError, "state dict does not fit: negative row count");
   state_ = std::move(loaded);
   n_ = n;
   chunks_ = chunks;

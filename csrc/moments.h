@@ -60,16 +60,17 @@ struct ViewState {
   BlockStack xx, yy, xy;  // xx, yy: one block per layer; xy: one per compared pair
 };
 
+// The closed sets the accumulator takes (bound as the enums _C.View and _C.Pairs).
 enum class View { Raw, Cosine, Correlation };
+enum class Pairs { Diagonal, All };
 
 struct PreparedRows;  // one layer of one stream of a chunk, centered (moments.cpp)
 
 class MomentsCore {
  public:
-  // pairs: "diagonal" (layer l of X with layer l of Y) or "all" (every l, m).
-  // views: any of "raw", "cosine", "correlation". q == 0: X only (no cross blocks).
-  MomentsCore(int64_t layers, int64_t p, int64_t q, const std::string& pairs,
-              const std::vector<std::string>& views);
+  // pairs: Diagonal (layer l of X with layer l of Y) or All (every l, m).
+  // views: any of Raw, Cosine, Correlation. q == 0: X only (no cross blocks).
+  MomentsCore(int64_t layers, int64_t p, int64_t q, Pairs pairs, const std::vector<View>& views);
 
   // xs: [L, m, p], ys: [L, m, q] (undefined when q == 0); same float dtype and device.
   void update(const at::Tensor& xs, const at::Tensor& ys);
@@ -90,7 +91,8 @@ class MomentsCore {
   int64_t n() const { return n_; }
   int64_t chunks() const { return chunks_; }
   double eps() const { return eps_; }
-  const std::string& pairs() const { return pairs_; }
+  Pairs pairs() const { return pairs_; }
+  const std::vector<View>& views() const { return views_; }
   std::vector<std::string> view_names() const;
 
   // Held by every public entry point of the bindings: concurrent calls on one accumulator
@@ -128,7 +130,7 @@ class MomentsCore {
   static void move(Accumulated& a, const at::Device& device);
 
   int64_t layers_, p_, q_;
-  std::string pairs_;
+  Pairs pairs_;
   std::vector<View> views_;
   at::Tensor pair_x_, pair_y_;  // [P] layer of X and of Y in each compared pair
   int64_t n_ = 0;
@@ -140,7 +142,7 @@ class MomentsCore {
   mutable std::mutex mutex_;
 };
 
-View parse_view(const std::string& name);
 std::string view_name(View view);
+const char* pairs_name(Pairs pairs);
 
 }  // namespace ftlens

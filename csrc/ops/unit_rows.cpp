@@ -25,14 +25,14 @@ CenteredUnitRows center_unit_rows(const at::Tensor& x, const at::Tensor& row_mea
   check_rows(x, "center_unit_rows");
   const int64_t layers = x.size(0), m = x.size(1), d = x.size(2);
   auto check_f64 = [&](const at::Tensor& t, at::IntArrayRef sizes, const char* name) {
-    TORCH_CHECK(t.sizes() == sizes && t.scalar_type() == at::kDouble && t.device() == x.device(),
+    TORCH_CHECK_VALUE(t.sizes() == sizes && t.scalar_type() == at::kDouble && t.device() == x.device(),
                 "center_unit_rows: ", name, " must be float64 of shape ", sizes, " on the rows' device");
   };
   check_f64(row_mean, {layers, m}, "row_mean");
   check_f64(scale, {layers, m}, "scale");
   check_f64(shift, {layers, d}, "shift");
   if (h.defined()) check_f64(h, {layers, d}, "h");
-  TORCH_CHECK(out.defined() && (out.scalar_type() == at::kFloat || out.scalar_type() == at::kDouble),
+  TORCH_CHECK_VALUE(out.defined() && (out.scalar_type() == at::kFloat || out.scalar_type() == at::kDouble),
               "center_unit_rows: out must be a float32 or float64 buffer");
   const at::Tensor target = output_for(x, out.scalar_type(), out, "center_unit_rows");
   const at::Tensor h_in = h.defined() ? h.contiguous() : h;

@@ -12,13 +12,13 @@ namespace {
 
 void check_probe(const at::Tensor& xs, const at::Tensor& shift, const at::Tensor& scale, const at::Tensor& w,
                  const at::Tensor& b, const at::Tensor& offsets, const char* op) {
-  TORCH_CHECK(xs.dim() == 3, op, ": expected rows as [layers, rows, dim]");
+  TORCH_CHECK_VALUE(xs.dim() == 3, op, ": expected rows as [layers, rows, dim]");
   const int64_t layers = xs.size(0), d = xs.size(2);
-  TORCH_CHECK(shift.sizes() == at::IntArrayRef({layers, d}) && scale.sizes() == shift.sizes(), op,
+  TORCH_CHECK_VALUE(shift.sizes() == at::IntArrayRef({layers, d}) && scale.sizes() == shift.sizes(), op,
               ": shift and scale must be [layers, dim] = [", layers, ", ", d, "]");
-  TORCH_CHECK(w.dim() == 3 && w.size(0) == layers && w.size(1) == d, op, ": w must be [layers, dim, columns]");
-  TORCH_CHECK(b.dim() == 2 && b.size(0) == layers && b.size(1) == w.size(2), op, ": b must be [layers, columns]");
-  TORCH_CHECK(offsets.dim() == 1 && offsets.size(0) >= 2, op, ": offsets must be [tasks + 1]");
+  TORCH_CHECK_VALUE(w.dim() == 3 && w.size(0) == layers && w.size(1) == d, op, ": w must be [layers, dim, columns]");
+  TORCH_CHECK_VALUE(b.dim() == 2 && b.size(0) == layers && b.size(1) == w.size(2), op, ": b must be [layers, columns]");
+  TORCH_CHECK_VALUE(offsets.dim() == 1 && offsets.size(0) >= 2, op, ": offsets must be [tasks + 1]");
 }
 
 // (x - shift) * scale, then the logits of every probe: [L, m, C] in the rows' dtype, both in

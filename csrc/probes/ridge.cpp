@@ -2,7 +2,7 @@
 
 #include <ATen/record_function.h>
 
-#include <stdexcept>
+#include <c10/util/Exception.h>
 
 #include "ops/dispatch.h"
 #include "stats/gram.h"
@@ -21,7 +21,7 @@ struct RidgeCore::Fit {
 
 RidgeCore::RidgeCore(int64_t layers, int64_t p, int64_t q, int64_t folds)
     : layers_(layers), p_(p), q_(q), folds_(folds) {
-  TORCH_CHECK(layers > 0 && p > 0 && q > 0 && folds > 0, "RidgeCore: sizes must be positive");
+  TORCH_CHECK_VALUE(layers > 0 && p > 0 && q > 0 && folds > 0, "RidgeCore: sizes must be positive");
   const auto opts = at::TensorOptions().dtype(at::kDouble);
   for (int64_t i = 0; i < layers * folds; ++i) {
     xx_.push_back(CoMoment::empty(p, p, opts));
@@ -33,9 +33,9 @@ namespace {
 
 // One-hot columns of every task side by side: [m, q] in `dtype`.
 Tensor one_hot(const Tensor& labels, const Tensor& offsets, int64_t q, at::ScalarType dtype) {
-  TORCH_CHECK(labels.min().item<int64_t>() >= 0, "ridge probes need a label on every row");
+  TORCH_CHECK_VALUE(labels.min().item<int64_t>() >= 0, "ridge probes need a label on every row");
   const Tensor columns = labels + offsets.narrow(0, 0, labels.size(1)).unsqueeze(0);
-  TORCH_CHECK((columns < offsets.narrow(0, 1, labels.size(1)).unsqueeze(0)).all().item<bool>(),
+  TORCH_CHECK_VALUE((columns < offsets.narrow(0, 1, labels.size(1)).unsqueeze(0)).all().item<bool>(),
               "ridge: a label lies beyond its task's columns");
   Tensor out = at::zeros({labels.size(0), q}, labels.options().dtype(dtype));
   out.scatter_(1, columns, 1.0);
@@ -47,16 +47,16 @@ Tensor one_hot(const Tensor& labels, const Tensor& offsets, int64_t q, at::Scala
 void RidgeCore::update(const Tensor& xs, const Tensor& labels, const Tensor& offsets, const Tensor& fold) {
   RECORD_FUNCTION("ftlens::ridge_update", {});
   check_rows(xs, "ridge update");
-  TORCH_CHECK(xs.size(0) == layers_ && xs.size(2) == p_, "ridge update: expected rows [", layers_, ", m, ", p_,
+  TORCH_CHECK_VALUE(xs.size(0) == layers_ && xs.size(2) == p_, "ridge update: expected rows [", layers_, ", m, ", p_,
               "], got ", xs.sizes());
   const int64_t m = xs.size(1);
-  TORCH_CHECK(labels.dim() == 2 && labels.size(0) == m && fold.dim() == 1 && fold.size(0) == m,
+  TORCH_CHECK_VALUE(labels.dim() == 2 && labels.size(0) == m && fold.dim() == 1 && fold.size(0) == m,
               "ridge update: labels [m, T] and fold [m] must match the rows");
-  TORCH_CHECK(offsets.size(0) == labels.size(1) + 1 && offsets[-1].item<int64_t>() == q_,
+  TORCH_CHECK_VALUE(offsets.size(0) == labels.size(1) + 1 && offsets[-1].item<int64_t>() == q_,
               "ridge update: offsets must bound the ", q_, " label columns");
   if (m == 0) return;
   const Tensor folds = fold.to(at::kCPU, at::kLong);
-  TORCH_CHECK(folds.min().item<int64_t>() >= 0 && folds.max().item<int64_t>() < folds_,
+  TORCH_CHECK_VALUE(folds.min().item<int64_t>() >= 0 && folds.max().item<int64_t>() < folds_,
               "ridge update: fold index out of range");
   const Tensor targets = one_hot(labels.to(xs.device()), offsets.to(xs.device()), q_, xs.scalar_type());
   for (int64_t f = 0; f < folds_; ++f) {
@@ -93,7 +93,7 @@ std::tuple<Tensor, Tensor> RidgeCore::feature_moments() const {
   for (int64_t l = 0; l < layers_; ++l) {
     CoMoment all = CoMoment::empty(p_, p_, at::TensorOptions().dtype(at::kDouble));
     for (int64_t f = 0; f < folds_; ++f) all.merge(xx(l, f));
-    TORCH_CHECK(all.n() > 0, "ridge: no rows yet");
+    TORCH_CHECK_VALUE(all.n() > 0, "ridge: no rows yet");
     mean[l].copy_(all.mean_a());
     cov[l].copy_(all.dense() / all.n());
   }
@@ -108,7 +108,7 @@ RidgeCore::Fit RidgeCore::fit(int64_t layer, int64_t held_out) const {
     sxx.merge(xx(layer, f));
     sxy.merge(xy(layer, f));
   }
-  if (sxx.n() < 2) throw std::invalid_argument("ridge: fewer than 2 training rows in a fold's complement");
+  if (sxx.n() < 2) C10_THROW_ERROR(ValueError, "ridge: fewer than 2 training rows in a fold's complement");
   auto [eigenvalues, basis] = at::linalg_eigh(sxx.dense());
   Tensor z = at::mm(basis.t(), sxy.dense());
   return Fit{sxx.n(), sxx.mean_a(), sxy.mean_b(), eigenvalues.clamp_min(0.0), basis, z};
@@ -134,14 +134,14 @@ Tensor RidgeCore::cv_errors(const Tensor& alphas_in, const Tensor& offsets_in) c
   RECORD_FUNCTION("ftlens::ridge_cv", {});
   const Tensor alphas = alphas_in.to(at::kCPU, at::kDouble).contiguous();
   const Tensor offsets = offsets_in.to(at::kCPU, at::kLong).contiguous();
-  TORCH_CHECK(alphas.dim() == 1 && (alphas > 0).all().item<bool>(), "ridge: alphas must be positive");
+  TORCH_CHECK_VALUE(alphas.dim() == 1 && (alphas > 0).all().item<bool>(), "ridge: alphas must be positive");
   const int64_t n_alpha = alphas.size(0), tasks = offsets.size(0) - 1;
   Tensor out = at::zeros({layers_, folds_, n_alpha, tasks}, at::kDouble);
   for (int64_t l = 0; l < layers_; ++l) {
     for (int64_t f = 0; f < folds_; ++f) {
       const CoMoment &hxx = xx(l, f), &hxy = xy(l, f);
       const double nf = hxx.n();
-      if (nf == 0) throw std::invalid_argument("ridge: a cross-validation fold has no rows");
+      if (nf == 0) C10_THROW_ERROR(ValueError, "ridge: a cross-validation fold has no rows");
       const Fit train = fit(l, f);
       const Tensor& v = train.basis;
       const Tensor m = at::mm(v.t(), at::mm(hxx.dense(), v));   // held-out X^T X in the eigenbasis
@@ -165,9 +165,9 @@ std::tuple<Tensor, Tensor> RidgeCore::solve(const Tensor& alphas_in, const Tenso
   const Tensor alphas = alphas_in.to(at::kCPU, at::kDouble).contiguous();
   const Tensor offsets = offsets_in.to(at::kCPU, at::kLong).contiguous();
   const int64_t tasks = offsets.size(0) - 1;
-  TORCH_CHECK(alphas.dim() == 2 && alphas.size(0) == layers_ && alphas.size(1) == tasks,
+  TORCH_CHECK_VALUE(alphas.dim() == 2 && alphas.size(0) == layers_ && alphas.size(1) == tasks,
               "ridge solve: alphas must be [layers, tasks]");
-  TORCH_CHECK((alphas > 0).all().item<bool>(), "ridge: alphas must be positive");
+  TORCH_CHECK_VALUE((alphas > 0).all().item<bool>(), "ridge: alphas must be positive");
   const int64_t* off = offsets.data_ptr<int64_t>();
   Tensor w = at::empty({layers_, p_, q_}, at::kDouble), b = at::empty({layers_, q_}, at::kDouble);
   for (int64_t l = 0; l < layers_; ++l) {

@@ -1,7 +1,7 @@
 #include "stats/comoment.h"
 
 #include <sstream>
-#include <stdexcept>
+#include <c10/util/Exception.h>
 
 #include "ops/add_into.h"
 
@@ -98,7 +98,7 @@ Tensor state_entry(const std::map<std::string, Tensor>& state, const std::string
                    at::IntArrayRef sizes) {
   const auto it = state.find(key);
   if (it == state.end()) {
-    throw std::invalid_argument("state dict does not fit: key '" + key +
+    C10_THROW_ERROR(ValueError, "state dict does not fit: key '" + key +
                                 "' is missing (was it saved from an accumulator built with the "
                                 "same arguments?)");
   }
@@ -106,7 +106,7 @@ Tensor state_entry(const std::map<std::string, Tensor>& state, const std::string
     std::ostringstream msg;
     msg << "state dict does not fit: '" << key << "' has shape " << it->second.sizes()
         << ", expected " << sizes << " (saved from an accumulator with other dimensions?)";
-    throw std::invalid_argument(msg.str());
+    C10_THROW_ERROR(ValueError, msg.str());
   }
   return it->second;
 }
@@ -117,7 +117,7 @@ CoMoment CoMoment::from_state_dict(const std::map<std::string, Tensor>& state,
   const auto opts64 = opts.dtype(at::kDouble);
   CoMoment c;
   c.n_ = state_entry(state, prefix + "n", {1}).item<double>();
-  if (c.n_ < 0) throw std::invalid_argument("state dict does not fit: negative row count at " + prefix + "n");
+  if (c.n_ < 0) C10_THROW_ERROR(ValueError, "state dict does not fit: negative row count at " + prefix + "n");
   c.mean_a_ = state_entry(state, prefix + "mean_a", {p}).to(opts64, false, true);
   c.mean_b_ = state_entry(state, prefix + "mean_b", {q}).to(opts64, false, true);
   c.product_ = state_entry(state, prefix + "S", {p, q}).to(opts64, false, true);

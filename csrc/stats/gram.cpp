@@ -44,7 +44,7 @@ void panel(const at::Tensor& x, at::Tensor& out, int64_t i, int64_t panels) {
 }  // namespace
 
 at::Tensor& gram_into(const at::Tensor& x, at::Tensor& out) {
-  TORCH_CHECK(x.dim() == 2, "gram: expected rows [m, d]");
+  TORCH_CHECK_VALUE(x.dim() == 2, "gram: expected rows [m, d]");
   const int64_t d = x.size(1), threads = at::get_num_threads();
   if (d < kMinDim) return at::mm_out(out, x.t(), x);
   if (!x.is_cpu() || threads > kMaxTasks) {

@@ -12,22 +12,14 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
-#include <stdexcept>
+#include <c10/util/Exception.h>
 
 namespace ftlens {
 
 namespace {
 
-enum Reducer { kHsic, kPearson, kHistogram, kRanks, kCollect, kSelect };
 using tiles::Bins;
-
-int parse(const std::string& name, const std::vector<std::string>& names, const char* what) {
-  for (size_t i = 0; i < names.size(); ++i)
-    if (names[i] == name) return static_cast<int>(i);
-  std::string choices;
-  for (const auto& n : names) choices += (choices.empty() ? "'" : ", '") + n + "'";
-  throw std::invalid_argument(std::string("unknown ") + what + " '" + name + "': expected one of " + choices);
-}
+using namespace tiles;  // the Map and Reducer constants
 
 // A side's bins (and, for ranks, its per-bin tables) for the shared bin and rank functions.
 Bins bins_of(const PairSide& s, const double* counts = nullptr, const double* base = nullptr) {
@@ -39,27 +31,27 @@ Bins bins_of(const PairSide& s, const double* counts = nullptr, const double* ba
 }
 
 void check_side(const at::Tensor& t, const PairSide& s, int64_t n) {
-  if (t.dim() != 2) throw std::invalid_argument(s.name + " must be 2-D [rows, features]");
-  if (t.size(0) != n) throw std::invalid_argument("X and Y must have the same number of rows");
+  if (t.dim() != 2) C10_THROW_ERROR(ValueError, s.name + " must be 2-D [rows, features]");
+  if (t.size(0) != n) C10_THROW_ERROR(ValueError, "X and Y must have the same number of rows");
   if (!t.is_cpu() && !t.is_cuda())
-    throw std::invalid_argument(s.name + " is on " + t.device().str() + ": the pairwise tiles run on CPU or CUDA");
+    C10_THROW_ERROR(ValueError, s.name + " is on " + t.device().str() + ": the pairwise tiles run on CPU or CUDA");
   check_kernels_for(t, "pairwise tiles");  // a CUDA tensor and a build without the CUDA kernels
   if (s.column_mean.defined() && s.column_mean.numel() != t.size(1))
-    throw std::invalid_argument(s.name + ": column_mean must have one value per column");
-  if (s.map == "rbf" && !(s.gamma > 0)) throw std::invalid_argument(s.name + ": rbf needs gamma > 0");
+    C10_THROW_ERROR(ValueError, s.name + ": column_mean must have one value per column");
+  if (s.map == kRbf && !(s.gamma > 0)) C10_THROW_ERROR(ValueError, s.name + ": rbf needs gamma > 0");
 }
 
 }  // namespace
 
-PairEngine::PairEngine(at::Tensor x, at::Tensor y, PairSide sx, PairSide sy, const std::string& reducer,
+PairEngine::PairEngine(at::Tensor x, at::Tensor y, PairSide sx, PairSide sy, tiles::Reducer reducer,
                        int64_t tile, bool double_precision)
     : x_(std::move(x)),
       y_(std::move(y)),
       sx_(std::move(sx)),
       sy_(std::move(sy)),
-      reducer_(parse(reducer, {"hsic", "pearson", "histogram", "ranks", "collect", "select"}, "reducer")),
-      map_x_(parse(sx_.map, {"linear", "one_minus", "sqeuclidean", "euclidean", "rbf"}, "map")),
-      map_y_(parse(sy_.map, {"linear", "one_minus", "sqeuclidean", "euclidean", "rbf"}, "map")),
+      reducer_(reducer),
+      map_x_(sx_.map),
+      map_y_(sy_.map),
       n_(x_.size(0)),
       tile_(tile),
       dtype_(double_precision ? at::kDouble : at::kFloat),
@@ -68,17 +60,17 @@ PairEngine::PairEngine(at::Tensor x, at::Tensor y, PairSide sx, PairSide sy, con
   check_side(x_, sx_, n_);
   if (two_sided_) check_side(y_, sy_, n_);
   if (two_sided_ && y_.device() != x_.device())
-    throw std::invalid_argument("X and Y must be on the same device, got " + x_.device().str() + " and " +
+    C10_THROW_ERROR(ValueError, "X and Y must be on the same device, got " + x_.device().str() + " and " +
                                 y_.device().str());
   if ((reducer_ == kHsic || reducer_ == kPearson || reducer_ == kRanks) && !two_sided_)
-    throw std::invalid_argument(reducer + " compares two sides: pass Y");
-  if (tile_ < 1) throw std::invalid_argument("tile must be >= 1");
-  if (n_ < 2) throw std::invalid_argument("need at least 2 rows for pairs, got " + std::to_string(n_));
+    C10_THROW_ERROR(ValueError, reducer + " compares two sides: pass Y");
+  if (tile_ < 1) C10_THROW_ERROR(ValueError, "tile must be >= 1");
+  if (n_ < 2) C10_THROW_ERROR(ValueError, "need at least 2 rows for pairs, got " + std::to_string(n_));
   for (const PairSide* s : {&sx_, &sy_}) {
     if ((reducer_ == kHistogram || reducer_ == kRanks) && (s->bins < 1 || !(s->hi > s->lo)))
-      throw std::invalid_argument("histogram bins need bins >= 1 and hi > lo");
+      C10_THROW_ERROR(ValueError, "histogram bins need bins >= 1 and hi > lo");
     if (reducer_ == kRanks && (!s->counts.defined() || s->counts.numel() != s->bins + 2))
-      throw std::invalid_argument("ranks need the histogram pass's counts [bins + 2]");
+      C10_THROW_ERROR(ValueError, "ranks need the histogram pass's counts [bins + 2]");
   }
   const auto doubles = at::TensorOptions().dtype(at::kDouble).device(x_.device());
   const auto longs = at::TensorOptions().dtype(at::kLong).device(x_.device());
@@ -109,7 +101,7 @@ PairEngine::PairEngine(at::Tensor x, at::Tensor y, PairSide sx, PairSide sy, con
       dev_base_x_ = at::tensor(rank_base_x_, at::kDouble).to(x_.device());
       dev_base_y_ = at::tensor(rank_base_y_, at::kDouble).to(x_.device());
     } else if (reducer_ == kSelect) {
-      if (sx_.capacity < 0 || sy_.capacity < 0) throw std::invalid_argument("select capacity must be >= 0");
+      if (sx_.capacity < 0 || sy_.capacity < 0) C10_THROW_ERROR(ValueError, "select capacity must be >= 0");
       out_x_ = at::empty({sx_.capacity}, doubles);
       if (two_sided_) out_y_ = at::empty({sy_.capacity}, doubles);
     }
@@ -136,7 +128,7 @@ PairEngine::Block PairEngine::block(const at::Tensor& src, const PairSide& s, in
   at::Tensor b = src.narrow(0, r0, r1 - r0).to(at::kDouble);  // prepared in float64, then cast
   at::Tensor bad = (~at::isfinite(b)).any(1).nonzero();
   if (bad.numel() > 0)
-    throw std::invalid_argument(s.name + " row " + std::to_string(r0 + bad[0][0].item<int64_t>()) +
+    C10_THROW_ERROR(ValueError, s.name + " row " + std::to_string(r0 + bad[0][0].item<int64_t>()) +
                                 " holds NaN or Inf; remove or repair it first");
   if (s.column_mean.defined()) b = b - s.column_mean.to(at::kDouble);
   if (s.center_rows) b = b - b.mean(1, true);
@@ -144,7 +136,7 @@ PairEngine::Block PairEngine::block(const at::Tensor& src, const PairSide& s, in
     at::Tensor norm = b.norm(2, 1, true);
     at::Tensor zero = (norm.squeeze(1) == 0).nonzero();
     if (zero.numel() > 0)
-      throw std::invalid_argument(s.name + " row " + std::to_string(r0 + zero[0][0].item<int64_t>()) +
+      C10_THROW_ERROR(ValueError, s.name + " row " + std::to_string(r0 + zero[0][0].item<int64_t>()) +
                                   (s.center_rows ? " is constant" : " is all zeros") +
                                   ": its cosine with other rows is undefined; drop that row");
     b = b / norm;
@@ -272,7 +264,7 @@ void PairEngine::reduce_tile(int64_t i0, int64_t j0, const at::Tensor& gx, const
 void PairEngine::run_stripe(int64_t stripe) {
   RECORD_FUNCTION("ftlens::pair_stripe", {});
   if (stripe < 0 || stripe >= blocks())
-    throw std::invalid_argument("stripe " + std::to_string(stripe) + " out of range [0, " +
+    C10_THROW_ERROR(ValueError, "stripe " + std::to_string(stripe) + " out of range [0, " +
                                 std::to_string(blocks()) + ")");
   ensure_threads();
   const int64_t i0 = stripe * tile_, i1 = std::min(n_, i0 + tile_);

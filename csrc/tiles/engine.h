@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "tiles/maps.h"
+
 namespace ftlens {
 
 // How one side's rows become the value of each pair (i, j): rows are prepared (a column
@@ -18,8 +20,8 @@ namespace ftlens {
 // norms a_i, a_j are mapped to the value.
 struct PairSide {
   std::string name = "X";       // for error messages
-  std::string map = "linear";   // linear: g | one_minus: 1 - g | sqeuclidean: a_i + a_j - 2g
-                                // | euclidean: its square root | rbf: exp(-gamma * sqeuclidean)
+  tiles::Map map = tiles::kLinear;  // linear: g | one_minus: 1 - g | sqeuclidean: a_i + a_j - 2g
+                                    // | euclidean: its square root | rbf: exp(-gamma * sqeuclidean)
   double gamma = 0.0;           // rbf only
   at::Tensor column_mean;       // [d] float64 subtracted from every row; undefined: none
   bool center_rows = false;     // subtract each row's own mean (correlation distance)
@@ -46,7 +48,7 @@ class PairEngine {
  public:
   // x: [n, p], y: [n, q] or undefined (one side; "histogram", "select" and "collect" only).
   // dtype: the GEMM and map precision (float32 or float64); sums are float64.
-  PairEngine(at::Tensor x, at::Tensor y, PairSide sx, PairSide sy, const std::string& reducer, int64_t tile,
+  PairEngine(at::Tensor x, at::Tensor y, PairSide sx, PairSide sy, tiles::Reducer reducer, int64_t tile,
              bool double_precision);
 
   int64_t n() const { return n_; }

@@ -15,7 +15,9 @@
 namespace ftlens {
 namespace tiles {
 
+// The closed sets the engine takes (bound as the enums _C.PairMap and _C.Reducer).
 enum Map { kLinear, kOneMinus, kSqEuclidean, kEuclidean, kRbf };
+enum Reducer { kHsic, kPearson, kHistogram, kRanks, kCollect, kSelect };
 
 FTLENS_HD inline double clamp01(double v) { return v < 0.0 ? 0.0 : (v > 1.0 ? 1.0 : v); }
 

@@ -3,28 +3,28 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
-#include <stdexcept>
+#include <c10/util/Exception.h>
 #include <string>
 #include <vector>
 
 namespace ftlens {
 
 at::Tensor permute_pairs(const at::Tensor& values, const at::Tensor& order) {
-  if (!values.is_cpu() || !order.is_cpu()) throw std::invalid_argument("permute_pairs runs on CPU tensors");
+  if (!values.is_cpu() || !order.is_cpu()) C10_THROW_ERROR(ValueError, "permute_pairs runs on CPU tensors");
   if (values.dim() != 1 || values.scalar_type() != at::kDouble)
-    throw std::invalid_argument("permute_pairs: values must be 1-D float64 (pairs i < j)");
+    C10_THROW_ERROR(ValueError, "permute_pairs: values must be 1-D float64 (pairs i < j)");
   if (order.dim() != 1 || order.scalar_type() != at::kLong)
-    throw std::invalid_argument("permute_pairs: order must be 1-D int64");
+    C10_THROW_ERROR(ValueError, "permute_pairs: order must be 1-D int64");
   const int64_t n = order.size(0);
   if (values.size(0) != n * (n - 1) / 2)
-    throw std::invalid_argument("permute_pairs: " + std::to_string(values.size(0)) + " values are not the " +
+    C10_THROW_ERROR(ValueError, "permute_pairs: " + std::to_string(values.size(0)) + " values are not the " +
                                 std::to_string(n * (n - 1) / 2) + " pairs of " + std::to_string(n) + " rows");
   const at::Tensor o = order.contiguous();
   const int64_t* op = o.data_ptr<int64_t>();
   std::vector<char> seen(n, 0);
   for (int64_t i = 0; i < n; ++i) {
     if (op[i] < 0 || op[i] >= n || seen[op[i]])
-      throw std::invalid_argument("permute_pairs: order is not a permutation of 0.." + std::to_string(n - 1));
+      C10_THROW_ERROR(ValueError, "permute_pairs: order is not a permutation of 0.." + std::to_string(n - 1));
     seen[op[i]] = 1;
   }
   const at::Tensor v = values.contiguous();

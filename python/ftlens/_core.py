@@ -42,6 +42,21 @@ except ImportError as err:  # pragma: no cover - only on a broken install
 from ._C import MomentsCore  # noqa: E402
 
 
+def core_enum(kind: str, name: str):
+    """The core's enum member for one name of a closed set (``_C.Pairs``, ``View``, ``Rdm``,
+    ``Compare``, ``CcaMethod``, ``Stream``, ``PairMap``, ``Reducer``): the names users pass
+    cross into C++ as enums, checked here, not as strings checked again there."""
+    members = getattr(_C, kind).__members__
+    if name not in members:
+        raise ValueError(f"unknown {kind} {name!r}: choose from {tuple(members)}")
+    return members[name]
+
+
+def moments_core(n_layers: int, p: int, q: int, pairs: str, views) -> MomentsCore:
+    """A ``MomentsCore`` from the names of its pairs ("diagonal", "all") and views."""
+    return MomentsCore(n_layers, p, q, core_enum("Pairs", pairs), [core_enum("View", v) for v in views])
+
+
 def build_info() -> dict:
     """What the core was built with: C++ compiler, torch version, CUDA kernels in or not."""
     info = dict(_C.build_info())
@@ -50,4 +65,4 @@ def build_info() -> dict:
     return info
 
 
-__all__ = ["MomentsCore", "build_info", "check_torch"]
+__all__ = ["MomentsCore", "build_info", "check_torch", "core_enum", "moments_core"]

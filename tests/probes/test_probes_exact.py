@@ -91,7 +91,7 @@ def test_one_fold_ridge_takes_every_row_without_cross_validation(ridge_case):
 
 def test_ridge_refuses_labels_beyond_a_task():
     core = _C.RidgeCore(1, 3, 4, 2)
-    with pytest.raises(RuntimeError, match="beyond its task"):
+    with pytest.raises(ValueError, match="beyond its task"):
         core.update(torch.randn(1, 5, 3), torch.tensor([[0, 2]] * 5), torch.tensor([0, 2, 4]),
                     torch.zeros(5, dtype=torch.int64))
 
@@ -222,7 +222,7 @@ def test_baseline_and_avx2_twins_agree(tmp_path):
 
 
 def test_softmax_xent_refuses_labels_outside_their_task():
-    with pytest.raises(RuntimeError, match="class index below its task's width"):
+    with pytest.raises(ValueError, match="class index below its task's width"):
         _C.softmax_xent(torch.zeros(1, 2, 5), torch.tensor([[0, 3], [1, 1]]), torch.tensor([0, 2, 5]))
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import time
 
-from .._core import MomentsCore
+from .._core import MomentsCore, core_enum, moments_core
 from .._util import validation
 from . import registry
 from .moments import CCA_METHODS, warn_undefined_spread
@@ -26,7 +26,7 @@ def _accumulate(X, Y, views: list[str], chunk_rows: int) -> MomentsCore:
     if Y is not None:
         Y = validation.as_matrix(Y, "Y")
         validation.check_same_rows(X, Y)
-    core = MomentsCore(1, X.shape[1], 0 if Y is None else Y.shape[1], "diagonal", views)
+    core = moments_core(1, X.shape[1], 0 if Y is None else Y.shape[1], "diagonal", views)
     for xc, yc in validation.row_chunks(X[None], None if Y is None else Y[None], chunk_rows):
         core.update(xc, yc)
     return core
@@ -200,7 +200,7 @@ def isotropy(X, top_k: int = 10, *, chunk_rows: int = validation.DEFAULT_CHUNK_R
     """
     core = _accumulate(X, None, ["raw"], chunk_rows)
     top_k = validation.positive_int(top_k, "top_k")
-    out = {key: float(v[0]) for key, v in core.isotropy("x", top_k).items()}
+    out = {key: float(v[0]) for key, v in core.isotropy(core_enum("Stream", "x"), top_k).items()}
     warn_undefined_spread(out)
     out["n_constant_dims"] = int(out["n_constant_dims"])
     out["top_k"] = min(int(top_k), core.p)

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 import numpy as np
 import torch
 
-from .._core import MomentsCore
+from .._core import MomentsCore, core_enum, moments_core
 from .._util import validation
 from . import registry
 from .registry import MOMENT_RDMS
@@ -25,7 +25,7 @@ CORE_ARGS = ("n_layers", "p", "q", "pairs", "views")  # the configuration keys, 
 
 def _empty_core(config: dict) -> MomentsCore:
     """A core with no rows for a configuration as ``LayerMoments._config()`` writes it."""
-    return MomentsCore(*(config[k] for k in CORE_ARGS))
+    return moments_core(*(config[k] for k in CORE_ARGS))
 CCA_METHODS = {"mean": "cca", "svcca": "svcca", "pwcca": "pwcca"}
 
 
@@ -70,7 +70,7 @@ class LayerMoments:
         self.rdms = tuple([rdms] if isinstance(rdms, str) else rdms)
         self.chunk_rows = validation.positive_int(chunk_rows, "chunk_rows")
         positive = validation.positive_int
-        self._core = MomentsCore(positive(n_layers, "n_layers"), positive(p, "p"),
+        self._core = moments_core(positive(n_layers, "n_layers"), positive(p, "p"),
                                  positive(q, "q"), pairs, registry.views_for(self.rdms))
 
     # -- configuration ---------------------------------------------------------------
@@ -88,7 +88,7 @@ class LayerMoments:
 
     @property
     def pairs(self) -> str:
-        return self._core.pairs
+        return self._core.pairs.name
 
     @property
     def n(self) -> int:
@@ -101,7 +101,7 @@ class LayerMoments:
             "p": self.p,
             "q": self.q,
             "pairs": self.pairs,
-            "views": list(self._core.views),
+            "views": [view.name for view in self._core.views],
         }
 
     def __repr__(self) -> str:
@@ -266,7 +266,7 @@ class LayerMoments:
         ``ftlens.isotropy``). undefined="nan" gives NaN at constant layers (e.g. [CLS] at
         the embeddings) instead of raising."""
         top_k = validation.positive_int(top_k, "top_k")
-        values = self._core.isotropy(which, top_k, registry.strict(undefined))
+        values = self._core.isotropy(core_enum("Stream", which), top_k, registry.strict(undefined))
         out = {key: v.cpu().numpy() for key, v in values.items()}
         warn_undefined_spread(out)
         out["top_k"] = np.full(self.n_layers, min(int(top_k), self.p if which == "x" else self.q))

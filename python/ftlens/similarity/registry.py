@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
+from .._core import core_enum
 from .._util import validation
 
 MOMENT_RDMS = ("inner", "cosine", "correlation", "sqeuclidean")
@@ -53,7 +54,8 @@ def _rdm_views(rdm: str = "correlation", **_) -> tuple[str, ...]:
 
 def _cca(method: str):
     def compute(core, strict, k=None, threshold=0.99, **_):
-        return core.cca(method, svcca_k(k) if method == "svcca" else 0, float(threshold), strict)
+        k = svcca_k(k) if method == "svcca" else 0
+        return core.cca(core_enum("CcaMethod", method), k, float(threshold), strict)
 
     return compute
 
@@ -80,7 +82,8 @@ MEASURES: dict[str, Measure] = {m.name: m for m in (
     Measure("cka_debiased", "linear CKA from the unbiased HSIC (Song et al. 2012); n >= 4",
             lambda core, strict, **_: core.cka(True, strict), tiles=_cka_tiles),
     Measure("rsa", "Pearson or cosine comparison of two RDMs over all pairs i != j",
-            lambda core, strict, rdm="correlation", compare="pearson", **_: core.rsa(rdm, compare, strict),
+            lambda core, strict, rdm="correlation", compare="pearson", **_: core.rsa(
+                core_enum("Rdm", rdm), core_enum("Compare", compare), strict),
             _rdm_views, tiles=_rsa_tiles),
     Measure("cca", "mean canonical correlation", _cca("mean")),
     Measure("svcca", "SVCCA (Raghu et al. 2017)", _cca("svcca")),

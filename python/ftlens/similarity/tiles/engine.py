@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..._core import _C
+from ..._core import _C, core_enum
 from ..._util import validation
 from .. import registry
 
@@ -133,7 +133,7 @@ def constant_sides(spread: dict, scale: dict, double: bool) -> list[str]:
 
 def side(name: str, how: Map, x: torch.Tensor, **fields) -> _C.PairSide:
     s = _C.PairSide()
-    s.name, s.map = name, how.map
+    s.name, s.map = name, core_enum("PairMap", how.map)
     s.center_rows, s.normalize_rows = how.center_rows, how.normalize_rows
     if how.center_columns:
         s.column_mean = column_mean(x)
@@ -170,7 +170,7 @@ def run(
 ) -> dict:
     """One pass over every tile of the upper triangle; the reducer's sums as a dict."""
     try:
-        engine = _C.PairEngine(x, y, sx, sy, reducer, tile, double)
+        engine = _C.PairEngine(x, y, sx, sy, core_enum("Reducer", reducer), tile, double)
     except RuntimeError as err:  # pragma: no cover - the core raises ValueError for bad input
         raise ValueError(str(err)) from err
     stripes = range(engine.blocks)
