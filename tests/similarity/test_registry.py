@@ -31,3 +31,22 @@ def test_a_new_entry_reaches_layer_moments_and_compare_models(monkeypatch, minil
                                    measures=("cka", "half_cka"), progress=False)
     np.testing.assert_allclose(result.half_cka, result.cka / 2, rtol=1e-12)
     assert result.to_dict()["half_cka"] == pytest.approx((result.cka / 2).tolist())
+
+
+def test_measure_by_name_passes_every_option_to_the_moments(tmp_path):
+    """The one router hands the moments every option (SVCCA's k and threshold lost them once,
+    silently computing SVCCA at the default threshold), also through compare_stores and the
+    permutation test."""
+    x, y = offset_data()
+    by_k = ftlens.cca(x, y, "svcca", k=2)
+    assert by_k != pytest.approx(ftlens.cca(x, y, "svcca"), rel=1e-6)  # the option matters here
+    assert ftlens.similarity.measure(x, y, "svcca", k=2)["value"] == pytest.approx(by_k, rel=1e-12)
+    by_threshold = ftlens.cca(x, y, "svcca", threshold=0.5)
+    assert ftlens.similarity.measure(x, y, "svcca", threshold=0.5)["value"] == pytest.approx(by_threshold,
+                                                                                            rel=1e-12)
+    test = ftlens.permutation_test(x, y, "svcca", permutations=2, k=2)
+    assert test["value"] == pytest.approx(by_k, rel=1e-12)
+    a = ftlens.store.from_arrays([x, x], path=tmp_path / "a", model="x")
+    b = ftlens.store.from_arrays([y, y], path=tmp_path / "b", model="y")
+    result = ftlens.compare_stores(a, b, {"svcca_k2": {"measure": "svcca", "k": 2}}, progress=False)
+    np.testing.assert_allclose(result.values["svcca_k2"], [by_k, by_k], rtol=1e-6)
