@@ -181,7 +181,7 @@ def compare_models(
     compare_overrides, capture_overrides = split_overrides({**positional, **overrides}, CompareOptions,
                                                            CaptureOptions)
     o = with_overrides(CompareOptions, options, **compare_overrides)
-    options = with_overrides(CaptureOptions, capture, **capture_overrides)
+    capture = with_overrides(CaptureOptions, capture, **capture_overrides)
     measures, pairs, rdm, ci, ci_groups = o.measures, o.pairs, o.rdm, o.ci, o.ci_groups
     items = as_items(data)  # bad data fails before any model loads
     if ci is not None and ci_groups > len(items):
@@ -192,9 +192,9 @@ def compare_models(
     # next one is captured (a GPU runs both asynchronously already, on one CUDA stream whose
     # order a second thread could break). In line, one block's buffers serve every block.
     overlap = all(core_device(m).type == "cpu" for m, _ in (pair_x, pair_y)) and cores_to_spare()
-    stream = ActivationStream([pair_x, pair_y], options, ordered=False, progress=progress,
+    stream = ActivationStream([pair_x, pair_y], capture, ordered=False, progress=progress,
                               recycle=2 if overlap else 1)
-    rows = options.rows
+    rows = capture.rows
     if stream.layers[0] != stream.layers[1]:
         raise ValueError(
             f"the models have {stream.layers[0]} and {stream.layers[1]} hidden states; "
