@@ -92,3 +92,27 @@ def test_command_line_finetune_and_ablate(pairs, tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["finetune", "minilm", "parsing", str(train), str(evaluation), "--out", str(tmp_path / "bad")])
     assert "expected 10 tab-separated columns" in capsys.readouterr().err
+
+
+def test_freeze_takes_a_finished_run_with_the_same_options_as_its_k_zero(pairs, tmp_path):
+    run = ftlens.finetune("minilm", "pair", *pairs, tmp_path / "run", **FEW)
+    sweep = ftlens.ablate("freeze", "minilm", "pair", *pairs, tmp_path / "sweep", ks=[0, 6],
+                          finetuned=tmp_path / "run", **FEW)
+    assert sweep.rows[0]["model_dir"] == str(run.model_dir) and sweep.rows[0]["metrics"] == run.metrics
+    assert not (tmp_path / "sweep" / "freeze-0").exists()  # no second training of the same run
+    other = ftlens.ablate("freeze", "minilm", "pair", *pairs, tmp_path / "other", ks=[0],
+                          finetuned=tmp_path / "run", **{**FEW, "learning_rate": 3e-5})
+    # other options: trained
+    assert other.rows[0]["model_dir"] == str(tmp_path / "other" / "freeze-0" / "model")
+
+
+def test_the_sweep_carries_the_no_learning_baseline(pairs, tmp_path):
+    result = ftlens.ablate("reinit", "minilm", "pair", *pairs, tmp_path, ks=[6], **FEW)
+    labels = [p.label for p in pairs[1]]
+    majority = max(labels.count(label) for label in set(labels)) / len(labels)
+    assert result.baseline["value"] == majority and result.baseline["n"] == len(labels)
+    assert f"baseline {100 * majority:.2f}" in result.table()
+    (ax,) = result.plot().axes
+    assert ax.get_ylim() == (0.0, 100.0)
+    assert any(line.get_label().startswith("no learning") and line.get_ydata()[0] == 100 * majority
+               for line in ax.get_lines())

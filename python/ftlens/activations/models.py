@@ -4,6 +4,7 @@ MiniLM by its alias ``"minilm"``; a fine-tuned checkpoint with a task head loads
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -29,6 +30,39 @@ def resolve(name_or_path: str | os.PathLike) -> str:
     """The folder or hub name that ``from_pretrained`` should read for a model name."""
     name = os.fspath(name_or_path)
     return str(packaged_minilm_path()) if name == MINILM else name
+
+
+@contextlib.contextmanager
+def quiet_loading():
+    """No Hugging Face bar for each model loaded or saved while the block runs (the caller
+    shows its own)."""
+    from transformers.utils import logging as hf_logging
+
+    enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if enabled:
+            hf_logging.enable_progress_bar()
+
+
+def model_label(name_or_path) -> str:
+    """A short name for titles and tables: "minilm" for the packaged model, a hub name as
+    is, a folder by its last two parts ("parsing/model"), never a whole install path."""
+    name = os.fspath(name_or_path)
+    if name == MINILM or _is_packaged(name):
+        return MINILM
+    if os.sep in name or Path(name).is_dir():
+        return "/".join(Path(name).parts[-2:])
+    return name
+
+
+def _is_packaged(path: str) -> bool:
+    try:
+        return Path(path).resolve() == packaged_minilm_path()
+    except ImportError:
+        return False
 
 
 def default_device() -> torch.device:

@@ -19,10 +19,11 @@ from pathlib import Path
 
 from .._util import files
 from ..activations.capture import layer_blocks
-from ..activations.models import model_source
+from ..activations.models import model_label, model_source
 from .layers import SIDES, _check_k, revert_layers
 from .model import load_task_model
-from .run import evaluate, finetune, get_task
+from .options import FinetuneOptions
+from .run import evaluate, finetune, finished_with, get_task, run_settings
 
 KINDS = ("freeze", "revert", "reinit")
 X_LABELS = {"freeze": "k: embeddings and bottom k layers frozen", "reinit": "k: top k layers re-initialized",
@@ -40,6 +41,8 @@ class AblationResult:
     base: str
     side: str | None = None
     rows: list[dict] = field(default_factory=list)
+    baseline: dict | None = None  # what a model that learned nothing scores (FinetuneTask.baseline)
+    percent: bool = False  # the metric is in percent (else a fraction of 1)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -48,43 +51,82 @@ class AblationResult:
     def from_dict(cls, data: dict) -> AblationResult:
         return cls(**data)
 
+    def percents(self) -> list[float]:
+        """Each k's metric in percent."""
+        return [row["value"] * (1 if self.percent else 100) for row in self.rows]
+
+    def baseline_percent(self) -> float | None:
+        return None if self.baseline is None else self.baseline["value"] * (1 if self.percent else 100)
+
     def table(self) -> str:
-        lines = [f"{self.kind} ablation of {self.base} on {self.task} ({self.metric})",
+        """The metric (%) by k, with the no-learning baseline under it."""
+        lines = [f"{self.kind} ablation of {self.base} on {self.task} ({self.metric}, %)",
                  f"{'k':>4}  {self.metric:>10}"]
-        lines += [f"{row['k']:>4}  {row['value']:>10.4g}" for row in self.rows]
+        values = zip(self.rows, self.percents(), strict=True)
+        lines += [f"{row['k']:>4}  {value:>10.2f}" for row, value in values]
+        if self.baseline is not None:
+            lines.append(f"baseline {self.baseline_percent():.2f} ({self.baseline['rule']})")
         return "\n".join(lines)
 
     def save(self, path) -> Path:
         return files.write_json(path, self.to_dict())
 
-    def plot(self, path=None):
-        """The metric by k; returns the matplotlib Figure and writes a PNG to ``path``."""
+    def plot(self, path=None, axes=None):
+        """The metric (%) by k on a 0-100 axis, with the no-learning baseline as a dotted
+        line; returns the matplotlib Figure, writes a PNG to ``path`` when given, draws
+        into ``axes`` when given."""
         import matplotlib
 
         matplotlib.use("Agg", force=False)
         import matplotlib.pyplot as plt
 
-        figure, axes = plt.subplots(figsize=(6, 3.8))
+        figure, axes = plt.subplots(figsize=(6, 3.8)) if axes is None else (axes.figure, axes)
         ks = [row["k"] for row in self.rows]
-        axes.plot(ks, [row["value"] for row in self.rows], marker="o")
+        axes.plot(ks, self.percents(), marker="o", label="fine-tuned, by k")
+        if self.baseline is not None:
+            axes.axhline(self.baseline_percent(), color="gray", ls=":",
+                         label=f"no learning: {self.baseline['rule']}")
+        axes.set_ylim(0, 100)
         axes.set_xticks(ks)
         axes.set_xlabel(X_LABELS[self.kind].format(side=self.side))
-        axes.set_ylabel(f"{self.task} {self.metric}")
-        axes.set_title(f"{self.kind} ablation, {Path(self.base).name}")
+        axes.set_ylabel(f"{self.task} {self.metric} (%)")
+        axes.set_title(f"{self.kind} ablation, {model_label(self.base)}")
         axes.grid(alpha=0.3)
+        axes.legend(fontsize=7, framealpha=0.6)
         figure.tight_layout()
         if path is not None:
             files.atomic_write(path, lambda tmp: figure.savefig(tmp, dpi=120, format="png"))
-        plt.close(figure)
+            plt.close(figure)
         return figure
 
 
 def ablate(kind: str, base, task: str, train, eval, out_dir, ks=None, *, side: str = "above",  # noqa: A002
-           finetuned=None, progress: bool = True, **options) -> AblationResult:
-    """Sweeps ``kind`` ("freeze", "revert", "reinit") over ``ks`` (default: 0..L, every
-    layer count of ``base``), fine-tuning with ``options`` (see ``FinetuneOptions``) as
-    ``ftlens.finetune`` does. "revert" reverts layers of ``finetuned`` (a finished run
-    folder) or, when None, of a run it makes in ``out_dir/finetuned``."""
+           finetuned=None, progress: bool = True, keep_checkpoints: bool = False,
+           **options) -> AblationResult:
+    """Sweeps one of the paper's layer ablations over layer counts k.
+
+    Args:
+        kind: "freeze" (fine-tune with the embeddings and the bottom k layers fixed),
+            "reinit" (fine-tune with the top k layers re-initialized first) or "revert"
+            (put the base model's weights back into some layers of a fine-tuned model, keep
+            its head, evaluate without retraining).
+        base, task, train, eval: as ``ftlens.finetune``.
+        out_dir: the sweep's folder: one run folder per k (reused when rerun),
+            ``ablation.json`` (rewritten after every k) and ``ablation.png``.
+        ks: the layer counts (default: 0..L, every count of ``base``'s L layers).
+        side: revert the layers above k ("above": k = L is the fine-tuned model, k = 0 the
+            base encoder under the fine-tuned head) or up to k, the embeddings too ("below":
+            k = 0 is the fine-tuned model).
+        finetuned: a finished ``ftlens.finetune`` run folder. "revert" reverts its layers
+            (None: it makes one in ``out_dir/finetuned``); "freeze" and "reinit" take it as
+            their k = 0 when it was made with the same base, data and options, instead of
+            training that model again.
+        progress, keep_checkpoints: as ``ftlens.finetune``.
+        **options: fine-tuning options (``FinetuneOptions`` fields) for every run.
+
+    Returns:
+        An ``AblationResult``: the metric by k, and the baseline of a model that learned
+        nothing (the majority class, or a parser that reads no word)."""
     import transformers
     from tqdm.auto import tqdm
 
@@ -104,10 +146,13 @@ def ablate(kind: str, base, task: str, train, eval, out_dir, ks=None, *, side: s
     for k in ks:
         _check_k(k, blocks, "every k")
     out = files.check_writable(out_dir)
-    result = AblationResult(kind, task, spec.metric, str(base), side if kind == "revert" else None)
+    opts = FinetuneOptions(**options)
+    result = AblationResult(kind, task, spec.metric, str(base), side if kind == "revert" else None,
+                            baseline=spec.baseline(eval, opts), percent=spec.percent)
     if kind == "revert":
         run = Path(finetuned) if finetuned is not None else finetune(
-            base, task, train, eval, out / "finetuned", progress=progress, **options).out_dir
+            base, task, train, eval, out / "finetuned", progress=progress, keep_checkpoints=keep_checkpoints,
+            **options).out_dir
         recorded = _finished_run(run, task)
         tokenizer = transformers.AutoTokenizer.from_pretrained(run / "model")
     for k in tqdm(ks, desc=f"{kind} sweep", disable=not progress):
@@ -118,8 +163,12 @@ def ablate(kind: str, base, task: str, train, eval, out_dir, ks=None, *, side: s
             folder = run / "model"
         else:
             setting = {"freeze_bottom": k} if kind == "freeze" else {"reinit_top": k}
-            done = finetune(base, task, train, eval, out / f"{kind}-{k}", progress=progress, **options,
-                            **setting)
+            folder = out / f"{kind}-{k}"
+            if k == 0 and finetuned is not None and finished_with(
+                    finetuned, run_settings(base, task, train, eval, opts)):
+                folder = Path(finetuned)  # the same run: reused, not trained again
+            done = finetune(base, task, train, eval, folder, progress=progress,
+                            keep_checkpoints=keep_checkpoints, **options, **setting)
             metrics, folder = done.metrics, done.model_dir
         result.rows.append({"k": k, "value": metrics[f"eval_{spec.metric}"], "metrics": metrics,
                             "model_dir": str(folder)})

@@ -3,6 +3,8 @@ normalization (cls_norm, IsoBN) -> dropout -> linear, as in the paper."""
 
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 from torch import nn
 
@@ -89,6 +91,13 @@ class Classification(FinetuneTask):
 
     def read(self, path) -> PairData:
         return read_pairs(path)
+
+    def baseline(self, evaluation, opts) -> dict:
+        """The majority class of the eval set (at least 1 / number of classes)."""
+        labels = [p.label for p in (evaluation.pairs if isinstance(evaluation, PairData) else evaluation)]
+        label, count = Counter(labels).most_common(1)[0]
+        return {"value": count / len(labels), "rule": f"always the majority class {label!r}",
+                "n": len(labels)}
 
 
 def accuracy(prediction) -> dict:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import unicodedata
 import warnings
+from collections import Counter
 
 import numpy as np
 import torch
@@ -181,6 +182,7 @@ def attachment_scores(pred_heads, pred_deprels, heads, deprels, scored) -> dict:
 class Parsing(FinetuneTask):
     name = "parsing"
     metric = "las"
+    percent = True
     label_names = ("heads", "deprels", "scored")
     own_options = ("decode", "punctuation")
     data = "ftlens.data.read_conllu: sentences with heads and relations"
@@ -246,6 +248,26 @@ class Parsing(FinetuneTask):
 
     def read(self, path) -> list[Sentence]:
         return read_conllu(path)
+
+    def baseline(self, evaluation, opts) -> dict:
+        """The better of two parsers that read no word: each word's head is the word before
+        it (the first word's the root), or the word after it (the last word's the root),
+        every relation the most frequent one."""
+        label = Counter(rel for s in evaluation for rel in s.deprels).most_common(1)[0][0]
+        width = max(len(s.words) for s in evaluation)
+
+        def padded(rows):
+            return [list(r) + [IGNORE] * (width - len(r)) for r in rows]
+
+        gold = padded([s.heads for s in evaluation]), padded([s.deprels for s in evaluation])
+        scored = padded([scored_words(s, opts.punctuation) for s in evaluation])
+        guesses = {"the word before": [[i for i in range(len(s.words))] for s in evaluation],
+                   "the word after": [[i + 2 if i + 1 < len(s.words) else 0 for i in range(len(s.words))]
+                                      for s in evaluation]}
+        best = max((attachment_scores(padded(heads), padded([[label] * len(s.words) for s in evaluation]),
+                                      *gold, scored)["las"], rule) for rule, heads in guesses.items())
+        n = int(((np.asarray(scored) == 1) & (np.asarray(gold[0]) != IGNORE)).sum())
+        return {"value": best[0], "rule": f"each word's head {best[1]}, every relation {label!r}", "n": n}
 
 
 class WordCollator:

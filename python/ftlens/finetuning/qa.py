@@ -70,6 +70,7 @@ def squad_scores(predictions: dict[str, str], examples: list[QAExample]) -> dict
 class QuestionAnswering(FinetuneTask):
     name = "qa"
     metric = "f1"
+    percent = True
     pairs = True
     label_names = ("start_positions", "end_positions")
     own_options = ("doc_stride", "max_answer_length")

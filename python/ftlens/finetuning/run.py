@@ -17,6 +17,7 @@ import contextlib
 import json
 import math
 import os
+import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,7 @@ from .checkpoints import disk_full_error, resume_point
 from .classify import PAIR, SENTENCE
 from .divergence import check_metrics, check_weights, guarded_trainer
 from .layers import freeze_bottom, reinit_top
+from .logs import logged_progress
 from .model import TaskModel
 from .optim import Adam
 from .options import FinetuneOptions
@@ -72,26 +74,61 @@ def _versions() -> dict:
 
 
 def finetune(base, task: str, train, eval, out_dir, *, options: FinetuneOptions | None = None,  # noqa: A002
-             progress: bool = True, **overrides) -> FinetuneResult:
+             progress: bool = True, keep_checkpoints: bool = False, **overrides) -> FinetuneResult:
     """Fine-tunes ``base`` (hub name, folder or "minilm") on ``task`` and evaluates on
     ``eval`` after each epoch (or every ``eval_steps``).
 
-    Tasks and their data: "sentence" / "pair" (``ftlens.data.read_pairs``: single
-    sentences such as SST-2, or pairs such as MNLI and RTE), "parsing"
-    (``read_conllu``), "qa" (``read_squad``, v1.1). ``options``: see
-    ``FinetuneOptions``. Returns the run's ``FinetuneResult``; a finished run in
-    ``out_dir`` with the same settings and data is reused, an interrupted one resumes from
-    its last checkpoint, one with other settings is refused, and so is a second process
-    while one trains there."""
+    Args:
+        base: the pre-trained encoder: "minilm" (the packaged all-MiniLM-L6-v2), a Hugging
+            Face hub name or a local folder.
+        task: "sentence" / "pair" (``ftlens.data.read_pairs``: single sentences such as
+            SST-2, or pairs such as MNLI and RTE), "parsing" (``read_conllu``: a biaffine
+            parser scored by LAS) or "qa" (``read_squad``, v1.1, scored by F1).
+        train, eval: the task's examples (lists as its reader returns them).
+        out_dir: the run folder: a finished run with the same settings and data is reused,
+            an interrupted one resumes from its last checkpoint, one with other settings
+            is refused, and so is a second process while one trains there.
+        options: a ``FinetuneOptions``; keyword ``overrides`` replace its fields
+            (``finetune(..., epochs=1, learning_rate=3e-5)``).
+        progress: tqdm bars; the Trainer's logs go to the ``ftlens.finetuning`` logger.
+        keep_checkpoints: keep the Trainer's checkpoints (optimizer states, about 4 times
+            the model's size) once the run has finished; by default they are deleted then,
+            since ``model/`` holds the result and a finished run never resumes.
+
+    Returns:
+        The run's ``FinetuneResult``: ``metrics`` (``eval_<metric>``, the last
+        evaluation), ``history`` (every evaluation), ``model_dir``.
+    """
     spec = get_task(task)
     opts = with_overrides(FinetuneOptions, options, **overrides)
-    head = spec.check(train, eval, opts)
+    settings = run_settings(base, task, train, eval, opts)
     out = files.check_writable(out_dir)
-    settings = {"base": str(base), "task": task, "head": head, "train": fingerprint.of_examples(train),
-                "eval": fingerprint.of_examples(eval), "options": opts.to_dict()}
     lock = runfolder.one_worker(out, "fine-tuning", "pass another out_dir")
     with lock if _first_rank() else contextlib.nullcontext():
-        return _finetune(base, spec, train, eval, out, opts, head, settings, progress)
+        return _finetune(base, spec, train, eval, out, opts, settings, progress, keep_checkpoints)
+
+
+def run_settings(base, task: str, train, eval, opts: FinetuneOptions) -> dict:  # noqa: A002
+    """What a run folder records of a run (``options.json``), the data checked first: two
+    calls with equal settings make the same run."""
+    head = get_task(task).check(train, eval, opts)
+    return {"base": str(base), "task": task, "head": head, "train": fingerprint.of_examples(train),
+            "eval": fingerprint.of_examples(eval), "options": opts.to_dict()}
+
+
+def finished_with(run_dir, settings: dict) -> bool:
+    """Whether ``run_dir`` holds a finished run made with exactly ``settings``."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "metrics.json").is_file() or not (run_dir / "options.json").is_file():
+        return False
+    return _recorded(run_dir) == json.loads(json.dumps(settings))
+
+
+def _recorded(out: Path) -> dict:
+    recorded = json.loads((out / "options.json").read_text())
+    # options added since the run was made held their defaults in it
+    recorded["options"] = {**FinetuneOptions().to_dict(), **recorded.get("options", {})}
+    return recorded
 
 
 def _first_rank() -> bool:
@@ -99,15 +136,13 @@ def _first_rank() -> bool:
     return os.environ.get("RANK", "0") == "0"
 
 
-def _finetune(base, spec: FinetuneTask, train, eval, out: Path, opts: FinetuneOptions, head: dict,  # noqa: A002
-              settings: dict, progress: bool) -> FinetuneResult:
+def _finetune(base, spec: FinetuneTask, train, eval, out: Path, opts: FinetuneOptions,  # noqa: A002
+              settings: dict, progress: bool, keep_checkpoints: bool) -> FinetuneResult:
     import transformers
 
+    head = settings["head"]
     if (out / "options.json").exists():
-        recorded = json.loads((out / "options.json").read_text())
-        # options added since the run was made held their defaults in it
-        recorded["options"] = {**FinetuneOptions().to_dict(), **recorded.get("options", {})}
-        runfolder.refuse_other(out, "a fine-tuning run", recorded, settings, "pass another out_dir")
+        runfolder.refuse_other(out, "a fine-tuning run", _recorded(out), settings, "pass another out_dir")
         if (out / "metrics.json").exists():
             done = json.loads((out / "metrics.json").read_text())
             # a diverged run finished by an earlier version is not a result
@@ -141,6 +176,8 @@ def _finetune(base, spec: FinetuneTask, train, eval, out: Path, opts: FinetuneOp
             files.write_json(out / "metrics.json", {"final": final, "history": history, "seed": opts.seed,
                                                   "resumed_from": checkpoint and Path(checkpoint).name,
                                                   "versions": _versions()})
+            if not keep_checkpoints:  # model/ and metrics.json hold the result; a finished run never resumes
+                shutil.rmtree(out / "checkpoints", ignore_errors=True)
     except OSError as err:
         full = disk_full_error(err, out, model, kept=SAVE_TOTAL_LIMIT)
         if full is None:
@@ -170,8 +207,11 @@ def _trainer(model: TaskModel, spec: FinetuneTask, opts: FinetuneOptions, checkp
         model=model, args=_arguments(opts, spec, checkpoints, len(train_set or ()), progress),
         train_dataset=train_set, eval_dataset=eval_set, data_collator=spec.collator(tokenizer),
         compute_metrics=spec.metrics(eval_set, opts), optimizers=(_optimizer(model, opts), None))
-    if not progress:
-        trainer.remove_callback(transformers.PrinterCallback)
+    # the Trainer prints its logs as raw dicts (on stdout, or under the bar): they go to logging
+    trainer.remove_callback(transformers.PrinterCallback)
+    if progress:
+        trainer.remove_callback(transformers.ProgressCallback)
+        trainer.add_callback(logged_progress())
     return trainer
 
 

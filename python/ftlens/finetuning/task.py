@@ -15,10 +15,12 @@ class FinetuneTask:
     """``name`` as users pass it; ``metric``: the headline metric (``eval_<metric>``);
     ``label_names``: the batch keys holding gold labels; ``own_options``: the options only
     this task reads (others must keep their defaults); ``data``: what the data must be;
-    ``pairs``: whether inputs are two segments (what max_length must leave room for)."""
+    ``pairs``: whether inputs are two segments (what max_length must leave room for);
+    ``percent``: the metric is in percent (else a fraction of 1)."""
 
     name = ""
     metric = ""
+    percent = False
     pairs = False
     label_names: tuple[str, ...] = ("labels",)
     own_options: tuple[str, ...] = ()
@@ -44,6 +46,12 @@ class FinetuneTask:
     def read(self, path):
         """The task's data from a file (for the command line)."""
         raise NotImplementedError
+
+    def baseline(self, evaluation, opts: FinetuneOptions) -> dict | None:
+        """What a model that learned nothing scores on ``evaluation``, in the metric's unit:
+        {"value", "rule" (how it guesses), "n" (the units the metric counts)}; None where
+        the task has no such baseline."""
+        return None
 
     def check_options(self, opts: FinetuneOptions) -> None:
         defaults = FinetuneOptions()
