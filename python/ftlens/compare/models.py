@@ -20,6 +20,7 @@ from ..activations.overlap import consume_overlapped, cores_to_spare
 from ..activations.stream import ActivationStream, core_device
 from ..similarity import registry
 from ..similarity.grouped import GroupedMoments
+from . import display
 from .options import CompareOptions
 
 
@@ -59,6 +60,21 @@ class LayerComparison(JsonResult):
         low, high = self.intervals[name]
         return low, high
 
+    def table(self) -> str:
+        """The values as a text table: layer by measure with intervals (pairs="diagonal"),
+        or a layer x layer block per measure (pairs="all")."""
+        return display.table(self)
+
+    def plot(self, path=None, csv_path=None):
+        """Each measure by layer on one shared 0-1 axis with its interval band (a 0-1
+        heatmap per measure for pairs="all"); returns the matplotlib Figure, writes the PNG
+        to ``path`` and the numbers behind it to ``csv_path`` when given."""
+        return display.plot(self, path, csv_path)
+
+    def csv(self) -> str:
+        """The values as CSV: measure, base_layer, finetuned_layer, value, low, high."""
+        return display.csv_text(self)
+
     def __getattr__(self, name: str):
         if name in registry.MEASURES:
             return self.__dict__.get("values", {}).get(name)
@@ -78,6 +94,7 @@ class LayerComparison(JsonResult):
                 out[name] = None
                 continue
             out[name] = listed(values[name])
+        out["measures"] = list(values)  # the order they were asked for
         return out
 
     @classmethod
@@ -88,7 +105,8 @@ class LayerComparison(JsonResult):
         if data.get("isotropy") is not None:
             data["isotropy"] = {side: {k: unlisted(v) for k, v in values.items()}
                                 for side, values in data["isotropy"].items()}
-        for name in registry.MEASURES:
+        order = data.pop("measures", None) or list(registry.MEASURES)
+        for name in [*order, *registry.MEASURES]:
             stored = data.pop(name, None)
             if stored is not None:
                 values[name] = unlisted(stored)  # None -> NaN
