@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import logging
 
 from ._util.options import add_arguments, from_arguments
 
@@ -17,14 +19,41 @@ def main(argv: list[str] | None = None) -> int:
     from .finetuning import FinetuneDiverged
 
     try:
-        return _main(argv)
+        with _logs_to_stderr():
+            return _main(argv)
     except (FinetuneDiverged, DiskFull, FolderBusy) as err:
         print(f"ftlens: error: {err}", file=sys.stderr)
         return 1
 
 
+@contextlib.contextmanager
+def _logs_to_stderr():
+    """ftlens's log lines (the Trainer's losses and scores) on stderr, under the bars."""
+    from tqdm.auto import tqdm
+
+    class ToTqdm(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            tqdm.write(self.format(record), file=sys.stderr)
+
+    import sys
+
+    logger = logging.getLogger("ftlens")
+    handler = ToTqdm()
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command's parser: its option flags come from the options dataclasses."""
+    from .activations.options import CaptureOptions
+    from .compare.options import CompareOptions
     from .finetuning import KINDS, SIDES
     from .probes import ProbeOptions
     from .probes.tasks import DEFAULT_TASKS
@@ -38,12 +67,30 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", default="demo_out", help="output folder (default: demo_out)")
     demo.add_argument("--scale", type=float, default=1.0,
                       help="multiplies every data size (default: 1.0, a few minutes on 2 CPU cores)")
-    demo.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    _runtime_arguments(demo)
     study = sub.add_parser("run", help="run (or resume) a study: ftlens run study.yaml")
     study.add_argument("study", help="the study's YAML file")
     study.add_argument("--out", help="run folder (default: the file's out, else <name>_out)")
     study.add_argument("--no-report", action="store_true", help="write results.json only")
-    study.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    _runtime_arguments(study)
+    compare = sub.add_parser("compare", help="compare a base and a fine-tuned model layer by layer on data")
+    compare.add_argument("base", help='base model: "minilm", a Hugging Face hub name or a folder')
+    compare.add_argument("finetuned", help="fine-tuned model: a hub name or a folder (a run's model/)")
+    _data_file_arguments(compare)
+    compare.add_argument("--out", required=True,
+                         help="folder for comparison.json, similarity.png and similarity.csv")
+    add_arguments(compare, CompareOptions, "comparison options (ftlens.CompareOptions)")
+    add_arguments(compare, CaptureOptions, "capture options (ftlens.CaptureOptions)")
+    _runtime_arguments(compare)
+    store = sub.add_parser("store", help="write every layer's activations of a model over data to a store "
+                                         "(what ftlens probe reads)")
+    store.add_argument("model", help='"minilm", a Hugging Face hub name or a folder')
+    _data_file_arguments(store)
+    store.add_argument("--out", required=True, help="the store folder (an interrupted write resumes)")
+    store.add_argument("--dtype", choices=("float16", "float32"), default="float16",
+                       help="of the stored activations (default: float16, half the disk)")
+    add_arguments(store, CaptureOptions, "capture options (ftlens.CaptureOptions)")
+    _runtime_arguments(store)
     report = sub.add_parser("report", help="rebuild a study's report.html and plots from its results.json")
     report.add_argument("run_dir", help="the study's run folder")
     probe = sub.add_parser("probe", help="probe every layer of a train store, scored on an eval store")
@@ -55,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_arguments(probe, ProbeOptions, "probe options (ftlens.ProbeOptions)")
     probe.add_argument("--out", help="write the result as JSON here")
     probe.add_argument("--plot", help="write the accuracy-by-layer plot (PNG) here")
-    probe.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    _runtime_arguments(probe)
     tune = sub.add_parser("finetune", help="fine-tune a model on a task (parsing, pair, sentence, qa)")
     _data_arguments(tune)
     tune.add_argument("--out", required=True,
@@ -75,9 +122,31 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _main(argv: list[str] | None) -> int:
+    from ._util.threads import free_core_threads
+
     parser = build_parser()
     args = parser.parse_args(argv)
+    if getattr(args, "threads", None) is not None and args.threads < 1:
+        parser.error(f"--threads must be at least 1, got {args.threads}")
+    if args.command in ("report", "info"):
+        return _command(parser, args)
+    try:
+        threads = free_core_threads(_stderr if not args.no_progress else None, args.threads)
+    except ValueError as err:
+        parser.error(str(err))
+    from .activations.models import quiet_loading
 
+    with threads, quiet_loading() if args.no_progress else contextlib.nullcontext():
+        return _command(parser, args)
+
+
+def _stderr(line: str) -> None:
+    import sys
+
+    print(line, file=sys.stderr)
+
+
+def _command(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     if args.command == "demo":
         from .demo import run_demo
 
@@ -122,6 +191,10 @@ def _main(argv: list[str] | None) -> int:
         if args.plot:
             result.plot(args.plot)
             print(f"plot written to {args.plot}")
+    elif args.command == "compare":
+        _compare(parser, args)
+    elif args.command == "store":
+        _store(parser, args)
     elif args.command in ("finetune", "ablate"):
         _tune(parser, args)
     elif args.command == "info":
@@ -129,6 +202,86 @@ def _main(argv: list[str] | None) -> int:
 
         print(json.dumps(build_info(), indent=2))
     return 0
+
+
+def _runtime_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--threads", type=int,
+                        help="torch threads (default: the free cores, the usable ones less those busy "
+                             "with other work; FTLENS_THREADS=N sets it too)")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bars and log lines")
+
+
+def _data_file_arguments(parser: argparse.ArgumentParser) -> None:
+    from .study.config import FORMATS, SUFFIX_FORMATS
+
+    suffixes = ", ".join(f"{suffix} {fmt}" for suffix, fmt in SUFFIX_FORMATS.items())
+    parser.add_argument("data", help=f"a data file; its format from the suffix ({suffixes})")
+    parser.add_argument("--format", choices=FORMATS, help="the data's format, where the suffix does not say")
+    parser.add_argument("--limit", type=int, help="only the first N examples of the data")
+
+
+def _read_data(parser: argparse.ArgumentParser, args: argparse.Namespace):
+    from pathlib import Path
+
+    from .study.config import SUFFIX_FORMATS, DataSpec
+    from .study.inputs import load
+
+    if args.limit is not None and args.limit < 1:
+        parser.error(f"--limit must be at least 1, got {args.limit}")
+    fmt = args.format or SUFFIX_FORMATS.get(Path(args.data).suffix)
+    if fmt is None:
+        parser.error(f"cannot tell the format of {args.data!r} from its suffix: pass --format")
+    if not Path(args.data).is_file():
+        parser.error(f"data file {args.data!r} does not exist")
+    try:
+        return load(DataSpec(path=args.data, format=fmt, limit=args.limit))
+    except ValueError as err:
+        parser.error(f"{args.data}: {err}")
+
+
+def _compare(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from ._util.files import check_writable
+    from .activations.options import CaptureOptions
+    from .compare import compare_models
+    from .compare.options import CompareOptions
+
+    data = _read_data(parser, args)
+    try:
+        out = check_writable(args.out)
+        result = compare_models(args.base, args.finetuned, data,
+                                options=with_overrides_from(CompareOptions, args),
+                                capture=with_overrides_from(CaptureOptions, args),
+                                progress=not args.no_progress)
+    except (ValueError, TypeError, FileNotFoundError, OSError) as err:
+        parser.error(str(err))
+    result.save(out / "comparison.json")
+    result.plot(out / "similarity.png", out / "similarity.csv")
+    print(result.table())
+    print(f"written to {Path(out)}: comparison.json, similarity.png, similarity.csv")
+
+
+def with_overrides_from(cls, args: argparse.Namespace):
+    """An options dataclass from its flags given on the command line."""
+    from ._util.options import with_overrides
+
+    return with_overrides(cls, None, **from_arguments(cls, args))
+
+
+def _store(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    from .activations import store
+    from .activations.options import CaptureOptions
+
+    data = _read_data(parser, args)
+    try:
+        written = store.write(args.model, data, args.out, args.dtype,
+                              capture=with_overrides_from(CaptureOptions, args),
+                              progress=not args.no_progress)
+    except (ValueError, TypeError, FileNotFoundError, OSError) as err:
+        parser.error(str(err))
+    m = written.manifest
+    print(f"store written to {args.out}: {m['n_rows']} rows x {m['n_layers']} layers x {m['dim']}")
 
 
 def _data_arguments(parser: argparse.ArgumentParser) -> None:
@@ -139,13 +292,16 @@ def _data_arguments(parser: argparse.ArgumentParser) -> None:
                         help="parsing: CoNLL-U; pair / sentence: GLUE TSV or JSONL; qa: SQuAD v1.1 JSON")
     parser.add_argument("train", help="training data file")
     parser.add_argument("eval", help="evaluation data file")
+    parser.add_argument("--limit", type=int, help="only the first N examples of each data file")
+    parser.add_argument("--keep-checkpoints", action="store_true",
+                        help="keep the Trainer's checkpoints once a run has finished (default: deleted then)")
 
 
 def _option_arguments(parser: argparse.ArgumentParser) -> None:
     from .finetuning import FinetuneOptions
 
     add_arguments(parser, FinetuneOptions, "fine-tuning options (ftlens.FinetuneOptions)")
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    _runtime_arguments(parser)
 
 
 def _tune(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
@@ -154,15 +310,18 @@ def _tune(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
 
     options = from_arguments(FinetuneOptions, args)
     task = get_task(args.task)
+    if args.limit is not None and args.limit < 1:
+        parser.error(f"--limit must be at least 1, got {args.limit}")
     try:
         train, evaluation = task.read(args.train), task.read(args.eval)
+        if args.limit is not None:
+            train, evaluation = train[:args.limit], evaluation[:args.limit]
+        kept = {"progress": not args.no_progress, "keep_checkpoints": args.keep_checkpoints}
         if args.command == "finetune":
-            result = finetune(args.base, args.task, train, evaluation, args.out,
-                              progress=not args.no_progress, **options)
+            result = finetune(args.base, args.task, train, evaluation, args.out, **kept, **options)
         else:
             result = ablate(args.kind, args.base, args.task, train, evaluation, args.out, args.ks,
-                            side=args.side, finetuned=args.finetuned, progress=not args.no_progress,
-                            **options)
+                            side=args.side, finetuned=args.finetuned, **kept, **options)
     except (ValueError, TypeError, FileNotFoundError) as err:
         parser.error(str(err))
     if args.command == "finetune":
