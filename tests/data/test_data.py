@@ -296,3 +296,23 @@ def test_read_text_refuses_non_positive_limits(tmp_path, bad):
     path.write_text("a b\n")
     with pytest.raises(ValueError, match=f"max_sentences must be a positive integer or None, got {bad}"):
         read_text(path, max_sentences=bad)
+
+
+def test_the_ambiguous_corpus_tags_some_words_by_their_context():
+    from collections import Counter, defaultdict
+
+    from ftlens.data import generate_sentences
+
+    plain = generate_sentences(50, seed=4)
+    assert [s.text for s in plain] == [s.text for s in generate_sentences(50, seed=4, ambiguous=False)]
+    sentences = generate_sentences(400, seed=4, ambiguous=True)
+    tags = defaultdict(Counter)
+    for s in sentences:
+        for word, upos in zip(s.words, s.upos, strict=True):
+            tags[word.lower()][upos] += 1
+    both = {w for w, c in tags.items() if {"NOUN", "VERB"} <= set(c)}
+    assert {"watch", "call", "visit", "saw"} <= both
+    # a tagger that sees only the word cannot be right more often than this
+    best = sum(max(c.values()) for c in tags.values()) / sum(sum(c.values()) for c in tags.values())
+    assert best < 0.975
+    assert all(s.heads.count(0) == 1 for s in sentences)

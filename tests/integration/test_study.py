@@ -3,6 +3,7 @@ against direct calls, reruns that reuse every stage, resumption after lost or ki
 stages, and the report rebuilt and rendered in headless Chromium."""
 
 import contextlib
+import html
 import io
 import json
 import os
@@ -11,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import ftlens
@@ -20,8 +22,12 @@ import yaml
 from ftlens.activations.models import packaged_minilm_path
 from ftlens.cli import main
 from ftlens.compare.models import LayerComparison
-from ftlens.study import load_config, run_study
+from ftlens.demo import ewt_files
+from ftlens.similarity.intervals import wilson
+from ftlens.study import StudyResult, load_config, run_study
 from ftlens.study.inputs import load
+from ftlens.study.report.findings import did_not_learn, findings, flags
+from ftlens.study.runner import stage_names
 
 SCALE = "0.05"
 
@@ -58,11 +64,46 @@ def test_demo_prints_a_summary_and_writes_every_part(demo_run):
         assert all(v is not None for v in cls["mean_cosine"][1:])
         assert np.array(results["detail"][task]["tokens"]["cka"]).shape == (7, 7)
     assert set(results["probes"]) == {"base", "parsing", "pair"}
+    probe_set = "ewt" if ewt_files() else "sentences"  # UD EWT where the data folder holds it
+    assert set(results["probes"]["base"]) == {probe_set}
     assert [row["k"] for row in results["ablations"][0]["rows"]] == [0, 3, 6]
-    for name in ("similarity_rsa.png", "similarity_cka.png", "heatmap_pair.png", "probes_sentences.png",
+    for name in ("similarity_rsa.png", "similarity_cka.png", "heatmap_pair.png", f"probes_{probe_set}.png",
                  "ablation_freeze_pair.png", "isotropy_cls.png", "isotropy_tokens.png"):
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+        assert (out / name).with_suffix(".csv").read_text().startswith("panel,series,x,value,low,high")
     assert yaml.safe_load((out / "study.yaml").read_text())["name"] == "demo"
+
+
+def test_demo_ablation_takes_k_zero_from_the_fine_tune_stage(demo_run):
+    out, _ = demo_run
+    results = _results(out)
+    rows = results["ablations"][0]["rows"]
+    assert rows[0]["model_dir"] == results["tasks"]["pair"]["model_dir"]  # the same model, not trained again
+    (sweep,) = (out / "ablations").iterdir()
+    assert sorted(p.name for p in sweep.iterdir() if p.is_dir()) == ["freeze-3", "freeze-6"]
+    assert rows[0]["metrics"] == results["tasks"]["pair"]["metrics"]
+    assert not list(out.rglob("checkpoints/checkpoint-*"))  # finished runs keep no Trainer checkpoints
+
+
+def test_demo_stages_are_the_planned_ones_in_order(demo_run):
+    out, printed = demo_run
+    results = _results(out)
+    planned = stage_names(load_config(out / "study.yaml"))
+    assert [s["stage"] for s in results["stages"]] == planned
+    for i, name in enumerate(planned, 1):
+        assert f"stage {i}/{len(planned)} {name}: ran in" in printed
+
+
+def test_demo_report_states_its_findings_first(demo_run):
+    out, _ = demo_run
+    results = StudyResult.load(out)
+    page = (out / "report.html").read_text()
+    found = findings(results)
+    assert {f.topic for f in found} == {"similarity", "domain", "probes", "ablation", "isotropy"}
+    first_figure = page.index("<figure")
+    for f in [*found, *flags(results)]:
+        assert html.escape(f.text) in page
+        assert page.index(html.escape(f.text)) < first_figure
 
 
 def test_study_values_equal_direct_calls(demo_run):
@@ -76,7 +117,12 @@ def test_study_values_equal_direct_calls(demo_run):
     for name in ("rsa", "cka"):
         np.testing.assert_allclose(stored.values[name], direct.values[name], rtol=0, atol=1e-12)
         np.testing.assert_allclose(stored.intervals[name], direct.intervals[name], rtol=0, atol=1e-12)
-    assert results["tasks"]["pair"]["metrics"]["eval_accuracy"] > 0.34  # above chance after 2 epochs
+    # a tiny demo may not learn: then, and only then, the report says so first
+    pair = StudyResult.load(out).tasks["pair"]
+    low, _ = wilson(pair.value, pair.baseline["n"])
+    labels = [p.label for p in load(config.task("pair").eval)]
+    assert pair.baseline["value"] == max(Counter(labels).values()) / len(labels)
+    assert ("pair" in did_not_learn(StudyResult.load(out))) == (low <= pair.baseline["value"])
 
 
 def test_rerun_reuses_every_stage(demo_run):
@@ -86,7 +132,7 @@ def test_rerun_reuses_every_stage(demo_run):
     again = run_study(out / "study.yaml", progress=False, log=lines.append).to_dict()
     assert {s["status"] for s in again["stages"]} == {"reused"}
     assert len(again["stages"]) == len(before["stages"])
-    assert sum(line.startswith("reused") for line in lines) == len(before["stages"])
+    assert sum(": reused (" in line for line in lines) == len(before["stages"])
     for key in ("tasks", "compare", "detail", "probes", "ablations"):
         assert again[key] == before[key]
 
@@ -139,24 +185,55 @@ window.addEventListener("load", () => {
 </script>"""
 
 
-def test_report_renders_in_headless_chromium(demo_run, tmp_path):
-    out, _ = demo_run
-    browser = _chromium()
+BROWSER_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=10000"]
+
+
+def _rendered(browser: str, out: Path, tmp_path: Path) -> tuple[dict, str]:
+    """The report opened in headless Chromium: (the page's check: images, broken ones,
+    errors; the DOM as rendered). A screenshot is kept next to the report, to look at."""
     page = (out / "report.html").read_text()
     assert "<script" not in page  # the report itself runs no script
     checked = tmp_path / "checked.html"
     checked.write_text(page.replace("<head>", "<head>" + CHECK, 1))
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=10000"]
-    dom = subprocess.run([browser, *flags, "--dump-dom", checked.as_uri()], capture_output=True, text=True,
-                         timeout=120)
+    dom = subprocess.run([browser, *BROWSER_FLAGS, "--dump-dom", checked.as_uri()], capture_output=True,
+                         text=True, timeout=120)
     found = dom.stdout.split('<pre id="ftlens-check">', 1)
     assert len(found) == 2, dom.stderr[-2000:]
-    check = json.loads(found[1].split("</pre>", 1)[0].replace("&quot;", '"'))
-    assert check == {"images": len(list(out.glob("*.png"))), "broken": [], "errors": []}
-    shot = out / "report_screenshot.png"  # kept next to the report, to look at
-    subprocess.run([browser, *flags, f"--screenshot={shot}", "--window-size=1200,3000",
+    shot = out / "report_screenshot.png"
+    subprocess.run([browser, *BROWSER_FLAGS, f"--screenshot={shot}", "--window-size=1200,3000",
                     (out / "report.html").as_uri()], capture_output=True, timeout=120, check=True)
     assert shot.stat().st_size > 10_000
+    return json.loads(found[1].split("</pre>", 1)[0].replace("&quot;", '"')), dom.stdout
+
+
+def test_report_renders_in_headless_chromium(demo_run, tmp_path):
+    out, _ = demo_run
+    check, dom = _rendered(_chromium(), out, tmp_path)
+    assert check == {"images": len(list(out.glob("*.png"))) - 1, "broken": [], "errors": []}
+    assert dom.index("id=\"findings\"") < dom.index("<figure")
+
+
+def test_a_study_whose_model_stayed_at_chance_says_so_first(tmp_path):
+    """A pair classifier trained for one step at a tiny learning rate learns nothing: the
+    report's first block is the sanity flag saying so, and its panel says so too."""
+    study = {"name": "chance", "base": "minilm",
+             "tasks": {"pair": {"task": "pair", "train": {"generated": "pairs", "n": 48, "seed": 1},
+                                "eval": {"generated": "pairs", "n": 90, "seed": 2},
+                                "options": {"max_steps": 1, "learning_rate": 1e-7, "batch_size": 8}}},
+             "evaluation": {"pairs": {"data": {"generated": "pairs", "n": 40, "seed": 3},
+                                      "in_domain": ["pair"]}},
+             "compare": {"measures": ["rsa", "cka"], "ci": 0.95, "ci_groups": 5, "heatmaps": False},
+             "isotropy": False}
+    (tmp_path / "chance.yaml").write_text(yaml.safe_dump(study))
+    out = tmp_path / "run"
+    results = run_study(tmp_path / "chance.yaml", out, progress=False, log=lambda line: None)
+    (flag,) = [f for f in flags(results) if f.kind == "chance"]
+    assert flag.facts["task"] == "pair"
+    check, dom = _rendered(_chromium(), out, tmp_path)
+    assert check["broken"] == [] and check["errors"] == []
+    body = html.unescape(dom.split("<body>", 1)[1])
+    assert body.index("Sanity flags") < body.index("id=\"findings\"") < body.index("<figure")
+    assert body.index(flag.text) < body.index("id=\"findings\"")
 
 
 def test_edited_settings_train_into_a_new_folder_and_keep_the_old_models(demo_run, tmp_path):

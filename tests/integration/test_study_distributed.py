@@ -50,7 +50,7 @@ def test_two_ranks_equal_one_process(ddp_run):
     path, run, printed = ddp_run
     results = json.loads((run / "results.json").read_text())
     assert results["ranks"] == 2
-    assert printed.count("ran     compare/pair/pairs") == 1  # rank 0 alone logs
+    assert printed.count("compare/pair/pairs: ran in") == 1  # rank 0 alone logs
     config = load_config(path)
     model = results["tasks"]["pair"]["model_dir"]
     threads = torch.get_num_threads()

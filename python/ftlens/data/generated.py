@@ -55,15 +55,24 @@ class Clause:
     adverb: str | None
 
 
+# nouns that are also verbs of the grammar ("did not watch" / "the old watch"): their tags
+# depend on the context, not on the word
+AMBIGUOUS_NOUNS = ["watch", "call", "visit", "paint", "help", "saw", "find"]
+AMBIGUOUS_SHARE = 0.5  # of the ambiguous corpus's common nouns
+NEGATED_SHARE = 0.5  # of the ambiguous corpus's sentences: "did not <verb>"
+
+
 class Grammar:
-    def __init__(self, seed: int) -> None:
+    def __init__(self, seed: int, ambiguous: bool = False) -> None:
         self.rng = random.Random(seed)
+        self.ambiguous = ambiguous
 
     def noun_phrase(self, deprel: str, depth: int = 0) -> Node:
         r = self.rng
         if r.random() < 0.15:
             return Node(r.choice(PROPER), "PROPN", "NNP", deprel)
-        noun = Node(r.choice(NOUNS), "NOUN", "NN", deprel)
+        nouns = AMBIGUOUS_NOUNS if self.ambiguous and r.random() < AMBIGUOUS_SHARE else NOUNS
+        noun = Node(r.choice(nouns), "NOUN", "NN", deprel)
         noun.left.append(Node(r.choice(DETERMINERS), "DET", "DT", "det"))
         for adj in r.sample(ADJECTIVES, k=r.choice([0, 0, 1, 1, 2])):
             noun.left.append(Node(adj, "ADJ", "JJ", "amod"))
@@ -133,10 +142,18 @@ def _text(clause: Clause, negated: bool = False) -> str:
     return " ".join(s.words[:-1]) + s.words[-1]
 
 
-def generate_sentences(n: int, seed: int = 0) -> list[Sentence]:
-    """n sentences with gold UPOS/XPOS tags and dependency trees."""
-    grammar = Grammar(seed)
-    return [_sentence(_root(grammar.clause()), f"generated-{seed}-{i}") for i in range(n)]
+def generate_sentences(n: int, seed: int = 0, ambiguous: bool = False) -> list[Sentence]:
+    """n sentences with gold UPOS/XPOS tags and dependency trees. ``ambiguous``: some nouns
+    are also verbs of the grammar ("the old watch"), and half of the sentences are negated
+    ("did not watch"), so a word's tag depends on its context (a probe of the embeddings
+    cannot be perfect)."""
+    grammar = Grammar(seed, ambiguous)
+    out = []
+    for i in range(n):
+        clause = grammar.clause()
+        negated = ambiguous and grammar.rng.random() < NEGATED_SHARE
+        out.append(_sentence(_root(clause, negated), f"generated-{seed}-{i}"))
+    return out
 
 
 def _strip(node: Node) -> Node:

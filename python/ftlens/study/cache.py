@@ -29,6 +29,7 @@ class RunFolder:
         self.path = files.check_writable(path)
         self.log = log if ranks.is_main() else (lambda line: None)
         self.ran: list[dict] = []
+        self.planned: list[str] = []  # every stage's name, in order (plan())
         runfolder.claim(self.path, IDENTITY, "another study", {"study": name, "base": base},
                         "pass another output folder")
 
@@ -38,6 +39,42 @@ class RunFolder:
             return contextlib.nullcontext()
         return runfolder.one_worker(self.path, "running a study", "pass another output folder")
 
+    def plan(self, names: list[str]) -> None:
+        """The names of the stages to come, in order: each stage's line then reads
+        ``stage 3/20 <name>`` with an estimate of the time left."""
+        self.planned = list(names)
+
+    def _record_path(self, name: str) -> Path:
+        return self.path / "stages" / f"{name.replace('/', '__')}.json"
+
+    def _position(self, name: str) -> str:
+        if name not in self.planned:
+            return name
+        return f"stage {self.planned.index(name) + 1}/{len(self.planned)} {name}"
+
+    def time_left(self, name: str) -> float | None:
+        """Seconds the stages from ``name`` on will take, from the seconds each took when
+        it last ran here, else the mean of the stages of its kind (``finetune``,
+        ``compare``, ...) timed so far; None while some kind has never been timed."""
+        if name not in self.planned:
+            return None
+        timed: dict[str, float] = {}
+        for planned in self.planned:
+            record = self._record(self._record_path(planned))
+            if record is not None:
+                timed[planned] = record["seconds"]
+        timed.update({r["stage"]: r["seconds"] for r in self.ran if r["status"] == "ran"})
+        by_kind: dict[str, list[float]] = {}
+        for stage, seconds in timed.items():
+            by_kind.setdefault(stage.split("/")[0], []).append(seconds)
+        total = 0.0
+        for stage in self.planned[self.planned.index(name):]:
+            kind = by_kind.get(stage.split("/")[0])
+            if stage not in timed and not kind:
+                return None
+            total += timed[stage] if stage in timed else sum(kind) / len(kind)
+        return total
+
     def stage(self, name: str, inputs: dict, compute: Callable[[], dict], collective: bool = True) -> dict:
         """The result of stage ``name``: cached when its inputs are unchanged, else computed
         (``compute() -> JSON-able dict``) and stored.
@@ -46,12 +83,14 @@ class RunFolder:
         (fine-tuning, sharded comparisons) and rank 0's result is everyone's; any other
         stage is computed by rank 0 alone while the others wait. Rank 0 writes the record."""
         key = fingerprint.of_json({"stage": name, "inputs": inputs, "ftlens": __version__})
-        record_path = self.path / "stages" / f"{name.replace('/', '__')}.json"
+        record_path = self._record_path(name)
         record = self._record(record_path)
         if record is not None and record.get("key") == key:
-            self.log(f"reused  {name} (cached, {record['seconds']:.1f} s when it ran)")
+            self.log(f"{self._position(name)}: reused ({record['seconds']:.1f} s when it ran)")
             self.ran.append({"stage": name, "status": "reused", "seconds": record["seconds"]})
             return record["result"]
+        left = self.time_left(name)
+        self.log(f"{self._position(name)} ..." + ("" if left is None else f" (est. {_duration(left)} left)"))
         if collective or ranks.is_main():
             start = time.perf_counter()
             result = compute()
@@ -64,7 +103,7 @@ class RunFolder:
         ranks.barrier()
         if ranks.active():
             result, seconds = ranks.broadcast((result, seconds) if ranks.is_main() else None)
-        self.log(f"ran     {name} in {seconds:.1f} s")
+        self.log(f"{self._position(name)}: ran in {seconds:.1f} s")
         self.ran.append({"stage": name, "status": "ran", "seconds": seconds})
         return result
 
@@ -82,3 +121,7 @@ class RunFolder:
         inputs get another folder, so an edited study never meets, or overwrites, the
         models of its earlier settings; the same inputs find their folder again to resume."""
         return self.path / kind / f"{name.replace('/', '-')}-{fingerprint.of_json(inputs)[:12]}"
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"

@@ -11,7 +11,7 @@ read relative to the YAML file's folder. The file's shape::
       nli: {task: pair, train: mnli.tsv, eval: dev.tsv, options: {epochs: 1}}
       parsing: {task: parsing, checkpoint: runs/parsing/model}
     evaluation:                     # sentences to compare base vs fine-tuned on
-      ewt: {data: ewt-dev.conllu, limit: 500, in_domain: [parsing]}
+      ewt: {data: {path: ewt-dev.conllu, limit: 500}, in_domain: [parsing]}
     compare: {measures: [rsa, cka], ci: 0.95}
     probes: {tasks: [upos, deprel], train: ewt-train.conllu, eval: {ewt: ewt-dev.conllu}}
     ablations: [{kind: freeze, task: nli, ks: [0, 2, 4]}]
@@ -19,8 +19,9 @@ read relative to the YAML file's folder. The file's shape::
 
 A data entry is a path, or a mapping: ``{path, format, limit}`` (format inferred from
 the suffix: .conllu, .tsv/.jsonl/.csv (pairs), .json (SQuAD), .txt; ``limit`` examples
-from the ``start``-th, e.g. to split one file) or ``{generated:
-sentences | pairs, n, seed}`` (the built-in corpus).
+from the ``start``-th, e.g. to split one file) or ``{generated: sentences | pairs |
+ambiguous-sentences, n, seed}`` (the built-in corpus; "ambiguous-sentences": nouns that
+are also verbs, so a word's tag depends on its context).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .._util.options import from_mapping, names
+from .._util.options import from_mapping, names, option
 from ..activations.align import ROWS
 from ..activations.options import CaptureOptions
 from ..compare.options import CompareOptions
@@ -53,7 +54,7 @@ SUFFIX_FORMATS = {
     ".json": "squad",
     ".txt": "text",
 }
-GENERATED = ("sentences", "pairs")
+GENERATED = ("sentences", "pairs", "ambiguous-sentences")
 
 
 class StudyConfigError(ValueError):
@@ -67,16 +68,17 @@ class StudyConfigError(ValueError):
 @dataclass(frozen=True)
 class DataSpec:
     """Where examples come from: a file (``path``, ``format``; ``limit`` examples from the
-    ``start``-th) or the built-in generated corpus (``generated`` = "sentences" | "pairs",
-    ``n``, ``seed``)."""
+    ``start``-th) or the built-in generated corpus (``generated`` = "sentences" | "pairs" |
+    "ambiguous-sentences", ``n``, ``seed``)."""
 
-    path: str | None = None
-    format: str | None = None
-    start: int | None = None
-    limit: int | None = None
-    generated: str | None = None
-    n: int = 300
-    seed: int = 0
+    path: str | None = option(None, help="a data file (variables expand; relative to the study file)")
+    format: str | None = option(None, choices=FORMATS,
+                                help="default: from the suffix (.conllu, .tsv/.jsonl/.csv, .json, .txt)")
+    start: int | None = option(None, help="the first example taken (0-based), e.g. to split one file")
+    limit: int | None = option(None, help="at most this many examples from start on")
+    generated: str | None = option(None, choices=GENERATED, help="the built-in corpus instead of a file")
+    n: int = option(300, help="generated examples")
+    seed: int = option(0, help="of the generated corpus")
 
     def describe(self) -> dict:
         return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
@@ -89,11 +91,11 @@ class TaskSpec:
     and eval data (optional) serve only its ablations."""
 
     name: str
-    task: str
-    train: DataSpec | None = None
-    eval: DataSpec | None = None
-    options: dict = field(default_factory=dict)
-    checkpoint: str | None = None
+    task: str = field(metadata={"choices": tuple(sorted(TASKS)), "help": "the task kind (required)"})
+    train: DataSpec | None = option(None, help="training data (required unless checkpoint)")
+    eval: DataSpec | None = option(None, help="evaluation data, scored after each epoch")
+    options: dict = field(default_factory=dict, metadata={"help": "fine-tuning options (below)"})
+    checkpoint: str | None = option(None, help="a fine-tuned model folder used as is, instead of training")
 
 
 @dataclass(frozen=True)
@@ -101,8 +103,8 @@ class EvalSet:
     """Sentences to compare on; in-domain for the tasks named, out-of-domain for the rest."""
 
     name: str
-    data: DataSpec
-    in_domain: tuple[str, ...] = ()
+    data: DataSpec = field(metadata={"help": "the inputs (required)"})
+    in_domain: tuple[str, ...] = option((), help="the tasks it is in-domain for (out-of-domain for the rest)")
 
 
 # compare_models' defaults, except where a study differs: the paper's RSA, with 95% intervals
@@ -117,7 +119,7 @@ class CompareSpec:
 
     options: CompareOptions = CompareOptions(**STUDY_COMPARE)
     capture: CaptureOptions = CaptureOptions()
-    heatmaps: bool = True
+    heatmaps: bool = option(True, help="a layer x layer CKA pass per task on its first in-domain set")
 
 
 @dataclass(frozen=True)
@@ -126,41 +128,42 @@ class ProbeSpec:
     and of each ``eval`` set (name -> data), ``in_domain`` naming the in-domain ones;
     ``rows`` and ``dtype`` of the stores; ``options`` (``ProbeOptions``) of ``ftlens.probe``."""
 
-    train: DataSpec
-    eval: dict[str, DataSpec]
-    tasks: tuple[str, ...] = PROBE_TASKS
-    in_domain: tuple[str, ...] = ()
-    rows: str = "words"
-    dtype: str = "float16"
-    options: ProbeOptions = ProbeOptions()
+    train: DataSpec = field(metadata={"help": "the probes' training data (required)"})
+    eval: dict[str, DataSpec] = field(metadata={"help": "name -> data: the sets scored on (required)"})
+    tasks: tuple[str, ...] = option(PROBE_TASKS, help="store labels (upos, xpos, deprel), edge:<label>, arc, "
+                                                      "distance, depth")
+    in_domain: tuple[str, ...] = option((), help="the eval sets that are in-domain")
+    rows: str = option("words", choices=ROWS, help="the rows of the stores")
+    dtype: str = option("float16", choices=("float16", "float32"), help="of the stores")
+    options: ProbeOptions = field(default=ProbeOptions(), metadata={"help": "ftlens.probe's options (below)"})
 
 
 @dataclass(frozen=True)
 class AblationSpec:
-    kind: str
-    task: str
-    ks: tuple[int, ...] | None = None
-    side: str = "above"
-    options: dict = field(default_factory=dict)  # fine-tuning options over the task's own
+    kind: str = field(metadata={"choices": ABLATIONS, "help": "the sweep (required)"})
+    task: str = field(metadata={"help": "the name of one of the study's tasks (required)"})
+    ks: tuple[int, ...] | None = option(None, help="layer counts (default: 0..L)")
+    side: str = option("above", choices=SIDES, help="revert: the layers above k, or up to k")
+    options: dict = field(default_factory=dict, metadata={"help": "fine-tuning options over the task's own"})
 
 
 @dataclass(frozen=True)
 class IsotropySpec:
-    rows: tuple[str, ...] = ("tokens", "cls")
-    top_k: int = 10
+    rows: tuple[str, ...] = option(("tokens", "cls"), choices=ROWS, help="one isotropy pass per rows kind")
+    top_k: int = option(10, help="the top dimensions of the variance share")
 
 
 @dataclass(frozen=True)
 class StudyConfig:
-    name: str
-    base: str
-    out: str
-    tasks: tuple[TaskSpec, ...]
-    evaluation: tuple[EvalSet, ...]
-    compare: CompareSpec = CompareSpec()
-    probes: ProbeSpec | None = None
-    ablations: tuple[AblationSpec, ...] = ()
-    isotropy: IsotropySpec | None = IsotropySpec()
+    name: str = field(metadata={"help": "the study's name; its run folder refuses another (required)"})
+    base: str = field(metadata={"help": 'the base model: "minilm", a hub name or a folder (required)'})
+    out: str = field(metadata={"help": "the run folder (default: <name>_out; ftlens run --out overrides)"})
+    tasks: tuple[TaskSpec, ...] = field(metadata={"help": "name -> task (required)"})
+    evaluation: tuple[EvalSet, ...] = field(metadata={"help": "name -> set of inputs (required)"})
+    compare: CompareSpec = field(default=CompareSpec(), metadata={"help": "how to compare (below)"})
+    probes: ProbeSpec | None = option(None, help="probes of every layer (below; none when left out)")
+    ablations: tuple[AblationSpec, ...] = option((), help="a list of sweeps (below)")
+    isotropy: IsotropySpec | None = field(default=IsotropySpec(), metadata={"help": "below; false: none"})
     source: str = "<study>"
     raw: dict = field(default_factory=dict, compare=False)  # the file as read, for results.json
 
@@ -242,7 +245,8 @@ class _Reader:
         spec = self.mapping(value, where, ("path", "format", "start", "limit", "generated", "n", "seed"))
         if ("path" in spec) == ("generated" in spec):
             self.fail(
-                where, "give either path (a file) or generated (sentences | pairs), not both or neither"
+                where,
+                f"give either path (a file) or generated ({' | '.join(GENERATED)}), not both or neither",
             )
         if "generated" in spec:
             return DataSpec(

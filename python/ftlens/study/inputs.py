@@ -22,8 +22,8 @@ READERS = {
 
 def load(spec: DataSpec):
     """The examples a data entry names (``limit`` of a file's, from the ``start``-th)."""
-    if spec.generated == "sentences":
-        return readers.generate_sentences(spec.n, seed=spec.seed)
+    if spec.generated in ("sentences", "ambiguous-sentences"):
+        return readers.generate_sentences(spec.n, seed=spec.seed, ambiguous=spec.generated != "sentences")
     if spec.generated == "pairs":
         return readers.generate_pairs(spec.n, seed=spec.seed)
     examples = READERS[spec.format](spec.path)

@@ -12,6 +12,7 @@ from pathlib import Path
 from .._util.jsonresult import JsonResult
 from ..compare.models import LayerComparison
 from ..finetuning.ablate import AblationResult
+from ..finetuning.run import get_task
 from ..probes.result import ProbeResult
 
 SCHEMA = 1  # results.json's layout; raise it when a field changes meaning or shape
@@ -33,6 +34,20 @@ class TaskOutcome:
     trained: bool
     metrics: dict = field(default_factory=dict)
     history: list = field(default_factory=list)
+    baseline: dict | None = None  # what a model that learned nothing scores (FinetuneTask.baseline)
+
+    @property
+    def percent(self) -> bool:
+        """Whether the metric is in percent (else a fraction of 1)."""
+        return get_task(self.task).percent
+
+    @property
+    def value(self) -> float | None:
+        """The headline metric on the eval set (None: a checkpoint, not evaluated)."""
+        return self.metrics.get(f"eval_{self.metric}")
+
+    def as_percent(self, value: float | None) -> float | None:
+        return None if value is None else value * (1 if self.percent else 100)
 
 
 @dataclass

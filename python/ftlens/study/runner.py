@@ -3,7 +3,6 @@ probes -> ablations -> results.json -> report, each stage cached in the run fold
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import os
 import platform
@@ -16,7 +15,7 @@ import torch
 from .._util import distributed as ranks
 from .._util.options import from_mapping, to_mapping
 from .._version import __version__
-from ..activations.models import resolve
+from ..activations.models import quiet_loading, resolve
 from ..compare.models import compare_models
 from ..finetuning import ablate, finetune
 from ..finetuning.divergence import check_metrics
@@ -46,7 +45,7 @@ def run_study(
     config = study if isinstance(study, StudyConfig) else load_config(study)
     started = ranks.init_from_env()  # under torchrun: evaluation sets sharded by rank
     try:
-        with _quiet_transformers():
+        with quiet_loading():
             return _run(
                 config, out, progress and ranks.is_main(), report, log if ranks.is_main() else _silent
             )
@@ -61,20 +60,6 @@ def _silent(line: str) -> None:
     pass
 
 
-@contextlib.contextmanager
-def _quiet_transformers():
-    """No Hugging Face bars for each model loaded or saved: the stages show their own."""
-    from transformers.utils import logging as hf_logging
-
-    enabled = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        if enabled:
-            hf_logging.enable_progress_bar()
-
-
 def _run(config: StudyConfig, out, progress: bool, report: bool, log: Callable[[str], None]) -> StudyResult:
     start = time.perf_counter()
     run = RunFolder(out or config.out, config.name, config.base, log=log)
@@ -85,6 +70,7 @@ def _run(config: StudyConfig, out, progress: bool, report: bool, log: Callable[[
 def _stages(config: StudyConfig, run: RunFolder, start: float, progress: bool, report: bool,
             log: Callable[[str], None]) -> StudyResult:
     log(f"study {config.name!r} -> {run.path}")
+    run.plan(stage_names(config))
     examples = Examples()
     check_inputs(config, examples)
     models = {BASE: {"path": config.base, "fingerprint": folder_fingerprint(config.base)}}
@@ -145,6 +131,19 @@ def versions() -> dict:
 
 
 def _finetune_stage(
+    run: RunFolder, config: StudyConfig, spec: TaskSpec, examples: Examples, base: dict, progress: bool
+) -> dict:
+    """The stage's record, with what a model that learned nothing scores on the task's eval
+    set (``baseline``, not cached: it reads the data alone)."""
+    task = get_task(spec.task)
+    result = _trained_or_checkpoint(run, config, spec, examples, base, progress)
+    baseline = None
+    if spec.eval is not None:
+        baseline = task.baseline(examples(spec.eval), from_mapping(FinetuneOptions, spec.options))
+    return {**result, "baseline": baseline}
+
+
+def _trained_or_checkpoint(
     run: RunFolder, config: StudyConfig, spec: TaskSpec, examples: Examples, base: dict, progress: bool
 ) -> dict:
     metric = get_task(spec.task).metric
@@ -255,13 +254,36 @@ def _detail_set(config: StudyConfig, task: TaskSpec):
     return next((e for e in config.evaluation if task.name in e.in_domain), config.evaluation[0])
 
 
+def _detail_rows(config: StudyConfig) -> list[str]:
+    """The rows kinds of the layer detail: the isotropy's, and the comparisons' for the heatmaps."""
+    rows = list(config.isotropy.rows) if config.isotropy else []
+    if config.compare.heatmaps and config.compare.capture.rows not in rows:
+        rows.insert(0, config.compare.capture.rows)
+    return rows
+
+
+def _ablation_name(config: StudyConfig, spec) -> str:
+    return f"ablate/{spec.kind}/{spec.task}" + (f"/{spec.side}" if spec.kind == "revert" else "")
+
+
+def stage_names(config: StudyConfig) -> list[str]:
+    """Every stage of the study, in the order it runs."""
+    names = [f"{'finetune' if t.checkpoint is None else 'checkpoint'}/{t.name}" for t in config.tasks]
+    names += [f"compare/{t.name}/{e.name}" for t in config.tasks for e in config.evaluation]
+    names += [f"detail/{t.name}/{_detail_set(config, t).name}/{kind}" for t in config.tasks
+              for kind in _detail_rows(config)]
+    if config.probes:
+        for model in [BASE, *(t.name for t in config.tasks)]:
+            names += [f"store/{model}/{s}" for s in ["train", *config.probes.eval]]
+            names += [f"probe/{model}/{s}" for s in config.probes.eval]
+    return names + [_ablation_name(config, a) for a in config.ablations]
+
+
 def _detail_stages(run, config: StudyConfig, examples: Examples, models: dict, progress: bool) -> dict:
     """Per task, on its detail set: layer x layer CKA (rows of compare.rows, for the
     heatmap) and isotropy of both models for each of isotropy.rows, one pass per rows kind."""
     capture = config.compare.capture
-    rows = list(config.isotropy.rows) if config.isotropy else []
-    if config.compare.heatmaps and capture.rows not in rows:
-        rows.insert(0, capture.rows)
+    rows = _detail_rows(config)
     top_k = config.isotropy.top_k if config.isotropy else 10
     out = {}
     for task in config.tasks:
@@ -351,7 +373,7 @@ def _probe_stages(run, config: StudyConfig, examples: Examples, models: dict, pr
 def _ablation_stage(run, config: StudyConfig, spec, examples: Examples, models: dict, progress: bool) -> dict:
     task = config.task(spec.task)
     options = {**task.options, **spec.options}
-    name = f"ablate/{spec.kind}/{task.name}" + (f"/{spec.side}" if spec.kind == "revert" else "")
+    name = _ablation_name(config, spec)
     inputs = {
         "kind": spec.kind,
         "task": task.task,
@@ -361,13 +383,13 @@ def _ablation_stage(run, config: StudyConfig, spec, examples: Examples, models: 
         "base": models[BASE]["fingerprint"],
         "train": examples.fingerprint(task.train),
         "eval": examples.fingerprint(task.eval),
-        "finetuned": models[task.name]["fingerprint"] if spec.kind == "revert" else None,
+        "finetuned": models[task.name]["fingerprint"],
     }
 
     def compute() -> dict:
-        finetuned = None
-        if spec.kind == "revert":  # the fine-tuned run's folder: the study's own, or the checkpoint's
-            finetuned = Path(models[task.name]["model_dir"]).parent
+        # the fine-tuned run's folder (the study's own, or the checkpoint's): what revert
+        # reverts, and the k = 0 of freeze and reinit when its options are the sweep's
+        finetuned = Path(models[task.name]["path"]).parent
         result = ablate(
             spec.kind,
             config.base,

@@ -1,5 +1,6 @@
-"""``build_report(run_dir)``: results.json -> PNG plots + one self-contained report.html
-(images inlined as base64, short captions, tables). ``ftlens report RUN_DIR`` calls it."""
+"""``build_report(run_dir)``: results.json -> PNG figures, each with the CSV of its numbers,
+and one self-contained report.html (images inlined as base64): sanity flags first, then
+the findings in sentences, then tables and figures. ``ftlens report RUN_DIR`` calls it."""
 
 from __future__ import annotations
 
@@ -10,10 +11,12 @@ from pathlib import Path
 import numpy as np
 
 from ..._util import files
-from ...similarity import registry
+from ...activations.models import model_label
+from ...compare.display import similarity_text
 from ..results import StudyResult
 from . import plots
-from .plots import PLOTS
+from .findings import Finding, Flag, findings, flags, measures
+from .plots import PLOTS, csv_name
 
 STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em; color: #222; }
@@ -24,27 +27,49 @@ th:first-child, td:first-child { text-align: left; }
 figure { margin: 1.2em 0; } figure img { max-width: 100%; border: 1px solid #eee; }
 figcaption { font-size: 0.9em; color: #444; max-width: 900px; }
 .meta { color: #555; font-size: 0.9em; }
+.flags { border: 2px solid #b22222; background: #fff4f4; padding: 0.5em 1em; margin: 1em 0; }
+.flags h2 { margin-top: 0.3em; color: #b22222; border: none; }
+.findings li { margin: 0.35em 0; }
+.side { display: flex; gap: 1.5em; align-items: flex-start; flex-wrap: wrap; }
+details { margin: 0.5em 0; } summary { cursor: pointer; color: #225; }
 """
+TITLES = {
+    plots.similarity_by_layer: "Base vs fine-tuned, layer by layer",
+    plots.heatmaps: None,
+    plots.probes: "Probes",
+    plots.ablations: "Ablations",
+    plots.isotropy_by_layer: "Isotropy",
+}
+TOPICS = {
+    "similarity": "Which layers changed",
+    "domain": "In-domain vs out-of-domain inputs",
+    "probes": "What the probes lost or gained",
+    "ablation": "Ablations",
+    "isotropy": "Isotropy",
+}
 
 
 def build_report(run_dir) -> Path:
-    """Draws every plot from ``run_dir/results.json`` and writes ``run_dir/report.html``;
-    returns the page's path."""
+    """Draws every figure (PNG + CSV) from ``run_dir/results.json`` and writes
+    ``run_dir/report.html``; returns the page's path."""
     run_dir = Path(run_dir)
     results = StudyResult.load(run_dir / "results.json")
-    figures = []
-    for plot in PLOTS:
-        figures += [(plot, name, caption) for name, caption in plot(results, run_dir)]
+    figures = {plot: plot(results, run_dir) for plot in PLOTS}
     page = _page(results, run_dir, figures)
     path = run_dir / "report.html"
     return files.atomic_write(path, lambda tmp: Path(tmp).write_text(page, encoding="utf-8"))
 
 
+def figure_id(name: str) -> str:
+    return "fig-" + Path(name).stem
+
+
 def _figure(run_dir: Path, name: str, caption: str) -> str:
     data = base64.b64encode((run_dir / name).read_bytes()).decode("ascii")
     return (
-        f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(name)}">'
-        f"<figcaption>{html.escape(caption)}</figcaption></figure>"
+        f'<figure id="{figure_id(name)}"><img src="data:image/png;base64,{data}" alt="{html.escape(name)}">'
+        f'<figcaption>{html.escape(caption)} <a href="{html.escape(csv_name(name))}">The numbers '
+        f"(CSV)</a>.</figcaption></figure>"
     )
 
 
@@ -54,42 +79,84 @@ def _table(header: list[str], rows: list[list]) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
+def _collapsed(summary: str, content: str) -> str:
+    return f"<details><summary>{html.escape(summary)}</summary>{content}</details>"
+
+
 def _number(value, digits: int = 3) -> str:
     return "-" if value is None or (isinstance(value, float) and np.isnan(value)) else f"{value:.{digits}f}"
 
 
+def _with_bounds(value, bounds, i: int) -> str:
+    """A similarity with its interval, in as many decimals as keep a value below 1 below 1."""
+    cell = similarity_text(value)
+    if bounds is not None:
+        cell += f" [{similarity_text(bounds[0][i])}, {similarity_text(bounds[1][i])}]"
+    return cell
+
+
+# -- tables -----------------------------------------------------------------------------------
 def finetuning_rows(results: StudyResult) -> list[list]:
+    """Per task: its metric and its no-learning baseline, both in percent."""
     rows = []
     for name, task in results.tasks.items():
-        value = task.metrics.get(f"eval_{task.metric}")
-        shown = _number(value, 4) if value is not None else "(checkpoint, not evaluated)"
-        rows.append([name, task.task, task.metric, shown, task.model_dir])
+        value = task.as_percent(task.value)
+        shown = _number(value, 2) if value is not None else "(checkpoint, not evaluated)"
+        base = task.baseline
+        baseline = f"{task.as_percent(base['value']):.2f} ({base['rule']})" if base else "-"
+        rows.append([name, task.task, task.metric, shown, baseline, model_label(task.model_dir)])
     return rows
 
 
-def similarity_rows(results: StudyResult) -> list[list]:
-    """Per task and evaluation set: each measure at the embeddings, the middle and the top
-    layer, with the interval when there is one."""
+def summary_layers(n_layers: int) -> list[int]:
+    return sorted({0, n_layers // 2, n_layers - 1})
+
+
+def similarity_rows(results: StudyResult) -> tuple[list[str], list[list]]:
+    """Per task, evaluation set and measure: the value at the embeddings, the middle layer and
+    the top layer (named in the header), with the interval when there is one."""
+    some = next(iter(next(iter(results.compare.values())).values()))
+    shown = summary_layers(len(some.layers))
+    header = ["task", "evaluation set", "domain", "measure", *(some.layers[i] for i in shown)]
     rows = []
-    for task, sets in results.compare.items():
-        for set_name, result in sets.items():
-            if result.pairs != "diagonal":
-                continue
-            domain = "in" if results.in_domain(task, set_name) else "out"
-            for measure in (m for m in registry.MEASURES if m in result.values):
-                values, bounds = result.values[measure], result.intervals.get(measure)
-                cells = []
-                for layer in (0, len(values) // 2, len(values) - 1):
-                    cell = _number(values[layer])
-                    if bounds is not None:
-                        cell += f" [{_number(bounds[0][layer])}, {_number(bounds[1][layer])}]"
-                    cells.append(cell)
-                rows.append([task, set_name, domain, measure, *cells])
-    return rows
+    for measure in measures(results):
+        for task, sets in results.compare.items():
+            for set_name, result in sets.items():
+                domain = "in" if results.in_domain(task, set_name) else "out"
+                bounds = result.intervals.get(measure)
+                rows.append(
+                    [
+                        task,
+                        set_name,
+                        domain,
+                        measure.upper(),
+                        *(_with_bounds(result.values[measure][i], bounds, i) for i in shown),
+                    ]
+                )
+    return header, rows
+
+
+def similarity_layer_tables(results: StudyResult) -> str:
+    """Every similarity curve, layer by layer, one collapsible table per measure."""
+    parts = []
+    for measure in measures(results):
+        curves = [
+            (task, set_name, result)
+            for task, sets in results.compare.items()
+            for set_name, result in sets.items()
+        ]
+        layers = curves[0][2].layers
+        header = ["layer", *(f"{task} on {set_name}" for task, set_name, _ in curves)]
+        rows = [
+            [layer, *(_with_bounds(r.values[measure][i], r.intervals.get(measure), i) for _, _, r in curves)]
+            for i, layer in enumerate(layers)
+        ]
+        parts.append(_collapsed(f"{measure.upper()} at every layer (table)", _table(header, rows)))
+    return "".join(parts)
 
 
 def probe_rows(results: StudyResult) -> list[list]:
-    """Per model, probe set and task: the best layer's accuracy and the top layer's."""
+    """Per model, probe set and task: the best layer's score and the top layer's, in %."""
     rows = []
     for model, sets in (results.probes or {}).items():
         for set_name, result in sets.items():
@@ -110,52 +177,145 @@ def probe_rows(results: StudyResult) -> list[list]:
     return rows
 
 
-def _page(results: StudyResult, run_dir: Path, figures: list[tuple]) -> str:
+def probe_layer_tables(results: StudyResult) -> str:
+    parts = []
+    for model, sets in (results.probes or {}).items():
+        for set_name, result in sets.items():
+            header = ["layer", *(f"{t} {result.main_metric(t)} (%)" for t in result.tasks)]
+            has_selectivity = "selectivity" in result.scores
+            if has_selectivity:
+                header += [f"{t} selectivity (points)" for t in result.tasks]
+            rows = []
+            for i, layer in enumerate(result.layers):
+                row = [
+                    layer,
+                    *(
+                        _number(100 * result.scores[result.main_metric(t)][i, j], 1)
+                        for j, t in enumerate(result.tasks)
+                    ),
+                ]
+                if has_selectivity:
+                    row += [
+                        _number(100 * result.scores["selectivity"][i, j], 1) for j in range(len(result.tasks))
+                    ]
+                rows.append(row)
+            parts.append(_collapsed(f"{model} on {set_name}, every layer (table)", _table(header, rows)))
+    return "".join(parts)
+
+
+def ablation_table(entry) -> str:
+    r = entry.result
+    rows = [[row["k"], f"{value:.2f}"] for row, value in zip(r.rows, r.percents(), strict=True)]
+    if r.baseline is not None:
+        rows.append(["no learning", f"{r.baseline_percent():.2f}"])
+    return _table(["k", f"{r.metric} (%)"], rows)
+
+
+def isotropy_layer_tables(results: StudyResult) -> str:
+    parts = []
+    for kind in results.isotropy_rows:
+        for task, detail in results.detail.items():
+            result = detail.by_rows.get(kind)
+            if result is None or result.isotropy is None:
+                continue
+            header = ["layer"] + [
+                f"{side} {label}" for _, label in plots.ISOTROPY_KEYS[:2] for side in ("base", task)
+            ]
+            rows = [
+                [layer]
+                + [
+                    _number(result.isotropy[side][key][i])
+                    for key, _ in plots.ISOTROPY_KEYS[:2]
+                    for side in ("base", "finetuned")
+                ]
+                for i, layer in enumerate(result.layers)
+            ]
+            parts.append(
+                _collapsed(f"{kind} rows, {task} on {detail.set}, every layer (table)", _table(header, rows))
+            )
+    return "".join(parts)
+
+
+# -- the page ---------------------------------------------------------------------------------
+def _flags(found: list[Flag]) -> str:
+    if not found:
+        return ""
+    items = "".join(f"<li>{html.escape(f.text)}</li>" for f in found)
+    return f"<div class='flags' id='sanity'><h2>Sanity flags: read these first</h2><ul>{items}</ul></div>"
+
+
+def _findings(found: list[Finding], drawn: set[str]) -> str:
+    parts = [
+        "<h2 id='findings'>Findings</h2>",
+        "<p class='meta'>Each sentence is written from the results below, with its 95% intervals; "
+        "the link opens its figure.</p>",
+    ]
+    for topic, title in TOPICS.items():
+        chosen = [f for f in found if f.topic == topic]
+        if not chosen:
+            continue
+        items = []
+        for f in chosen:
+            link = f" <a href='#{figure_id(f.figure)}'>(figure)</a>" if f.figure in drawn else ""
+            items.append(f"<li>{html.escape(f.text)}{link}</li>")
+        parts.append(f"<h3>{title}</h3><ul class='findings'>{''.join(items)}</ul>")
+    return "".join(parts)
+
+
+def _page(results: StudyResult, run_dir: Path, figures: dict) -> str:
     versions = ", ".join(f"{k} {v}" for k, v in results.versions.items())
     stages = results.stages
+    drawn = {name for written in figures.values() for name, _ in written}
     parts = [
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
         f"<title>ftlens study: {html.escape(results.study)}</title><style>{STYLE}</style></head><body>",
-        f"<h1>What fine-tuning did to {html.escape(results.base)}: "
+        f"<h1>What fine-tuning did to {html.escape(model_label(results.base))}: "
         f"study “{html.escape(results.study)}”</h1>",
-        f"<p class='meta'>{versions}. The stages took "
-        f"{sum(s.seconds for s in stages) / 60:.1f} min when they ran; the last run took "
-        f"{results.seconds / 60:.1f} min, reusing "
-        f"{sum(s.status == 'reused' for s in stages)} of {len(stages)} stages.</p>",
+        _flags(flags(results)),
+        _findings(findings(results), drawn),
         "<h2>Fine-tuning</h2>",
-        _table(["task", "kind", "metric", "value", "model"], finetuning_rows(results)),
-        "<h2>Base vs fine-tuned, layer by layer</h2>",
-        "<p>Similarity of each layer of the base model to the same layer of the fine-tuned model (1: "
-        "unchanged). Values at the embeddings, the middle layer and the top layer, with their "
-        "intervals:</p>",
+        "<p>Every accuracy-like number in this report is in percent.</p>",
         _table(
-            ["task", "evaluation set", "domain", "measure", "embeddings", "middle", "top"],
-            similarity_rows(results),
+            ["task", "kind", "metric", "value (%)", "no-learning baseline (%)", "model"],
+            finetuning_rows(results),
         ),
     ]
-    # every plot in PLOTS' order, under its section's title (None: the first section's)
-    titles = {plots.probes: "Probes", plots.ablations: "Ablations", plots.isotropy_by_layer: "Isotropy"}
-    sections = {plot: titles.get(plot) for plot in PLOTS}
-    shown = set()
-    for section, title in sections.items():
-        chosen = [f for f in figures if f[0] == section]
-        if title and chosen and title not in shown:
+    for plot, written in figures.items():
+        title = TITLES[plot]
+        if title and written:
             parts.append(f"<h2>{title}</h2>")
-            shown.add(title)
-            if section is plots.probes:
+        if plot is plots.similarity_by_layer:
+            header, rows = similarity_rows(results)
+            parts += [
+                "<p>Similarity of each layer of the base model to the same layer of the fine-tuned model "
+                "(1: unchanged), with 95% intervals:</p>",
+                _table(header, rows),
+                similarity_layer_tables(results),
+            ]
+        if plot is plots.probes and written:
+            parts += [
+                _table(
+                    ["model", "probe set", "task", "metric", "best layer (%)", "top layer (%)"],
+                    probe_rows(results),
+                ),
+                probe_layer_tables(results),
+            ]
+        if plot is plots.ablations:
+            for entry, (name, caption) in zip(results.ablations, written, strict=True):
                 parts.append(
-                    _table(
-                        ["model", "probe set", "task", "metric", "best layer (%)", "top layer (%)"],
-                        probe_rows(results),
-                    )
+                    f"<div class='side'>{_figure(run_dir, name, caption)}{ablation_table(entry)}</div>"
                 )
-        parts += [_figure(run_dir, name, caption) for _, name, caption in chosen]
+            continue
+        parts += [_figure(run_dir, name, caption) for name, caption in written]
+        if plot is plots.isotropy_by_layer and written:
+            parts.append(isotropy_layer_tables(results))
     parts += [
         "<h2>Stages</h2>",
-        _table(
-            ["stage", "status", "seconds"],
-            [[s.stage, s.status, f"{s.seconds:.1f}"] for s in stages],
-        ),
+        f"<p class='meta'>{versions}. The stages took {sum(s.seconds for s in stages) / 60:.1f} min when "
+        "they "
+        f"ran; the last run took {results.seconds / 60:.1f} min, reusing "
+        f"{sum(s.status == 'reused' for s in stages)} of {len(stages)} stages.</p>",
+        _table(["stage", "status", "seconds"], [[s.stage, s.status, f"{s.seconds:.1f}"] for s in stages]),
         "</body></html>",
     ]
     return "\n".join(parts)

@@ -1,17 +1,27 @@
-"""The study's PNG plots, each drawn from its ``StudyResult`` alone. Every function takes the
-results and a folder and returns [(file name, caption)] of what it wrote."""
+"""The study's figures, each drawn from its ``StudyResult`` alone, each a PNG with a CSV of
+the numbers behind it (``panel, series, x, value, low, high``: one row per point drawn).
+Every function takes the results and a folder and returns [(PNG name, caption)].
+
+Rules, each tested: similarity panels share one y-axis that includes 1 and follow the
+study's measures order; probes are drawn on 0-100% with transparent bands; ablations show
+the no-learning baseline; the base model's isotropy is measured on each model's own set.
+"""
 
 from __future__ import annotations
 
+import csv
+import io
 from pathlib import Path
 
 import numpy as np
 
 from ..._util import files
+from ...activations.models import model_label
 from ...compare.models import LayerComparison
 from ...probes.result import PROPORTIONS
 from ...similarity import registry
 from ..results import StudyResult
+from .findings import did_not_learn, measures
 
 ISOTROPY_KEYS = (
     ("mean_cosine", "mean cosine between rows"),
@@ -19,6 +29,8 @@ ISOTROPY_KEYS = (
     ("top_k_variance_share", "top-k dimensions' share of variance"),
     ("dim_mean_abs_max", "largest |mean| of a dimension"),
 )
+BAND_ALPHA = 0.15
+COLUMNS = ("panel", "series", "x", "value", "low", "high")
 
 
 def _pyplot():
@@ -30,23 +42,110 @@ def _pyplot():
     return plt
 
 
-def _save(figure, path: Path) -> None:
-    figure.tight_layout()
-    files.atomic_write(path, lambda tmp: figure.savefig(tmp, dpi=110, format="png"))
-    _pyplot().close(figure)
-
-
 def _array(values) -> np.ndarray:
     return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
 
 
-def _short(layers: list[str]) -> list[str]:
+def short(layers: list[str]) -> list[str]:
+    """Tick labels: "emb", "1", "2", ..."""
     return ["emb" if name == "embeddings" else name.replace("layer", "").strip(" _") for name in layers]
 
 
+class Drawn:
+    """What a figure draws, point by point, for its CSV. Each panel's axes carry the panel's
+    name as their ``gid``, so a drawn line can be matched with its rows."""
+
+    def __init__(self) -> None:
+        self.rows: list[tuple] = []
+
+    def line(self, ax, panel: str, series: str, x: list[str], y, low=None, high=None, **style):
+        """A line (and its band, when bounds are given) on ``ax``; returns the Line2D."""
+        ax.set_gid(panel)
+        y = _array(y)
+        positions = np.arange(len(y))
+        (line,) = ax.plot(positions, y, label=series, **style)
+        if low is not None:
+            low, high = _array(low), _array(high)
+            ax.fill_between(positions, low, high, color=line.get_color(), alpha=BAND_ALPHA, lw=0)
+        for i, name in enumerate(x):
+            self.rows.append(
+                (
+                    panel,
+                    series,
+                    name,
+                    y[i],
+                    None if low is None else low[i],
+                    None if high is None else high[i],
+                )
+            )
+        return line
+
+    def level(self, ax, panel: str, series: str, value: float, **style):
+        """A horizontal reference line (a baseline) across the panel."""
+        ax.set_gid(panel)
+        ax.axhline(value, label=series, **style)
+        self.rows.append((panel, series, "", value, None, None))
+
+    def cell(self, panel: str, series: str, x: str, value: float) -> None:
+        self.rows.append((panel, series, x, value, None, None))
+
+    def csv(self) -> str:
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(COLUMNS)
+        for row in self.rows:
+            writer.writerow(
+                [
+                    ""
+                    if v is None or (isinstance(v, float) and np.isnan(v))
+                    else (repr(float(v)) if isinstance(v, (float, np.floating)) else v)
+                    for v in row
+                ]
+            )
+        return out.getvalue()
+
+    def save(self, figure, folder: Path, name: str) -> None:
+        """``name`` (PNG) and the CSV of the same stem, both written atomically."""
+        figure.tight_layout()
+        files.atomic_write(folder / name, lambda tmp: figure.savefig(tmp, dpi=110, format="png"))
+        text = self.csv()
+        files.atomic_write(folder / csv_name(name), lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+        _pyplot().close(figure)
+
+
+def csv_name(png: str) -> str:
+    return str(Path(png).with_suffix(".csv"))
+
+
+# -- base vs fine-tuned ------------------------------------------------------------------------
+def similarity_range(results: StudyResult, names: list[str]) -> tuple[float, float]:
+    """One y range for every similarity panel: from 0 (lower when a value or bound is
+    negative) to just above 1, so equal changes look equal in every panel."""
+    lowest = 0.0
+    for sets in results.compare.values():
+        for result in sets.values():
+            for measure in names:
+                found = [_array(result.values[measure])]
+                if measure in result.intervals:
+                    found.append(_array(result.intervals[measure][0]))
+                finite = np.concatenate(found)
+                finite = finite[np.isfinite(finite)]
+                if finite.size:
+                    lowest = min(lowest, float(finite.min()))
+    return (lowest - 0.05 if lowest < 0 else 0.0), 1.02
+
+
+def _task_title(results: StudyResult, task: str, failed: set[str]) -> str:
+    outcome = results.tasks[task]
+    title = task
+    if outcome.value is not None:
+        title += f" ({outcome.metric} {outcome.as_percent(outcome.value):.1f}%)"
+    return title + ("\nDID NOT LEARN: at its baseline" if task in failed else "")
+
+
 def similarity_by_layer(results: StudyResult, folder: Path) -> list[tuple[str, str]]:
-    """One figure per measure: a panel per task, a line per evaluation set (solid in-domain,
-    dashed out-of-domain) with its interval band."""
+    """One figure per measure, in the study's order: a panel per task on one shared y-axis,
+    a line per evaluation set (solid in-domain, dashed out-of-domain) with its band."""
     plt = _pyplot()
     written = []
     compare = results.compare
@@ -54,43 +153,53 @@ def similarity_by_layer(results: StudyResult, folder: Path) -> list[tuple[str, s
     first = compare[tasks[0]][next(iter(compare[tasks[0]]))]
     if first.pairs != "diagonal":
         return written
-    measures = [m for m in registry.MEASURES if m in first.values]
-    for measure in measures:
-        figure, axes = plt.subplots(1, len(tasks), figsize=(4.6 * len(tasks), 3.8), squeeze=False)
+    names = measures(results)
+    low, high = similarity_range(results, names)
+    failed = did_not_learn(results)
+    for measure in names:
+        drawn = Drawn()
+        figure, axes = plt.subplots(
+            1, len(tasks), figsize=(4.6 * len(tasks), 3.9), squeeze=False, sharey=True
+        )
         for ax, task in zip(axes[0], tasks, strict=True):
             for set_name, result in compare[task].items():
-                x = np.arange(len(result.layers))
                 in_domain = results.in_domain(task, set_name)
-                (line,) = ax.plot(
-                    x,
+                bounds = result.intervals.get(measure)
+                drawn.line(
+                    ax,
+                    task,
+                    f"{set_name} ({'in' if in_domain else 'out of'} domain)",
+                    result.layers,
                     result.values[measure],
+                    *(bounds if bounds is not None else (None, None)),
                     marker="o",
                     ls="-" if in_domain else "--",
-                    label=f"{set_name} ({'in' if in_domain else 'out of'} domain)",
                 )
-                bounds = result.intervals.get(measure)
-                if bounds is not None:
-                    ax.fill_between(x, bounds[0], bounds[1], color=line.get_color(), alpha=0.2, lw=0)
-            ax.set_xticks(x, _short(result.layers))
+            ax.set_xticks(np.arange(len(result.layers)), short(result.layers))
             ax.set_xlabel("layer")
-            ax.set_ylabel(f"{measure} (base vs fine-tuned)")
-            ax.set_title(f"{task}")
+            ax.set_ylim(low, high)
+            ax.axhline(1.0, color="gray", lw=0.8, ls=":")
+            ax.set_title(
+                _task_title(results, task, failed),
+                fontsize=9,
+                color="firebrick" if task in failed else "black",
+            )
             ax.grid(alpha=0.3)
-            ax.legend(fontsize=7)
+            ax.legend(fontsize=7, framealpha=0.6, loc="lower left")
+        axes[0][0].set_ylabel(f"{measure.upper()}, base vs fine-tuned (1: unchanged)")
         name = f"similarity_{measure}.png"
-        _save(figure, folder / name)
-        level = first.ci
+        drawn.save(figure, folder, name)
         band = (
-            f" Bands: {level:.0%} jackknife intervals over {first.ci_groups} groups of inputs."
-            if level
-            else ""
+            f" Bands: {first.ci:.0%} jackknife intervals over {first.ci_groups} groups of inputs."
+            if first.ci
+            else " No intervals (set compare.ci)."
         )
         written.append(
             (
                 name,
-                f"{_described(measure, first)}, base vs fine-tuned model, layer by layer, "
-                f"on every evaluation set (solid: in-domain for the task, dashed: out-of-domain)."
-                f"{band}",
+                f"{_described(measure, first)}, base vs fine-tuned model, layer by layer, on "
+                f"every evaluation set (solid: in-domain for the task, dashed: out-of-domain); "
+                f"every panel on the same axis.{band}",
             )
         )
     return written
@@ -98,13 +207,14 @@ def similarity_by_layer(results: StudyResult, folder: Path) -> list[tuple[str, s
 
 def _described(measure: str, result: LayerComparison) -> str:
     if measure == "rsa":
-        return (f"RSA (Pearson correlation of the two models' {result.rdm}-distance RDMs over all "
-                "pairs of rows)")
+        return (
+            f"RSA (Pearson correlation of the two models' {result.rdm}-distance RDMs over all pairs of rows)"
+        )
     return registry.MEASURES[measure].summary
 
 
 def heatmaps(results: StudyResult, folder: Path) -> list[tuple[str, str]]:
-    """Layer x layer CKA of base (rows) vs fine-tuned (columns) per task."""
+    """Layer x layer CKA of base (rows) vs fine-tuned (columns) per task, on 0-1."""
     rows = results.compare_rows
     plt = _pyplot()
     written = []
@@ -112,9 +222,11 @@ def heatmaps(results: StudyResult, folder: Path) -> list[tuple[str, str]]:
         result = detail.by_rows.get(rows)
         if result is None:
             continue
-        matrix = result.values["cka"]
-        labels = _short(result.layers)
+        drawn = Drawn()
+        matrix = np.asarray(result.values["cka"], dtype=np.float64)
+        labels = short(result.layers)
         figure, ax = plt.subplots(figsize=(5.2, 4.4))
+        ax.set_gid(task)
         image = ax.imshow(matrix, vmin=0, vmax=1, cmap="viridis", origin="lower")
         ticks = range(len(labels))
         ax.set_xticks(ticks, labels)
@@ -123,6 +235,7 @@ def heatmaps(results: StudyResult, folder: Path) -> list[tuple[str, str]]:
         ax.set_ylabel("base layer")
         for i in ticks:
             for j in ticks:
+                drawn.cell(task, f"base {result.layers[i]}", f"fine-tuned {result.layers[j]}", matrix[i, j])
                 if np.isfinite(matrix[i, j]):
                     ax.text(
                         j,
@@ -136,56 +249,81 @@ def heatmaps(results: StudyResult, folder: Path) -> list[tuple[str, str]]:
         figure.colorbar(image, ax=ax, label="linear CKA")
         ax.set_title(f"{task}: CKA on {detail.set}")
         name = f"heatmap_{task}.png"
-        _save(figure, folder / name)
+        drawn.save(figure, folder, name)
         written.append(
             (
                 name,
                 f"Linear CKA between every layer of the base model (rows) and of the model "
-                f"fine-tuned on {task} (columns), on {detail.set} ({rows}); the diagonal is "
-                "the similarity curve.",
+                f"fine-tuned on {task} (columns), on {detail.set} ({rows}); the diagonal is the "
+                "similarity curve.",
             )
         )
     return written
 
 
 def isotropy_by_layer(results: StudyResult, folder: Path) -> list[tuple[str, str]]:
-    """Per rows kind: isotropy diagnostics by layer, base vs each fine-tuned model."""
+    """Per rows kind: isotropy by layer of each fine-tuned model and of the base model on the
+    same set (one base line per detail set: each model is compared on its own inputs)."""
     plt = _pyplot()
     written = []
     for kind in results.isotropy_rows:
-        models = {task: d.by_rows[kind] for task, d in results.detail.items() if kind in d.by_rows}
+        models = {task: d for task, d in results.detail.items() if kind in d.by_rows}
         if not models:
             continue
+        sets = list(dict.fromkeys(d.set for d in models.values()))
+        styles = ["-", "--", "-.", ":"]
+        drawn = Drawn()
         figure, axes = plt.subplots(
-            1, len(ISOTROPY_KEYS), figsize=(4 * len(ISOTROPY_KEYS), 3.4), squeeze=False
+            1, len(ISOTROPY_KEYS), figsize=(4 * len(ISOTROPY_KEYS), 3.6), squeeze=False
         )
         for ax, (key, label) in zip(axes[0], ISOTROPY_KEYS, strict=True):
-            some = next(iter(models.values()))
-            x = np.arange(len(some.layers))
-            ax.plot(x, _array(some.isotropy["base"][key]), marker="o", color="black", label="base")
-            for task, result in models.items():
-                ax.plot(x, _array(result.isotropy["finetuned"][key]), marker="o", label=task)
-            ax.set_xticks(x, _short(some.layers))
+            for s, set_name in enumerate(sets):
+                style = styles[s % len(styles)]
+                on_set = {task: d.by_rows[kind] for task, d in models.items() if d.set == set_name}
+                some = next(iter(on_set.values()))
+                suffix = f" on {set_name}" if len(sets) > 1 else ""
+                drawn.line(
+                    ax,
+                    key,
+                    f"base{suffix}",
+                    some.layers,
+                    some.isotropy["base"][key],
+                    marker="o",
+                    color="black",
+                    ls=style,
+                )
+                for task, result in on_set.items():
+                    drawn.line(
+                        ax,
+                        key,
+                        f"{task}{suffix}",
+                        result.layers,
+                        result.isotropy["finetuned"][key],
+                        marker="o",
+                        ls=style,
+                    )
+            ax.set_xticks(np.arange(len(some.layers)), short(some.layers))
             ax.set_xlabel("layer")
             ax.set_title(label, fontsize=9)
             ax.grid(alpha=0.3)
-        axes[0][0].legend(fontsize=7)
+        axes[0][0].legend(fontsize=7, framealpha=0.6)
         name = f"isotropy_{kind}.png"
-        _save(figure, folder / name)
+        drawn.save(figure, folder, name)
         written.append(
             (
                 name,
-                f"Isotropy of the {kind} rows by layer, base vs each fine-tuned model (each on "
-                "its task's detail set): a mean cosine near 1 and a low effective rank mean an "
-                "anisotropic space, dominated by a few directions.",
+                f"Isotropy of the {kind} rows by layer: each fine-tuned model and the base model "
+                f"on the same inputs (its task's detail set: {', '.join(sets)}). A mean cosine near "
+                "1 and a low effective rank mean an anisotropic space, dominated by a few "
+                "directions.",
             )
         )
     return written
 
 
 def probes(results: StudyResult, folder: Path) -> list[tuple[str, str]]:
-    """Per probe eval set: accuracy by layer (95% Wilson bands) for base vs each fine-tuned
-    model, one panel per probe task, and selectivity below."""
+    """Per probe eval set: accuracy (%) by layer on a 0-100 axis with 95% Wilson bands, base
+    vs each fine-tuned model, a panel per task; selectivity (points) below."""
     plt = _pyplot()
     written = []
     by_model = results.probes or {}
@@ -193,56 +331,86 @@ def probes(results: StudyResult, folder: Path) -> list[tuple[str, str]]:
         return written
     sets = list(next(iter(by_model.values())))
     for set_name in sets:
-        some = by_model["base"][set_name]
+        drawn = Drawn()
+        some = by_model["base"][set_name] if "base" in by_model else next(iter(by_model.values()))[set_name]
         tasks = some.tasks
         has_selectivity = any(r[set_name].selectivity is not None for r in by_model.values())
         n_rows = 2 if has_selectivity else 1
         figure, axes = plt.subplots(
-            n_rows, len(tasks), figsize=(4.2 * len(tasks), 3.2 * n_rows), squeeze=False
+            n_rows, len(tasks), figsize=(4.2 * len(tasks), 3.3 * n_rows), squeeze=False
         )
         for j, task in enumerate(tasks):
+            metric = some.main_metric(task)
             for model, per_set in by_model.items():
                 result = per_set[set_name]
-                x = np.arange(len(result.layers))
-                metric = result.main_metric(task)
                 style = dict(color="black") if model == "base" else {}
-                (line,) = axes[0][j].plot(x, result.scores[metric][:, j], marker="o", label=model, **style)
+                values = 100 * result.scores[metric][:, j]
+                bounds = (None, None)
                 if metric in PROPORTIONS and result.n_eval.get(task):
-                    low, high = result.interval(metric)
-                    axes[0][j].fill_between(x, low[:, j], high[:, j], color=line.get_color(), alpha=0.2, lw=0)
+                    bounds = tuple(100 * b[:, j] for b in result.interval(metric))
+                line = drawn.line(
+                    axes[0][j], f"{task} {metric}", model, result.layers, values, *bounds, marker="o", **style
+                )
                 if has_selectivity and result.selectivity is not None:
-                    axes[1][j].plot(
-                        x, result.selectivity[:, j], marker="o", label=model, color=line.get_color()
+                    drawn.line(
+                        axes[1][j],
+                        f"{task} selectivity",
+                        model,
+                        result.layers,
+                        100 * result.selectivity[:, j],
+                        marker="o",
+                        color=line.get_color(),
                     )
             axes[0][j].set_title(f"{task} ({metric})", fontsize=9)
+            axes[0][j].set_ylim(0, 100)
+            axes[0][j].set_ylabel(f"{metric} (%)")
             for row in range(n_rows):
-                axes[row][j].set_xticks(x, _short(result.layers))
+                axes[row][j].set_xticks(np.arange(len(some.layers)), short(some.layers))
+                axes[row][j].set_xlabel("layer")
                 axes[row][j].grid(alpha=0.3)
             if has_selectivity:
+                axes[1][j].axhline(0.0, color="gray", lw=0.8)
                 axes[1][j].set_title(f"{task} selectivity (task - control)", fontsize=9)
-                axes[1][j].set_xlabel("layer")
-        axes[0][0].legend(fontsize=7)
+                axes[1][j].set_ylabel("points")
+        axes[0][-1].legend(fontsize=7, framealpha=0.6, loc="lower right")
         name = f"probes_{set_name}.png"
-        _save(figure, folder / name)
-        domain = "in-domain" if set_name in results.probe_in_domain else ""
+        drawn.save(figure, folder, name)
+        domain = " (in-domain)" if set_name in results.probe_in_domain else ""
         written.append(
             (
                 name,
-                f"Probe accuracy by layer on {set_name}{f' ({domain})' if domain else ''}, the "
-                "base model (black) vs each fine-tuned model; bands are 95% Wilson intervals. "
-                "Below: selectivity, accuracy minus that of a control task.",
+                f"Probe accuracy by layer on {set_name}{domain}, the base model (black) vs each "
+                "fine-tuned model, on a 0-100% axis; bands are 95% Wilson intervals. Below: "
+                "selectivity, accuracy minus that of a control task (points).",
             )
         )
     return written
 
 
+def ablation_name(entry) -> str:
+    r = entry.result
+    return f"ablation_{r.kind}_{entry.name}" + (f"_{r.side}" if r.side else "") + ".png"
+
+
 def ablations(results: StudyResult, folder: Path) -> list[tuple[str, str]]:
+    """Per ablation: the metric (%) by k on 0-100 with the no-learning baseline."""
+    plt = _pyplot()
     written = []
     for entry in results.ablations:
-        result = entry.result
-        name = f"ablation_{result.kind}_{entry.name}" + (f"_{result.side}" if result.side else "") + ".png"
-        result.plot(folder / name)
-        written.append((name, f"{result.kind} ablation on {entry.name}: {result.metric} by k."))
+        r = entry.result
+        drawn = Drawn()
+        figure, ax = plt.subplots(figsize=(6, 3.8))
+        r.plot(axes=ax)
+        ax.set_title(f"{r.kind} ablation of {entry.name}, {model_label(r.base)}")
+        ax.set_gid(entry.name)
+        for row, value in zip(r.rows, r.percents(), strict=True):
+            drawn.cell(entry.name, "fine-tuned, by k", str(row["k"]), value)
+        if r.baseline is not None:
+            drawn.cell(entry.name, f"no learning: {r.baseline['rule']}", "", r.baseline_percent())
+        name = ablation_name(entry)
+        drawn.save(figure, folder, name)
+        base = f" Dotted: the no-learning baseline ({r.baseline['rule']})." if r.baseline is not None else ""
+        written.append((name, f"{r.kind} ablation of {entry.name}: {r.metric} (%) by k.{base}"))
     return written
 
 
