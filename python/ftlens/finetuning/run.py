@@ -176,14 +176,24 @@ def _finetune(base, spec: FinetuneTask, train, eval, out: Path, opts: FinetuneOp
             files.write_json(out / "metrics.json", {"final": final, "history": history, "seed": opts.seed,
                                                   "resumed_from": checkpoint and Path(checkpoint).name,
                                                   "versions": _versions()})
-            if not keep_checkpoints:  # model/ and metrics.json hold the result; a finished run never resumes
-                shutil.rmtree(out / "checkpoints", ignore_errors=True)
+            if not keep_checkpoints:
+                _delete_checkpoints(out / "checkpoints")
     except OSError as err:
         full = disk_full_error(err, out, model, kept=SAVE_TOTAL_LIMIT)
         if full is None:
             raise
         raise full from None
     return FinetuneResult(out, final, history if trainer.is_world_process_zero() else [], reused=False)
+
+
+def _delete_checkpoints(folder: Path) -> None:
+    """The Trainer's checkpoints of a finished run: model/ and metrics.json hold the result,
+    and a finished run never resumes. Checkpoints set aside as incomplete stay, as their
+    warning said."""
+    for checkpoint in folder.glob("checkpoint-*"):
+        shutil.rmtree(checkpoint, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        folder.rmdir()  # when nothing else is left in it
 
 
 def evaluate(model: TaskModel, task: str, data, tokenizer, *, options: FinetuneOptions | None = None,
