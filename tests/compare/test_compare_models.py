@@ -218,7 +218,7 @@ def test_a_worker_thread_accumulates_only_with_a_core_to_spare(minilm, reinit_to
     thread could not hide behind the forwards and its OpenMP team would slow them. In line,
     one block's buffers serve every block; with the worker, two take turns. Small blocks
     (many per call) check that no block is overwritten before it is accumulated."""
-    from ftlens.activations.overlap import usable_cores
+    from ftlens._util.threads import usable_cores
     from ftlens.compare import models as compare
 
     cores = usable_cores()

@@ -33,3 +33,13 @@ def test_threads_are_set_in_the_block_and_restored_after():
         assert torch.get_num_threads() == 1
     assert torch.get_num_threads() == before
     assert lines == ["using 1 thread (--threads; FTLENS_THREADS=N sets it)"]
+
+
+def test_the_budget_holds_while_the_block_runs():
+    from ftlens.activations.overlap import cores_to_spare
+
+    assert threads.core_budget() == threads.usable_cores()
+    with threads.free_core_threads(threads=1):
+        assert threads.core_budget() == 1
+        assert not cores_to_spare()  # no worker thread beside torch's on the one free core
+    assert threads.core_budget() == threads.usable_cores()

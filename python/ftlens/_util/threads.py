@@ -10,12 +10,20 @@ import contextlib
 import os
 import time
 
+_budget: list[int] = []  # the cores free_core_threads found free, while its block runs
+
 
 def usable_cores() -> int:
-    """The cores this process may run on."""
+    """The cores this process may run on (its affinity where the platform tells it)."""
     if hasattr(os, "sched_getaffinity"):
         return len(os.sched_getaffinity(0))
     return os.cpu_count() or 1
+
+
+def core_budget() -> int:
+    """The cores this process may keep busy: those ``free_core_threads`` chose while its
+    block runs, else every usable one."""
+    return _budget[-1] if _budget else usable_cores()
 
 
 def busy_cores(seconds: float = 0.3) -> float | None:
@@ -79,7 +87,9 @@ def free_core_threads(log=None, threads: int | None = None):
     torch.set_num_threads(threads)
     if log is not None:
         log(f"using {threads} thread{'s' if threads > 1 else ''} ({why}; FTLENS_THREADS=N sets it)")
+    _budget.append(threads)
     try:
         yield threads
     finally:
+        _budget.pop()
         torch.set_num_threads(before)

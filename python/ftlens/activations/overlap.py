@@ -5,16 +5,18 @@ whether that can pay on this machine."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
+
+from .._util.threads import core_budget
 
 T = TypeVar("T")
 
 
 def cores_to_spare() -> bool:
-    """Whether torch's intra-op threads leave this process a CPU core for a worker thread.
+    """Whether torch's intra-op threads leave this process a CPU core for a worker thread
+    (of the cores it may use: all usable ones, or those ``free_core_threads`` found free).
 
     When they take every core, a worker's work cannot hide behind theirs, and its own
     OpenMP team makes GNU OpenMP stop spinning between parallel regions once the process
@@ -23,12 +25,7 @@ def cores_to_spare() -> bool:
     another thread). Consuming in line costs no more there."""
     import torch
 
-    return torch.get_num_threads() < usable_cores()
-
-
-def usable_cores() -> int:
-    """The CPU cores this process may run on (its affinity where the platform tells it)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return torch.get_num_threads() < core_budget()
 
 
 def consume_overlapped(items: Iterable[T], consume: Callable[[T], object], *, overlap: bool = True) -> None:
