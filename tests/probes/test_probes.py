@@ -56,8 +56,12 @@ def test_probe_result_saves_loads_prints_and_plots(result, tmp_path):
     json.loads((tmp_path / "probe.json").read_text())  # standard JSON (NaN written as null)
     table = result.table()
     assert "upos (accuracy)" in table and "distance (uuas)" in table and "layer 1" in table
-    result.plot(tmp_path / "probe.png")
+    (ax,) = result.plot(tmp_path / "probe.png").axes
     assert (tmp_path / "probe.png").read_bytes()[:4] == b"\x89PNG"
+    assert ax.get_ylim() == (0.0, 100.0) and ax.get_ylabel() == "score (%)"  # every main metric is a share
+    j = result.tasks.index("upos")
+    np.testing.assert_allclose(ax.get_lines()[j].get_ydata(), 100 * result.accuracy[:, j])
+    assert "/" not in ax.get_title()  # the model's name, not its install path
 
 
 def test_ridge_kind_and_chosen_strengths(stores):

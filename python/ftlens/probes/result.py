@@ -7,12 +7,14 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from .._util.jsonresult import JsonResult, listed, unlisted
+from ..activations.models import model_label
 from ..similarity.intervals import wilson
 
 METRICS = ("accuracy", "macro_f1", "control_accuracy", "selectivity", "mdl_kbits", "mdl_compression",
            "uuas", "dspr", "root_accuracy", "nspr")
 MAIN_METRIC = {"distance": "uuas", "depth": "root_accuracy"}  # every other task: accuracy
 PROPORTIONS = ("accuracy", "control_accuracy")  # shares of the n_eval rows
+SHARES = (*PROPORTIONS, "macro_f1", "uuas", "root_accuracy")  # metrics on a 0-1 scale
 
 
 @dataclass
@@ -96,8 +98,8 @@ class ProbeResult(JsonResult):
 
     def plot(self, path=None, metric: str | None = None):
         """Score by layer, one line per task (each task's main metric unless ``metric``),
-        with 95% Wilson bands for proportions; returns the matplotlib Figure and writes it
-        to ``path`` when given."""
+        with 95% Wilson bands for proportions, on a 0-100% axis when every metric drawn is a
+        share; returns the matplotlib Figure and writes it to ``path`` when given."""
         import matplotlib
 
         matplotlib.use("Agg", force=False)
@@ -105,19 +107,24 @@ class ProbeResult(JsonResult):
 
         figure, axes = plt.subplots(figsize=(7, 4))
         x = np.arange(len(self.layers))
-        for j, task in enumerate(self.tasks):
-            name = metric or self.main_metric(task)
+        names = [metric or self.main_metric(task) for task in self.tasks]
+        shares = all(name in SHARES for name in names)  # all on a 0-1 scale: drawn 0-100%
+        scale = 100 if shares else 1
+        for j, (task, name) in enumerate(zip(self.tasks, names, strict=True)):
             if name in self.scores:
-                line, = axes.plot(x, self.scores[name][:, j], marker="o", label=f"{task} ({name})")
+                line, = axes.plot(x, scale * self.scores[name][:, j], marker="o", label=f"{task} ({name})")
                 if name in PROPORTIONS and self.n_eval.get(task):
                     low, high = self.interval(name)
-                    axes.fill_between(x, low[:, j], high[:, j], color=line.get_color(), alpha=0.2, lw=0)
+                    axes.fill_between(x, scale * low[:, j], scale * high[:, j], color=line.get_color(),
+                                      alpha=0.15, lw=0)
+        if shares:
+            axes.set_ylim(0, 100)
         axes.set_xticks(x, self.layers, rotation=30)
         axes.set_xlabel("layer")
-        axes.set_ylabel(metric or "score")
-        axes.set_title(f"probes on {self.model}")
+        axes.set_ylabel(f"{metric or 'score'}{' (%)' if shares else ''}")
+        axes.set_title(f"probes on {model_label(self.model)}")
         axes.grid(alpha=0.3)
-        axes.legend(fontsize=8)
+        axes.legend(fontsize=8, framealpha=0.6)
         figure.tight_layout()
         if path is not None:
             figure.savefig(path, dpi=120)

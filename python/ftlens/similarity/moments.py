@@ -274,14 +274,32 @@ class LayerMoments:
 
 
 class Moments(LayerMoments):
-    """Moments of two representations X [n, p] and Y [n, q], streamed in row chunks.
+    """Moments of two representations X [n, p] and Y [n, q], streamed in row chunks: every
+    moment measure of the pair from O(p² + q² + pq) memory, whatever n.
 
-    Measures return floats. Example::
+    ``update(X, Y)`` adds rows (numpy arrays or torch tensors, [b, p] and [b, q]); each
+    chunk is centered at its own mean before its GEMMs and merged in float64 (Chan's rule),
+    so large offsets such as BERT's dimensions with means in the tens keep their digits. The measures (``cka``, ``rsa``, ``cca``,
+    ``procrustes``, ``isotropy``, or ``measure(name)``) return floats and can be read at
+    any point; ``merge`` adds another accumulator's rows (chunks from other processes or
+    files), ``sync()`` sums them across torch.distributed ranks, and ``state_dict`` /
+    ``load_state_dict`` save and resume a stream. RSA reads the RDMs named in ``rdms``
+    ("inner", "cosine", "correlation", "sqeuclidean"); leave out those you will not ask
+    for, each costs one more set of GEMMs per chunk. Measures that need the n x n pair
+    space (RBF CKA, Spearman or Kendall RSA) are not moments: see ``ftlens.cka`` and
+    ``ftlens.rsa`` with their tile options.
+
+    Args:
+        p, q: the feature widths of X and Y.
+        rdms: the RDMs ``rsa()`` will be asked for.
+        chunk_rows: rows per internal chunk (bounds the temporary memory).
+
+    Example::
 
         m = ftlens.Moments(768, 768)
         for xb, yb in batches:
             m.update(xb, yb)
-        m.cka(), m.rsa(rdm="correlation")
+        m.cka(), m.rsa(rdm="correlation"), m.n
     """
 
     def __init__(
