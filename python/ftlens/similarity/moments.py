@@ -281,9 +281,10 @@ class Moments(LayerMoments):
     chunk is centered at its own mean before its GEMMs and merged in float64 (Chan's rule),
     so large offsets such as BERT's dimensions with means in the tens keep their digits.
     The measures (``cka``, ``rsa``, ``cca``, ``procrustes``, ``isotropy``, or
-    ``measure(name)``) return floats and can be read at any point; ``merge`` adds another accumulator's rows (chunks from other processes or
-    files), ``sync()`` sums them across torch.distributed ranks, and ``state_dict`` /
-    ``load_state_dict`` save and resume a stream. RSA reads the RDMs named in ``rdms``
+    ``measure(name)``) return floats and can be read at any point; ``merge`` adds another
+    accumulator's rows (chunks from other processes or files), ``sync()`` sums them across
+    torch.distributed ranks, and ``state_dict`` / ``load_state_dict`` save and resume a
+    stream. RSA reads the RDMs named in ``rdms``
     ("inner", "cosine", "correlation", "sqeuclidean"); leave out those you will not ask
     for, each costs one more set of GEMMs per chunk. Measures that need the n x n pair
     space (RBF CKA, Spearman or Kendall RSA) are not moments: see ``ftlens.cka`` and
