@@ -63,6 +63,10 @@ def test_probes_on_a_fixed_percent_axis_with_transparent_bands(drawn):
         assert ax.get_xlabel() == "layer" and ax.get_ylabel() == "accuracy (%)"
         bands = [c for c in ax.collections if c.get_alpha() is not None]
         assert bands and all(c.get_alpha() <= 0.3 for c in bands)
+    for ax in figure.axes:
+        if ax.get_gid() and ax.get_gid().endswith("selectivity"):
+            low, high = ax.get_ylim()
+            assert low <= -10 and high >= 10  # a point of selectivity is not drawn as a cliff
     legend = figure.axes[1].get_legend() or figure.axes[0].get_legend()
     assert legend.get_frame().get_alpha() < 1
 

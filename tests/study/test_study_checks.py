@@ -110,3 +110,21 @@ def test_a_second_study_in_a_busy_run_folder_is_refused(tmp_path):
     assert not (tmp_path / "run" / "finetune").exists()
     with RunFolder(tmp_path / "run", "s", "minilm").lock():  # released
         pass
+
+
+def test_stage_lines_estimate_the_time_left_from_the_stages_timed(tmp_path):
+    from ftlens.study.cache import RunFolder
+
+    lines = []
+    run = RunFolder(tmp_path / "run", "s", "minilm", log=lines.append)
+    run.plan(["finetune/a", "finetune/b", "compare/a/x", "compare/b/x"])
+    run.stage("finetune/a", {"i": 1}, lambda: {"v": 1})
+    assert lines[0] == "stage 1/4 finetune/a ..."  # nothing timed yet
+    run.ran[-1]["seconds"] = 120.0  # as if it had taken two minutes
+    run.stage("finetune/b", {"i": 2}, lambda: {"v": 2})
+    assert lines[2] == "stage 2/4 finetune/b ... (est. 2 min left + 2 stages not yet timed)"
+    run.ran[-1]["seconds"] = 60.0
+    run.ran.append({"stage": "compare/a/x", "status": "ran", "seconds": 30.0})
+    assert run.time_left("compare/b/x") == (30.0, 0)  # the mean of its kind
+    run.stage("finetune/a", {"i": 1}, lambda: {"v": 1})
+    assert lines[-1].startswith("stage 1/4 finetune/a: reused (")

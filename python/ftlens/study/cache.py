@@ -52,10 +52,11 @@ class RunFolder:
             return name
         return f"stage {self.planned.index(name) + 1}/{len(self.planned)} {name}"
 
-    def time_left(self, name: str) -> float | None:
-        """Seconds the stages from ``name`` on will take, from the seconds each took when
-        it last ran here, else the mean of the stages of its kind (``finetune``,
-        ``compare``, ...) timed so far; None while some kind has never been timed."""
+    def time_left(self, name: str) -> tuple[float, int] | None:
+        """(seconds, untimed): what the stages from ``name`` on will take, from the seconds
+        each took when it last ran here, else the mean of the stages of its kind
+        (``finetune``, ``compare``, ...) timed so far; and how many stages are of a kind
+        never timed yet (not counted). None for a stage outside the plan."""
         if name not in self.planned:
             return None
         timed: dict[str, float] = {}
@@ -67,13 +68,14 @@ class RunFolder:
         by_kind: dict[str, list[float]] = {}
         for stage, seconds in timed.items():
             by_kind.setdefault(stage.split("/")[0], []).append(seconds)
-        total = 0.0
+        total, untimed = 0.0, 0
         for stage in self.planned[self.planned.index(name):]:
             kind = by_kind.get(stage.split("/")[0])
             if stage not in timed and not kind:
-                return None
+                untimed += 1
+                continue
             total += timed[stage] if stage in timed else sum(kind) / len(kind)
-        return total
+        return total, untimed
 
     def stage(self, name: str, inputs: dict, compute: Callable[[], dict], collective: bool = True) -> dict:
         """The result of stage ``name``: cached when its inputs are unchanged, else computed
@@ -89,8 +91,7 @@ class RunFolder:
             self.log(f"{self._position(name)}: reused ({record['seconds']:.1f} s when it ran)")
             self.ran.append({"stage": name, "status": "reused", "seconds": record["seconds"]})
             return record["result"]
-        left = self.time_left(name)
-        self.log(f"{self._position(name)} ..." + ("" if left is None else f" (est. {_duration(left)} left)"))
+        self.log(f"{self._position(name)} ...{_estimate(self.time_left(name))}")
         if collective or ranks.is_main():
             start = time.perf_counter()
             result = compute()
@@ -121,6 +122,15 @@ class RunFolder:
         inputs get another folder, so an edited study never meets, or overwrites, the
         models of its earlier settings; the same inputs find their folder again to resume."""
         return self.path / kind / f"{name.replace('/', '-')}-{fingerprint.of_json(inputs)[:12]}"
+
+
+def _estimate(left: tuple[float, int] | None) -> str:
+    """" (est. 2 min left)", with the stages not yet timed when there are some."""
+    if left is None or (left[0] == 0 and left[1]):
+        return ""
+    seconds, untimed = left
+    more = f" + {untimed} stage{'s' if untimed > 1 else ''} not yet timed" if untimed else ""
+    return f" (est. {_duration(seconds)} left{more})"
 
 
 def _duration(seconds: float) -> str:

@@ -30,6 +30,7 @@ ISOTROPY_KEYS = (
     ("dim_mean_abs_max", "largest |mean| of a dimension"),
 )
 BAND_ALPHA = 0.15
+SELECTIVITY_SPAN = 10.0  # points: the least range of a selectivity panel, either side of 0
 COLUMNS = ("panel", "series", "x", "value", "low", "high")
 
 
@@ -369,6 +370,7 @@ def probes(results: StudyResult, folder: Path) -> list[tuple[str, str]]:
                 axes[row][j].set_xlabel("layer")
                 axes[row][j].grid(alpha=0.3)
             if has_selectivity:
+                axes[1][j].set_ylim(*selectivity_range(by_model, set_name, j))
                 axes[1][j].axhline(0.0, color="gray", lw=0.8)
                 axes[1][j].set_title(f"{task} selectivity (task - control)", fontsize=9)
                 axes[1][j].set_ylabel("points")
@@ -385,6 +387,18 @@ def probes(results: StudyResult, folder: Path) -> list[tuple[str, str]]:
             )
         )
     return written
+
+
+def selectivity_range(by_model: dict, set_name: str, j: int) -> tuple[float, float]:
+    """At least -10 to +10 points, wider where a value lies outside: a difference of a
+    point or two is not drawn as a cliff."""
+    values = [100 * r[set_name].selectivity[:, j] for r in by_model.values()
+              if r[set_name].selectivity is not None]
+    finite = np.concatenate(values)
+    finite = finite[np.isfinite(finite)]
+    low = min(-SELECTIVITY_SPAN, float(finite.min()) - 1) if finite.size else -SELECTIVITY_SPAN
+    high = max(SELECTIVITY_SPAN, float(finite.max()) + 1) if finite.size else SELECTIVITY_SPAN
+    return low, high
 
 
 def ablation_name(entry) -> str:
