@@ -13,13 +13,14 @@ from .._util import files
 
 
 def similarity_text(value: float) -> str:
-    """Three decimals, more where three would round a value below 1 up to 1.000; "-" for NaN."""
+    """Three decimals, up to six where three would round a value near 1 to 1.000 (a
+    change of 1e-5 is shown as such); "-" for NaN."""
     if value is None or not np.isfinite(value):
         return "-"
-    digits = 3
-    while digits < 7 and value != 1.0 and round(float(value), digits) == 1.0:
-        digits += 1
-    return f"{value:.{digits}f}"
+    for digits in range(3, 7):
+        if round(float(value), digits) != 1.0:
+            return f"{value:.{digits}f}"
+    return f"{value:.3f}"  # within 5e-7 of 1: shown as 1
 
 
 def table(result) -> str:

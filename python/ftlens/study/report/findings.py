@@ -58,7 +58,7 @@ def measures(results: StudyResult) -> list[str]:
 
 
 def _points(value: float) -> str:
-    return f"{value:+.1f}"
+    return f"{round(float(value), 1) + 0.0:+.1f}"
 
 
 def _with_interval(value: float, low: float | None, high: float | None) -> str:
@@ -245,7 +245,7 @@ def _domain_findings(results: StudyResult) -> list[Finding]:
 
 
 def _points_sim(value: float) -> str:
-    return f"{value:+.3f}"
+    return f"{round(float(value), 3) + 0.0:+.3f}"  # + 0.0: no "-0.000"
 
 
 # -- probes -----------------------------------------------------------------------------------
