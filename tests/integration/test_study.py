@@ -66,6 +66,9 @@ def test_demo_prints_a_summary_and_writes_every_part(demo_run):
     assert set(results["probes"]) == {"base", "parsing", "pair"}
     probe_set = "ewt" if ewt_files() else "sentences"  # UD EWT where the data folder holds it
     assert set(results["probes"]["base"]) == {probe_set}
+    for per_set in results["probes"].values():  # the probes do not saturate
+        accuracy = np.array(per_set[probe_set]["scores"]["accuracy"], dtype=float)
+        assert np.nanmin(accuracy) < 0.98
     assert [row["k"] for row in results["ablations"][0]["rows"]] == [0, 3, 6]
     for name in ("similarity_rsa.png", "similarity_cka.png", "heatmap_pair.png", f"probes_{probe_set}.png",
                  "ablation_freeze_pair.png", "isotropy_cls.png", "isotropy_tokens.png"):
