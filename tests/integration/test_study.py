@@ -292,3 +292,24 @@ def test_killed_run_resumes_without_redoing_finished_stages(tmp_path):
     assert len(results["compare"]["same"]) == 3
     for result in results["compare"]["same"].values():
         np.testing.assert_allclose(np.array(result["rsa"]), 1.0, atol=1e-6)
+
+
+def test_a_revert_ablation_reverts_the_studys_own_fine_tuned_model(tmp_path):
+    """A study's revert sweep works on the model its fine-tune stage made: with side=above,
+    k = L keeps every fine-tuned layer, so it scores what the fine-tune stage scored."""
+    study = {"name": "revert", "base": "minilm",
+             "tasks": {"pair": {"task": "pair", "train": {"generated": "pairs", "n": 48, "seed": 1},
+                                "eval": {"generated": "pairs", "n": 24, "seed": 2},
+                                "options": {"max_steps": 3, "batch_size": 8, "learning_rate": 1e-4}}},
+             "evaluation": {"pairs": {"data": {"generated": "pairs", "n": 12, "seed": 3},
+                                      "in_domain": ["pair"]}},
+             "compare": {"heatmaps": False, "ci_groups": 4}, "isotropy": False,
+             "ablations": [{"kind": "revert", "task": "pair", "ks": [0, 6]}]}
+    (tmp_path / "revert.yaml").write_text(yaml.safe_dump(study))
+    results = run_study(tmp_path / "revert.yaml", tmp_path / "run", progress=False, report=False,
+                        log=lambda line: None)
+    rows = results.ablations[0].result.rows
+    tuned = results.tasks["pair"]
+    assert [row["k"] for row in rows] == [0, 6]
+    assert rows[1]["value"] == pytest.approx(tuned.value, abs=1e-12)
+    assert rows[1]["model_dir"] == tuned.model_dir
