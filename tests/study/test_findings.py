@@ -5,6 +5,7 @@ Wilson's formulas written out)."""
 import math
 from statistics import NormalDist
 
+import numpy as np
 import pytest
 from ftlens.compare.display import similarity_text
 from ftlens.study.report import build_report
@@ -158,3 +159,19 @@ def test_the_page_shows_flags_then_findings_then_the_rest(tmp_path, study):
         assert html.escape(sentence.text) in page
     for f in findings(study):
         assert f"href='#fig-{f.figure[:-4]}'" in page
+
+
+def test_values_undefined_at_every_layer_are_left_out_not_a_crash(tmp_path):
+    study = synthetic_study()
+    for result in study.compare["pair"].values():  # e.g. a constant representation everywhere
+        result.values["cka"] = np.full(5, np.nan)
+        result.intervals["cka"] = np.full((2, 5), np.nan)
+    for per_set in study.probes.values():
+        per_set["sentences"].scores["accuracy"][:, 1] = np.nan
+    found = findings(study)
+    domain = [(f.facts["task"], f.facts["measure"]) for f in found if f.topic == "domain"]
+    assert ("pair", "cka") not in domain and ("pair", "rsa") in domain
+    assert not any(f.topic == "probes" and f.facts["task"] == "deprel" for f in found)
+    assert not any(f.kind in ("ceiling", "floor") and f.facts["task"] == "deprel" for f in flags(study))
+    study.save(tmp_path / "results.json")
+    assert "Findings" in build_report(tmp_path).read_text()

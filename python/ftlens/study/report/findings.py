@@ -208,6 +208,8 @@ def _domain_findings(results: StudyResult) -> list[Finding]:
                 )
                 continue
             finite = np.isfinite(d["low"]) & np.isfinite(d["high"])
+            if not finite.any():  # undefined at every layer: nothing to state
+                continue
             more = [int(i) for i in np.flatnonzero(finite & (d["low"] > 0))]
             less = [int(i) for i in np.flatnonzero(finite & (d["high"] < 0))]
             biggest = int(np.nanargmax(np.abs(np.where(finite, d["difference"], np.nan))))
@@ -277,6 +279,8 @@ def _probe_findings(results: StudyResult) -> list[Finding]:
                 if tuned.main_metric(task) not in PROPORTIONS or not tuned.n_eval.get(task):
                     continue
                 c = probe_change(base, tuned, j)
+                if not np.isfinite(c["change"]).any():
+                    continue
                 layers = tuned.layers
                 drops = [int(i) for i in np.flatnonzero(c["high"] < 0)]
                 gains = [int(i) for i in np.flatnonzero(c["low"] > 0)]
@@ -434,6 +438,8 @@ def _probe_flags(results: StudyResult) -> list[Flag]:
             if metric not in PROPORTIONS:
                 continue
             scores = np.stack([r.scores[metric][:, j] for r in by_model.values()])
+            if not np.isfinite(scores).any():
+                continue
             if np.nanmin(scores) >= CEILING:
                 out.append(
                     Flag(

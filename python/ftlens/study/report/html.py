@@ -163,6 +163,8 @@ def probe_rows(results: StudyResult) -> list[list]:
             for j, task in enumerate(result.tasks):
                 metric = result.main_metric(task)
                 values = result.scores[metric][:, j]
+                if not np.isfinite(values).any():
+                    continue
                 best = int(np.nanargmax(values))
                 rows.append(
                     [
