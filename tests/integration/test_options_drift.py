@@ -80,11 +80,17 @@ def test_the_study_accepts_every_option_of_every_dataclass(tmp_path):
     assert FinetuneOptions(**config.ablations[0].options) == FinetuneOptions(**tune)
 
 
+COMPARE = ["compare", "minilm", "m", "d.conllu", "--out", "o"]
+STORE = ["store", "minilm", "d.conllu", "--out", "o"]
+
+
 @pytest.mark.parametrize(("command", "cls"), [(["probe", "train", "eval"], ProbeOptions),
                                               (["finetune", "minilm", "pair", "a", "b", "--out", "o"],
                                                FinetuneOptions),
                                               (["ablate", "freeze", "minilm", "pair", "a", "b", "--out", "o"],
-                                               FinetuneOptions)])
+                                               FinetuneOptions),
+                                              (COMPARE, CompareOptions), (COMPARE, CaptureOptions),
+                                              (STORE, CaptureOptions)])
 def test_the_cli_accepts_every_option_of_its_dataclass(command, cls):
     values = changed(cls)
     args = build_parser().parse_args(command + as_flags(values))

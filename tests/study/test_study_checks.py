@@ -65,6 +65,9 @@ def test_options_probe_tasks_and_ks_are_checked_before_any_stage(tmp_path, ewt_d
          "chunk_rows must be a positive integer"),
         (_study(compare={"max_length": 2}), "compare.max_length",
          "max_length=2 leaves no room for text: this tokenizer adds 2 special tokens"),
+        (_study(compare={"ci_groups": 25}), "compare.ci_groups",
+         r"25 jackknife groups, but evaluation.ewt has 20 inputs: lower ci_groups to at most 20 "
+         r"\(better, to 4"),
         (_study(ablations=[{"kind": "freeze", "task": "nli", "ks": [0, 9]}]), r"ablations\[0\].ks",
          r"\[9\] outside 0..6 \(the base model has 6 layers\)"),
         (_study(ablations=[{"kind": "freeze", "task": "nli", "options": {"batch_size": 2.5}}]),

@@ -64,7 +64,8 @@ def check_inputs(config, examples: Examples) -> None:
     key: the base model (and checkpoints) can be loaded, every data entry reads (the whole
     file: not UTF-8, truncated or empty files fail here, not after hours of fine-tuning),
     each task's data and options fit its task, probe tasks exist for the probe data and
-    probe options are valid, and ablation ks lie in 0..L."""
+    probe options are valid, every evaluation set has inputs enough for the jackknife's
+    groups, and ablation ks lie in 0..L."""
     from transformers import AutoConfig
 
     from ..activations.align import as_items
@@ -102,9 +103,15 @@ def check_inputs(config, examples: Examples) -> None:
             opts = from_mapping(FinetuneOptions, spec.options)
         with at(where):
             get_task(spec.task).check(train, evaluation, opts)
+    options = config.compare.options
     for entry in config.evaluation:
         with at(f"evaluation.{entry.name}.data"):
-            examples(entry.data)
+            n = len(examples(entry.data))
+        if options.ci is not None and n < options.ci_groups:
+            raise StudyConfigError(config.source, "compare.ci_groups", (
+                f"{options.ci_groups} jackknife groups, but evaluation.{entry.name} has {n} inputs: lower "
+                f"ci_groups to at most {n} (better, to {max(2, n // 5)}: 5 inputs or more per group), "
+                "or add inputs"))
     max_length = config.compare.capture.max_length
     if max_length is not None:
         with at("compare.max_length"):
