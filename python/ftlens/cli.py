@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import json
 import logging
+import sys
 
 from ._util.options import add_arguments, from_arguments
 
@@ -13,8 +14,6 @@ from ._util.options import add_arguments, from_arguments
 def main(argv: list[str] | None = None) -> int:
     """Runs the command; a failure of the run itself (a diverged fine-tuning, a full disk, a
     folder another process works in) is one line on stderr and exit status 1."""
-    import sys
-
     from ._util.files import DiskFull, FolderBusy
     from .finetuning import FinetuneDiverged
 
@@ -34,8 +33,6 @@ def _logs_to_stderr():
     class ToTqdm(logging.Handler):
         def emit(self, record: logging.LogRecord) -> None:
             tqdm.write(self.format(record), file=sys.stderr)
-
-    import sys
 
     logger = logging.getLogger("ftlens")
     handler = ToTqdm()
@@ -141,8 +138,6 @@ def _main(argv: list[str] | None) -> int:
 
 
 def _stderr(line: str) -> None:
-    import sys
-
     print(line, file=sys.stderr)
 
 
@@ -220,14 +215,18 @@ def _data_file_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=int, help="only the first N examples of the data")
 
 
+def _check_limit(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    if args.limit is not None and args.limit < 1:
+        parser.error(f"--limit must be at least 1, got {args.limit}")
+
+
 def _read_data(parser: argparse.ArgumentParser, args: argparse.Namespace):
     from pathlib import Path
 
     from .study.config import SUFFIX_FORMATS, DataSpec
     from .study.inputs import load
 
-    if args.limit is not None and args.limit < 1:
-        parser.error(f"--limit must be at least 1, got {args.limit}")
+    _check_limit(parser, args)
     fmt = args.format or SUFFIX_FORMATS.get(Path(args.data).suffix)
     if fmt is None:
         parser.error(f"cannot tell the format of {args.data!r} from its suffix: pass --format")
@@ -310,8 +309,7 @@ def _tune(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
 
     options = from_arguments(FinetuneOptions, args)
     task = get_task(args.task)
-    if args.limit is not None and args.limit < 1:
-        parser.error(f"--limit must be at least 1, got {args.limit}")
+    _check_limit(parser, args)
     try:
         train, evaluation = task.read(args.train), task.read(args.eval)
         if args.limit is not None:

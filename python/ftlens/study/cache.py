@@ -30,6 +30,7 @@ class RunFolder:
         self.log = log if ranks.is_main() else (lambda line: None)
         self.ran: list[dict] = []
         self.planned: list[str] = []  # every stage's name, in order (plan())
+        self._timed: dict[str, float] = {}
         runfolder.claim(self.path, IDENTITY, "another study", {"study": name, "base": base},
                         "pass another output folder")
 
@@ -43,6 +44,9 @@ class RunFolder:
         """The names of the stages to come, in order: each stage's line then reads
         ``stage 3/20 <name>`` with an estimate of the time left."""
         self.planned = list(names)
+        # the seconds each planned stage took when it last ran here, read once
+        records = {name: self._record(self._record_path(name)) for name in self.planned}
+        self._timed = {name: r["seconds"] for name, r in records.items() if r is not None}
 
     def _record_path(self, name: str) -> Path:
         return self.path / "stages" / f"{name.replace('/', '__')}.json"
@@ -59,11 +63,7 @@ class RunFolder:
         never timed yet (not counted). None for a stage outside the plan."""
         if name not in self.planned:
             return None
-        timed: dict[str, float] = {}
-        for planned in self.planned:
-            record = self._record(self._record_path(planned))
-            if record is not None:
-                timed[planned] = record["seconds"]
+        timed = dict(self._timed)
         timed.update({r["stage"]: r["seconds"] for r in self.ran if r["status"] == "ran"})
         by_kind: dict[str, list[float]] = {}
         for stage, seconds in timed.items():

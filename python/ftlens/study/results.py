@@ -117,6 +117,13 @@ class StudyResult(JsonResult):
         kinds = self.config.get("isotropy", {})
         return kinds.get("rows", ["tokens", "cls"]) if isinstance(kinds, dict) else []
 
+    def isotropy_details(self) -> list[tuple[str, str, LayerDetail, LayerComparison]]:
+        """(rows kind, task, its detail, the comparison with isotropy) for every rows kind of
+        ``isotropy.rows`` and every task measured with it."""
+        return [(kind, task, detail, detail.by_rows[kind]) for kind in self.isotropy_rows
+                for task, detail in self.detail.items()
+                if kind in detail.by_rows and detail.by_rows[kind].isotropy is not None]
+
     @property
     def probe_in_domain(self) -> list[str]:
         return (self.config.get("probes") or {}).get("in_domain", [])

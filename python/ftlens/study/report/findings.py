@@ -359,24 +359,20 @@ ISOTROPY_SHOWN = (("mean_cosine", "mean cosine", 3), ("effective_rank", "effecti
 
 def _isotropy_findings(results: StudyResult) -> list[Finding]:
     out = []
-    for kind in results.isotropy_rows:
-        for task, detail in results.detail.items():
-            result = detail.by_rows.get(kind)
-            if result is None or result.isotropy is None:
-                continue
-            top = len(result.layers) - 1
-            facts = {"task": task, "rows": kind, "set": detail.set, "layer": top}
-            changes = []
-            for key, label, digits in ISOTROPY_SHOWN:
-                before = result.isotropy["base"][key][top]
-                after = result.isotropy["finetuned"][key][top]
-                facts[key] = (before, after)
-                changes.append(f"{label} {before:.{digits}f} -> {after:.{digits}f}")
-            text = (
-                f"Isotropy of the {kind} rows of {task}'s {result.layers[top]} on {detail.set}: "
-                f"{', '.join(changes)} (base -> fine-tuned; one measurement each, no interval)."
-            )
-            out.append(Finding("isotropy", text, f"isotropy_{kind}.png", facts))
+    for kind, task, detail, result in results.isotropy_details():
+        top = len(result.layers) - 1
+        facts = {"task": task, "rows": kind, "set": detail.set, "layer": top}
+        changes = []
+        for key, label, digits in ISOTROPY_SHOWN:
+            before = result.isotropy["base"][key][top]
+            after = result.isotropy["finetuned"][key][top]
+            facts[key] = (before, after)
+            changes.append(f"{label} {before:.{digits}f} -> {after:.{digits}f}")
+        text = (
+            f"Isotropy of the {kind} rows of {task}'s {result.layers[top]} on {detail.set}: "
+            f"{', '.join(changes)} (base -> fine-tuned; one measurement each, no interval)."
+        )
+        out.append(Finding("isotropy", text, f"isotropy_{kind}.png", facts))
     return out
 
 

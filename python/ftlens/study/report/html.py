@@ -215,26 +215,22 @@ def ablation_table(entry) -> str:
 
 def isotropy_layer_tables(results: StudyResult) -> str:
     parts = []
-    for kind in results.isotropy_rows:
-        for task, detail in results.detail.items():
-            result = detail.by_rows.get(kind)
-            if result is None or result.isotropy is None:
-                continue
-            header = ["layer"] + [
-                f"{side} {label}" for _, label in plots.ISOTROPY_KEYS[:2] for side in ("base", task)
+    for kind, task, detail, result in results.isotropy_details():
+        header = ["layer"] + [
+            f"{side} {label}" for _, label in plots.ISOTROPY_KEYS[:2] for side in ("base", task)
+        ]
+        rows = [
+            [layer]
+            + [
+                _number(result.isotropy[side][key][i])
+                for key, _ in plots.ISOTROPY_KEYS[:2]
+                for side in ("base", "finetuned")
             ]
-            rows = [
-                [layer]
-                + [
-                    _number(result.isotropy[side][key][i])
-                    for key, _ in plots.ISOTROPY_KEYS[:2]
-                    for side in ("base", "finetuned")
-                ]
-                for i, layer in enumerate(result.layers)
-            ]
-            parts.append(
-                _collapsed(f"{kind} rows, {task} on {detail.set}, every layer (table)", _table(header, rows))
-            )
+            for i, layer in enumerate(result.layers)
+        ]
+        parts.append(
+            _collapsed(f"{kind} rows, {task} on {detail.set}, every layer (table)", _table(header, rows))
+        )
     return "".join(parts)
 
 

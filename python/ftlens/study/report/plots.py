@@ -283,26 +283,12 @@ def isotropy_by_layer(results: StudyResult, folder: Path) -> list[tuple[str, str
                 on_set = {task: d.by_rows[kind] for task, d in models.items() if d.set == set_name}
                 some = next(iter(on_set.values()))
                 suffix = f" on {set_name}" if len(sets) > 1 else ""
-                drawn.line(
-                    ax,
-                    key,
-                    f"base{suffix}",
-                    some.layers,
-                    some.isotropy["base"][key],
-                    marker="o",
-                    color="black",
-                    ls=style,
-                )
-                for task, result in on_set.items():
-                    drawn.line(
-                        ax,
-                        key,
-                        f"{task}{suffix}",
-                        result.layers,
-                        result.isotropy["finetuned"][key],
-                        marker="o",
-                        ls=style,
-                    )
+                # the base model on this set (black), then each model fine-tuned and measured on it
+                lines = [("base", some.isotropy["base"][key], {"color": "black"})]
+                lines += [(task, r.isotropy["finetuned"][key], {}) for task, r in on_set.items()]
+                for series, values, color in lines:
+                    drawn.line(ax, key, f"{series}{suffix}", some.layers, values, marker="o", ls=style,
+                               **color)
             ax.set_xticks(np.arange(len(some.layers)), short(some.layers))
             ax.set_xlabel("layer")
             ax.set_title(label, fontsize=9)
