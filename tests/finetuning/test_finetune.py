@@ -44,6 +44,23 @@ def test_finetune_learns_saves_and_reloads(run):
     assert type(encoder).__name__ == "BertModel" and tokenizer("a b")["input_ids"]
 
 
+def test_the_run_keeps_each_eval_examples_prediction_and_share_of_the_metric(run, pairs):
+    scores = run.scores()
+    right, over = scores.num["accuracy"], scores.den["accuracy"]
+    assert len(right) == len(over) == len(scores.predictions) == len(pairs[1])
+    assert scores.scale * right.sum() / over.sum() == pytest.approx(run.metrics["eval_accuracy"], abs=1e-12)
+    gold = [p.label for p in pairs[1]]
+    assert right.tolist() == [float(a == b) for a, b in zip(scores.predictions, gold, strict=True)]
+
+
+def test_a_finished_run_without_scores_gets_them_from_its_saved_model(run, pairs, tmp_path):
+    old = tmp_path / "old"
+    shutil.copytree(run.out_dir, old)
+    (old / "scores.json").unlink()
+    again = ftlens.finetune("minilm", "pair", *pairs, old, **SMALL)
+    assert again.reused and again.scores().to_dict() == run.scores().to_dict()
+
+
 def test_finished_run_is_reused_and_other_settings_refused(run, pairs):
     again = ftlens.finetune("minilm", "pair", *pairs, run.out_dir, **SMALL)
     assert again.reused and again.metrics == run.metrics

@@ -57,6 +57,17 @@ def test_head_learns_and_reloads_to_the_same_predictions(task, data_dir, tmp_pat
                      batch_size=FEW["batch_size"])
     assert again[metric] == result.metrics[metric]
     assert again["eval_loss"] == pytest.approx(result.metrics["eval_loss"], rel=1e-6)
+    _check_example_scores(result.scores(), result.metrics, evaluation)
+
+
+def _check_example_scores(scores, metrics: dict, evaluation) -> None:
+    """Every metric is the scaled ratio of its per-example sums; one entry per eval example."""
+    assert set(scores.num) == set(scores.den) and scores.num
+    for name in scores.num:
+        assert len(scores.num[name]) == len(scores.den[name]) == len(evaluation) == len(scores.predictions)
+        assert (0 <= scores.num[name]).all() and (scores.num[name] <= scores.den[name]).all()
+        ratio = scores.scale * scores.num[name].sum() / scores.den[name].sum()
+        assert ratio == pytest.approx(metrics["eval_" + name], abs=1e-9)
 
 
 def brute_force_tree(scores: np.ndarray) -> tuple[float, np.ndarray]:

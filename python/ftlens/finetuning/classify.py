@@ -11,7 +11,7 @@ from torch import nn
 from ..data.pairs import PairData, SentencePair, read_pairs
 from . import norms
 from .model import TaskModel
-from .task import Encoded, FinetuneTask, label_index
+from .task import Encoded, ExampleScores, FinetuneTask, label_index
 
 
 class Classifier(TaskModel):
@@ -78,16 +78,23 @@ class Classification(FinetuneTask):
         index = label_index(head["labels"], {p.label for p in data}, "labels")
         second = [p.hypothesis for p in data] if self.pairs else None
         features = tokenizer([p.premise for p in data], second, truncation=True, max_length=opts.max_length)
-        return Encoded([{**{k: v[i] for k, v in features.items()}, "labels": index[p.label]}
-                        for i, p in enumerate(data)])
+        encoded = Encoded([{**{k: v[i] for k, v in features.items()}, "labels": index[p.label]}
+                           for i, p in enumerate(data)])
+        encoded.labels = head["labels"]
+        return encoded
 
     def collator(self, tokenizer):
         import transformers
 
         return transformers.DataCollatorWithPadding(tokenizer)
 
-    def metrics(self, eval_set, opts):
-        return accuracy
+    def scores(self, prediction, eval_set, opts) -> ExampleScores:
+        logits, labels = prediction
+        predicted = np.argmax(logits, -1)
+        right = (predicted == labels).astype(np.float64)
+        answers = [eval_set.labels[i] for i in predicted.tolist()]
+        ones = np.ones_like(right)
+        return ExampleScores(accuracy(prediction), 1.0, {"accuracy": right}, {"accuracy": ones}, answers)
 
     def read(self, path) -> PairData:
         return read_pairs(path)

@@ -19,7 +19,7 @@ from torch import nn
 
 from ..data.conllu import Sentence, check_tree, read_conllu
 from .model import TaskModel
-from .task import Encoded, FinetuneTask, label_index
+from .task import Encoded, ExampleScores, FinetuneTask, label_index
 
 IGNORE = -100  # padding of word-level labels (the Trainer pads with it too)
 
@@ -235,16 +235,31 @@ class Parsing(FinetuneTask):
         if dropped:
             warnings.warn(f"{len(dropped)} of {len(data)} training sentences are longer than max_length="
                           f"{opts.max_length} tokens and are left out", stacklevel=3)
-        return Encoded(items)
+        encoded = Encoded(items)
+        encoded.labels = head["labels"]
+        return encoded
 
     def collator(self, tokenizer):
         return WordCollator(tokenizer)
 
-    def metrics(self, eval_set, opts):
-        def compute(prediction) -> dict:
-            return attachment_scores(*prediction.predictions, *prediction.label_ids)
-
-        return compute
+    def scores(self, prediction, eval_set, opts) -> ExampleScores:
+        """Per sentence: its right heads (UAS) and right heads and relations (LAS) over its
+        scored words."""
+        pred_heads, pred_deprels = (np.asarray(a) for a in prediction.predictions)
+        heads, deprels, scored = (np.asarray(a) for a in prediction.label_ids)
+        keep = (scored == 1) & (heads != IGNORE)
+        right_head = (pred_heads == heads) & keep
+        right = {"uas": right_head, "las": right_head & (pred_deprels == deprels)}
+        words = keep.sum(1).astype(np.float64)
+        predictions = []
+        for sentence_heads, sentence_deprels in zip(pred_heads, pred_deprels, strict=True):
+            words_here = sentence_heads != IGNORE
+            relations = sentence_deprels[words_here].tolist()
+            predictions.append({"heads": sentence_heads[words_here].tolist(),
+                                "deprels": [eval_set.labels[r] for r in relations]})
+        return ExampleScores(attachment_scores(pred_heads, pred_deprels, heads, deprels, scored), 100.0,
+                             {k: v.sum(1).astype(np.float64) for k, v in right.items()},
+                             {k: words for k in right}, predictions)
 
     def read(self, path) -> list[Sentence]:
         return read_conllu(path)

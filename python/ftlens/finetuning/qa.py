@@ -16,7 +16,7 @@ from torch import nn
 
 from ..data.squad import QAExample, read_squad
 from .model import TaskModel
-from .task import Encoded, FinetuneTask
+from .task import Encoded, ExampleScores, FinetuneTask
 
 N_BEST = 20  # start and end candidates per window
 WINDOW_KEYS = ("offset_mapping", "overflow_to_sample_mapping")  # the tokenizer's, not the model's
@@ -56,15 +56,22 @@ def _f1(prediction: str, gold: str) -> float:
     return 2 * precision * recall / (precision + recall)
 
 
-def squad_scores(predictions: dict[str, str], examples: list[QAExample]) -> dict:
-    """Exact match and F1 (percent) of predicted answer texts by question id."""
-    exact = f1 = 0.0
+def example_scores(predictions: dict[str, str], examples: list[QAExample]) -> dict[str, list[float]]:
+    """Exact match and F1 (fractions) of each question's predicted answer text, the best
+    over its gold answers."""
+    out: dict[str, list[float]] = {"exact_match": [], "f1": []}
     for example in examples:
         golds = [a.text for a in example.answers]
         answer = predictions.get(example.id, "")
-        exact += max(float(normalize_answer(answer) == normalize_answer(g)) for g in golds)
-        f1 += max(_f1(answer, g) for g in golds)
-    return {"exact_match": 100.0 * exact / len(examples), "f1": 100.0 * f1 / len(examples)}
+        out["exact_match"].append(max(float(normalize_answer(answer) == normalize_answer(g)) for g in golds))
+        out["f1"].append(max(_f1(answer, g) for g in golds))
+    return out
+
+
+def squad_scores(predictions: dict[str, str], examples: list[QAExample]) -> dict:
+    """Exact match and F1 (percent) of predicted answer texts by question id."""
+    return {name: 100.0 * sum(values) / len(examples)
+            for name, values in example_scores(predictions, examples).items()}
 
 
 class QuestionAnswering(FinetuneTask):
@@ -126,13 +133,14 @@ class QuestionAnswering(FinetuneTask):
 
         return transformers.DataCollatorWithPadding(tokenizer)
 
-    def metrics(self, eval_set, opts):
-        def compute(prediction) -> dict:
-            starts, ends = prediction.predictions
-            answers = best_answers(starts, ends, eval_set.windows, eval_set.examples, opts.max_answer_length)
-            return squad_scores(answers, eval_set.examples)
-
-        return compute
+    def scores(self, prediction, eval_set, opts) -> ExampleScores:
+        starts, ends = prediction.predictions
+        answers = best_answers(starts, ends, eval_set.windows, eval_set.examples, opts.max_answer_length)
+        each = {name: np.asarray(values)
+                for name, values in example_scores(answers, eval_set.examples).items()}
+        return ExampleScores(squad_scores(answers, eval_set.examples), 100.0, each,
+                             {name: np.ones(len(eval_set.examples)) for name in each},
+                             [answers.get(e.id, "") for e in eval_set.examples])
 
     def read(self, path) -> list[QAExample]:
         return read_squad(path)

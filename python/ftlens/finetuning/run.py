@@ -7,8 +7,10 @@ disk, is set aside); a diverging one stops before anything is saved (``divergenc
 
 A run folder holds ``options.json`` (written first), ``checkpoints/`` (the Trainer's),
 ``model/`` (the encoder as a Hugging Face folder that ``ftlens.load_model`` reads, the
-head and the tokenizer; ``load_task_model`` reads it all) and ``metrics.json`` (written
-last: the evaluation history, the final metrics, the seed and the package versions).
+head and the tokenizer; ``load_task_model`` reads it all), ``scores.json`` (the final
+evaluation per eval example: its predictions and its share of each metric, what the
+bootstrap over seeds and examples resamples) and ``metrics.json`` (written last: the
+evaluation history, the final metrics, the seed and the package versions).
 """
 
 from __future__ import annotations
@@ -33,14 +35,15 @@ from .classify import PAIR, SENTENCE
 from .divergence import check_metrics, check_weights, guarded_trainer
 from .layers import freeze_bottom, reinit_top
 from .logs import logged_progress
-from .model import TaskModel
+from .model import TaskModel, load_task_model
 from .optim import Adam
 from .options import FinetuneOptions
 from .parse import PARSING
 from .qa import QA
-from .task import FinetuneTask
+from .task import ExampleScores, FinetuneTask
 
 SAVE_TOTAL_LIMIT = 2  # checkpoints kept while a run trains
+SCORES = "scores.json"
 TASKS: dict[str, FinetuneTask] = {t.name: t for t in (SENTENCE, PAIR, PARSING, QA)}
 
 
@@ -63,6 +66,14 @@ class FinetuneResult:
     @property
     def model_dir(self) -> Path:
         return self.out_dir / "model"
+
+    @property
+    def seed(self) -> int:
+        return json.loads((self.out_dir / "options.json").read_text())["options"]["seed"]
+
+    def scores(self) -> ExampleScores:
+        """The final evaluation per eval example (``scores.json``)."""
+        return ExampleScores.from_dict(json.loads((self.out_dir / SCORES).read_text()))
 
 
 def _versions() -> dict:
@@ -147,6 +158,8 @@ def _finetune(base, spec: FinetuneTask, train, eval, out: Path, opts: FinetuneOp
             done = json.loads((out / "metrics.json").read_text())
             # a diverged run finished by an earlier version is not a result
             check_metrics(done["final"], done["final"].get("step", "?"), opts, out)
+            if not (out / SCORES).exists() and int(os.environ.get("WORLD_SIZE", "1")) == 1:
+                _score_finished(out, spec, eval, opts)  # a run finished before they were kept
             return FinetuneResult(out, done["final"], done["history"], reused=True)
 
     path = model_source(base)
@@ -168,11 +181,14 @@ def _finetune(base, spec: FinetuneTask, train, eval, out: Path, opts: FinetuneOp
         trainer.train(resume_from_checkpoint=checkpoint)
         history = [entry for entry in trainer.state.log_history if any(k.startswith("eval_") for k in entry)]
         evaluated_last = history and history[-1].get("step") == trainer.state.global_step
-        final = history[-1] if evaluated_last else trainer.evaluate()
+        scorer = trainer.compute_metrics
+        # (a run resumed after its last evaluation has not scored its examples here)
+        final = history[-1] if evaluated_last and scorer.last is not None else trainer.evaluate()
         check_metrics(final, trainer.state.global_step, opts, out)
         check_weights(model, trainer.state.global_step, opts, out)
         if trainer.is_world_process_zero():
             model.save(out / "model", tokenizer)
+            files.write_json(out / SCORES, scorer.last.to_dict())
             files.write_json(out / "metrics.json", {"final": final, "history": history, "seed": opts.seed,
                                                   "resumed_from": checkpoint and Path(checkpoint).name,
                                                   "versions": _versions()})
@@ -200,13 +216,28 @@ def evaluate(model: TaskModel, task: str, data, tokenizer, *, options: FinetuneO
              progress: bool = False, **overrides) -> dict:
     """The task metrics (``eval_<metric>``) of ``model`` on ``data``, without training
     (``options``: those of the run, for max_length, batch_size and the task options)."""
-    spec = get_task(task)
-    opts = with_overrides(FinetuneOptions, options, **overrides)
+    return _evaluation(model, get_task(task), data, tokenizer, with_overrides(FinetuneOptions, options,
+                                                                              **overrides), progress)[0]
+
+
+def _evaluation(model: TaskModel, spec: FinetuneTask, data, tokenizer, opts: FinetuneOptions,
+                progress: bool) -> tuple[dict, ExampleScores]:
+    """``eval_<metric>`` values and the per-example scores of ``model`` on ``data``."""
     spec.check(data, data, opts)  # the data's form; the labels are the model's own
     check_max_length(opts.max_length, tokenizer, max_input_length(model.encoder, tokenizer), spec.pairs)
     eval_set = spec.dataset(data, tokenizer, opts, model.head_options, train=False)
     with tempfile.TemporaryDirectory() as scratch:
-        return _trainer(model, spec, opts, Path(scratch), tokenizer, eval_set, progress).evaluate()
+        trainer = _trainer(model, spec, opts, Path(scratch), tokenizer, eval_set, progress)
+        return trainer.evaluate(), trainer.compute_metrics.last
+
+
+def _score_finished(out: Path, spec: FinetuneTask, eval, opts: FinetuneOptions) -> None:  # noqa: A002
+    """Writes ``scores.json`` of a finished run from its saved model."""
+    import transformers
+
+    model = load_task_model(out / "model")
+    tokenizer = transformers.AutoTokenizer.from_pretrained(out / "model")
+    files.write_json(out / SCORES, _evaluation(model, spec, eval, tokenizer, opts, False)[1].to_dict())
 
 
 def _trainer(model: TaskModel, spec: FinetuneTask, opts: FinetuneOptions, checkpoints: Path, tokenizer,

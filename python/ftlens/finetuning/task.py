@@ -4,7 +4,9 @@ collator and the evaluation metrics. One subclass per task kind (classify, parse
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
+import numpy as np
 import torch
 
 from .model import TaskModel
@@ -39,9 +41,15 @@ class FinetuneTask:
     def collator(self, tokenizer):
         raise NotImplementedError
 
-    def metrics(self, eval_set, opts: FinetuneOptions):
-        """``compute_metrics`` for the Trainer: EvalPrediction -> {name: value}."""
+    def scores(self, prediction, eval_set, opts: FinetuneOptions) -> ExampleScores:
+        """The metrics of an evaluation (the Trainer's EvalPrediction) and each eval
+        example's share of them."""
         raise NotImplementedError
+
+    def metrics(self, eval_set, opts: FinetuneOptions) -> Scorer:
+        """``compute_metrics`` for the Trainer: EvalPrediction -> {name: value}, keeping the
+        last evaluation's per-example scores."""
+        return Scorer(lambda prediction: self.scores(prediction, eval_set, opts))
 
     def read(self, path):
         """The task's data from a file (for the command line)."""
@@ -66,6 +74,45 @@ class FinetuneTask:
         if not isinstance(data, (list, tuple)) or not data or not all(isinstance(x, kind) for x in data):
             raise TypeError(f"task {self.name!r} takes {role} data as a non-empty list of {kind.__name__} "
                             f"({self.data})")
+
+
+@dataclasses.dataclass
+class ExampleScores:
+    """An evaluation's ``metrics`` ({name: value}) and each eval example's share of them:
+    for every metric, ``num`` and ``den`` [examples] such that the metric of any multiset of
+    examples (a bootstrap resample) is ``scale * sum(num) / sum(den)`` over it (accuracy:
+    right or not, over 1; LAS: a sentence's right words over its scored words).
+    ``predictions``: what the model answered, per example (JSON values)."""
+
+    metrics: dict
+    scale: float
+    num: dict[str, np.ndarray]
+    den: dict[str, np.ndarray]
+    predictions: list
+
+    def to_dict(self) -> dict:
+        return {"metrics": self.metrics, "scale": self.scale,
+                "num": {k: v.tolist() for k, v in self.num.items()},
+                "den": {k: v.tolist() for k, v in self.den.items()}, "predictions": self.predictions}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ExampleScores:
+        def arrays(named: dict) -> dict[str, np.ndarray]:
+            return {k: np.asarray(v, dtype=np.float64) for k, v in named.items()}
+
+        return cls(d["metrics"], d["scale"], arrays(d["num"]), arrays(d["den"]), d["predictions"])
+
+
+class Scorer:
+    """``compute_metrics`` for the Trainer: the metrics of each evaluation, the last one's
+    per-example scores kept in ``last``."""
+
+    def __init__(self, score: Callable[[object], ExampleScores]):
+        self.score, self.last = score, None
+
+    def __call__(self, prediction) -> dict:
+        self.last = self.score(prediction)
+        return self.last.metrics
 
 
 # The options that belong to one kind of task, and which tasks read them.
