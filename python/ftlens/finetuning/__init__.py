@@ -12,7 +12,8 @@ from .norms import IsoBN
 from .optim import Adam
 from .options import FinetuneOptions
 from .run import TASKS, FinetuneResult, evaluate, finetune
+from .seeds import SeedRuns, finetune_seeds
 
 __all__ = ["KINDS", "SIDES", "TASKS", "AblationResult", "Adam", "FinetuneDiverged", "FinetuneOptions",
-           "FinetuneResult", "IsoBN", "TaskModel", "ablate", "evaluate", "finetune", "freeze_bottom",
-           "load_task_model", "reinit_top", "revert_layers"]
+           "FinetuneResult", "IsoBN", "SeedRuns", "TaskModel", "ablate", "evaluate", "finetune",
+           "finetune_seeds", "freeze_bottom", "load_task_model", "reinit_top", "revert_layers"]

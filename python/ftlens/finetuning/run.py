@@ -85,7 +85,8 @@ def _versions() -> dict:
 
 
 def finetune(base, task: str, train, eval, out_dir, *, options: FinetuneOptions | None = None,  # noqa: A002
-             progress: bool = True, keep_checkpoints: bool = False, **overrides) -> FinetuneResult:
+             progress: bool = True, keep_checkpoints: bool = False, seeds=None, workers: int | None = None,
+             **overrides):
     """Fine-tunes ``base`` (hub name, folder or "minilm") on ``task`` and evaluates on
     ``eval`` after each epoch (or every ``eval_steps``).
 
@@ -105,11 +106,21 @@ def finetune(base, task: str, train, eval, out_dir, *, options: FinetuneOptions 
         keep_checkpoints: keep the Trainer's checkpoints (optimizer states, about 4 times
             the model's size) once the run has finished; by default they are deleted then,
             since ``model/`` holds the result and a finished run never resumes.
+        seeds: several runs of the procedure, one per seed (``out_dir/seed-<s>/``), side by
+            side in up to ``workers`` processes (``ftlens.finetuning.finetune_seeds``).
 
     Returns:
         The run's ``FinetuneResult``: ``metrics`` (``eval_<metric>``, the last
-        evaluation), ``history`` (every evaluation), ``model_dir``.
+        evaluation), ``history`` (every evaluation), ``model_dir``, ``scores()`` (per eval
+        example). With ``seeds``: ``SeedRuns``, every seed's result.
     """
+    if seeds is not None:
+        from .seeds import finetune_seeds
+
+        return finetune_seeds(base, task, train, eval, out_dir, seeds, options=options, workers=workers,
+                              progress=progress, keep_checkpoints=keep_checkpoints, **overrides)
+    if workers is not None:
+        raise ValueError("workers= runs several seeds side by side: give seeds=[...] with it")
     spec = get_task(task)
     opts = with_overrides(FinetuneOptions, options, **overrides)
     settings = run_settings(base, task, train, eval, opts)
