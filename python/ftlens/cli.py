@@ -69,6 +69,10 @@ def build_parser() -> argparse.ArgumentParser:
     study.add_argument("study", help="the study's YAML file")
     study.add_argument("--out", help="run folder (default: the file's out, else <name>_out)")
     study.add_argument("--no-report", action="store_true", help="write results.json only")
+    study.add_argument("--finetune-only", action="store_true",
+                       help="run the fine-tuning stages alone (the rest reuses them when run later)")
+    study.add_argument("--workers", type=int,
+                       help="seeds fine-tuned side by side (default: one per free core on a CPU)")
     _runtime_arguments(study)
     compare = sub.add_parser("compare", help="compare a base and a fine-tuned model layer by layer on data")
     compare.add_argument("base", help='base model: "minilm", a Hugging Face hub name or a folder')
@@ -159,10 +163,12 @@ def _command(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
 
         try:
             results = run_study(args.study, args.out, progress=not args.no_progress,
-                                report=not args.no_report)
+                                report=not args.no_report, finetune_only=args.finetune_only,
+                                workers=args.workers)
         except (ValueError, FileNotFoundError) as err:
             parser.error(str(err))
-        print(stage_table(results))
+        if results is not None:
+            print(stage_table(results))
     elif args.command == "report":
         from .study.report import build_report
 

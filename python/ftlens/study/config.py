@@ -7,6 +7,7 @@ read relative to the YAML file's folder. The file's shape::
     name: my-study                  # the run folder refuses another study's name
     base: minilm                    # hub name, folder or "minilm"
     out: study_out                  # run folder (``ftlens run --out`` overrides)
+    seeds: [0, 1, 2]                # each task fine-tuned once per seed (or a count: 3)
     tasks:                          # what to fine-tune (or an already fine-tuned model)
       nli: {task: pair, train: mnli.tsv, eval: dev.tsv, options: {epochs: 1}}
       parsing: {task: parsing, checkpoint: runs/parsing/model}
@@ -19,7 +20,8 @@ read relative to the YAML file's folder. The file's shape::
 
 A data entry is a path, or a mapping: ``{path, format, limit}`` (format inferred from
 the suffix: .conllu, .tsv/.jsonl/.csv (pairs), .json (SQuAD), .txt; ``limit`` examples
-from the ``start``-th, e.g. to split one file) or ``{generated: sentences | pairs |
+from the ``start``-th, e.g. to split one file; a random ``sample`` of them, drawn with
+``seed``) or ``{generated: sentences | pairs |
 ambiguous-sentences, n, seed}`` (the built-in corpus; "ambiguous-sentences": nouns that
 are also verbs, so a word's tag depends on its context).
 """
@@ -42,6 +44,7 @@ from ..finetuning.ablate import KINDS as ABLATIONS
 from ..finetuning.layers import SIDES
 from ..finetuning.options import FinetuneOptions
 from ..finetuning.run import TASKS
+from ..finetuning.seeds import check_seeds
 from ..probes.options import ProbeOptions
 from ..probes.tasks import DEFAULT_TASKS as PROBE_TASKS
 
@@ -68,17 +71,19 @@ class StudyConfigError(ValueError):
 @dataclass(frozen=True)
 class DataSpec:
     """Where examples come from: a file (``path``, ``format``; ``limit`` examples from the
-    ``start``-th) or the built-in generated corpus (``generated`` = "sentences" | "pairs" |
-    "ambiguous-sentences", ``n``, ``seed``)."""
+    ``start``-th; a random ``sample`` of them, drawn with ``seed``) or the built-in generated
+    corpus (``generated`` = "sentences" | "pairs" | "ambiguous-sentences", ``n``, ``seed``)."""
 
     path: str | None = option(None, help="a data file (variables expand; relative to the study file)")
     format: str | None = option(None, choices=FORMATS,
                                 help="default: from the suffix (.conllu, .tsv/.jsonl/.csv, .json, .txt)")
     start: int | None = option(None, help="the first example taken (0-based), e.g. to split one file")
     limit: int | None = option(None, help="at most this many examples from start on")
+    sample: int | None = option(None, help="a random sample of this many of those examples (drawn with seed, "
+                                           "kept in file order)")
     generated: str | None = option(None, choices=GENERATED, help="the built-in corpus instead of a file")
     n: int = option(300, help="generated examples")
-    seed: int = option(0, help="of the generated corpus")
+    seed: int = option(0, help="of the generated corpus, or of the sample")
 
     def describe(self) -> dict:
         return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
@@ -164,6 +169,8 @@ class StudyConfig:
     probes: ProbeSpec | None = option(None, help="probes of every layer (below; none when left out)")
     ablations: tuple[AblationSpec, ...] = option((), help="a list of sweeps (below)")
     isotropy: IsotropySpec | None = field(default=IsotropySpec(), metadata={"help": "below; false: none"})
+    seeds: tuple[int, ...] | None = option(None, help="fine-tune each task once per seed (a list, or a count "
+                                                      "n: 0..n-1); none: one run, at options.seed")
     source: str = "<study>"
     raw: dict = field(default_factory=dict, compare=False)  # the file as read, for results.json
 
@@ -242,7 +249,8 @@ class _Reader:
     def data(self, value, where: str) -> DataSpec:
         if isinstance(value, str):
             value = {"path": value}
-        spec = self.mapping(value, where, ("path", "format", "start", "limit", "generated", "n", "seed"))
+        spec = self.mapping(value, where, ("path", "format", "start", "limit", "sample", "generated", "n",
+                                           "seed"))
         if ("path" in spec) == ("generated" in spec):
             self.fail(
                 where,
@@ -264,14 +272,19 @@ class _Reader:
                     f"cannot tell the format of {Path(path).name!r} from its "
                     f"suffix: give format, one of {list(FORMATS)}",
                 )
-        limit, start = spec.get("limit"), spec.get("start")
+        limit, start, sample = spec.get("limit"), spec.get("start"), spec.get("sample")
         if start is not None and self.typed(start, _join(where, "start"), int) < 0:
             self.fail(_join(where, "start"), f"must be >= 0, got {start}")
+        if "seed" in spec and sample is None:
+            self.fail(_join(where, "seed"), "a file's seed draws its sample: give sample too, or leave seed "
+                                            "out")
         return DataSpec(
             start=start,
             path=path,
             format=self.choice(fmt, _join(where, "format"), FORMATS),
             limit=None if limit is None else self.typed(limit, _join(where, "limit"), int, True),
+            sample=None if sample is None else self.typed(sample, _join(where, "sample"), int, True),
+            seed=self.typed(spec.get("seed", 0), _join(where, "seed"), int),
         )
 
     def options(self, value, where: str) -> dict:
@@ -299,7 +312,8 @@ def _kind(value) -> str:
     return "nothing" if value is None else f"{type(value).__name__} {value!r}"[:80]
 
 
-TOP_KEYS = ("name", "base", "out", "tasks", "evaluation", "compare", "probes", "ablations", "isotropy")
+TOP_KEYS = ("name", "base", "out", "seeds", "tasks", "evaluation", "compare", "probes", "ablations",
+            "isotropy")
 
 
 def _unique_key_loader():
@@ -369,6 +383,12 @@ def parse_config(raw: Any, source: str = "<study>", folder: str | os.PathLike = 
                 f"task {a.task!r} has no train data (a checkpoint cannot be ablated): give it train and eval",
             )
     isotropy = top.get("isotropy", {})
+    seeds = _seeds(r, top["seeds"]) if "seeds" in top else None
+    if seeds is not None:
+        for where, options in [*((f"tasks.{t.name}", t.options) for t in tasks),
+                               *((f"ablations[{i}]", a.options) for i, a in enumerate(ablations))]:
+            if "seed" in options:
+                r.fail(f"{where}.options.seed", "the study's seeds set each run's seed: leave seed out here")
     return StudyConfig(
         name=r.typed(top["name"], "name", str),
         base=r.typed(top["base"], "base", str),
@@ -379,6 +399,7 @@ def parse_config(raw: Any, source: str = "<study>", folder: str | os.PathLike = 
         probes=probes,
         ablations=ablations,
         isotropy=None if isotropy is False or isotropy is None else _isotropy(r, isotropy),
+        seeds=seeds,
         source=source,
         raw=raw,
     )
@@ -417,6 +438,17 @@ def _tasks(r: _Reader, value) -> tuple[TaskSpec, ...]:
     if not out:
         r.fail("tasks", "no task: add at least one")
     return tuple(out)
+
+
+def _seeds(r: _Reader, value) -> tuple[int, ...]:
+    """A list of distinct seeds, or a count n (the seeds 0..n-1)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = list(range(r.typed(value, "seeds", int, positive=True)))
+    value = r.listed(value, "seeds")
+    try:
+        return tuple(check_seeds(value))
+    except (TypeError, ValueError) as err:
+        r.fail("seeds", str(err))
 
 
 def _compare(r: _Reader, value) -> CompareSpec:

@@ -6,6 +6,8 @@ import contextlib
 import os
 from pathlib import Path
 
+import numpy as np
+
 from .. import data as readers
 from .._util import fingerprint
 from .._util.options import from_mapping
@@ -21,7 +23,8 @@ READERS = {
 
 
 def load(spec: DataSpec):
-    """The examples a data entry names (``limit`` of a file's, from the ``start``-th)."""
+    """The examples a data entry names (``limit`` of a file's, from the ``start``-th; a random
+    ``sample`` of those, in file order)."""
     if spec.generated in ("sentences", "ambiguous-sentences"):
         return readers.generate_sentences(spec.n, seed=spec.seed, ambiguous=spec.generated != "sentences")
     if spec.generated == "pairs":
@@ -31,6 +34,12 @@ def load(spec: DataSpec):
     chosen = examples[start:] if spec.limit is None else examples[start : start + spec.limit]
     if not chosen:
         raise ValueError(f"{spec.path} has {len(examples)} examples: none left from start={start}")
+    if spec.sample is not None:
+        if spec.sample > len(chosen):
+            raise ValueError(f"sample={spec.sample} is more than the {len(chosen)} examples of {spec.path} "
+                             "it draws from: lower it")
+        keep = np.sort(np.random.default_rng(spec.seed).choice(len(chosen), spec.sample, replace=False))
+        chosen = [chosen[i] for i in keep]
     return chosen
 
 

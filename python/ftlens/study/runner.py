@@ -17,7 +17,7 @@ from .._util.options import from_mapping, to_mapping
 from .._version import __version__
 from ..activations.models import quiet_loading, resolve
 from ..compare.models import compare_models
-from ..finetuning import ablate, finetune
+from ..finetuning import ablate, finetune, finetune_seeds
 from ..finetuning.divergence import check_metrics
 from ..finetuning.options import FinetuneOptions
 from ..finetuning.run import get_task
@@ -36,19 +36,26 @@ def run_study(
     progress: bool = True,
     report: bool = True,
     log: Callable[[str], None] = print,
-) -> StudyResult:
+    finetune_only: bool = False,
+    workers: int | None = None,
+) -> StudyResult | None:
     """Runs (or resumes) a study; returns its ``StudyResult`` (also ``out/results.json``) and, with
     ``report``, writes the report (``out/report.html`` and its PNGs) as well.
 
     study: a study YAML file or a ``StudyConfig``; out: the run folder (default: the
-    file's ``out``). A rerun reuses every finished stage whose inputs are unchanged."""
+    file's ``out``). A rerun reuses every finished stage whose inputs are unchanged.
+    finetune_only: run the fine-tuning stages alone (e.g. on a machine with a GPU; the
+    analysis later reuses them) and return None. workers: seeds fine-tuned side by side
+    (``ftlens.finetuning.finetune_seeds``; default: one per free core on a CPU)."""
     config = study if isinstance(study, StudyConfig) else load_config(study)
+    if config.seeds is not None and not finetune_only:
+        raise StudyConfigError(config.source, "seeds", "the stages after fine-tuning do not take seeds yet: "
+                               "run the fine-tuning stages alone (ftlens run --finetune-only)")
     started = ranks.init_from_env()  # under torchrun: evaluation sets sharded by rank
     try:
         with quiet_loading():
-            return _run(
-                config, out, progress and ranks.is_main(), report, log if ranks.is_main() else _silent
-            )
+            return _run(config, out, progress and ranks.is_main(), report,
+                        log if ranks.is_main() else _silent, finetune_only, workers)
     finally:
         if started:
             import torch.distributed as dist
@@ -60,27 +67,32 @@ def _silent(line: str) -> None:
     pass
 
 
-def _run(config: StudyConfig, out, progress: bool, report: bool, log: Callable[[str], None]) -> StudyResult:
+def _run(config: StudyConfig, out, progress: bool, report: bool, log: Callable[[str], None],
+         finetune_only: bool, workers: int | None) -> StudyResult | None:
     start = time.perf_counter()
     run = RunFolder(out or config.out, config.name, config.base, log=log)
     with run.lock():
-        return _stages(config, run, start, progress, report, log)
+        return _stages(config, run, start, progress, report, log, finetune_only, workers)
 
 
 def _stages(config: StudyConfig, run: RunFolder, start: float, progress: bool, report: bool,
-            log: Callable[[str], None]) -> StudyResult:
+            log: Callable[[str], None], finetune_only: bool, workers: int | None) -> StudyResult | None:
     log(f"study {config.name!r} -> {run.path}")
-    run.plan(stage_names(config))
+    run.plan(stage_names(config, finetune_only))
     examples = Examples()
     check_inputs(config, examples)
     models = {BASE: {"path": config.base, "fingerprint": folder_fingerprint(config.base)}}
     tasks = {}
     for spec in config.tasks:
-        tasks[spec.name] = _finetune_stage(run, config, spec, examples, models[BASE], progress)
-        models[spec.name] = {
-            "path": tasks[spec.name]["model_dir"],
-            "fingerprint": tasks[spec.name]["fingerprint"],
-        }
+        tasks[spec.name] = _finetune_stage(run, config, spec, examples, models[BASE], progress, workers)
+        if not finetune_only:
+            models[spec.name] = {
+                "path": tasks[spec.name]["model_dir"],
+                "fingerprint": tasks[spec.name]["fingerprint"],
+            }
+    if finetune_only:
+        log("the fine-tuning stages are done (--finetune-only); rerun without it for the rest of the study")
+        return None
     results = {
         "schema": SCHEMA,
         "study": config.name,
@@ -130,22 +142,20 @@ def versions() -> dict:
     }
 
 
-def _finetune_stage(
-    run: RunFolder, config: StudyConfig, spec: TaskSpec, examples: Examples, base: dict, progress: bool
-) -> dict:
+def _finetune_stage(run: RunFolder, config: StudyConfig, spec: TaskSpec, examples: Examples, base: dict,
+                    progress: bool, workers: int | None) -> dict:
     """The stage's record, with what a model that learned nothing scores on the task's eval
     set (``baseline``, not cached: it reads the data alone)."""
     task = get_task(spec.task)
-    result = _trained_or_checkpoint(run, config, spec, examples, base, progress)
+    result = _trained_or_checkpoint(run, config, spec, examples, base, progress, workers)
     baseline = None
     if spec.eval is not None:
         baseline = task.baseline(examples(spec.eval), from_mapping(FinetuneOptions, spec.options))
     return {**result, "baseline": baseline}
 
 
-def _trained_or_checkpoint(
-    run: RunFolder, config: StudyConfig, spec: TaskSpec, examples: Examples, base: dict, progress: bool
-) -> dict:
+def _trained_or_checkpoint(run: RunFolder, config: StudyConfig, spec: TaskSpec, examples: Examples,
+                           base: dict, progress: bool, workers: int | None) -> dict:
     metric = get_task(spec.task).metric
     if spec.checkpoint is not None:
         _check_architecture(config, spec)
@@ -169,6 +179,8 @@ def _trained_or_checkpoint(
         "train": examples.fingerprint(spec.train),
         "eval": examples.fingerprint(spec.eval),
     }
+    if config.seeds is not None:
+        return _trained_seeds(run, config, spec, examples, inputs, progress, workers)
 
     def compute() -> dict:
         result = finetune(
@@ -196,6 +208,35 @@ def _trained_or_checkpoint(
     check_metrics(result["metrics"], result["metrics"].get("step", "?"),
                   from_mapping(FinetuneOptions, spec.options), cached)
     return result
+
+
+def _trained_seeds(run: RunFolder, config: StudyConfig, spec: TaskSpec, examples: Examples, inputs: dict,
+                   progress: bool, workers: int | None) -> dict:
+    """The runs of a task, one per seed of the study, side by side (finished ones reused,
+    also when seeds are added)."""
+
+    def compute() -> dict:
+        runs = finetune_seeds(config.base, spec.task, examples(spec.train), examples(spec.eval),
+                              run.work_folder("finetune", spec.name, inputs), config.seeds, workers=workers,
+                              progress=progress, **spec.options)
+        return {
+            "task": spec.task,
+            "metric": get_task(spec.task).metric,
+            "trained": True,
+            "seeds": runs.seeds,
+            "runs": [_run_record(r) for r in runs.runs],
+        }
+
+    result = run.stage(f"finetune/{spec.name}", {**inputs, "seeds": list(config.seeds)}, compute)
+    options = from_mapping(FinetuneOptions, spec.options)
+    for r in result["runs"]:  # a diverged run that an earlier version cached is not a result
+        check_metrics(r["metrics"], r["metrics"].get("step", "?"), options, Path(r["model_dir"]).parent)
+    return result
+
+
+def _run_record(result) -> dict:
+    return {"seed": result.seed, "model_dir": str(result.model_dir), "metrics": result.metrics,
+            "history": result.history, "fingerprint": folder_fingerprint(result.model_dir)}
 
 
 def _check_architecture(config: StudyConfig, spec: TaskSpec) -> None:
@@ -266,9 +307,11 @@ def _ablation_name(config: StudyConfig, spec) -> str:
     return f"ablate/{spec.kind}/{spec.task}" + (f"/{spec.side}" if spec.kind == "revert" else "")
 
 
-def stage_names(config: StudyConfig) -> list[str]:
+def stage_names(config: StudyConfig, finetune_only: bool = False) -> list[str]:
     """Every stage of the study, in the order it runs."""
     names = [f"{'finetune' if t.checkpoint is None else 'checkpoint'}/{t.name}" for t in config.tasks]
+    if finetune_only:
+        return names
     names += [f"compare/{t.name}/{e.name}" for t in config.tasks for e in config.evaluation]
     names += [f"detail/{t.name}/{_detail_set(config, t).name}/{kind}" for t in config.tasks
               for kind in _detail_rows(config)]
