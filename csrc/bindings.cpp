@@ -82,6 +82,15 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
           },
           py::arg("other"))
       .def("reset", locked(+[](MomentsCore& self) { self.reset(); }))
+      .def(
+          "rebase_to",
+          [](MomentsCore& self, const MomentsCore& reference) {
+            py::gil_scoped_release release;
+            if (&self == &reference) return;
+            std::scoped_lock guard(self.mutex(), reference.mutex());
+            self.rebase_to(reference);
+          },
+          py::arg("reference"))
       .def("state_dict", locked(+[](MomentsCore& self) { return self.state_dict(); }))
       .def("load_state_dict",
            locked(+[](MomentsCore& self, const std::map<std::string, at::Tensor>& state) {

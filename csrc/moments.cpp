@@ -223,6 +223,35 @@ void MomentsCore::reset() {
   scratch_.clear();  // also frees the working buffers
 }
 
+void MomentsCore::rebase_to(const MomentsCore& reference) {
+  if (reference.layers_ != layers_ || reference.p_ != p_ || reference.q_ != q_ || reference.pairs_ != pairs_ ||
+      reference.views_ != views_) {
+    C10_THROW_ERROR(ValueError, "rebase_to needs moments of the same configuration (layers, widths, pairs, views)");
+  }
+  if (n_ == 0 || reference.n_ == 0) C10_THROW_ERROR(ValueError, "rebase_to needs moments with rows on both sides");
+  const double n = static_cast<double>(n_);
+  const auto lx_of = pair_x_.cpu(), ly_of = pair_y_.cpu();
+  for (size_t i = 0; i < views_.size(); ++i) {
+    Accumulated& a = state_[i];
+    const Accumulated& r = reference.state_[i];
+    auto moved = [](const Side& mine, const Side& theirs) { return theirs.shift.to(mine.shift.device()) - mine.shift; };
+    // blocks first: their terms are about the sides' current shifts
+    for (int64_t l = 0; l < layers_; ++l) {
+      rebase_block(a.xx[l], a.x[l], a.x[l], moved(a.x[l], r.x[l]), moved(a.x[l], r.x[l]), n, true);
+      if (q_ > 0) rebase_block(a.yy[l], a.y[l], a.y[l], moved(a.y[l], r.y[l]), moved(a.y[l], r.y[l]), n, true);
+    }
+    for (size_t b = 0; b < a.xy.size(); ++b) {
+      const int64_t lx = lx_of[b].item<int64_t>(), ly = ly_of[b].item<int64_t>();
+      rebase_block(a.xy[b], a.x[lx], a.y[ly], moved(a.x[lx], r.x[lx]), moved(a.y[ly], r.y[ly]), n, false);
+    }
+    for (auto [sides, theirs] : {std::pair{&a.x, &r.x}, std::pair{&a.y, &r.y}}) {
+      for (size_t l = 0; l < sides->size(); ++l) {
+        rebase_side((*sides)[l], (*theirs)[l].shift.to((*sides)[l].shift.device()), n);
+      }
+    }
+  }
+}
+
 void MomentsCore::move(Accumulated& a, const at::Device& device) {
   for (auto* sides : {&a.x, &a.y}) {
     for (Side& s : *sides) {

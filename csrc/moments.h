@@ -76,6 +76,10 @@ class MomentsCore {
   void update(const at::Tensor& xs, const at::Tensor& ys);
   void merge(const MomentsCore& other);
   void reset();
+  // Moves every side's shift (and the blocks' row-norm terms with it) to `reference`'s,
+  // exactly: afterwards the statistics of accumulators rebased to one reference are sums
+  // over their rows about the same points (what a weighted merge adds). Same configuration.
+  void rebase_to(const MomentsCore& reference);
 
   std::map<std::string, at::Tensor> state_dict() const;
   void load_state_dict(const std::map<std::string, at::Tensor>& state);
