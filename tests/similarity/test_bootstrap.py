@@ -16,7 +16,8 @@ def _scores(seeds=4, examples=30, seed=0, ratio=True):
     """Per-example scores of a ratio metric (as LAS: right words over words per sentence)."""
     rng = np.random.default_rng(seed)
     den = rng.integers(1, 12, size=(seeds, examples)).astype(float) if ratio else np.ones((seeds, examples))
-    num = np.floor(den * rng.uniform(0.3, 1.0, size=(seeds, 1)) * rng.uniform(0.5, 1.0, size=(seeds, examples)))
+    skill = rng.uniform(0.3, 1.0, size=(seeds, 1))
+    num = np.floor(den * skill * rng.uniform(0.5, 1.0, size=(seeds, examples)))
     return num, den
 
 
@@ -79,7 +80,7 @@ def test_unpaired_comparisons_draw_each_procedures_seeds_on_their_own():
     resamples = draw(a[0].shape[1], 3, 200, 2, other_seeds=5)
     assert np.abs(diff.a.draws - _brute(*a, resamples.units, resamples.seeds)).max() < 1e-10
     assert np.abs(diff.b.draws - _brute(*b, resamples.units, resamples.other_seeds)).max() < 1e-10
-    with pytest.raises(ValueError, match=r"a paired comparison needs runs of the same seeds: a has \[0, 1, 2\]"):
+    with pytest.raises(ValueError, match=r"a paired comparison needs runs of the same seeds: a has \[0, 1,"):
         compare_procedures(a, b, a_seeds=[0, 1, 2], b_seeds=[10, 11, 12, 13, 14], paired=True)
 
 

@@ -193,7 +193,8 @@ def _metric_interval(num, den, scale, units, seeds, level) -> Interval:
 
 
 def compare_procedures(a: tuple, b: tuple, *, a_seeds=None, b_seeds=None, paired: bool | None = None,
-                       scale: float = 1.0, draws: int = DRAWS, level: float = 0.95, seed: int = 0) -> Difference:
+                       scale: float = 1.0, draws: int = DRAWS, level: float = 0.95,
+                       seed: int = 0) -> Difference:
     """Procedure b minus procedure a on the same eval examples: ``a`` and ``b`` are
     (num, den) as for ``multibootstrap``, scored on the same examples in the same order.
 
@@ -333,8 +334,8 @@ def _layer_table(stats: dict, layer: int) -> tuple[torch.Tensor, list]:
             n = [s["n"].double() for s in states]
             shift = state[prefix + "shift"]
             shifts[side] = shift
-            add(f"{view}.{side}.0.mean", [(s[prefix + "mean"] - shift) * c for s, c in zip(states, n, strict=True)],
-                "mean", shift)
+            sums = [(s[prefix + "mean"] - shift) * c for s, c in zip(states, n, strict=True)]
+            add(f"{view}.{side}.0.mean", sums, "mean", shift)
             add(f"{view}.{side}.0.shift", None, "fixed", shift)
             for name in SIDE_SUMS:
                 add(f"{view}.{side}.0.{name}", [s[prefix + name] for s in states],
@@ -348,8 +349,9 @@ def _layer_table(stats: dict, layer: int) -> tuple[torch.Tensor, list]:
             da = [s[prefix + "mean_a"] - shifts[a] for s in states]
             db = [s[prefix + "mean_b"] - shifts[b] for s in states]
             add(key + "n", n, "sum")
-            add(key + "mean_a", [d * c for d, c in zip(da, n, strict=True)], "block_mean", (shifts[a], key + "n"))
-            add(key + "mean_b", [d * c for d, c in zip(db, n, strict=True)], "block_mean", (shifts[b], key + "n"))
+            for name, offsets, side in (("mean_a", da, a), ("mean_b", db, b)):
+                add(key + name, [d * c for d, c in zip(offsets, n, strict=True)], "block_mean",
+                    (shifts[side], key + "n"))
             add(key + "S", [s[prefix + "S"] + c * torch.outer(x, y)
                             for s, c, x, y in zip(states, n, da, db, strict=True)], "product",
                 (key + "n", key + "mean_a", key + "mean_b"))
@@ -365,7 +367,7 @@ def _state_of(row: torch.Tensor, layout: list, eps: float) -> dict:
     sums = {key: row[where].reshape(shape) for key, where, shape, _, _ in layout if where is not None}
     n_rows = sums["n"]
     state = {"eps": torch.tensor([eps], dtype=torch.float64)}
-    for key, _, shape, kind, extra in layout:
+    for key, _, _, kind, extra in layout:
         value = sums.get(key)
         if kind == "int":
             state[key] = value.round().to(torch.int64)
