@@ -3,10 +3,21 @@ seeds and rows, numpy float64), against Sellam et al.'s own procedure (their loo
 random stream: the same distribution), and on the edge cases: one seed, paired and
 unpaired seeds, groups of unequal size, a constant metric, bad input."""
 
+from statistics import NormalDist
+
 import numpy as np
 import pytest
 import torch
-from ftlens.similarity.bootstrap import compare_procedures, counts, draw, moment_draws, multibootstrap
+from ftlens.similarity import gram_draws
+from ftlens.similarity.bootstrap import (
+    compare_procedures,
+    counts,
+    difference,
+    draw,
+    interval,
+    moment_draws,
+    multibootstrap,
+)
 from ftlens.similarity.grouped import GroupedMoments
 
 from tests.helpers import reference
@@ -188,3 +199,60 @@ def test_moment_draws_refuse_empty_groups_and_wrong_counts():
                  np.array([0, 0, 1, 1]))
     with pytest.raises(ValueError, match=r"groups \[1\] hold no rows"):
         moment_draws(empty.groups, {"cka": {}}, np.ones((1, 2)))
+
+
+MOMENT_MEASURES = [("cka", {}), ("cka_debiased", {})] + [
+    ("rsa", {"rdm": rdm, "compare": compare})
+    for rdm in ("inner", "cosine", "correlation", "sqeuclidean") for compare in ("pearson", "cosine")]
+
+
+@pytest.mark.parametrize("name, options", MOMENT_MEASURES)
+def test_gram_forms_equal_the_explicit_merges(name, options, monkeypatch):
+    """CKA and RSA of every draw from Gram matrices of the groups, against loading each
+    draw's merged moments into the core."""
+    moments, *_ = _grouped(seed=2)
+    unit_counts = counts(draw(5, 1, 12, seed=1).units)
+    fast = moment_draws(moments.groups, {name: options}, unit_counts)[name]
+    monkeypatch.setattr(gram_draws, "supports", lambda *_: False)
+    merged = moment_draws(moments.groups, {name: options}, unit_counts)[name]
+    assert np.isfinite(fast).all() and np.abs(fast - merged).max() < 1e-10
+
+
+def test_gram_forms_give_nan_where_a_layer_is_constant():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(2, 24, 4)) + 10
+    x[1] = rng.normal(size=4) + 7  # layer 1 of X: one row repeated
+    y = rng.normal(size=(2, 24, 3))
+    moments = GroupedMoments(3, 24, 2, 4, 3)
+    moments.update(torch.from_numpy(x), torch.from_numpy(y), np.arange(24))
+    got = moment_draws(moments.groups, {"cka": {}, "rsa": {}}, np.ones((2, 3)))
+    for name in ("cka", "rsa"):
+        assert np.isfinite(got[name][:, 0]).all() and np.isnan(got[name][:, 1]).all()
+
+
+def test_similarity_intervals_are_normal_around_the_estimate_since_resampling_biases_them():
+    """Drawing a group twice duplicates its rows, and CKA rises with duplicated rows: the
+    draws sit above the estimate, so a percentile interval could exclude it."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(1, 400, 48))
+    y = x + 1.5 * rng.normal(size=(1, 400, 48))
+    moments = GroupedMoments(20, 400, 1, 48, 48)
+    moments.update(torch.from_numpy(x), torch.from_numpy(y), np.arange(400))
+    resamples = draw(20, 1, 400, seed=0)
+    per_seed = moment_draws(moments.groups, {"cka": {}}, resamples.unit_counts)["cka"][None]
+    full = moments.merged().cka()[None]
+    normal = interval(full, per_seed, resamples.seeds, 0.9, 20, method="normal")
+    percentile = interval(full, per_seed, resamples.seeds, 0.9, 20)
+    assert normal.bias[0] > normal.se[0] / 2 and percentile.low[0] > full[0, 0] - normal.se[0]
+    z = NormalDist().inv_cdf(0.95)
+    assert normal.se[0] == pytest.approx(per_seed[0, :, 0].std(ddof=1), abs=1e-14)
+    assert (normal.low[0], normal.high[0]) == pytest.approx((full[0, 0] - z * normal.se[0],
+                                                             full[0, 0] + z * normal.se[0]), abs=1e-14)
+    same = difference(normal, normal, paired=True)
+    assert (same.estimate[0], same.se[0], same.p[0]) == (0.0, 0.0, 1.0)
+    noise = 0.002 * rng.normal(size=per_seed.shape)
+    shifted = interval(full + 0.01, per_seed + 0.01 + noise, resamples.seeds, 0.9, 20, method="normal")
+    diff = difference(normal, shifted, paired=True)
+    want_p = 2 * (1 - NormalDist().cdf(abs(diff.estimate[0]) / diff.se[0]))
+    assert diff.estimate[0] == pytest.approx(0.01, abs=1e-12)
+    assert diff.p[0] == pytest.approx(want_p, abs=1e-12)

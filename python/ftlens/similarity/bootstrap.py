@@ -23,14 +23,16 @@ from __future__ import annotations
 
 import concurrent.futures
 from dataclasses import dataclass, field
+from statistics import NormalDist
 
 import numpy as np
 import torch
 
 from .._util.validation import positive_int
-from . import registry
+from . import gram_draws, registry
 
 DRAWS = 1000
+METHODS = ("percentile", "normal")
 
 
 @dataclass(frozen=True)
@@ -72,8 +74,9 @@ def counts(indices: np.ndarray) -> np.ndarray:
 class Interval:
     """A Multi-Bootstrap estimate: ``estimate`` (the mean over seeds of each seed's value on
     all units), ``se`` (the standard deviation of the draws), the percentile interval
-    ``low``-``high`` at ``level``, and the ``draws`` themselves. Arrays of the statistic's
-    shape (a float for a task metric, [layers] for a similarity)."""
+    ``low``-``high`` at ``level`` (by ``method``), the ``draws`` themselves and their
+    ``bias`` (mean draw minus estimate). Arrays of the statistic's shape (a float for a task
+    metric, [layers] for a similarity)."""
 
     estimate: np.ndarray | float
     se: np.ndarray | float
@@ -83,22 +86,22 @@ class Interval:
     seeds: int
     units: int
     draws: np.ndarray = field(repr=False)
+    method: str = "percentile"
+    bias: np.ndarray | float = 0.0
 
     def to_dict(self) -> dict:
-        def plain(v):
-            return v.tolist() if isinstance(v, np.ndarray) else v
-
-        return {"estimate": plain(self.estimate), "se": plain(self.se), "low": plain(self.low),
-                "high": plain(self.high), "level": self.level, "seeds": self.seeds, "units": self.units,
-                "n_draws": len(self.draws)}
+        return {"estimate": _plain(self.estimate), "se": _plain(self.se), "low": _plain(self.low),
+                "high": _plain(self.high), "level": self.level, "seeds": self.seeds, "units": self.units,
+                "n_draws": len(self.draws), "method": self.method, "bias": _plain(self.bias)}
 
 
 @dataclass
 class Difference:
-    """Procedure b minus procedure a: ``estimate``, ``se``, the percentile interval, ``p``
-    (two-sided, for "no difference": twice the smaller share of draws on either side of 0)
-    and ``p_not_better`` (the share of draws where b is not above a: Sellam et al.'s
-    one-sided p-value); ``paired``: whether the seeds were shared (the units always are)."""
+    """Procedure b minus procedure a: ``estimate``, ``se``, the interval (the method of a and
+    b), ``p`` (two-sided, for "no difference": twice the smaller share of draws on either
+    side of 0; with the normal method, from estimate / se) and ``p_not_better`` (the share
+    of draws where b is not above a: Sellam et al.'s one-sided p-value); ``paired``:
+    whether the seeds were shared (the units always are)."""
 
     estimate: np.ndarray | float
     se: np.ndarray | float
@@ -111,12 +114,13 @@ class Difference:
     b: Interval
 
     def to_dict(self) -> dict:
-        def plain(v):
-            return v.tolist() if isinstance(v, np.ndarray) else v
-
-        return {"estimate": plain(self.estimate), "se": plain(self.se), "low": plain(self.low),
-                "high": plain(self.high), "p": plain(self.p), "p_not_better": plain(self.p_not_better),
+        return {"estimate": _plain(self.estimate), "se": _plain(self.se), "low": _plain(self.low),
+                "high": _plain(self.high), "p": _plain(self.p), "p_not_better": _plain(self.p_not_better),
                 "paired": self.paired, "a": self.a.to_dict(), "b": self.b.to_dict()}
+
+
+def _plain(v):
+    return v.tolist() if isinstance(v, np.ndarray) else v
 
 
 def _scalar(v: np.ndarray):
@@ -124,35 +128,59 @@ def _scalar(v: np.ndarray):
 
 
 def interval(full: np.ndarray, per_seed_draws: np.ndarray, seed_indices: np.ndarray, level: float,
-             units: int) -> Interval:
+             units: int, method: str = "percentile") -> Interval:
     """The Multi-Bootstrap of a statistic from each seed's value on all units ``full``
     [seeds, *shape] and on each draw's units ``per_seed_draws`` [seeds, draws, *shape], the
-    draws' seeds being ``seed_indices`` [draws, seeds]."""
+    draws' seeds being ``seed_indices`` [draws, seeds].
+
+    method: "percentile" (Sellam et al.: the draws' quantiles; for means and ratios of
+    sums such as accuracy) or "normal" (estimate +- z SE, for statistics that resampling
+    with replacement biases: a group drawn twice duplicates its rows, and CKA and RSA rise
+    with duplicated rows, so their draws sit above the estimate)."""
     _check_level(level)
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     full = np.asarray(full, dtype=np.float64)
     n_seeds = full.shape[0]
     weights = counts(seed_indices) / n_seeds  # [draws, seeds]
     values = np.einsum("ds,sd...->d...", weights, per_seed_draws)
+    estimate = full.mean(axis=0)
+    low, high, se = _bounds(estimate, values, level, method)
+    bias = values.mean(axis=0) - estimate
+    return Interval(_scalar(estimate), _scalar(se), _scalar(low), _scalar(high), level, n_seeds, units,
+                    values, method, _scalar(bias))
+
+
+def _bounds(estimate, values: np.ndarray, level: float, method: str):
+    se = values.std(axis=0, ddof=1) if len(values) > 1 else np.zeros_like(values[0])
+    if method == "normal":
+        half = NormalDist().inv_cdf(0.5 + level / 2) * se
+        return estimate - half, estimate + half, se
     tail = (1 - level) / 2
     low, high = np.quantile(values, [tail, 1 - tail], axis=0)
-    se = values.std(axis=0, ddof=1) if len(values) > 1 else np.zeros_like(values[0])
-    return Interval(_scalar(full.mean(axis=0)), _scalar(se), _scalar(low), _scalar(high), level, n_seeds,
-                    units, values)
+    return low, high, se
 
 
 def difference(a: Interval, b: Interval, paired: bool) -> Difference:
     """b minus a from two Multi-Bootstraps that drew the same units (and, when ``paired``,
     the same seeds), draw by draw."""
-    if a.draws.shape != b.draws.shape or a.units != b.units:
+    if a.draws.shape != b.draws.shape or a.units != b.units or a.method != b.method:
         raise ValueError("a difference needs two bootstraps over the same units with the same draws")
     deltas = b.draws - a.draws
-    tail = (1 - a.level) / 2
-    low, high = np.quantile(deltas, [tail, 1 - tail], axis=0)
-    at_most, at_least = (deltas <= 0).mean(axis=0), (deltas >= 0).mean(axis=0)
+    estimate = np.asarray(b.estimate) - np.asarray(a.estimate)
+    low, high, se = _bounds(estimate, deltas, a.level, a.method)
+    if a.method == "normal":
+        from scipy.stats import norm
+
+        with np.errstate(divide="ignore", invalid="ignore"):
+            z = np.where(se > 0, estimate / se, np.sign(estimate) * np.inf)  # no spread: certain
+        at_most = np.where(estimate == 0, 1.0, norm.sf(z))
+        at_least = np.where(estimate == 0, 1.0, norm.cdf(z))
+    else:
+        at_most, at_least = (deltas <= 0).mean(axis=0), (deltas >= 0).mean(axis=0)
     p = np.minimum(1.0, 2 * np.minimum(at_most, at_least))
-    se = deltas.std(axis=0, ddof=1) if len(deltas) > 1 else np.zeros_like(deltas[0])
-    return Difference(_scalar(np.asarray(b.estimate) - np.asarray(a.estimate)), _scalar(se), _scalar(low),
-                      _scalar(high), _scalar(p), _scalar(at_most), paired, a, b)
+    return Difference(_scalar(estimate), _scalar(se), _scalar(low), _scalar(high), _scalar(p),
+                      _scalar(at_most), paired, a, b)
 
 
 # -- task metrics ------------------------------------------------------------------------
@@ -243,10 +271,9 @@ def moment_draws(groups, requests: dict[str, dict], unit_counts: np.ndarray, chu
     layers]}. ``groups``: one ``LayerMoments`` per input group (``GroupedMoments.groups``,
     pairs "diagonal"); ``unit_counts`` [draws, groups]: how often each draw takes each group.
     A draw's moments are the exact weighted merge of its groups' (one GEMM per layer over
-    all draws of a chunk); undefined values are NaN. threads: layers side by side (default:
-    torch's thread count)."""
-    from .moments import LayerMoments
-
+    all draws of a chunk); undefined values are NaN. CKA and RSA take a faster way to the
+    same values (``gram_draws``: Frobenius norms of weighted sums from Gram matrices of the
+    groups). threads: layers side by side in the explicit merges (default: torch's)."""
     unit_counts = np.asarray(unit_counts, dtype=np.float64)
     if unit_counts.ndim != 2 or unit_counts.shape[1] != len(groups):
         raise ValueError(f"unit_counts must be [draws, {len(groups)} groups], got {unit_counts.shape}")
@@ -261,6 +288,21 @@ def moment_draws(groups, requests: dict[str, dict], unit_counts: np.ndarray, chu
     stats = _additive_states(groups)
     weights = torch.from_numpy(unit_counts)
     out = {name: np.empty((len(unit_counts), first.n_layers)) for name in requests}
+    fast = {name: options for name, options in requests.items() if gram_draws.supports(name, options)}
+    for layer in range(first.n_layers):
+        forms = gram_draws.GramDraws(stats["states"], layer, stats["eps"])
+        for name, options in fast.items():
+            out[name][:, layer] = forms.measure(name, options, weights).numpy()
+    merged = {name: options for name, options in requests.items() if name not in fast}
+    if merged:
+        _merged_draws(first, stats, merged, weights, chunk_draws, threads, out)
+    return out
+
+
+def _merged_draws(first, stats: dict, requests: dict, weights: torch.Tensor, chunk_draws: int,
+                  threads: int | None, out: dict) -> None:
+    """The measures of each draw from its explicitly merged moments (any moment measure)."""
+    from .moments import LayerMoments
 
     def one_layer(layer: int) -> None:
         moments = LayerMoments(1, first.p, first.q, rdms=first.rdms)
@@ -283,7 +325,6 @@ def moment_draws(groups, requests: dict[str, dict], unit_counts: np.ndarray, chu
     else:  # the core's calls release the GIL: layers side by side
         with concurrent.futures.ThreadPoolExecutor(workers) as pool:
             list(pool.map(one_layer, range(first.n_layers)))
-    return out
 
 
 def _additive_states(groups) -> dict:
@@ -299,7 +340,6 @@ def _additive_states(groups) -> dict:
 
 
 SIDE_SUMS = ("norm2_sum", "unit_sum", "zero_rows")
-BLOCK_SUMS = ("norm2_products", "x_by_partner_norm2", "y_by_partner_norm2")
 
 
 def _layer_table(stats: dict, layer: int) -> tuple[torch.Tensor, list]:
@@ -355,7 +395,7 @@ def _layer_table(stats: dict, layer: int) -> tuple[torch.Tensor, list]:
             add(key + "S", [s[prefix + "S"] + c * torch.outer(x, y)
                             for s, c, x, y in zip(states, n, da, db, strict=True)], "product",
                 (key + "n", key + "mean_a", key + "mean_b"))
-            for name in BLOCK_SUMS:
+            for name in gram_draws.NORM_TERMS:
                 add(key + name, [s[prefix + name] for s in states], "sum")
     for name in ("n", "chunks"):
         add(name, [s[name] for s in states], "int")
