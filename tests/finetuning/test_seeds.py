@@ -47,14 +47,14 @@ def test_each_seed_is_its_own_run_and_equals_a_single_run_of_that_seed(runs, pai
 def test_finished_seeds_are_reused_and_only_new_ones_trained(runs, pairs, monkeypatch):
     finished = _finished_at(runs)
     trained = []
-    real = seeds_module.finetune
+    real = seeds_module.finetune_run
 
     def counting(*args, **kwargs):
         result = real(*args, **kwargs)
         trained.append((kwargs["seed"], result.reused))
         return result
 
-    monkeypatch.setattr(seeds_module, "finetune", counting)
+    monkeypatch.setattr(seeds_module, "finetune_run", counting)
     again = ftlens.finetune("minilm", "pair", *pairs, runs.out_dir, seeds=[1, 3, 0], workers=1, **FEW)
     after = _finished_at(again)
     assert again.seeds == [1, 3, 0] and {s: after[s] for s in finished} == finished
@@ -78,14 +78,14 @@ def test_bad_seeds_and_another_procedure_are_refused(runs, pairs):
 
 
 def test_a_failed_seed_does_not_stop_the_others_and_is_named(pairs, tmp_path, monkeypatch):
-    real = seeds_module.finetune
+    real = seeds_module.finetune_run
 
     def failing(*args, **kwargs):
         if kwargs["seed"] == 7:
             raise RuntimeError("out of memory")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(seeds_module, "finetune", failing)
+    monkeypatch.setattr(seeds_module, "finetune_run", failing)
     with pytest.raises(RuntimeError, match=r"seeds \[7\] failed \(the first: RuntimeError: out of memory\)"):
         ftlens.finetune("minilm", "pair", *pairs, tmp_path, seeds=[7, 8], workers=1, **FEW)
     assert (tmp_path / "seed-8" / "metrics.json").exists()

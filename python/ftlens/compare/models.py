@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from .._util import distributed as ranks
+from .._util import fingerprint
 from .._util.jsonresult import JsonResult, listed, unlisted
 from .._util.options import split_overrides, with_overrides
 from ..activations.align import as_items
@@ -23,6 +24,8 @@ from ..similarity.grouped import GroupedMoments
 from . import display
 from .options import CompareOptions
 
+ARRAY_MAPS = ("intervals", "draws", "seed_values", "bias")  # measure -> array fields
+
 
 @dataclass
 class LayerComparison(JsonResult):
@@ -33,7 +36,13 @@ class LayerComparison(JsonResult):
 
     With ``ci`` (compare_models(..., ci=0.95)), ``intervals[name]`` is [2, ...] (low and
     high bounds, the shape of the values) from a delete-a-group jackknife over
-    ``ci_groups`` contiguous groups of inputs; ``result.interval(name)`` reads it."""
+    ``ci_groups`` contiguous groups of inputs; ``result.interval(name)`` reads it.
+
+    With ``draws``, ``draws[name]`` is [draws, L]: the measure on each bootstrap resample
+    of the groups. A comparison combined over seeds (``ftlens.compare.across_seeds``) has
+    ``seeds``, each seed's values in ``seed_values[name]`` [seeds, L], the mean over seeds
+    as its values and Multi-Bootstrap intervals (``interval_method`` "multibootstrap",
+    ``bias[name]``: the draws' mean minus the estimate)."""
 
     base: str
     finetuned: str
@@ -51,6 +60,13 @@ class LayerComparison(JsonResult):
     ci_groups: int | None = None
     intervals: dict[str, np.ndarray] = field(default_factory=dict)  # measure -> [2, ...] low, high
     isotropy: dict[str, dict] | None = None  # "base"/"finetuned" -> key -> [L] (isotropy=True)
+    interval_method: str = "jackknife"  # or "multibootstrap" (over seeds and input groups)
+    draws: dict[str, np.ndarray] = field(default_factory=dict)  # measure -> [draws, L] (draws=)
+    draw_seed: int | None = None
+    data: str = ""  # a fingerprint of the inputs: comparisons to combine must share them
+    seeds: list[int] = field(default_factory=list)  # combined over these seeds (across_seeds)
+    seed_values: dict[str, np.ndarray] = field(default_factory=dict)  # measure -> [seeds, L]
+    bias: dict[str, np.ndarray] = field(default_factory=dict)  # measure -> [L] (multibootstrap)
 
     def interval(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         """(low, high) bounds of a measure's values; needs compare_models(..., ci=level)."""
@@ -85,7 +101,8 @@ class LayerComparison(JsonResult):
         (undefined pairs) becomes None, so the JSON stays standard."""
         out = asdict(self)
         values = out.pop("values")
-        out["intervals"] = {name: listed(bounds) for name, bounds in self.intervals.items()}
+        for key in ARRAY_MAPS:
+            out[key] = {name: listed(array) for name, array in getattr(self, key).items()}
         if self.isotropy is not None:
             out["isotropy"] = {side: {k: listed(v) for k, v in diagnostics.items()}
                                for side, diagnostics in self.isotropy.items()}
@@ -101,7 +118,8 @@ class LayerComparison(JsonResult):
     def from_dict(cls, data: dict) -> LayerComparison:
         data = dict(data)
         values = {}
-        data["intervals"] = {name: unlisted(b) for name, b in (data.get("intervals") or {}).items()}
+        for key in ARRAY_MAPS:
+            data[key] = {name: unlisted(array) for name, array in (data.get(key) or {}).items()}
         if data.get("isotropy") is not None:
             data["isotropy"] = {side: {k: unlisted(v) for k, v in values.items()}
                                 for side, values in data["isotropy"].items()}
@@ -202,9 +220,12 @@ def compare_models(
     capture = with_overrides(CaptureOptions, capture, **capture_overrides)
     measures, pairs, rdm, ci, ci_groups = o.measures, o.pairs, o.rdm, o.ci, o.ci_groups
     items = as_items(data)  # bad data fails before any model loads
-    if ci is not None and ci_groups > len(items):
+    grouped = ci is not None or o.draws is not None
+    if grouped and ci_groups > len(items):
         raise ValueError(f"ci_groups must lie in [2, number of inputs = {len(items)}], got {ci_groups}: "
-                         "the jackknife leaves out one group of inputs at a time")
+                         "the jackknife and the bootstrap resample groups of inputs")
+    if o.draws is not None and pairs != "diagonal":
+        raise ValueError("draws= keeps bootstrap resamples of layer l vs layer l: pass pairs='diagonal'")
     pair_x, pair_y = as_model(base, device), as_model(finetuned, device)
     # On CPU, with a core the forward passes leave free, each chunk is accumulated while the
     # next one is captured (a GPU runs both asynchronously already, on one CUDA stream whose
@@ -219,7 +240,7 @@ def compare_models(
             "compare_models needs two encoders of equal depth"
         )
     world = ranks.rank_and_world()[1] if distributed else 1
-    n_groups = ci_groups if ci is not None else min(world, len(items))  # without ci: one group per rank
+    n_groups = ci_groups if grouped else min(world, len(items))  # else one group per rank
     moments = GroupedMoments(n_groups, len(items), stream.layers[0], stream.dims[0],
                              stream.dims[1], pairs=pairs, rdms=(rdm,) if "rsa" in measures else ())
     consume_overlapped(_chunks(stream, items, moments.n_groups, distributed),
@@ -234,7 +255,8 @@ def compare_models(
         layers=layer_names(stream.layers[0]),
         pairs=pairs, rows=rows, n_rows=moments.n, n_inputs=len(items), rdm=rdm,
         truncated=truncated, words_dropped=words_dropped,
-        ci=ci, ci_groups=ci_groups if ci is not None else None,
+        ci=ci, ci_groups=ci_groups if grouped else None, draw_seed=o.draw_seed if o.draws else None,
+        data=fingerprint.of_items(items),
     )
     if truncated:
         lost = f" ({words_dropped} words lost)" if rows == "words" else ""
@@ -260,6 +282,11 @@ def compare_models(
         bad = np.argwhere(np.isnan(values))
         if len(bad):
             result.undefined[name] = bad.squeeze(-1).tolist() if pairs == "diagonal" else bad.tolist()
+    if o.draws is not None:
+        from ..similarity.bootstrap import draw, moment_draws
+
+        unit_counts = draw(n_groups, 1, o.draws, o.draw_seed).unit_counts
+        result.draws = moment_draws(moments.groups, {name: {"rdm": rdm} for name in measures}, unit_counts)
     if result.undefined:
         where = "; ".join(f"{name} at {at}" for name, at in result.undefined.items())
         warnings.warn(

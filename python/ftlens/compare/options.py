@@ -23,6 +23,10 @@ class CompareOptions:
         ci_groups: the jackknife's groups (at least 2, at most the number of inputs).
         isotropy: also ``ftlens.isotropy``'s diagnostics of every layer of both models on
             the same rows; free.
+        draws: keep each moment measure on this many bootstrap resamples of the ``ci_groups``
+            groups (``result.draws``), drawn with ``draw_seed``: what the Multi-Bootstrap
+            over seeds (``ftlens.compare.across_seeds``) combines. Comparisons of several
+            seeds must use the same groups, draws and draw_seed.
     """
 
     measures: tuple[str, ...] = option(("cka", "rsa"), choices=tuple(registry.MEASURES),
@@ -32,6 +36,9 @@ class CompareOptions:
     ci: float | None = option(None, help="confidence level of the jackknife intervals (e.g. 0.95)")
     ci_groups: int = option(20, help="the jackknife's groups of inputs")
     isotropy: bool = option(False, help="also the isotropy of every layer of both models")
+    draws: int | None = option(None, help="bootstrap draws of the input groups kept, for the Multi-Bootstrap "
+                                          "over seeds")
+    draw_seed: int = option(0, help="of the bootstrap draws")
 
     def __post_init__(self) -> None:
         measures = (self.measures,) if isinstance(self.measures, str) else tuple(self.measures)
@@ -49,5 +56,11 @@ class CompareOptions:
         if isinstance(self.ci_groups, bool) or not isinstance(self.ci_groups, int) or self.ci_groups < 2:
             raise ValueError(f"ci_groups must be an integer >= 2, got {self.ci_groups!r}: the jackknife "
                              "leaves out one group of inputs at a time")
+        if self.draws is not None and (isinstance(self.draws, bool) or not isinstance(self.draws, int)
+                                       or self.draws < 2):
+            raise ValueError(f"draws must be an integer >= 2 (bootstrap resamples), or None; got "
+                             f"{self.draws!r}")
+        if isinstance(self.draw_seed, bool) or not isinstance(self.draw_seed, int) or self.draw_seed < 0:
+            raise ValueError(f"draw_seed must be a whole number >= 0, got {self.draw_seed!r}")
         if not isinstance(self.isotropy, bool):
             raise ValueError(f"isotropy must be true or false, got {self.isotropy!r}")

@@ -5,13 +5,14 @@ re-initialize the top k, revert layers to the base model's weights), with Adam w
 correction can be turned off; ``load_task_model`` and ``evaluate`` for saved models."""
 
 from .ablate import KINDS, AblationResult, ablate
+from .api import finetune
 from .divergence import FinetuneDiverged
 from .layers import SIDES, freeze_bottom, reinit_top, revert_layers
 from .model import TaskModel, load_task_model
 from .norms import IsoBN
 from .optim import Adam
 from .options import FinetuneOptions
-from .run import TASKS, FinetuneResult, evaluate, finetune
+from .run import TASKS, FinetuneResult, evaluate
 from .seeds import SeedRuns, finetune_seeds
 
 __all__ = ["KINDS", "SIDES", "TASKS", "AblationResult", "Adam", "FinetuneDiverged", "FinetuneOptions",

@@ -23,7 +23,7 @@ from ..activations.models import model_label, model_source
 from .layers import SIDES, _check_k, revert_layers
 from .model import load_task_model
 from .options import FinetuneOptions
-from .run import evaluate, finetune, finished_with, get_task, run_settings
+from .run import evaluate, finetune_run, finished_with, get_task, run_settings
 
 KINDS = ("freeze", "revert", "reinit")
 X_LABELS = {"freeze": "k: embeddings and bottom k layers frozen", "reinit": "k: top k layers re-initialized",
@@ -150,7 +150,7 @@ def ablate(kind: str, base, task: str, train, eval, out_dir, ks=None, *, side: s
     result = AblationResult(kind, task, spec.metric, str(base), side if kind == "revert" else None,
                             baseline=spec.baseline(eval, opts), percent=spec.percent)
     if kind == "revert":
-        run = Path(finetuned) if finetuned is not None else finetune(
+        run = Path(finetuned) if finetuned is not None else finetune_run(
             base, task, train, eval, out / "finetuned", progress=progress, keep_checkpoints=keep_checkpoints,
             **options).out_dir
         recorded = _finished_run(run, task)
@@ -167,7 +167,7 @@ def ablate(kind: str, base, task: str, train, eval, out_dir, ks=None, *, side: s
             if k == 0 and finetuned is not None and finished_with(
                     finetuned, run_settings(base, task, train, eval, opts)):
                 folder = Path(finetuned)  # the same run: reused, not trained again
-            done = finetune(base, task, train, eval, folder, progress=progress,
+            done = finetune_run(base, task, train, eval, folder, progress=progress,
                             keep_checkpoints=keep_checkpoints, **options, **setting)
             metrics, folder = done.metrics, done.model_dir
         result.rows.append({"k": k, "value": metrics[f"eval_{spec.metric}"], "metrics": metrics,

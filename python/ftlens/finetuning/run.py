@@ -84,43 +84,10 @@ def _versions() -> dict:
     return {"ftlens": __version__, "torch": torch.__version__, "transformers": transformers.__version__}
 
 
-def finetune(base, task: str, train, eval, out_dir, *, options: FinetuneOptions | None = None,  # noqa: A002
-             progress: bool = True, keep_checkpoints: bool = False, seeds=None, workers: int | None = None,
-             **overrides):
-    """Fine-tunes ``base`` (hub name, folder or "minilm") on ``task`` and evaluates on
-    ``eval`` after each epoch (or every ``eval_steps``).
-
-    Args:
-        base: the pre-trained encoder: "minilm" (the packaged all-MiniLM-L6-v2), a Hugging
-            Face hub name or a local folder.
-        task: "sentence" / "pair" (``ftlens.data.read_pairs``: single sentences such as
-            SST-2, or pairs such as MNLI and RTE), "parsing" (``read_conllu``: a biaffine
-            parser scored by LAS) or "qa" (``read_squad``, v1.1, scored by F1).
-        train, eval: the task's examples (lists as its reader returns them).
-        out_dir: the run folder: a finished run with the same settings and data is reused,
-            an interrupted one resumes from its last checkpoint, one with other settings
-            is refused, and so is a second process while one trains there.
-        options: a ``FinetuneOptions``; keyword ``overrides`` replace its fields
-            (``finetune(..., epochs=1, learning_rate=3e-5)``).
-        progress: tqdm bars; the Trainer's logs go to the ``ftlens.finetuning`` logger.
-        keep_checkpoints: keep the Trainer's checkpoints (optimizer states, about 4 times
-            the model's size) once the run has finished; by default they are deleted then,
-            since ``model/`` holds the result and a finished run never resumes.
-        seeds: several runs of the procedure, one per seed (``out_dir/seed-<s>/``), side by
-            side in up to ``workers`` processes (``ftlens.finetuning.finetune_seeds``).
-
-    Returns:
-        The run's ``FinetuneResult``: ``metrics`` (``eval_<metric>``, the last
-        evaluation), ``history`` (every evaluation), ``model_dir``, ``scores()`` (per eval
-        example). With ``seeds``: ``SeedRuns``, every seed's result.
-    """
-    if seeds is not None:
-        from .seeds import finetune_seeds
-
-        return finetune_seeds(base, task, train, eval, out_dir, seeds, options=options, workers=workers,
-                              progress=progress, keep_checkpoints=keep_checkpoints, **overrides)
-    if workers is not None:
-        raise ValueError("workers= runs several seeds side by side: give seeds=[...] with it")
+def finetune_run(base, task: str, train, eval, out_dir, *,  # noqa: A002
+                 options: FinetuneOptions | None = None, progress: bool = True,
+                 keep_checkpoints: bool = False, **overrides) -> FinetuneResult:
+    """One run of ``ftlens.finetune`` (one seed, ``options.seed``) in ``out_dir``: see there."""
     spec = get_task(task)
     opts = with_overrides(FinetuneOptions, options, **overrides)
     settings = run_settings(base, task, train, eval, opts)

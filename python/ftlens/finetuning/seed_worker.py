@@ -71,18 +71,18 @@ def _die_with_parent() -> None:
         pass
 
 
-def main(job_path: str, seed: str) -> None:
+def run_job(job_path: str, seed: str) -> None:
     import torch
 
-    from .run import finetune
+    from .run import finetune_run
 
     job = pickle.loads(Path(job_path).read_bytes())
     torch.set_num_threads(job["threads"])
     folder = Path(job_path).parent / f"seed-{seed}"
-    result = finetune(job["base"], job["task"], job["train"], job["eval"], folder, seed=int(seed),
+    result = finetune_run(job["base"], job["task"], job["train"], job["eval"], folder, seed=int(seed),
                       progress=False, **job["common"])
     files.write_json(folder / "worker.json", result.metrics)
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:])
+    run_job(*sys.argv[1:])

@@ -26,7 +26,7 @@ from .._util import files, runfolder
 from .._util.options import with_overrides
 from .._util.threads import core_budget, usable_cores
 from .options import FinetuneOptions
-from .run import FinetuneResult, finetune, finished_with, get_task, run_settings
+from .run import FinetuneResult, finetune_run, finished_with, get_task, run_settings
 
 PROCEDURE = "procedure.json"
 log = logging.getLogger("ftlens.finetuning")
@@ -118,7 +118,7 @@ def finetune_seeds(base, task: str, train, eval, out_dir, seeds, *,  # noqa: A00
     common = dict(options=opts, keep_checkpoints=keep_checkpoints)
     if pending:
         _run_pending(base, task, train, eval, out, pending, workers, progress, common)
-    runs = [finetune(base, task, train, eval, seed_folder(out, s), seed=s, progress=False, **common)
+    runs = [finetune_run(base, task, train, eval, seed_folder(out, s), seed=s, progress=False, **common)
             for s in seeds]
     return SeedRuns(out, task, runs)
 
@@ -142,8 +142,8 @@ def _run_pending(base, task, train, eval, out: Path, pending: list[int], workers
             start = time.perf_counter()
             try:
                 with _threads(threads):
-                    result = finetune(base, task, train, eval, seed_folder(out, s), seed=s, progress=progress,
-                                      **common)
+                    result = finetune_run(base, task, train, eval, seed_folder(out, s), seed=s,
+                                          progress=progress, **common)
                 finished(s, result.metrics, (time.perf_counter() - start) / 60)
             except Exception as err:  # the other seeds still run
                 failed[s] = f"{type(err).__name__}: {err}"

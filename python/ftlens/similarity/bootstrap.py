@@ -203,21 +203,51 @@ def _scores(num, den, name: str) -> tuple[np.ndarray, np.ndarray]:
     return num, den
 
 
-def multibootstrap(num, den=None, *, scale: float = 1.0, draws: int = DRAWS, level: float = 0.95,
-                   seed: int = 0) -> Interval:
+def multibootstrap(num, den=None, *, seeds=None, scale: float = 1.0, draws: int = DRAWS,
+                   level: float = 0.95, seed: int = 0) -> Interval:
     """The Multi-Bootstrap of a task metric from per-example scores.
 
     num, den: [seeds, examples] (or [examples] for one seed): the metric of seed s on any
     multiset of examples is ``scale * sum(num[s]) / sum(den[s])`` over it (den None: 1 per
-    example, a mean). With one seed it is the plain bootstrap over examples."""
+    example, a mean). seeds: each row's seed (default 0, 1, ...); the rows are taken in
+    seed order, so a procedure's draws are the same alone and in a comparison. With one
+    seed it is the plain bootstrap over examples."""
     num, den = _scores(num, den, "multibootstrap")
-    resamples = draw(num.shape[1], num.shape[0], draws, seed)
-    return _metric_interval(num, den, scale, resamples.units, resamples.seeds, level)
+    per_seed = _metric_draws(num, den, scale, draws, seed)
+    return across(scale * num.sum(axis=1) / den.sum(axis=1), per_seed, seeds, num.shape[1], level, seed=seed)
 
 
-def _metric_interval(num, den, scale, units, seeds, level) -> Interval:
-    full = scale * num.sum(axis=1) / den.sum(axis=1)
-    return interval(full, scale * _ratios(num, den, counts(units)), seeds, level, num.shape[1])
+def _metric_draws(num, den, scale, draws, seed) -> np.ndarray:
+    """Each seed's metric on each draw's examples [seeds, draws] (the examples' draws do
+    not depend on the number of seeds: they come first)."""
+    return scale * _ratios(num, den, draw(num.shape[1], 1, draws, seed).unit_counts)
+
+
+def across(full, per_seed_draws, seeds, units: int, level: float = 0.95, method: str = "percentile",
+           seed: int = 0) -> Interval:
+    """The Multi-Bootstrap of one procedure from each seed's statistic on all units
+    ``full`` [seeds, ...] and on the draws of units ``per_seed_draws`` [seeds, draws, ...]
+    (drawn by ``draw(units, ..., seed)``), with the seeds drawn from the same stream."""
+    full, per_seed_draws = np.asarray(full, dtype=np.float64), np.asarray(per_seed_draws, dtype=np.float64)
+    order, _, _ = _seed_pairing(seeds, seeds, len(full), len(full), True)
+    resamples = draw(units, len(full), per_seed_draws.shape[1], seed)
+    return interval(full[order], per_seed_draws[order], resamples.seeds, level, units, method)
+
+
+def between(a: tuple, b: tuple, units: int, *, paired: bool | None = None, level: float = 0.95,
+            method: str = "percentile", seed: int = 0) -> Difference:
+    """Procedure b minus procedure a, each given as (full [seeds, ...], per-seed draws
+    [seeds, draws, ...], seeds) on the same draws of the same units (see ``across``).
+    paired (default: whether both have the same seeds): the same seeds drawn for both; else
+    each procedure's seeds are drawn on their own."""
+    (a_full, a_draws, a_seeds), (b_full, b_draws, b_seeds) = a, b
+    a_order, b_order, paired = _seed_pairing(a_seeds, b_seeds, len(a_full), len(b_full), paired)
+    resamples = draw(units, len(a_full), np.shape(a_draws)[1], seed, None if paired else len(b_full))
+    first = interval(np.asarray(a_full)[a_order], np.asarray(a_draws)[a_order], resamples.seeds, level, units,
+                     method)
+    second = interval(np.asarray(b_full)[b_order], np.asarray(b_draws)[b_order],
+                      resamples.seeds if paired else resamples.other_seeds, level, units, method)
+    return difference(first, second, paired)
 
 
 def compare_procedures(a: tuple, b: tuple, *, a_seeds=None, b_seeds=None, paired: bool | None = None,
@@ -235,14 +265,9 @@ def compare_procedures(a: tuple, b: tuple, *, a_seeds=None, b_seeds=None, paired
     if a_num.shape[1] != b_num.shape[1]:
         raise ValueError(f"the procedures were scored on different examples ({a_num.shape[1]} and "
                          f"{b_num.shape[1]}): a comparison needs the same eval examples for both")
-    a_order, b_order, paired = _seed_pairing(a_seeds, b_seeds, len(a_num), len(b_num), paired)
-    a_num, a_den = a_num[a_order], a_den[a_order]
-    b_num, b_den = b_num[b_order], b_den[b_order]
-    resamples = draw(a_num.shape[1], len(a_num), draws, seed, None if paired else len(b_num))
-    first = _metric_interval(a_num, a_den, scale, resamples.units, resamples.seeds, level)
-    second = _metric_interval(b_num, b_den, scale, resamples.units,
-                              resamples.seeds if paired else resamples.other_seeds, level)
-    return difference(first, second, paired)
+    sides = [(scale * num.sum(axis=1) / den.sum(axis=1), _metric_draws(num, den, scale, draws, seed), seeds)
+             for num, den, seeds in ((a_num, a_den, a_seeds), (b_num, b_den, b_seeds))]
+    return between(*sides, a_num.shape[1], paired=paired, level=level, seed=seed)
 
 
 def _seed_pairing(a_seeds, b_seeds, n_a: int, n_b: int, paired: bool | None):
