@@ -7,7 +7,7 @@ import csv
 
 import numpy as np
 import pytest
-from ftlens.study.report import build_report, plots
+from ftlens.study.report import build_report, drawing, plots
 from helpers.study import synthetic_study
 
 
@@ -15,14 +15,14 @@ from helpers.study import synthetic_study
 def drawn(monkeypatch, tmp_path):
     """Builds the synthetic study's report; returns {png name: (figure, csv rows)}."""
     figures = {}
-    save = plots.Drawn.save
+    save = drawing.Drawn.save
 
     def recording(self, figure, folder, name):
         save(self, figure, folder, name)
-        with open(folder / plots.csv_name(name), newline="") as f:
+        with open(folder / drawing.csv_name(name), newline="") as f:
             figures[name] = (figure, list(csv.DictReader(f)))
 
-    monkeypatch.setattr(plots.Drawn, "save", recording)
+    monkeypatch.setattr(drawing.Drawn, "save", recording)
     synthetic_study().save(tmp_path / "results.json")
     build_report(tmp_path)
     return figures
@@ -95,7 +95,7 @@ def test_base_isotropy_is_measured_on_each_models_own_set(drawn):
 def test_every_png_has_a_csv_equal_to_the_values_drawn(drawn, tmp_path):
     assert set(drawn) == {p.name for p in tmp_path.glob("*.png")}
     for name, (figure, rows) in drawn.items():
-        assert (tmp_path / plots.csv_name(name)).is_file()
+        assert (tmp_path / drawing.csv_name(name)).is_file()
         checked = 0
         for ax in figure.axes:
             panel = ax.get_gid()

@@ -1,13 +1,20 @@
 """Seeds in a study: each task fine-tuned once per seed, side by side, each seed's run
 reused when the study is rerun or extended; the file's seeds and samples checked."""
 
+import html
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
+from ftlens.compare.models import LayerComparison
+from ftlens.compare.seeds import across_seeds
+from ftlens.finetuning.task import ExampleScores
+from ftlens.similarity.bootstrap import multibootstrap
 from ftlens.study import StudyConfigError, parse_config, run_study
 from ftlens.study.inputs import load
+from ftlens.study.report.findings import findings, flags
 
 
 def _study(**changes) -> dict:
@@ -71,8 +78,6 @@ def test_a_sample_is_a_fixed_random_subset_in_file_order(tmp_path):
 def test_a_study_fine_tunes_every_seed_and_reuses_them(tmp_path):
     path = tmp_path / "study.yaml"
     path.write_text(yaml.safe_dump(_study()))
-    with pytest.raises(StudyConfigError, match=r"seeds: the stages after fine-tuning do not take seeds yet"):
-        run_study(path, tmp_path / "out", progress=False, log=lambda line: None)
     assert run_study(path, tmp_path / "out", progress=False, finetune_only=True, workers=2,
                      log=lambda line: None) is None
     record = json.loads((tmp_path / "out" / "stages" / "finetune__nli.json").read_text())["result"]
@@ -88,3 +93,86 @@ def test_a_study_fine_tunes_every_seed_and_reuses_them(tmp_path):
     assert record["seeds"] == [2, 4, 0]
     assert {f: (Path(f).parent / "metrics.json").stat().st_mtime_ns for f in folders} == finished
     assert any("stage 1/1 finetune/nli ..." in line for line in lines)
+
+
+def _two_procedures(**changes) -> dict:
+    """Two procedures on the same data, the second compared with the first."""
+    compare = {"measures": ["rsa", "cka"], "ci_groups": 4, "draws": 40}
+    study = _study(compare=compare, isotropy=False, **changes)
+    base = study["tasks"]["nli"]
+    study["tasks"] = {"gentle": {**base, "options": {**base["options"], "learning_rate": 1e-6}},
+                      "bold": {**base, "options": {**base["options"], "learning_rate": 1e-4},
+                               "against": "gentle"}}
+    study["evaluation"]["ewt"]["in_domain"] = ["gentle", "bold"]
+    return study
+
+
+@pytest.fixture(scope="module")
+def seeded(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("seeded")
+    path = folder / "study.yaml"
+    path.write_text(yaml.safe_dump(_two_procedures()))
+    return run_study(path, folder / "out", progress=False, log=lambda line: None), folder
+
+
+def test_a_seeded_study_bootstraps_the_metric_and_combines_the_comparisons(seeded):
+    results, folder = seeded
+    for name, task in results.tasks.items():
+        saved = [Path(r["model_dir"]).with_name("scores.json").read_text() for r in task.runs]
+        scores = [ExampleScores.from_dict(json.loads(text)) for text in saved]
+        want = multibootstrap(np.stack([s.num["accuracy"] for s in scores]),
+                              np.stack([s.den["accuracy"] for s in scores]), seeds=task.seeds, draws=40)
+        assert task.bootstrap == pytest.approx(want.to_dict()) and task.seeds == [4, 2]
+        assert task.value == pytest.approx(np.mean([r["metrics"]["eval_accuracy"] for r in task.runs]))
+        per_seed = [LayerComparison.from_dict(json.loads(
+            (folder / "out" / "stages" / f"compare__{name}__seed-{s}__ewt.json").read_text())["result"])
+            for s in (4, 2)]
+        combined = results.compare[name]["ewt"]
+        want = across_seeds(per_seed, [4, 2], 0.95)
+        assert combined.seeds == [2, 4] and combined.interval_method == "multibootstrap"
+        for measure in ("rsa", "cka"):
+            assert np.array_equal(combined.values[measure], want.values[measure])
+            assert np.array_equal(combined.intervals[measure], want.intervals[measure])
+    (comparison,) = results.procedures
+    assert (comparison.task, comparison.against) == ("bold", "gentle")
+    gain = results.tasks["bold"].value - results.tasks["gentle"].value
+    assert comparison.metric["estimate"] == pytest.approx(gain)
+    assert comparison.metric["paired"] and set(comparison.layers["ewt"]) == {"rsa", "cka"}
+
+
+def test_a_seeded_report_states_seeds_and_procedures(seeded):
+    results, folder = seeded
+    page = (folder / "out" / "report.html").read_text()
+    stated = [*findings(results), *flags(results)]
+    assert {f.topic for f in findings(results)} >= {"seeds", "procedures", "similarity"}
+    for item in stated:
+        assert html.escape(item.text) in page, item.text
+    assert "seeds_metric.png" in page and (folder / "out" / "seeds_metric.csv").is_file()
+    rows = (folder / "out" / "seeds_metric.csv").read_text().splitlines()
+    assert sum("each seed" in row for row in rows) == 4  # two runs of each procedure
+    curves = (folder / "out" / "similarity_cka.csv").read_text().splitlines()
+    assert sum(", seed " in row for row in curves) == 2 * 2 * 7  # two procedures x two seeds x 7 layers
+
+
+def test_a_seeded_study_reruns_from_its_cache(seeded):
+    results, folder = seeded
+    again = run_study(folder / "study.yaml", folder / "out", progress=False, log=lambda line: None)
+    assert {s.status for s in again.stages} == {"reused"}
+    assert again.procedures == results.procedures
+
+
+@pytest.mark.parametrize("change, where, problem", [
+    (lambda s: s["tasks"]["bold"].update(against="nope"), r"tasks\.bold\.against",
+     r"'nope' is not another task of the study"),
+    (lambda s: s["tasks"]["bold"].update(against="bold"), r"tasks\.bold\.against", r"not another task"),
+    (lambda s: s["tasks"]["bold"].update(eval={"generated": "pairs", "n": 12, "seed": 2}),
+     r"tasks\.bold\.against", r"not scored on the same eval data"),
+    (lambda s: s.pop("seeds"), r"tasks\.bold\.against", r"draws their seeds: give the study seeds"),
+    (lambda s: s.update(ablations=[{"kind": "freeze", "task": "bold", "ks": [0, 1]}]), r"ablations",
+     r"not built yet"),
+])
+def test_bad_comparisons_are_refused_by_key(change, where, problem):
+    study = _two_procedures()
+    change(study)
+    with pytest.raises(StudyConfigError, match=where + ": .*" + problem):
+        parse_config(study)

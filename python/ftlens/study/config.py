@@ -101,6 +101,8 @@ class TaskSpec:
     eval: DataSpec | None = option(None, help="evaluation data, scored after each epoch")
     options: dict = field(default_factory=dict, metadata={"help": "fine-tuning options (below)"})
     checkpoint: str | None = option(None, help="a fine-tuned model folder used as is, instead of training")
+    against: str | None = option(None, help="another task on the same eval data: the report compares this "
+                                            "one with it, paired by seed (the Multi-Bootstrap)")
 
 
 @dataclass(frozen=True)
@@ -114,6 +116,7 @@ class EvalSet:
 
 # compare_models' defaults, except where a study differs: the paper's RSA, with 95% intervals
 STUDY_COMPARE = {"measures": ("rsa",), "ci": 0.95}
+SEED_DRAWS = 1000  # compare.draws in a study with seeds, unless given
 
 
 @dataclass(frozen=True)
@@ -384,7 +387,18 @@ def parse_config(raw: Any, source: str = "<study>", folder: str | os.PathLike = 
             )
     isotropy = top.get("isotropy", {})
     seeds = _seeds(r, top["seeds"]) if "seeds" in top else None
-    if seeds is not None:
+    if seeds is not None and compare.options.draws is None:  # what combines the seeds' comparisons
+        compare = dataclasses.replace(compare, options=dataclasses.replace(compare.options, draws=SEED_DRAWS))
+    if seeds is None:
+        for t in tasks:
+            if t.against is not None:
+                r.fail(f"tasks.{t.name}.against", "a comparison of two procedures draws their seeds: give "
+                                                  "the study seeds (e.g. seeds: 5)")
+    else:
+        for key in ("probes", "ablations"):
+            if top.get(key):
+                r.fail(key, "the probes and ablations of a study with seeds are not built yet: run them in a "
+                            "study without seeds (the fine-tuning runs are not shared between the two)")
         for where, options in [*((f"tasks.{t.name}", t.options) for t in tasks),
                                *((f"ablations[{i}]", a.options) for i, a in enumerate(ablations))]:
             if "seed" in options:
@@ -420,7 +434,7 @@ def _tasks(r: _Reader, value) -> tuple[TaskSpec, ...]:
     for name, entry in r.mapping(value, "tasks", _AnyKey()).items():
         where = f"tasks.{name}"
         entry = r.mapping(
-            entry, where, ("task", "train", "eval", "options", "checkpoint"), required=("task",)
+            entry, where, ("task", "train", "eval", "options", "checkpoint", "against"), required=("task",)
         )
         kind = r.choice(entry["task"], f"{where}.task", sorted(TASKS))
         checkpoint = r.path(entry["checkpoint"], f"{where}.checkpoint") if "checkpoint" in entry else None
@@ -434,10 +448,31 @@ def _tasks(r: _Reader, value) -> tuple[TaskSpec, ...]:
             key: r.data(entry[key], f"{where}.{key}") if key in entry else None for key in ("train", "eval")
         }
         options = r.options(entry.get("options"), f"{where}.options")
-        out.append(TaskSpec(str(name), kind, data["train"], data["eval"], options, checkpoint))
+        against = r.typed(entry["against"], f"{where}.against", str) if "against" in entry else None
+        out.append(TaskSpec(str(name), kind, data["train"], data["eval"], options, checkpoint, against))
     if not out:
         r.fail("tasks", "no task: add at least one")
+    for spec in out:
+        if spec.against is not None:
+            _check_against(r, spec, out)
     return tuple(out)
+
+
+def _check_against(r: _Reader, spec: TaskSpec, tasks: list[TaskSpec]) -> None:
+    """A task compared with another: both trained (their runs' per-example scores are what
+    the comparison resamples), of one kind, on the same eval data."""
+    where = f"tasks.{spec.name}.against"
+    other = next((t for t in tasks if t.name == spec.against), None)
+    if other is None or other is spec:
+        r.fail(where, f"{spec.against!r} is not another task of the study; choose from "
+                      f"{[t.name for t in tasks if t is not spec]}")
+    for task in (spec, other):
+        if task.checkpoint is not None:
+            r.fail(where, f"task {task.name!r} is a checkpoint: a comparison resamples the runs' per-example "
+                          "scores, which only the study's own fine-tuning keeps")
+    if (spec.task, spec.eval) != (other.task, other.eval):
+        r.fail(where, f"{spec.name!r} and {other.name!r} are not scored on the same eval data by one kind of "
+                      "task: a paired comparison needs the same eval examples for both")
 
 
 def _seeds(r: _Reader, value) -> tuple[int, ...]:

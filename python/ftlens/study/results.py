@@ -25,7 +25,10 @@ class ResultsVersionError(ValueError):
 @dataclass
 class TaskOutcome:
     """One fine-tuned model of the study: trained here, or a checkpoint used as is
-    (``trained`` False, no metrics)."""
+    (``trained`` False, no metrics). With the study's seeds, one run per seed: ``runs``
+    (seed, model_dir, metrics, fingerprint each; ``model_dir`` is then the first seed's)
+    and ``bootstrap``, the Multi-Bootstrap of the headline metric over seeds and eval
+    examples (``ftlens.similarity.bootstrap.Interval.to_dict``)."""
 
     task: str
     metric: str
@@ -35,6 +38,9 @@ class TaskOutcome:
     metrics: dict = field(default_factory=dict)
     history: list = field(default_factory=list)
     baseline: dict | None = None  # what a model that learned nothing scores (FinetuneTask.baseline)
+    seeds: list[int] = field(default_factory=list)
+    runs: list[dict] = field(default_factory=list)
+    bootstrap: dict | None = None
 
     @property
     def percent(self) -> bool:
@@ -43,8 +49,18 @@ class TaskOutcome:
 
     @property
     def value(self) -> float | None:
-        """The headline metric on the eval set (None: a checkpoint, not evaluated)."""
+        """The headline metric on the eval set (None: a checkpoint, not evaluated); with
+        seeds, its mean over the seeds."""
+        if self.runs:
+            return float(sum(self.values) / len(self.values))
         return self.metrics.get(f"eval_{self.metric}")
+
+    @property
+    def values(self) -> list[float]:
+        """Each seed's headline metric (one value without seeds)."""
+        if self.runs:
+            return [run["metrics"][f"eval_{self.metric}"] for run in self.runs]
+        return [] if self.value is None else [self.value]
 
     def as_percent(self, value: float | None) -> float | None:
         return None if value is None else value * (1 if self.percent else 100)
@@ -77,6 +93,18 @@ class StudyAblation:
 
 
 @dataclass
+class ProcedureComparison:
+    """Task ``task`` minus task ``against`` (the study file's ``against``), paired by seed:
+    ``metric`` (the headline metric's ``Difference.to_dict``) and ``layers[set][measure]``
+    (per layer)."""
+
+    task: str
+    against: str
+    metric: dict
+    layers: dict[str, dict[str, dict]] = field(default_factory=dict)
+
+
+@dataclass
 class StageRun:
     stage: str
     status: str  # "ran" or "reused"
@@ -99,6 +127,7 @@ class StudyResult(JsonResult):
     detail: dict[str, LayerDetail]
     probes: dict[str, dict[str, ProbeResult]] | None = None
     ablations: list[StudyAblation] = field(default_factory=list)
+    procedures: list[ProcedureComparison] = field(default_factory=list)
     stages: list[StageRun] = field(default_factory=list)
     seconds: float = 0.0
     ranks: int = 1
@@ -125,6 +154,11 @@ class StudyResult(JsonResult):
                 if kind in detail.by_rows and detail.by_rows[kind].isotropy is not None]
 
     @property
+    def seeded(self) -> bool:
+        """Whether the study fine-tuned each task once per seed."""
+        return any(t.runs for t in self.tasks.values())
+
+    @property
     def probe_in_domain(self) -> list[str]:
         return (self.config.get("probes") or {}).get("in_domain", [])
 
@@ -140,6 +174,7 @@ class StudyResult(JsonResult):
                        for task, d in self.detail.items()},
             "probes": None if self.probes is None else _nested(self.probes, ProbeResult.to_dict),
             "ablations": [{"name": a.name, **a.result.to_dict()} for a in self.ablations],
+            "procedures": [asdict(p) for p in self.procedures],
             "stages": [asdict(s) for s in self.stages], "seconds": self.seconds, "ranks": self.ranks,
         }
 
@@ -158,6 +193,7 @@ class StudyResult(JsonResult):
             probes=None if data.get("probes") is None else _nested(data["probes"], ProbeResult.from_dict),
             ablations=[StudyAblation(a["name"], AblationResult.from_dict(_without(a, "name")))
                        for a in data.get("ablations", [])],
+            procedures=[ProcedureComparison(**p) for p in data.get("procedures", [])],
             stages=[StageRun(**s) for s in data.get("stages", [])],
             seconds=data.get("seconds", 0.0), ranks=data.get("ranks", 1), schema=data["schema"],
         )

@@ -21,6 +21,7 @@ from ..finetuning import ablate, finetune, finetune_seeds
 from ..finetuning.divergence import check_metrics
 from ..finetuning.options import FinetuneOptions
 from ..finetuning.run import get_task
+from . import seeded
 from .cache import RunFolder
 from .config import StudyConfig, StudyConfigError, TaskSpec, load_config
 from .inputs import Examples, check_inputs, folder_fingerprint
@@ -48,9 +49,6 @@ def run_study(
     analysis later reuses them) and return None. workers: seeds fine-tuned side by side
     (``ftlens.finetuning.finetune_seeds``; default: one per free core on a CPU)."""
     config = study if isinstance(study, StudyConfig) else load_config(study)
-    if config.seeds is not None and not finetune_only:
-        raise StudyConfigError(config.source, "seeds", "the stages after fine-tuning do not take seeds yet: "
-                               "run the fine-tuning stages alone (ftlens run --finetune-only)")
     started = ranks.init_from_env()  # under torchrun: evaluation sets sharded by rank
     try:
         with quiet_loading():
@@ -93,6 +91,8 @@ def _stages(config: StudyConfig, run: RunFolder, start: float, progress: bool, r
     if finetune_only:
         log("the fine-tuning stages are done (--finetune-only); rerun without it for the rest of the study")
         return None
+    per_seed: dict = {}  # task -> set -> each seed's comparison (tasks with seeds)
+    compared = _compare_stages(run, config, examples, models, tasks, per_seed, progress)
     results = {
         "schema": SCHEMA,
         "study": config.name,
@@ -109,10 +109,11 @@ def _stages(config: StudyConfig, run: RunFolder, start: float, progress: bool, r
             }
             for e in config.evaluation
         },
-        "compare": _compare_stages(run, config, examples, models, progress),
+        "compare": compared,
         "detail": _detail_stages(run, config, examples, models, progress),
         "probes": _probe_stages(run, config, examples, models, progress) if config.probes else None,
         "ablations": [_ablation_stage(run, config, a, examples, models, progress) for a in config.ablations],
+        "procedures": seeded.procedures(config, tasks, per_seed),
     }
     results["stages"] = run.ran
     results["seconds"] = time.perf_counter() - start
@@ -151,6 +152,10 @@ def _finetune_stage(run: RunFolder, config: StudyConfig, spec: TaskSpec, example
     baseline = None
     if spec.eval is not None:
         baseline = task.baseline(examples(spec.eval), from_mapping(FinetuneOptions, spec.options))
+    if config.seeds is not None and spec.checkpoint is None:
+        first = result["runs"][0]  # the model of the analyses that take one seed (the layer detail)
+        result = {**result, "model_dir": first["model_dir"], "fingerprint": first["fingerprint"],
+                  "bootstrap": seeded.metric_bootstrap(config, result)}
     return {**result, "baseline": baseline}
 
 
@@ -261,12 +266,21 @@ def _check_architecture(config: StudyConfig, spec: TaskSpec) -> None:
         )
 
 
-def _compare_stages(run, config: StudyConfig, examples: Examples, models: dict, progress: bool) -> dict:
+def _compare_stages(run, config: StudyConfig, examples: Examples, models: dict, tasks: dict, per_seed: dict,
+                    progress: bool) -> dict:
+    """compare[task][set]: each task's model against the base on each set; a task with seeds
+    has a comparison per seed, combined over seeds (kept in ``per_seed[task][set]``)."""
     c = config.compare
     settings = {**to_mapping(c.options), **to_mapping(c.capture)}
     out = {}
     for task in config.tasks:
         out[task.name] = {}
+        if tasks[task.name].get("runs"):
+            per_seed[task.name] = {}
+            for ev in config.evaluation:
+                out[task.name][ev.name], per_seed[task.name][ev.name] = seeded.compare_seeds(
+                    run, config, task.name, tasks[task.name], ev, examples, models[BASE], progress)
+            continue
         for ev in config.evaluation:
             inputs = {
                 "settings": settings,
@@ -312,7 +326,9 @@ def stage_names(config: StudyConfig, finetune_only: bool = False) -> list[str]:
     names = [f"{'finetune' if t.checkpoint is None else 'checkpoint'}/{t.name}" for t in config.tasks]
     if finetune_only:
         return names
-    names += [f"compare/{t.name}/{e.name}" for t in config.tasks for e in config.evaluation]
+    for t in config.tasks:
+        seeds = [f"seed-{s}/" for s in config.seeds] if config.seeds and t.checkpoint is None else [""]
+        names += [f"compare/{t.name}/{seed}{e.name}" for seed in seeds for e in config.evaluation]
     names += [f"detail/{t.name}/{_detail_set(config, t).name}/{kind}" for t in config.tasks
               for kind in _detail_rows(config)]
     if config.probes:

@@ -9,7 +9,6 @@ every accuracy-like number; similarities stay on their 0-1 scale.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.stats import t as student_t
@@ -19,33 +18,13 @@ from ...compare.models import LayerComparison
 from ...probes.result import PROPORTIONS
 from ...similarity.intervals import wilson
 from ..results import StudyResult
+from . import seeds
+from .statements import LEVEL, Finding, Flag
 
-LEVEL = 0.95
 CEILING = 0.99  # a probe at or above this at every layer cannot show a difference
 SMALL_GROUPS = 5  # jackknife groups of fewer inputs than this give unreliable intervals
 CLEAR_CHANGE = 0.99  # a similarity below this is a change worth naming, whatever its interval
 WIDE_METRIC = 5.0  # percent points: an eval set that measures its metric only to +- this or worse
-
-
-@dataclass(frozen=True)
-class Finding:
-    """One sentence of the findings: its topic ("similarity", "domain", "probes",
-    "ablation", "isotropy"), its text, the figure it refers to and the numbers it states."""
-
-    topic: str
-    text: str
-    figure: str | None = None
-    facts: dict = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Flag:
-    """A sanity warning: what is wrong ("chance", "ceiling", "floor", "negative_selectivity",
-    "small_eval", "wide_metric") and what it means for the conclusions."""
-
-    kind: str
-    text: str
-    facts: dict = field(default_factory=dict)
 
 
 # -- helpers --------------------------------------------------------------------------------
@@ -380,6 +359,8 @@ def findings(results: StudyResult) -> list[Finding]:
     """Every finding, topic by topic: similarity, in- vs out-of-domain, probes, ablations,
     isotropy."""
     return [
+        *seeds.metric_findings(results),
+        *seeds.procedure_findings(results),
         *_similarity_findings(results),
         *_domain_findings(results),
         *_probe_findings(results),
@@ -400,13 +381,18 @@ def _chance_flags(results: StudyResult) -> list[Flag]:
         if task.value is None or not task.baseline:
             continue
         value, base = task.as_percent(task.value), task.as_percent(task.baseline["value"])
-        low, high = (100 * b for b in wilson(value / 100, task.baseline["n"], LEVEL))
+        if task.bootstrap:  # over seeds: the Multi-Bootstrap interval of the mean
+            low, high = (task.as_percent(task.bootstrap[k]) for k in ("low", "high"))
+            value = f"{value:.1f}% (the mean over {len(task.runs)} seeds)"
+        else:
+            low, high = (100 * b for b in wilson(value / 100, task.baseline["n"], LEVEL))
+            value = f"{value:.1f}%"
         if low <= base:
             out.append(
                 Flag(
                     "chance",
                     (
-                        f"{name} did not learn its task: {task.metric} {value:.1f}% [{low:.1f}, {high:.1f}] "
+                        f"{name} did not learn its task: {task.metric} {value} [{low:.1f}, {high:.1f}] "
                         "is at its "
                         f"no-learning baseline of {base:.1f}% ({task.baseline['rule']}) on "
                         f"{task.baseline['n']} eval "
@@ -416,7 +402,7 @@ def _chance_flags(results: StudyResult) -> list[Flag]:
                         "other "
                         f"tasks' as effects of the task."
                     ),
-                    {"task": name, "value": value, "baseline": base},
+                    {"task": name, "value": task.as_percent(task.value), "baseline": base},
                 )
             )
     return out
@@ -542,6 +528,8 @@ def _small_eval_flags(results: StudyResult) -> list[Flag]:
 
 
 def flags(results: StudyResult) -> list[Flag]:
-    """Every sanity flag: models at their no-learning baseline, probes at ceiling or floor,
-    negative selectivity, evaluation sets too small for their intervals."""
-    return [*_chance_flags(results), *_probe_flags(results), *_small_eval_flags(results)]
+    """Every sanity flag: models at their no-learning baseline (and seeds whose runs are),
+    probes at ceiling or floor, negative selectivity, evaluation sets too small for their
+    intervals."""
+    return [*_chance_flags(results), *seeds.degenerate_flags(results), *_probe_flags(results),
+            *_small_eval_flags(results)]

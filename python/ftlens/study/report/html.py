@@ -14,9 +14,10 @@ from ..._util import files
 from ...activations.models import model_label
 from ...compare.display import similarity_text
 from ..results import StudyResult
-from . import plots
+from . import plots, seeds
+from .drawing import csv_name
 from .findings import Finding, Flag, findings, flags, measures
-from .plots import PLOTS, csv_name
+from .plots import PLOTS
 
 STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em; color: #222; }
@@ -33,7 +34,9 @@ figcaption { font-size: 0.9em; color: #444; max-width: 900px; }
 .side { display: flex; gap: 1.5em; align-items: flex-start; flex-wrap: wrap; }
 details { margin: 0.5em 0; } summary { cursor: pointer; color: #225; }
 """
+FIGURES = (seeds.metric_figure, *PLOTS)
 TITLES = {
+    seeds.metric_figure: "Fine-tuning over seeds",
     plots.similarity_by_layer: "Base vs fine-tuned, layer by layer",
     plots.heatmaps: None,
     plots.probes: "Probes",
@@ -41,6 +44,8 @@ TITLES = {
     plots.isotropy_by_layer: "Isotropy",
 }
 TOPICS = {
+    "seeds": "Fine-tuning over seeds",
+    "procedures": "The procedures compared",
     "similarity": "Which layers changed",
     "domain": "In-domain vs out-of-domain inputs",
     "probes": "What the probes lost or gained",
@@ -54,7 +59,7 @@ def build_report(run_dir) -> Path:
     ``run_dir/report.html``; returns the page's path."""
     run_dir = Path(run_dir)
     results = StudyResult.load(run_dir / "results.json")
-    figures = {plot: plot(results, run_dir) for plot in PLOTS}
+    figures = {plot: plot(results, run_dir) for plot in FIGURES}
     page = _page(results, run_dir, figures)
     path = run_dir / "report.html"
     return files.atomic_write(path, lambda tmp: Path(tmp).write_text(page, encoding="utf-8"))
@@ -102,9 +107,15 @@ def finetuning_rows(results: StudyResult) -> list[list]:
     for name, task in results.tasks.items():
         value = task.as_percent(task.value)
         shown = _number(value, 2) if value is not None else "(checkpoint, not evaluated)"
+        model = model_label(task.model_dir)
+        if task.runs:
+            s = seeds.spread(task)
+            shown = (f"{s['mean']:.2f} (mean of {s['seeds']} seeds, SD {s['sd']:.2f}, {s['min']:.2f} to "
+                     f"{s['max']:.2f}; interval [{s['low']:.2f}, {s['high']:.2f}])")
+            model = f"{len(task.runs)} runs, seeds {', '.join(str(r['seed']) for r in task.runs)}"
         base = task.baseline
         baseline = f"{task.as_percent(base['value']):.2f} ({base['rule']})" if base else "-"
-        rows.append([name, task.task, task.metric, shown, baseline, model_label(task.model_dir)])
+        rows.append([name, task.task, task.metric, shown, baseline, model])
     return rows
 
 
@@ -282,6 +293,14 @@ def _page(results: StudyResult, run_dir: Path, figures: dict) -> str:
         title = TITLES[plot]
         if title and written:
             parts.append(f"<h2>{title}</h2>")
+        if plot is seeds.metric_figure and results.procedures:
+            parts += [_figure(run_dir, name, caption) for name, caption in written]
+            parts += ["<p>Each task minus the task it is compared with, paired by seed: the difference of "
+                      "the means over seeds, in points, with its 95% Multi-Bootstrap interval (seeds and "
+                      "eval examples drawn together) and the p-value for no difference:</p>",
+                      _table(["task", "against", "metric", "difference (points)", "p", "seeds"],
+                             seeds.procedure_rows(results))]
+            continue
         if plot is plots.similarity_by_layer:
             header, rows = similarity_rows(results)
             parts += [

@@ -9,18 +9,16 @@ the no-learning baseline; the base model's isotropy is measured on each model's 
 
 from __future__ import annotations
 
-import csv
-import io
 from pathlib import Path
 
 import numpy as np
 
-from ..._util import files
 from ...activations.models import model_label
 from ...compare.models import LayerComparison
 from ...probes.result import PROPORTIONS
 from ...similarity import registry
 from ..results import StudyResult
+from .drawing import Drawn, as_array, pyplot
 from .findings import did_not_learn, measures
 
 ISOTROPY_KEYS = (
@@ -29,93 +27,12 @@ ISOTROPY_KEYS = (
     ("top_k_variance_share", "top-k dimensions' share of variance"),
     ("dim_mean_abs_max", "largest |mean| of a dimension"),
 )
-BAND_ALPHA = 0.15
 SELECTIVITY_SPAN = 10.0  # points: the least range of a selectivity panel, either side of 0
-COLUMNS = ("panel", "series", "x", "value", "low", "high")
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _array(values) -> np.ndarray:
-    return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
 
 
 def short(layers: list[str]) -> list[str]:
     """Tick labels: "emb", "1", "2", ..."""
     return ["emb" if name == "embeddings" else name.replace("layer", "").strip(" _") for name in layers]
-
-
-class Drawn:
-    """What a figure draws, point by point, for its CSV. Each panel's axes carry the panel's
-    name as their ``gid``, so a drawn line can be matched with its rows."""
-
-    def __init__(self) -> None:
-        self.rows: list[tuple] = []
-
-    def line(self, ax, panel: str, series: str, x: list[str], y, low=None, high=None, **style):
-        """A line (and its band, when bounds are given) on ``ax``; returns the Line2D."""
-        ax.set_gid(panel)
-        y = _array(y)
-        positions = np.arange(len(y))
-        (line,) = ax.plot(positions, y, label=series, **style)
-        if low is not None:
-            low, high = _array(low), _array(high)
-            ax.fill_between(positions, low, high, color=line.get_color(), alpha=BAND_ALPHA, lw=0)
-        for i, name in enumerate(x):
-            self.rows.append(
-                (
-                    panel,
-                    series,
-                    name,
-                    y[i],
-                    None if low is None else low[i],
-                    None if high is None else high[i],
-                )
-            )
-        return line
-
-    def level(self, ax, panel: str, series: str, value: float, **style):
-        """A horizontal reference line (a baseline) across the panel."""
-        ax.set_gid(panel)
-        ax.axhline(value, label=series, **style)
-        self.rows.append((panel, series, "", value, None, None))
-
-    def cell(self, panel: str, series: str, x: str, value: float) -> None:
-        self.rows.append((panel, series, x, value, None, None))
-
-    def csv(self) -> str:
-        out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(COLUMNS)
-        for row in self.rows:
-            writer.writerow(
-                [
-                    ""
-                    if v is None or (isinstance(v, float) and np.isnan(v))
-                    else (repr(float(v)) if isinstance(v, (float, np.floating)) else v)
-                    for v in row
-                ]
-            )
-        return out.getvalue()
-
-    def save(self, figure, folder: Path, name: str) -> None:
-        """``name`` (PNG) and the CSV of the same stem, both written atomically."""
-        figure.tight_layout()
-        files.atomic_write(folder / name, lambda tmp: figure.savefig(tmp, dpi=110, format="png"))
-        text = self.csv()
-        files.atomic_write(folder / csv_name(name), lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
-        _pyplot().close(figure)
-
-
-def csv_name(png: str) -> str:
-    return str(Path(png).with_suffix(".csv"))
 
 
 # -- base vs fine-tuned ------------------------------------------------------------------------
@@ -126,9 +43,10 @@ def similarity_range(results: StudyResult, names: list[str]) -> tuple[float, flo
     for sets in results.compare.values():
         for result in sets.values():
             for measure in names:
-                found = [_array(result.values[measure])]
+                found = [as_array(result.values[measure])]
+                found += [as_array(v) for v in result.seed_values.get(measure, [])]
                 if measure in result.intervals:
-                    found.append(_array(result.intervals[measure][0]))
+                    found.append(as_array(result.intervals[measure][0]))
                 finite = np.concatenate(found)
                 finite = finite[np.isfinite(finite)]
                 if finite.size:
@@ -147,7 +65,7 @@ def _task_title(results: StudyResult, task: str, failed: set[str]) -> str:
 def similarity_by_layer(results: StudyResult, folder: Path) -> list[tuple[str, str]]:
     """One figure per measure, in the study's order: a panel per task on one shared y-axis,
     a line per evaluation set (solid in-domain, dashed out-of-domain) with its band."""
-    plt = _pyplot()
+    plt = pyplot()
     written = []
     compare = results.compare
     tasks = list(compare)
@@ -163,19 +81,25 @@ def similarity_by_layer(results: StudyResult, folder: Path) -> list[tuple[str, s
             1, len(tasks), figsize=(4.6 * len(tasks), 3.9), squeeze=False, sharey=True
         )
         for ax, task in zip(axes[0], tasks, strict=True):
+            shown = []  # the sets' lines (each seed's thin line stays out of the legend)
             for set_name, result in compare[task].items():
                 in_domain = results.in_domain(task, set_name)
                 bounds = result.intervals.get(measure)
-                drawn.line(
+                series = f"{set_name} ({'in' if in_domain else 'out of'} domain)"
+                line = drawn.line(
                     ax,
                     task,
-                    f"{set_name} ({'in' if in_domain else 'out of'} domain)",
+                    series + (f", mean of {len(result.seeds)} seeds" if result.seeds else ""),
                     result.layers,
                     result.values[measure],
                     *(bounds if bounds is not None else (None, None)),
                     marker="o",
                     ls="-" if in_domain else "--",
                 )
+                shown.append(line)
+                for seed, values in zip(result.seeds, result.seed_values.get(measure, []), strict=False):
+                    drawn.line(ax, task, f"{set_name}, seed {seed}", result.layers, values,
+                               color=line.get_color(), lw=0.7, alpha=0.45, ls=line.get_linestyle())
             ax.set_xticks(np.arange(len(result.layers)), short(result.layers))
             ax.set_xlabel("layer")
             ax.set_ylim(low, high)
@@ -186,15 +110,11 @@ def similarity_by_layer(results: StudyResult, folder: Path) -> list[tuple[str, s
                 color="firebrick" if task in failed else "black",
             )
             ax.grid(alpha=0.3)
-            ax.legend(fontsize=7, framealpha=0.6, loc="lower left")
+            ax.legend(handles=shown, fontsize=7, framealpha=0.6, loc="lower left")
         axes[0][0].set_ylabel(f"{measure.upper()}, base vs fine-tuned (1: unchanged)")
         name = f"similarity_{measure}.png"
         drawn.save(figure, folder, name)
-        band = (
-            f" Bands: {first.ci:.0%} jackknife intervals over {first.ci_groups} groups of inputs."
-            if first.ci
-            else " No intervals (set compare.ci)."
-        )
+        band = _band_text(first)
         written.append(
             (
                 name,
@@ -204,6 +124,16 @@ def similarity_by_layer(results: StudyResult, folder: Path) -> list[tuple[str, s
             )
         )
     return written
+
+
+def _band_text(result: LayerComparison) -> str:
+    if result.interval_method == "multibootstrap":
+        return (f" Bands: {result.ci:.0%} Multi-Bootstrap intervals over {len(result.seeds)} seeds and "
+                f"{result.ci_groups} groups of inputs (normal, around the mean over seeds: resampling biases "
+                "these measures upward); thin lines: each seed.")
+    if result.ci:
+        return f" Bands: {result.ci:.0%} jackknife intervals over {result.ci_groups} groups of inputs."
+    return " No intervals (set compare.ci)."
 
 
 def _described(measure: str, result: LayerComparison) -> str:
@@ -217,7 +147,7 @@ def _described(measure: str, result: LayerComparison) -> str:
 def heatmaps(results: StudyResult, folder: Path) -> list[tuple[str, str]]:
     """Layer x layer CKA of base (rows) vs fine-tuned (columns) per task, on 0-1."""
     rows = results.compare_rows
-    plt = _pyplot()
+    plt = pyplot()
     written = []
     for task, detail in results.detail.items():
         result = detail.by_rows.get(rows)
@@ -265,7 +195,7 @@ def heatmaps(results: StudyResult, folder: Path) -> list[tuple[str, str]]:
 def isotropy_by_layer(results: StudyResult, folder: Path) -> list[tuple[str, str]]:
     """Per rows kind: isotropy by layer of each fine-tuned model and of the base model on the
     same set (one base line per detail set: each model is compared on its own inputs)."""
-    plt = _pyplot()
+    plt = pyplot()
     written = []
     for kind in results.isotropy_rows:
         models = {task: d for task, d in results.detail.items() if kind in d.by_rows}
@@ -311,7 +241,7 @@ def isotropy_by_layer(results: StudyResult, folder: Path) -> list[tuple[str, str
 def probes(results: StudyResult, folder: Path) -> list[tuple[str, str]]:
     """Per probe eval set: accuracy (%) by layer on a 0-100 axis with 95% Wilson bands, base
     vs each fine-tuned model, a panel per task; selectivity (points) below."""
-    plt = _pyplot()
+    plt = pyplot()
     written = []
     by_model = results.probes or {}
     if not by_model:
@@ -394,7 +324,7 @@ def ablation_name(entry) -> str:
 
 def ablations(results: StudyResult, folder: Path) -> list[tuple[str, str]]:
     """Per ablation: the metric (%) by k on 0-100 with the no-learning baseline."""
-    plt = _pyplot()
+    plt = pyplot()
     written = []
     for entry in results.ablations:
         r = entry.result
