@@ -108,6 +108,10 @@ def build_parser() -> argparse.ArgumentParser:
     _data_arguments(tune)
     tune.add_argument("--out", required=True,
                       help="run folder (reused when finished, resumed when interrupted)")
+    tune.add_argument("--seeds", type=int, nargs="+",
+                      help="one run per seed, in OUT/seed-<s> (finished ones reused); replaces --seed")
+    tune.add_argument("--workers", type=int,
+                      help="seeds fine-tuned side by side (default: one per free core on a CPU)")
     _option_arguments(tune)
     ablation = sub.add_parser("ablate", help="a freeze / revert / reinit sweep over layer counts k")
     ablation.add_argument("kind", choices=KINDS)
@@ -321,14 +325,21 @@ def _tune(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
         if args.limit is not None:
             train, evaluation = train[:args.limit], evaluation[:args.limit]
         kept = {"progress": not args.no_progress, "keep_checkpoints": args.keep_checkpoints}
-        if args.command == "finetune":
-            result = finetune(args.base, args.task, train, evaluation, args.out, **kept, **options)
+        if args.command == "finetune" and args.seeds is not None:
+            result = finetune(args.base, args.task, train, evaluation, args.out, seeds=args.seeds,
+                              workers=args.workers, **kept, **options)
+        elif args.command == "finetune":
+            result = finetune(args.base, args.task, train, evaluation, args.out, workers=args.workers, **kept,
+                              **options)
         else:
             result = ablate(args.kind, args.base, args.task, train, evaluation, args.out, args.ks,
                             side=args.side, finetuned=args.finetuned, **kept, **options)
     except (ValueError, TypeError, FileNotFoundError) as err:
         parser.error(str(err))
-    if args.command == "finetune":
+    if args.command == "finetune" and args.seeds is not None:
+        print(result.table())
+        print(f"runs in {args.out}/seed-<s>")
+    elif args.command == "finetune":
         shown = {k: v for k, v in result.metrics.items() if k.startswith("eval_") and "per_second" not in k}
         print(f"{'reused' if result.reused else 'finished'}: {result.model_dir}")
         print(json.dumps(shown, indent=2))

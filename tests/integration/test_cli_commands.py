@@ -61,6 +61,27 @@ def test_compare_on_the_command_line_writes_result_figure_and_csv(data, tmp_path
     assert printed.splitlines()[0].split() == ["layer", "rsa", "cka"] and "comparison.json" in printed
 
 
+def test_finetune_seeds_on_the_command_line(tmp_path, capsys):
+    from ftlens.data.generated import generate_pairs
+
+    lines = ["index\tsentence1\tsentence2\tlabel"]
+    for name, pairs in (("train", generate_pairs(40, seed=0)), ("dev", generate_pairs(16, seed=1))):
+        rows = [f"{i}\t{p.premise}\t{p.hypothesis}\t{p.label}" for i, p in enumerate(pairs)]
+        (tmp_path / f"{name}.tsv").write_text("\n".join(lines + rows) + "\n")
+    common = ["finetune", "minilm", "pair", str(tmp_path / "train.tsv"), str(tmp_path / "dev.tsv"), "--out",
+              str(tmp_path / "runs"), "--max-steps", "2", "--batch-size", "8", "--max-length", "40",
+              "--no-progress"]
+    assert main([*common, "--seeds", "3", "1", "--workers", "1"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.splitlines()[0].split() == ["seed", "eval_accuracy"]
+    assert [line.split()[0] for line in printed.splitlines()[1:3]] == ["3", "1"]
+    assert "Multi-Bootstrap interval over seeds and 16 examples" in printed
+    assert (tmp_path / "runs" / "seed-3" / "scores.json").is_file()
+    with pytest.raises(SystemExit):
+        main([*common, "--seeds", "3", "3"])
+    assert "seeds [3] appear more than once" in capsys.readouterr().err
+
+
 def test_bad_data_is_refused_with_the_fix(data, tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["store", "minilm", str(tmp_path / "nothing.conllu"), "--out", str(tmp_path / "s")])

@@ -25,6 +25,7 @@ import torch
 from .._util import files, runfolder
 from .._util.options import with_overrides
 from .._util.threads import core_budget, usable_cores
+from ..similarity.bootstrap import Interval, multibootstrap
 from .options import FinetuneOptions
 from .run import FinetuneResult, finetune_run, finished_with, get_task, run_settings
 
@@ -77,6 +78,32 @@ class SeedRuns:
             raise ValueError(f"the runs of seeds {missing} have no {name!r}: they are not runs of task "
                              f"{self.task!r}, or the metric is misspelt")
         return np.array([run.metrics[name] for run in self.runs], dtype=np.float64)
+
+    def bootstrap(self, metric: str | None = None, *, draws: int = 1000, level: float = 0.95,
+                  seed: int = 0) -> Interval:
+        """The Multi-Bootstrap of the metric over the seeds and the eval examples (Sellam et
+        al. 2021), from each run's per-example scores; in the metric's unit."""
+        name = metric or self.metric
+        scores = [run.scores() for run in self.runs]
+        missing = [run.seed for run, s in zip(self.runs, scores, strict=True) if name not in s.num]
+        if missing:
+            raise ValueError(f"the runs of seeds {missing} kept no per-example {name!r}")
+        num, den = (np.stack([getattr(s, part)[name] for s in scores]) for part in ("num", "den"))
+        return multibootstrap(num, den, seeds=self.seeds, scale=scores[0].scale, draws=draws, level=level,
+                              seed=seed)
+
+    def table(self, metric: str | None = None) -> str:
+        """Each seed's metric, their mean, SD and the Multi-Bootstrap 95% interval."""
+        name = metric or self.metric
+        values = self.values(name)
+        interval = self.bootstrap(name)
+        lines = [f"{'seed':>6}  eval_{name}"]
+        lines += [f"{s:>6}  {v:.4f}" for s, v in zip(self.seeds, values, strict=True)]
+        sd = values.std(ddof=1) if len(values) > 1 else 0.0
+        lines.append(f"{'mean':>6}  {values.mean():.4f} (SD {sd:.4f}; {interval.level:.0%} Multi-Bootstrap "
+                     f"interval over seeds and {interval.units} examples [{interval.low:.4f}, "
+                     f"{interval.high:.4f}])")
+        return "\n".join(lines)
 
 
 def plan_workers(workers: int | None, pending: int) -> tuple[int, int]:
