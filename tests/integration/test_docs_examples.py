@@ -51,6 +51,14 @@ def _check_finetune(ns: dict) -> None:
     assert 0 <= ns["parser"].metrics["eval_las"] <= ns["parser"].metrics["eval_uas"] <= 100
 
 
+def _check_seeds(ns: dict) -> None:
+    runs, interval, combined = ns["runs"], ns["interval"], ns["combined"]
+    assert runs.seeds == [0, 1, 2] and len(runs.values()) == 3
+    assert interval.estimate == pytest.approx(runs.values().mean()) and interval.seeds == 3
+    assert combined.seeds == [0, 1, 2] and combined.interval_method == "multibootstrap"
+    assert np.all(ns["low"] <= combined.cka + 1e-12) and np.all(combined.cka <= ns["high"] + 1e-12)
+
+
 def _check_ablation(ns: dict) -> None:
     sweep = ns["sweep"]
     assert [row["k"] for row in sweep.rows] == [0, 3, 6] and Path("runs/revert/ablation.png").exists()
@@ -88,6 +96,7 @@ CHECKS = {
     ("docs/activations.md", "### Activation store"): _check_store,
     ("docs/probes.md", "# Probes"): _check_probes,
     ("docs/finetuning.md", "## Fine-tuning"): _check_finetune,
+    ("docs/finetuning.md", "### Seeds"): _check_seeds,
     ("docs/finetuning.md", "## Ablations"): _check_ablation,
     ("docs/finetuning.md", "## Layer surgery"): _check_surgery,
 }
