@@ -116,3 +116,30 @@ def test_the_sweep_carries_the_no_learning_baseline(pairs, tmp_path):
     assert ax.get_ylim() == (0.0, 100.0)
     assert any(line.get_label().startswith("no learning") and line.get_ydata()[0] == 100 * majority
                for line in ax.get_lines())
+
+
+def test_a_sweep_over_seeds_bootstraps_each_k_and_reuses_the_fine_tuned_seeds(pairs, tmp_path):
+    import numpy as np
+    from ftlens.similarity.bootstrap import multibootstrap
+
+    tuned = ftlens.finetune("minilm", "pair", *pairs, tmp_path / "tuned", seeds=[5, 1], workers=1, **FEW)
+    result = ftlens.ablate("freeze", "minilm", "pair", *pairs, tmp_path / "freeze", ks=[0, 6], seeds=[5, 1],
+                           workers=1, finetuned=tuned.out_dir, **FEW)
+    assert result.seeds == [5, 1] and [row["k"] for row in result.rows] == [0, 6]
+    first = result.rows[0]
+    assert first["values"] == pytest.approx(tuned.values().tolist())  # k = 0: the fine-tuned seeds
+    assert all(d.startswith(str(tuned.out_dir)) for d in first["model_dirs"])
+    assert not (tmp_path / "freeze" / "freeze-0").exists()
+    for row in result.rows:
+        assert row["value"] == pytest.approx(np.mean(row["values"]))
+        folder = tmp_path / "freeze" / f"freeze-{row['k']}" if row["k"] else tuned.out_dir
+        scores = [ftlens.FinetuneResult(folder / f"seed-{s}", {}).scores() for s in (5, 1)]
+        want = multibootstrap(np.stack([s.num["accuracy"] for s in scores]), seeds=[5, 1])
+        assert row["bootstrap"] == pytest.approx(want.to_dict())
+    saved = json.loads((tmp_path / "freeze" / "ablation.json").read_text())
+    assert ftlens.AblationResult.from_dict(saved) == result
+    reverted = ftlens.ablate("revert", "minilm", "pair", *pairs, tmp_path / "revert", ks=[6], seeds=[5, 1],
+                             finetuned=tuned.out_dir, **FEW)
+    assert reverted.rows[0]["values"] == pytest.approx(tuned.values().tolist())  # nothing above layer 6
+    with pytest.raises(ValueError, match=r"seeds \[1\] appear more than once"):
+        ftlens.ablate("freeze", "minilm", "pair", *pairs, tmp_path / "bad", ks=[0], seeds=[1, 1], **FEW)

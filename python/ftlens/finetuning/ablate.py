@@ -8,14 +8,18 @@ task metric by k (with the fine-tuned models' folders) and a plot.
   evaluate without retraining.
 
 The sweep's folder holds one run folder per fine-tuning (reused when rerun),
-``ablation.json`` (rewritten after every k) and ``ablation.png``.
+``ablation.json`` (rewritten after every k) and ``ablation.png``. With ``seeds``, every k
+is fine-tuned (for "revert": the model is fine-tuned, then reverted) once per seed, and each
+k's metric gets the Multi-Bootstrap interval over the seeds and the eval examples.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+
+import numpy as np
 
 from .._util import files
 from ..activations.capture import layer_blocks
@@ -23,7 +27,7 @@ from ..activations.models import model_label, model_source
 from .layers import SIDES, _check_k, revert_layers
 from .model import load_task_model
 from .options import FinetuneOptions
-from .run import evaluate, finetune_run, finished_with, get_task, run_settings
+from .run import evaluate, evaluate_scores, finetune_run, finished_with, get_task, run_settings
 
 KINDS = ("freeze", "revert", "reinit")
 X_LABELS = {"freeze": "k: embeddings and bottom k layers frozen", "reinit": "k: top k layers re-initialized",
@@ -33,7 +37,9 @@ X_LABELS = {"freeze": "k: embeddings and bottom k layers frozen", "reinit": "k: 
 @dataclass
 class AblationResult:
     """``rows``: one per k, {"k", "value" (the task's headline metric), "metrics" (all
-    eval metrics), "model_dir"} in the order swept."""
+    eval metrics), "model_dir"} in the order swept. With ``seeds``, "value" is the mean over
+    the seeds, "values" each seed's, "bootstrap" the Multi-Bootstrap interval
+    (``Interval.to_dict``) and "model_dirs" each seed's model."""
 
     kind: str
     task: str
@@ -43,6 +49,7 @@ class AblationResult:
     rows: list[dict] = field(default_factory=list)
     baseline: dict | None = None  # what a model that learned nothing scores (FinetuneTask.baseline)
     percent: bool = False  # the metric is in percent (else a fraction of 1)
+    seeds: list[int] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -82,7 +89,15 @@ class AblationResult:
 
         figure, axes = plt.subplots(figsize=(6, 3.8)) if axes is None else (axes.figure, axes)
         ks = [row["k"] for row in self.rows]
-        axes.plot(ks, self.percents(), marker="o", label="fine-tuned, by k")
+        scale = 1 if self.percent else 100
+        if self.seeds:
+            for i in range(len(self.seeds)):
+                axes.plot(ks, [row["values"][i] * scale for row in self.rows], ls="", marker=".", color="C0",
+                          alpha=0.5, label="each seed" if i == 0 else "_seed")
+            low, high = ([row["bootstrap"][side] * scale for row in self.rows] for side in ("low", "high"))
+            axes.fill_between(ks, low, high, color="C0", alpha=0.15, lw=0)
+        label = f"mean of {len(self.seeds)} seeds, by k" if self.seeds else "fine-tuned, by k"
+        axes.plot(ks, self.percents(), marker="o", label=label)
         if self.baseline is not None:
             axes.axhline(self.baseline_percent(), color="gray", ls=":",
                          label=f"no learning: {self.baseline['rule']}")
@@ -101,8 +116,8 @@ class AblationResult:
 
 
 def ablate(kind: str, base, task: str, train, eval, out_dir, ks=None, *, side: str = "above",  # noqa: A002
-           finetuned=None, progress: bool = True, keep_checkpoints: bool = False,
-           **options) -> AblationResult:
+           finetuned=None, progress: bool = True, keep_checkpoints: bool = False, seeds=None,
+           workers: int | None = None, **options) -> AblationResult:
     """Sweeps one of the paper's layer ablations over layer counts k.
 
     Args:
@@ -122,6 +137,8 @@ def ablate(kind: str, base, task: str, train, eval, out_dir, ks=None, *, side: s
             their k = 0 when it was made with the same base, data and options, instead of
             training that model again.
         progress, keep_checkpoints: as ``ftlens.finetune``.
+        seeds, workers: every k once per seed, side by side (as ``ftlens.finetune``); then
+            ``finetuned`` is the folder of a finished ``finetune(..., seeds=...)`` of them.
         **options: fine-tuning options (``FinetuneOptions`` fields) for every run.
 
     Returns:
@@ -149,6 +166,13 @@ def ablate(kind: str, base, task: str, train, eval, out_dir, ks=None, *, side: s
     opts = FinetuneOptions(**options)
     result = AblationResult(kind, task, spec.metric, str(base), side if kind == "revert" else None,
                             baseline=spec.baseline(eval, opts), percent=spec.percent)
+    if seeds is not None:
+        from .seeds import check_seeds
+
+        result.seeds = check_seeds(seeds)
+        common = dict(side=side, finetuned=finetuned, progress=progress, keep_checkpoints=keep_checkpoints,
+                      workers=workers)
+        return _over_seeds(result, base, base_encoder, spec, train, eval, out, ks, common, options)
     if kind == "revert":
         run = Path(finetuned) if finetuned is not None else finetune_run(
             base, task, train, eval, out / "finetuned", progress=progress, keep_checkpoints=keep_checkpoints,
@@ -175,6 +199,59 @@ def ablate(kind: str, base, task: str, train, eval, out_dir, ks=None, *, side: s
         result.save(out / "ablation.json")
     result.plot(out / "ablation.png")
     return result
+
+
+def _over_seeds(result: AblationResult, base, base_encoder, spec, train, eval, out: Path, ks: list[int],  # noqa: A002
+                common: dict, options: dict) -> AblationResult:
+    """The sweep with every k fine-tuned (or reverted) once per seed."""
+    from tqdm.auto import tqdm
+
+    from ..similarity.bootstrap import multibootstrap
+    from .seeds import finetune_seeds
+
+    seeds, kind, task = result.seeds, result.kind, result.task
+    opts = FinetuneOptions(**options)
+    run_common = dict(workers=common["workers"], progress=common["progress"],
+                      keep_checkpoints=common["keep_checkpoints"])
+    finetuned = Path(common["finetuned"]) if common["finetuned"] is not None else None
+    if kind == "revert":
+        tuned = finetune_seeds(base, task, train, eval, finetuned or out / "finetuned", seeds, **run_common,
+                               **options)
+    for k in tqdm(ks, desc=f"{kind} sweep over {len(seeds)} seeds", disable=not common["progress"]):
+        if kind == "revert":
+            scores = [_reverted_scores(run, base_encoder, k, common["side"], task, eval)
+                      for run in tuned.runs]
+            dirs = [str(run.model_dir) for run in tuned.runs]
+        else:
+            setting = {"freeze_bottom": k} if kind == "freeze" else {"reinit_top": k}
+            folder = out / f"{kind}-{k}"
+            if k == 0 and finetuned is not None and all(finished_with(
+                    finetuned / f"seed-{s}", run_settings(base, task, train, eval, replace(opts, seed=s)))
+                    for s in seeds):
+                folder = finetuned  # the same runs: reused, not trained again
+            runs = finetune_seeds(base, task, train, eval, folder, seeds, **run_common, **options, **setting)
+            scores = [run.scores() for run in runs.runs]
+            dirs = [str(run.model_dir) for run in runs.runs]
+        num, den = (np.stack([getattr(s, part)[spec.metric] for s in scores]) for part in ("num", "den"))
+        interval = multibootstrap(num, den, seeds=seeds, scale=scores[0].scale)
+        values = [s.metrics[spec.metric] for s in scores]
+        result.rows.append({"k": k, "value": float(np.mean(values)), "values": values, "seeds": seeds,
+                            "bootstrap": interval.to_dict(), "metrics": {}, "model_dirs": dirs,
+                            "model_dir": dirs[0]})
+        result.save(out / "ablation.json")
+    result.plot(out / "ablation.png")
+    return result
+
+
+def _reverted_scores(run, base_encoder, k: int, side: str, task: str, eval):  # noqa: A002
+    """The per-example scores of a run's model with its layers reverted at k."""
+    import transformers
+
+    recorded = _finished_run(run.out_dir, task)
+    model = load_task_model(run.model_dir)
+    revert_layers(model, base_encoder, k, side=side)
+    tokenizer = transformers.AutoTokenizer.from_pretrained(run.model_dir)
+    return evaluate_scores(model, get_task(task), eval, tokenizer, FinetuneOptions(**recorded), False)[1]
 
 
 def _finished_run(run: Path, task: str) -> dict:

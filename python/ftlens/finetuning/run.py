@@ -194,11 +194,11 @@ def evaluate(model: TaskModel, task: str, data, tokenizer, *, options: FinetuneO
              progress: bool = False, **overrides) -> dict:
     """The task metrics (``eval_<metric>``) of ``model`` on ``data``, without training
     (``options``: those of the run, for max_length, batch_size and the task options)."""
-    return _evaluation(model, get_task(task), data, tokenizer, with_overrides(FinetuneOptions, options,
+    return evaluate_scores(model, get_task(task), data, tokenizer, with_overrides(FinetuneOptions, options,
                                                                               **overrides), progress)[0]
 
 
-def _evaluation(model: TaskModel, spec: FinetuneTask, data, tokenizer, opts: FinetuneOptions,
+def evaluate_scores(model: TaskModel, spec: FinetuneTask, data, tokenizer, opts: FinetuneOptions,
                 progress: bool) -> tuple[dict, ExampleScores]:
     """``eval_<metric>`` values and the per-example scores of ``model`` on ``data``."""
     spec.check(data, data, opts)  # the data's form; the labels are the model's own
@@ -215,7 +215,7 @@ def _score_finished(out: Path, spec: FinetuneTask, eval, opts: FinetuneOptions) 
 
     model = load_task_model(out / "model")
     tokenizer = transformers.AutoTokenizer.from_pretrained(out / "model")
-    files.write_json(out / SCORES, _evaluation(model, spec, eval, tokenizer, opts, False)[1].to_dict())
+    files.write_json(out / SCORES, evaluate_scores(model, spec, eval, tokenizer, opts, False)[1].to_dict())
 
 
 def _trainer(model: TaskModel, spec: FinetuneTask, opts: FinetuneOptions, checkpoints: Path, tokenizer,
