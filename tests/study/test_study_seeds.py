@@ -104,6 +104,7 @@ def _two_procedures(**changes) -> dict:
                       "bold": {**base, "options": {**base["options"], "learning_rate": 1e-4},
                                "against": "gentle"}}
     study["evaluation"]["ewt"]["in_domain"] = ["gentle", "bold"]
+    study["ablations"] = [{"kind": "freeze", "task": "bold", "ks": [0, 6]}]
     return study
 
 
@@ -138,6 +139,9 @@ def test_a_seeded_study_bootstraps_the_metric_and_combines_the_comparisons(seede
     gain = results.tasks["bold"].value - results.tasks["gentle"].value
     assert comparison.metric["estimate"] == pytest.approx(gain)
     assert comparison.metric["paired"] and set(comparison.layers["ewt"]) == {"rsa", "cka"}
+    (sweep,) = results.ablations
+    assert sweep.result.seeds == [4, 2] and [row["k"] for row in sweep.result.rows] == [0, 6]
+    assert sweep.result.rows[0]["values"] == pytest.approx(results.tasks["bold"].values)  # k = 0 reused
 
 
 def test_a_seeded_report_states_seeds_and_procedures(seeded):
@@ -168,8 +172,8 @@ def test_a_seeded_study_reruns_from_its_cache(seeded):
     (lambda s: s["tasks"]["bold"].update(eval={"generated": "pairs", "n": 12, "seed": 2}),
      r"tasks\.bold\.against", r"not scored on the same eval data"),
     (lambda s: s.pop("seeds"), r"tasks\.bold\.against", r"draws their seeds: give the study seeds"),
-    (lambda s: s.update(ablations=[{"kind": "freeze", "task": "bold", "ks": [0, 1]}]), r"ablations",
-     r"not built yet"),
+    (lambda s: s.update(probes={"train": {"generated": "sentences"},
+                                "eval": {"e": {"generated": "sentences"}}}), r"probes", r"not built yet"),
 ])
 def test_bad_comparisons_are_refused_by_key(change, where, problem):
     study = _two_procedures()

@@ -58,6 +58,10 @@ class AblationResult:
     def from_dict(cls, data: dict) -> AblationResult:
         return cls(**data)
 
+    def series(self) -> str:
+        """The name of the metric's line by k."""
+        return f"mean of {len(self.seeds)} seeds, by k" if self.seeds else "fine-tuned, by k"
+
     def percents(self) -> list[float]:
         """Each k's metric in percent."""
         return [row["value"] * (1 if self.percent else 100) for row in self.rows]
@@ -90,24 +94,24 @@ class AblationResult:
         figure, axes = plt.subplots(figsize=(6, 3.8)) if axes is None else (axes.figure, axes)
         ks = [row["k"] for row in self.rows]
         scale = 1 if self.percent else 100
+        for i, seed in enumerate(self.seeds):
+            axes.plot(ks, [row["values"][i] * scale for row in self.rows], ls="", marker=".", color="C0",
+                      alpha=0.5, label=f"seed {seed}")
         if self.seeds:
-            for i in range(len(self.seeds)):
-                axes.plot(ks, [row["values"][i] * scale for row in self.rows], ls="", marker=".", color="C0",
-                          alpha=0.5, label="each seed" if i == 0 else "_seed")
             low, high = ([row["bootstrap"][side] * scale for row in self.rows] for side in ("low", "high"))
             axes.fill_between(ks, low, high, color="C0", alpha=0.15, lw=0)
-        label = f"mean of {len(self.seeds)} seeds, by k" if self.seeds else "fine-tuned, by k"
-        axes.plot(ks, self.percents(), marker="o", label=label)
+        (mean,) = axes.plot(ks, self.percents(), marker="o", label=self.series())
+        shown = [mean]
         if self.baseline is not None:
-            axes.axhline(self.baseline_percent(), color="gray", ls=":",
-                         label=f"no learning: {self.baseline['rule']}")
+            shown.append(axes.axhline(self.baseline_percent(), color="gray", ls=":",
+                                      label=f"no learning: {self.baseline['rule']}"))
         axes.set_ylim(0, 100)
         axes.set_xticks(ks)
         axes.set_xlabel(X_LABELS[self.kind].format(side=self.side))
         axes.set_ylabel(f"{self.task} {self.metric} (%)")
         axes.set_title(f"{self.kind} ablation, {model_label(self.base)}")
         axes.grid(alpha=0.3)
-        axes.legend(fontsize=7, framealpha=0.6)
+        axes.legend(handles=shown, fontsize=7, framealpha=0.6)
         figure.tight_layout()
         if path is not None:
             files.atomic_write(path, lambda tmp: figure.savefig(tmp, dpi=120, format="png"))

@@ -444,11 +444,14 @@ def _ablation_stage(run, config: StudyConfig, spec, examples: Examples, models: 
         "eval": examples.fingerprint(task.eval),
         "finetuned": models[task.name]["fingerprint"],
     }
+    seeds = {} if config.seeds is None or task.checkpoint is not None else {"seeds": list(config.seeds)}
+    inputs.update(seeds)
 
     def compute() -> dict:
         # the fine-tuned run's folder (the study's own, or the checkpoint's): what revert
-        # reverts, and the k = 0 of freeze and reinit when its options are the sweep's
-        finetuned = Path(models[task.name]["path"]).parent
+        # reverts, and the k = 0 of freeze and reinit when its options are the sweep's; with
+        # seeds, the folder of the task's seeds (its model is the first seed's)
+        finetuned = Path(models[task.name]["path"]).parents[1 if seeds else 0]
         result = ablate(
             spec.kind,
             config.base,
@@ -460,6 +463,7 @@ def _ablation_stage(run, config: StudyConfig, spec, examples: Examples, models: 
             side=spec.side,
             finetuned=finetuned,
             progress=progress,
+            **seeds,
             **options,
         )
         return {"name": task.name, **result.to_dict()}

@@ -306,7 +306,15 @@ def _ablation_findings(results: StudyResult) -> list[Finding]:
         r = entry.result
         values = r.percents()
         ks = [row["k"] for row in r.rows]
-        shown = ", ".join(f"{v:.1f}% at k = {k}" for k, v in zip(ks, values, strict=True))
+        scale = 1 if r.percent else 100
+        lows = [row["bootstrap"]["low"] * scale for row in r.rows] if r.seeds else None
+        if r.seeds:  # the mean over seeds with its Multi-Bootstrap interval
+            highs = [row["bootstrap"]["high"] * scale for row in r.rows]
+            shown = ", ".join(f"{v:.1f}% [{low:.1f}, {high:.1f}] at k = {k}"
+                              for k, v, low, high in zip(ks, values, lows, highs, strict=True))
+            shown += f" (means over {len(r.seeds)} seeds)"
+        else:
+            shown = ", ".join(f"{v:.1f}% at k = {k}" for k, v in zip(ks, values, strict=True))
         name = f"ablation_{r.kind}_{entry.name}" + (f"_{r.side}" if r.side else "") + ".png"
         facts = {"name": entry.name, "kind": r.kind, "ks": ks, "values": values, "at_baseline": []}
         text = f"{r.kind} ablation of {entry.name} ({r.metric}): {shown}"
@@ -321,7 +329,8 @@ def _ablation_findings(results: StudyResult) -> list[Finding]:
             )
         if r.baseline is not None:
             base = r.baseline_percent()
-            at = [k for k, v in zip(ks, values, strict=True) if _at_baseline(v, r.baseline, base)]
+            at = ([k for k, low in zip(ks, lows, strict=True) if low <= base] if lows is not None else
+                  [k for k, v in zip(ks, values, strict=True) if _at_baseline(v, r.baseline, base)])
             facts.update(baseline=base, at_baseline=at)
             text += f". The no-learning baseline ({r.baseline['rule']}) is {base:.1f}%: " + (
                 f"k = {_listed([str(k) for k in at])} {'is' if len(at) == 1 else 'are'} at it "

@@ -334,7 +334,11 @@ def ablations(results: StudyResult, folder: Path) -> list[tuple[str, str]]:
         ax.set_title(f"{r.kind} ablation of {entry.name}, {model_label(r.base)}")
         ax.set_gid(entry.name)
         for row, value in zip(r.rows, r.percents(), strict=True):
-            drawn.cell(entry.name, "fine-tuned, by k", str(row["k"]), value)
+            drawn.cell(entry.name, r.series(), str(row["k"]), value)
+        scale = 1 if r.percent else 100
+        for i, seed in enumerate(r.seeds):
+            for row in r.rows:
+                drawn.cell(entry.name, f"seed {seed}", str(row["k"]), row["values"][i] * scale)
         if r.baseline is not None:
             drawn.cell(entry.name, f"no learning: {r.baseline['rule']}", "", r.baseline_percent())
         name = ablation_name(entry)
