@@ -211,7 +211,7 @@ def _over_seeds(result: AblationResult, base, base_encoder, spec, train, eval, o
     from tqdm.auto import tqdm
 
     from ..similarity.bootstrap import multibootstrap
-    from .seeds import finetune_seeds
+    from .seeds import finetune_seeds, stack_scores
 
     seeds, kind, task = result.seeds, result.kind, result.task
     opts = FinetuneOptions(**options)
@@ -236,8 +236,8 @@ def _over_seeds(result: AblationResult, base, base_encoder, spec, train, eval, o
             runs = finetune_seeds(base, task, train, eval, folder, seeds, **run_common, **options, **setting)
             scores = [run.scores() for run in runs.runs]
             dirs = [str(run.model_dir) for run in runs.runs]
-        num, den = (np.stack([getattr(s, part)[spec.metric] for s in scores]) for part in ("num", "den"))
-        interval = multibootstrap(num, den, seeds=seeds, scale=scores[0].scale)
+        num, den, scale = stack_scores(scores, spec.metric, seeds)
+        interval = multibootstrap(num, den, seeds=seeds, scale=scale)
         values = [s.metrics[spec.metric] for s in scores]
         result.rows.append({"k": k, "value": float(np.mean(values)), "values": values, "seeds": seeds,
                             "bootstrap": interval.to_dict(), "metrics": {}, "model_dirs": dirs,

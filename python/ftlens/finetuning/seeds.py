@@ -28,6 +28,7 @@ from .._util.threads import core_budget, usable_cores
 from ..similarity.bootstrap import Interval, multibootstrap
 from .options import FinetuneOptions
 from .run import FinetuneResult, finetune_run, finished_with, get_task, run_settings
+from .task import ExampleScores
 
 PROCEDURE = "procedure.json"
 log = logging.getLogger("ftlens.finetuning")
@@ -83,14 +84,8 @@ class SeedRuns:
                   seed: int = 0) -> Interval:
         """The Multi-Bootstrap of the metric over the seeds and the eval examples (Sellam et
         al. 2021), from each run's per-example scores; in the metric's unit."""
-        name = metric or self.metric
-        scores = [run.scores() for run in self.runs]
-        missing = [run.seed for run, s in zip(self.runs, scores, strict=True) if name not in s.num]
-        if missing:
-            raise ValueError(f"the runs of seeds {missing} kept no per-example {name!r}")
-        num, den = (np.stack([getattr(s, part)[name] for s in scores]) for part in ("num", "den"))
-        return multibootstrap(num, den, seeds=self.seeds, scale=scores[0].scale, draws=draws, level=level,
-                              seed=seed)
+        num, den, scale = stack_scores([run.scores() for run in self.runs], metric or self.metric, self.seeds)
+        return multibootstrap(num, den, seeds=self.seeds, scale=scale, draws=draws, level=level, seed=seed)
 
     def table(self, metric: str | None = None) -> str:
         """Each seed's metric, their mean, SD and the Multi-Bootstrap 95% interval."""
@@ -104,6 +99,21 @@ class SeedRuns:
                      f"interval over seeds and {interval.units} examples [{interval.low:.4f}, "
                      f"{interval.high:.4f}])")
         return "\n".join(lines)
+
+
+def stack_scores(scores: list[ExampleScores], metric: str, seeds: list[int]) -> tuple:
+    """(num, den) [seeds, examples] of ``metric`` from each seed's per-example scores, and
+    their scale; refused when a run lacks the metric or scored other examples."""
+    missing = [seed for seed, s in zip(seeds, scores, strict=True) if metric not in s.num]
+    if missing:
+        raise ValueError(f"the runs of seeds {missing} kept no per-example {metric!r}: they are runs of "
+                         "another task, or the metric is misspelt")
+    sizes = sorted({len(s.num[metric]) for s in scores})
+    if len(sizes) > 1:
+        raise ValueError(f"the runs were scored on eval sets of sizes {sizes}: the seeds of one procedure "
+                         "must share their eval examples")
+    num, den = (np.stack([getattr(s, part)[metric] for s in scores]) for part in ("num", "den"))
+    return num, den, scores[0].scale
 
 
 def plan_workers(workers: int | None, pending: int) -> tuple[int, int]:

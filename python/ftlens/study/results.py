@@ -154,11 +154,6 @@ class StudyResult(JsonResult):
                 if kind in detail.by_rows and detail.by_rows[kind].isotropy is not None]
 
     @property
-    def seeded(self) -> bool:
-        """Whether the study fine-tuned each task once per seed."""
-        return any(t.runs for t in self.tasks.values())
-
-    @property
     def probe_in_domain(self) -> list[str]:
         return (self.config.get("probes") or {}).get("in_domain", [])
 

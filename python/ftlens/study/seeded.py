@@ -17,6 +17,7 @@ from .._util.options import to_mapping
 from ..activations.models import resolve
 from ..compare.models import LayerComparison, compare_models
 from ..compare.seeds import across_seeds, between_procedures
+from ..finetuning.seeds import stack_scores
 from ..finetuning.task import ExampleScores
 from ..similarity.bootstrap import compare_procedures, multibootstrap
 from .config import StudyConfig
@@ -32,17 +33,7 @@ def _scores(record: dict) -> tuple[np.ndarray, np.ndarray, float]:
     """The runs' per-example shares of the headline metric: (num, den) [seeds, examples], scale."""
     loaded = [ExampleScores.from_dict(json.loads((Path(r["model_dir"]).parent / "scores.json").read_text()))
               for r in record["runs"]]
-    metric = record["metric"]
-    missing = [r["seed"] for r, s in zip(record["runs"], loaded, strict=True) if metric not in s.num]
-    if missing:
-        raise ValueError(f"the runs of seeds {missing} in {Path(record['runs'][0]['model_dir']).parents[1]} "
-                         f"have no per-example {metric!r}: they are runs of another task")
-    sizes = {len(s.num[metric]) for s in loaded}
-    if len(sizes) > 1:
-        raise ValueError(f"the runs of {record['task']!r} were scored on eval sets of sizes {sorted(sizes)}: "
-                         "the seeds of one procedure must share their eval examples")
-    return (np.stack([s.num[metric] for s in loaded]), np.stack([s.den[metric] for s in loaded]),
-            loaded[0].scale)
+    return stack_scores(loaded, record["metric"], record["seeds"])
 
 
 def metric_bootstrap(config: StudyConfig, record: dict) -> dict:
