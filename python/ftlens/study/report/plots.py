@@ -58,7 +58,8 @@ def _task_title(results: StudyResult, task: str, failed: set[str]) -> str:
     outcome = results.tasks[task]
     title = task
     if outcome.value is not None:
-        title += f" ({outcome.metric} {outcome.as_percent(outcome.value):.1f}%)"
+        over = f", mean of {len(outcome.runs)} seeds" if outcome.runs else ""
+        title += f" ({outcome.metric} {outcome.as_percent(outcome.value):.1f}%{over})"
     return title + ("\nDID NOT LEARN: at its baseline" if task in failed else "")
 
 
