@@ -129,3 +129,21 @@ def test_study_file_shown_is_valid(page, tmp_path, data_dir, monkeypatch):
 
 def test_readme_stays_short():
     assert len((ROOT / "README.md").read_text().splitlines()) <= 300
+
+
+@pytest.mark.parametrize("name", ["merchant2020", "zhang2021"])
+def test_the_shipped_study_files_validate(name, tmp_path, data_dir, monkeypatch):
+    """studies/*.yaml read into valid studies against the real data (the fine-tuned
+    checkpoints the Merchant study reads are a user's own runs: empty folders here)."""
+    from ftlens.study import load_config
+
+    for task in ("parsing", "nli", "qa"):
+        (tmp_path / task / "model").mkdir(parents=True)
+    monkeypatch.setenv("FTLENS_RUNS", str(tmp_path))
+    monkeypatch.setenv("FTLENS_DATA_DIR", str(data_dir.resolve()))
+    config = load_config(ROOT / "studies" / f"{name}.yaml")
+    assert config.name == name
+    if name == "zhang2021":
+        assert config.seeds == tuple(range(10)) and len(config.tasks) == 6
+        assert {t.against for t in config.tasks} == {None, "bert-adam"}
+        assert config.tasks[0].train.sample == 1000
