@@ -94,3 +94,12 @@ def test_a_failed_seed_does_not_stop_the_others_and_is_named(pairs, tmp_path, mo
 def test_a_worker_that_fails_reports_its_log(pairs, tmp_path):
     with pytest.raises(RuntimeError, match=r"seeds \[0, 1\] failed \(the first: exit status 1: .*Error"):
         ftlens.finetune("no/such-model-here", "pair", *pairs, tmp_path, seeds=[0, 1], workers=2, **FEW)
+
+
+def test_under_torchrun_the_seeds_run_one_after_another(monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert seeds_module.plan_workers(None, 5)[0] == 1
+    with pytest.raises(ValueError, match=r"workers=2 under torchrun: each seed.s run already spans"):
+        seeds_module.plan_workers(2, 5)
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    assert seeds_module.plan_workers(1, 5)[0] == 1 and seeds_module.plan_workers(None, 1)[0] == 1

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,8 +120,13 @@ def stack_scores(scores: list[ExampleScores], metric: str, seeds: list[int]) -> 
 def plan_workers(workers: int | None, pending: int) -> tuple[int, int]:
     """(worker processes, torch threads each) for ``pending`` runs: by default as many runs
     side by side as there are free cores (one thread each on a CPU; one run at a time on a
-    GPU, which the runs would share)."""
+    GPU, which the runs would share, and under torchrun, where every run takes all ranks)."""
     budget = core_budget()
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        if workers not in (None, 1):
+            raise ValueError(f"workers={workers} under torchrun: each seed's run already spans every rank "
+                             "(DDP), so the seeds run one after another; leave workers out")
+        return 1, torch.get_num_threads()
     if workers is None:
         workers = 1 if torch.cuda.is_available() else max(1, min(pending, budget))
     elif isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
