@@ -2,7 +2,8 @@
 classification, dependency parsing and extractive QA; the layer surgery behind the
 paper's ablations and the related papers' methods (freeze the bottom k layers,
 re-initialize the top k, revert layers to the base model's weights), with Adam whose bias
-correction can be turned off; ``load_task_model`` and ``evaluate`` for saved models."""
+correction can be turned off; ``load_task_model`` and ``evaluate`` for saved models; one
+run per seed of a procedure (``finetune(..., seeds=...)``, ``SeedRuns``)."""
 
 from .ablate import KINDS, AblationResult, ablate
 from .api import finetune

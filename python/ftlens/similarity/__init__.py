@@ -1,7 +1,8 @@
 """Similarity between two representations X [n, p] and Y [n, q] (rows = samples): the
 measure registry (data only), the streaming moments (``Moments``, ``LayerMoments``,
 ``GroupedMoments`` with its intervals), the pair tiles (``tiles``), ``functional`` (the
-one place that routes a measure to the moments or the tiles) and the permutation test."""
+one place that routes a measure to the moments or the tiles), the permutation test and
+the Multi-Bootstrap over seeds and units (``bootstrap``, ``gram_draws``)."""
 
 from .functional import cca, cka, isotropy, measure, procrustes, rsa
 from .moments import LayerMoments, Moments
