@@ -68,6 +68,8 @@ def test_options_probe_tasks_and_ks_are_checked_before_any_stage(tmp_path, ewt_d
         (_study(compare={"ci_groups": 25}), "compare.ci_groups",
          r"25 jackknife groups, but evaluation.ewt has 20 inputs: lower ci_groups to at most 20 "
          r"\(better, to 4"),
+        (_study(seeds=2, compare={"ci_groups": 25, "ci": None}), "compare.ci_groups",
+         r"25 resampled groups, but evaluation.ewt has 20 inputs"),
         (_study(ablations=[{"kind": "freeze", "task": "nli", "ks": [0, 9]}]), r"ablations\[0\].ks",
          r"\[9\] outside 0..6 \(the base model has 6 layers\)"),
         (_study(ablations=[{"kind": "freeze", "task": "nli", "options": {"batch_size": 2.5}}]),

@@ -116,9 +116,10 @@ def check_inputs(config, examples: Examples) -> None:
     for entry in config.evaluation:
         with at(f"evaluation.{entry.name}.data"):
             n = len(examples(entry.data))
-        if options.ci is not None and n < options.ci_groups:
+        if (options.ci is not None or options.draws is not None) and n < options.ci_groups:
+            kind = "jackknife" if options.draws is None else "resampled"
             raise StudyConfigError(config.source, "compare.ci_groups", (
-                f"{options.ci_groups} jackknife groups, but evaluation.{entry.name} has {n} inputs: lower "
+                f"{options.ci_groups} {kind} groups, but evaluation.{entry.name} has {n} inputs: lower "
                 f"ci_groups to at most {n} (better, to {max(2, n // 5)}: 5 inputs or more per group), "
                 "or add inputs"))
     max_length = config.compare.capture.max_length
