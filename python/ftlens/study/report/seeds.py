@@ -151,9 +151,12 @@ def metric_figure(results: StudyResult, folder: Path) -> list[tuple[str, str]]:
             series = f"{name}: no learning"
             ax.plot([i - 0.35, i + 0.4], [base, base], color="firebrick", ls=":", label=series)
             drawn.rows += [("seeds", series, edge, base, None, None) for edge in ("from", "to")]
-    ax.set_xticks(np.arange(len(tasks)), list(tasks), fontsize=8)
+    metrics = {t.metric for t in tasks.values()}
+    one = len(metrics) == 1
+    ticks = [name if one else f"{name}\n({t.metric})" for name, t in tasks.items()]
+    ax.set_xticks(np.arange(len(tasks)), ticks, fontsize=8)
     ax.set_ylim(0, 100)
-    ax.set_ylabel(f"{next(iter(tasks.values())).metric} (%)")
+    ax.set_ylabel(f"{next(iter(metrics))} (%)" if one else "each task's metric (%)")
     ax.grid(alpha=0.3, axis="y")
     ax.set_title("the metric of every seed's run", fontsize=9)
     drawn.save(figure, folder, METRIC_FIGURE)
