@@ -70,8 +70,11 @@ def example_scores(predictions: dict[str, str], examples: list[QAExample]) -> di
 
 def squad_scores(predictions: dict[str, str], examples: list[QAExample]) -> dict:
     """Exact match and F1 (percent) of predicted answer texts by question id."""
-    return {name: 100.0 * sum(values) / len(examples)
-            for name, values in example_scores(predictions, examples).items()}
+    return _percent_means(example_scores(predictions, examples))
+
+
+def _percent_means(each: dict[str, list[float]]) -> dict:
+    return {name: 100.0 * sum(values) / len(values) for name, values in each.items()}
 
 
 class QuestionAnswering(FinetuneTask):
@@ -136,9 +139,8 @@ class QuestionAnswering(FinetuneTask):
     def scores(self, prediction, eval_set, opts) -> ExampleScores:
         starts, ends = prediction.predictions
         answers = best_answers(starts, ends, eval_set.windows, eval_set.examples, opts.max_answer_length)
-        each = {name: np.asarray(values)
-                for name, values in example_scores(answers, eval_set.examples).items()}
-        return ExampleScores(squad_scores(answers, eval_set.examples), 100.0, each,
+        each = example_scores(answers, eval_set.examples)
+        return ExampleScores(_percent_means(each), 100.0, {name: np.asarray(v) for name, v in each.items()},
                              {name: np.ones(len(eval_set.examples)) for name in each},
                              [answers.get(e.id, "") for e in eval_set.examples])
 

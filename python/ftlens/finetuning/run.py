@@ -194,12 +194,12 @@ def evaluate(model: TaskModel, task: str, data, tokenizer, *, options: FinetuneO
              progress: bool = False, **overrides) -> dict:
     """The task metrics (``eval_<metric>``) of ``model`` on ``data``, without training
     (``options``: those of the run, for max_length, batch_size and the task options)."""
-    return evaluate_scores(model, get_task(task), data, tokenizer, with_overrides(FinetuneOptions, options,
-                                                                              **overrides), progress)[0]
+    opts = with_overrides(FinetuneOptions, options, **overrides)
+    return evaluate_scores(model, get_task(task), data, tokenizer, opts, progress)[0]
 
 
 def evaluate_scores(model: TaskModel, spec: FinetuneTask, data, tokenizer, opts: FinetuneOptions,
-                progress: bool) -> tuple[dict, ExampleScores]:
+                    progress: bool) -> tuple[dict, ExampleScores]:
     """``eval_<metric>`` values and the per-example scores of ``model`` on ``data``."""
     spec.check(data, data, opts)  # the data's form; the labels are the model's own
     check_max_length(opts.max_length, tokenizer, max_input_length(model.encoder, tokenizer), spec.pairs)

@@ -270,38 +270,39 @@ def _compare_stages(run, config: StudyConfig, examples: Examples, models: dict, 
                     progress: bool) -> dict:
     """compare[task][set]: each task's model against the base on each set; a task with seeds
     has a comparison per seed, combined over seeds (kept in ``per_seed[task][set]``)."""
-    c = config.compare
-    settings = {**to_mapping(c.options), **to_mapping(c.capture)}
     out = {}
     for task in config.tasks:
         out[task.name] = {}
-        if tasks[task.name].get("runs"):
-            per_seed[task.name] = {}
-            for ev in config.evaluation:
-                out[task.name][ev.name], per_seed[task.name][ev.name] = seeded.compare_seeds(
-                    run, config, task.name, tasks[task.name], ev, examples, models[BASE], progress)
-            continue
         for ev in config.evaluation:
-            inputs = {
-                "settings": settings,
-                "data": examples.fingerprint(ev.data),
-                "base": models[BASE]["fingerprint"],
-                "finetuned": models[task.name]["fingerprint"],
-            }
+            def stage(name: str, model: dict, ev=ev) -> dict:
+                return _compare_stage(run, config, examples, models[BASE], model, ev, name, progress)
 
-            def compare(task=task, ev=ev) -> dict:
-                return compare_models(
-                    resolve(config.base),
-                    models[task.name]["path"],
-                    examples(ev.data),
-                    options=c.options,
-                    capture=c.capture,
-                    distributed=True,
-                    progress=progress,
-                ).to_dict()
-
-            out[task.name][ev.name] = run.stage(f"compare/{task.name}/{ev.name}", inputs, compare)
+            if tasks[task.name].get("runs"):
+                combined, theirs = seeded.compare_seeds(config, task.name, tasks[task.name], ev, stage)
+                out[task.name][ev.name] = combined
+                per_seed.setdefault(task.name, {})[ev.name] = theirs
+            else:
+                out[task.name][ev.name] = stage(f"compare/{task.name}/{ev.name}", models[task.name])
     return out
+
+
+def _compare_stage(run, config: StudyConfig, examples: Examples, base: dict, model: dict, ev, name: str,
+                   progress: bool) -> dict:
+    """One model ({path, fingerprint}) against the base on evaluation set ``ev``, cached as
+    stage ``name``."""
+    c = config.compare
+    inputs = {
+        "settings": {**to_mapping(c.options), **to_mapping(c.capture)},
+        "data": examples.fingerprint(ev.data),
+        "base": base["fingerprint"],
+        "finetuned": model["fingerprint"],
+    }
+
+    def compare() -> dict:
+        return compare_models(resolve(config.base), model["path"], examples(ev.data), options=c.options,
+                              capture=c.capture, distributed=True, progress=progress).to_dict()
+
+    return run.stage(name, inputs, compare)
 
 
 def _detail_set(config: StudyConfig, task: TaskSpec):

@@ -9,13 +9,12 @@ combining seeds and comparing procedures draw only the seeds (Sellam et al. 2021
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
-from .._util.options import to_mapping
-from ..activations.models import resolve
-from ..compare.models import LayerComparison, compare_models
+from ..compare.models import LayerComparison
 from ..compare.seeds import across_seeds, between_procedures
 from ..finetuning.seeds import stack_scores
 from ..finetuning.task import ExampleScores
@@ -44,24 +43,16 @@ def metric_bootstrap(config: StudyConfig, record: dict) -> dict:
                           level=level(config), seed=options.draw_seed).to_dict()
 
 
-def compare_seeds(run, config: StudyConfig, task: str, record: dict, ev, examples, base: dict,
-                  progress: bool) -> tuple[dict, list[LayerComparison]]:
-    """Each seed's model compared with the base on evaluation set ``ev`` (one cached stage
-    per seed), and the comparisons combined: (the combined comparison's dict, each seed's)."""
-    c = config.compare
-    settings = {**to_mapping(c.options), **to_mapping(c.capture)}
+def compare_seeds(config: StudyConfig, task: str, record: dict, ev,
+                  stage: Callable[[str, dict], dict]) -> tuple[dict, list[LayerComparison]]:
+    """Each seed's model compared with the base on evaluation set ``ev`` (``stage(name,
+    {path, fingerprint})``: one cached stage per seed), and the comparisons combined: (the
+    combined comparison's dict, each seed's)."""
     per_seed = []
     for entry in record["runs"]:
-        inputs = {"settings": settings, "data": examples.fingerprint(ev.data), "base": base["fingerprint"],
-                  "finetuned": entry["fingerprint"]}
-
-        def compare(entry=entry) -> dict:
-            return compare_models(resolve(config.base), entry["model_dir"], examples(ev.data),
-                                  options=c.options, capture=c.capture, distributed=True,
-                                  progress=progress).to_dict()
-
-        stage = run.stage(f"compare/{task}/seed-{entry['seed']}/{ev.name}", inputs, compare)
-        per_seed.append(LayerComparison.from_dict(stage))
+        model = {"path": entry["model_dir"], "fingerprint": entry["fingerprint"]}
+        name = f"compare/{task}/seed-{entry['seed']}/{ev.name}"
+        per_seed.append(LayerComparison.from_dict(stage(name, model)))
     combined = across_seeds(per_seed, record["seeds"], level(config))
     return combined.to_dict(), per_seed
 
