@@ -12,11 +12,11 @@ from .._util.options import with_overrides
 from ..activations import store as store_module
 from . import tasks as task_module
 from .features import ProbeRows, arc_rows, edge_rows
-from .linear import LinearProbes, offsets_of, scores
+from .linear import LinearProbes, input_counts, offsets_of, scores
 from .logistic import fit_logistic, whitening
 from .mdl import online_codelength
 from .options import ProbeOptions
-from .result import ProbeResult
+from .result import PROPORTIONS, ProbeResult
 from .ridge import fit_ridge, folds_of
 from .structural import evaluate_structural, train_structural
 
@@ -148,12 +148,19 @@ def probe(train, eval, tasks=task_module.DEFAULT_TASKS, *, options: ProbeOptions
     groups += [_arc_group(t, train, eval_store, layer_ids, o.edge_features, o.seed)
                for t in resolved if t.kind == "arc"]
     control_accuracy = {}
+    n_inputs = int(eval_store.manifest["n_inputs"])
+    result.eval_data = eval_store.manifest.get("data_fingerprint", "")
+    result.by_input = {name: np.zeros((len(layer_ids), len(asked), n_inputs)) for name in PROPORTIONS}
+    result.by_input.update({f"{name}_rows": np.zeros((len(asked), n_inputs)) for name in PROPORTIONS})
     for group in groups:
-        outcome = _probe_group(group, o, progress)
+        outcome, (right, scored) = _probe_group(group, o, n_inputs, progress)
         for j, task in enumerate(group.tasks):
             result.n_train[task.name] = int((group.train_labels[:, j] >= 0).sum())
             result.n_eval[task.name] = int((group.eval_labels[:, j] != -1).sum())
             unseen = int((group.eval_labels[:, j] == task_module.UNSEEN).sum())
+            share = "control_accuracy" if task.control else "accuracy"
+            k = names.index(task.name[len("control:"):] if task.control else task.name)
+            result.by_input[share][:, k], result.by_input[f"{share}_rows"][k] = right[:, j], scored[j]
             if task.control:
                 control_accuracy[task.name[len("control:"):]] = outcome["accuracy"][:, j]
                 continue
@@ -162,10 +169,11 @@ def probe(train, eval, tasks=task_module.DEFAULT_TASKS, *, options: ProbeOptions
             if unseen:
                 warnings.warn(f"task {task.name!r}: {unseen} eval rows have labels never seen in training; "
                               "they count as wrong", stacklevel=2)
-            k = names.index(task.name)
             for metric, values in outcome.items():
                 result.scores.setdefault(metric, np.full(shape, np.nan))[:, k] = values[:, j]
-    if control_accuracy:
+    if not control_accuracy:
+        del result.by_input["control_accuracy"], result.by_input["control_accuracy_rows"]
+    else:
         result.scores["control_accuracy"] = np.full(shape, np.nan)
         for name, values in control_accuracy.items():
             result.scores["control_accuracy"][:, names.index(name)] = values
@@ -179,8 +187,10 @@ def probe(train, eval, tasks=task_module.DEFAULT_TASKS, *, options: ProbeOptions
     return result
 
 
-def _probe_group(group: _Group, o: ProbeOptions, progress: bool) -> dict[str, np.ndarray]:
-    """{metric: [L, T]} for one group: accuracy, macro_f1, strength (and MDL)."""
+def _probe_group(group: _Group, o: ProbeOptions, n_inputs: int,
+                 progress: bool) -> tuple[dict[str, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """({metric: [L, T]}, per-input counts) for one group: accuracy, macro_f1, strength
+    (and MDL); the rows right [L, T, n_inputs] and scored [T, n_inputs] per eval input."""
     kind, l2, seed, max_passes, tol = o.kind, o.l2, o.seed, o.max_passes, o.tol
     chunk_rows, device = o.chunk_rows, o.device
     if kind == "logistic":  # the ridge fit is only the start and the covariance: no cross-validation
@@ -207,6 +217,7 @@ def _probe_group(group: _Group, o: ProbeOptions, progress: bool) -> dict[str, np
     predicted = probes.predict(group.eval, chunk_rows, device)
     out["accuracy"], out["macro_f1"], _ = scores(predicted, group.eval_labels, group.widths)
     out["strength"] = strength
+    counts = input_counts(predicted, group.eval_labels, group.eval.inputs, n_inputs)
     if o.mdl:
         zero = LinearProbes(ridge.probes.shift, ridge.probes.scale, torch.zeros_like(ridge.probes.w),
                             torch.zeros_like(ridge.probes.b), ridge.probes.offsets)
@@ -214,7 +225,7 @@ def _probe_group(group: _Group, o: ProbeOptions, progress: bool) -> dict[str, np
             group.train, group.train_labels, group.widths, zero, strength, whitening(ridge.cov, strength),
             seed=seed,
             max_passes=max(10, max_passes // 2), chunk_rows=chunk_rows, device=device, progress=progress)
-    return out
+    return out, counts
 
 
 def _choose_l2(group: _Group, ridge, seed, max_passes, tol, chunk_rows, device, progress) -> np.ndarray:

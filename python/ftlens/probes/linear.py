@@ -67,3 +67,22 @@ def scores(predicted: np.ndarray, gold: np.ndarray, widths) -> tuple[np.ndarray,
             f1 = 2 * hits[present] / (true[present] + said[present])
             macro_f1[layer, t] = f1.mean()
     return accuracy, macro_f1, counted
+
+
+def input_counts(predicted: np.ndarray, gold: np.ndarray, inputs: np.ndarray,
+                 n_inputs: int) -> tuple[np.ndarray, np.ndarray]:
+    """(right [L, T, n_inputs], scored [T, n_inputs]): per eval input (sentence), the rows
+    each layer's probe got right and the rows scored, from predictions [L, n, T], gold
+    labels [n, T] (as ``scores``) and each row's input [n]. Accuracy on any multiset of
+    inputs is sum(right) / sum(scored) over it: what a bootstrap over inputs resamples."""
+    layers, _, tasks = predicted.shape
+    right = np.zeros((layers, tasks, n_inputs))
+    scored = np.zeros((tasks, n_inputs))
+    for t in range(tasks):
+        keep = gold[:, t] != -1
+        at = inputs[keep]
+        scored[t] = np.bincount(at, minlength=n_inputs)
+        for layer in range(layers):
+            right[layer, t] = np.bincount(at, weights=predicted[layer, keep, t] == gold[keep, t],
+                                          minlength=n_inputs)
+    return right, scored

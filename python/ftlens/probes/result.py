@@ -31,6 +31,15 @@ class ProbeResult(JsonResult):
     ``strength`` holds the chosen regularization per (layer, task): the logistic l2 or the
     ridge alpha. ``layers`` are the probed layers' names, ``n_train``/``n_eval`` the rows
     (pairs, sentences) per task.
+
+    ``by_input`` counts, per eval input (sentence), the rows right: "accuracy" and
+    "control_accuracy" [layers, tasks, inputs], and the rows scored: "accuracy_rows",
+    "control_accuracy_rows" [tasks, inputs] (``eval_data``: the eval inputs' fingerprint);
+    a bootstrap over inputs resamples them. A result combined over fine-tuning seeds
+    (``probes_across_seeds``) has ``seeds``, each seed's scores ``seed_scores`` {metric:
+    [seeds, layers, tasks]} and Multi-Bootstrap ``intervals`` {metric: [2, layers, tasks]}
+    for accuracy, control_accuracy and selectivity at ``level`` (``interval_method``
+    "multibootstrap").
     """
 
     model: str
@@ -45,6 +54,13 @@ class ProbeResult(JsonResult):
     unseen: dict[str, int] = field(default_factory=dict)
     vocabularies: dict[str, list] = field(default_factory=dict)
     options: dict = field(default_factory=dict)
+    eval_data: str = ""
+    by_input: dict[str, np.ndarray] = field(default_factory=dict)
+    seeds: list[int] | None = None
+    seed_scores: dict[str, np.ndarray] = field(default_factory=dict)
+    intervals: dict[str, np.ndarray] = field(default_factory=dict)
+    interval_method: str = "wilson"
+    level: float | None = None
 
     def __getattr__(self, name: str):
         if name in METRICS:
@@ -58,6 +74,9 @@ class ProbeResult(JsonResult):
         out = asdict(self)
         out["scores"] = {name: listed(values) for name, values in self.scores.items()}
         out["strength"] = None if self.strength is None else listed(self.strength)
+        out["by_input"] = {name: np.asarray(v).astype(np.int64).tolist() for name, v in self.by_input.items()}
+        for name in ("seed_scores", "intervals"):
+            out[name] = {metric: listed(v) for metric, v in getattr(self, name).items()}
         return out
 
     @classmethod
@@ -66,15 +85,26 @@ class ProbeResult(JsonResult):
         data["scores"] = {name: unlisted(values) for name, values in data.get("scores", {}).items()}
         if data.get("strength") is not None:
             data["strength"] = unlisted(data["strength"])
+        for name in ("by_input", "seed_scores", "intervals"):
+            data[name] = {metric: unlisted(v) for metric, v in data.get(name, {}).items()}
         return cls(**data)
 
-    def interval(self, metric: str = "accuracy", level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
-        """Wilson intervals (low, high), each [layers, tasks], of "accuracy" or
-        "control_accuracy" over each task's eval rows (``n_eval``)."""
+    def interval(self, metric: str = "accuracy", level: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Intervals (low, high), each [layers, tasks], of "accuracy" or "control_accuracy":
+        Wilson's over each task's eval rows (``n_eval``) at ``level`` (default 0.95), or for a
+        result combined over seeds its Multi-Bootstrap interval, at the level it was combined
+        with (``level``)."""
         if metric not in PROPORTIONS:
             raise ValueError(f"intervals are for proportions {PROPORTIONS}, got {metric!r}")
         if metric not in self.scores:
             raise ValueError(f"this result has no {metric!r}; it has {sorted(self.scores)}")
+        if metric in self.intervals:
+            if level is not None and level != self.level:
+                raise ValueError(f"this result's Multi-Bootstrap intervals are at level {self.level}, not "
+                                 f"{level}: combine the seeds again with level={level}")
+            low, high = self.intervals[metric]
+            return low, high
+        level = 0.95 if level is None else level
         n = np.array([self.n_eval.get(task, 0) for task in self.tasks], dtype=np.float64)
         return wilson(self.scores[metric], n[None, :], level)
 
