@@ -44,6 +44,13 @@ def _check_probes(ns: dict) -> None:
     assert np.all(ns["low"][:, 0] <= upos) and np.all(upos <= ns["high"][:, 0])
 
 
+def _check_probe_seeds(ns: dict) -> None:
+    combined, change, base = ns["combined"], ns["change"], ns["base"]
+    assert combined.seeds == [0, 1] and combined.interval_method == "multibootstrap"
+    assert np.all(ns["low"] <= combined.accuracy + 1e-12) and np.all(combined.accuracy <= ns["high"] + 1e-12)
+    np.testing.assert_allclose(change.estimate, combined.accuracy - base.accuracy, atol=1e-12)
+
+
 def _check_finetune(ns: dict) -> None:
     result = ns["result"]
     assert 0 <= result.metrics["eval_accuracy"] <= 1 and (result.model_dir / "model.safetensors").exists()
@@ -95,6 +102,7 @@ CHECKS = {
     ("docs/compare.md", "### Intervals"): _check_intervals,
     ("docs/activations.md", "### Activation store"): _check_store,
     ("docs/probes.md", "# Probes"): _check_probes,
+    ("docs/probes.md", "### Over fine-tuning seeds"): _check_probe_seeds,
     ("docs/finetuning.md", "## Fine-tuning"): _check_finetune,
     ("docs/finetuning.md", "### Seeds"): _check_seeds,
     ("docs/finetuning.md", "## Ablations"): _check_ablation,

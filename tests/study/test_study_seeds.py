@@ -11,6 +11,7 @@ import yaml
 from ftlens.compare.models import LayerComparison
 from ftlens.compare.seeds import across_seeds
 from ftlens.finetuning.task import ExampleScores
+from ftlens.probes import ProbeResult, probes_across_seeds
 from ftlens.similarity.bootstrap import multibootstrap
 from ftlens.study import StudyConfigError, parse_config, run_study
 from ftlens.study.inputs import load
@@ -105,6 +106,9 @@ def _two_procedures(**changes) -> dict:
                                "against": "gentle"}}
     study["evaluation"]["ewt"]["in_domain"] = ["gentle", "bold"]
     study["ablations"] = [{"kind": "freeze", "task": "bold", "ks": [0, 6]}]
+    study["probes"] = {"tasks": ["upos"], "train": {"generated": "sentences", "n": 30, "seed": 5},
+                       "eval": {"dev": {"generated": "sentences", "n": 16, "seed": 6}},
+                       "options": {"l2": 1e-3, "max_passes": 5}}
     return study
 
 
@@ -144,11 +148,38 @@ def test_a_seeded_study_bootstraps_the_metric_and_combines_the_comparisons(seede
     assert sweep.result.rows[0]["values"] == pytest.approx(results.tasks["bold"].values)  # k = 0 reused
 
 
+def test_a_seeded_study_probes_every_seed_and_combines_them(seeded):
+    results, folder = seeded
+    stages = folder / "out" / "stages"
+
+    def stored(name: str) -> ProbeResult:
+        return ProbeResult.from_dict(json.loads((stages / f"probe__{name}__dev.json").read_text())["result"])
+
+    base = stored("base")
+    for name in ("gentle", "bold"):
+        per_seed = [stored(f"{name}__seed-{s}") for s in (4, 2)]
+        want = probes_across_seeds(per_seed, [4, 2], 0.95, draws=40)
+        combined = results.probes[name]["dev"]
+        assert combined.seeds == [2, 4] and combined.interval_method == "multibootstrap"
+        np.testing.assert_array_equal(combined.intervals["accuracy"], want.intervals["accuracy"])
+        np.testing.assert_array_equal(combined.scores["selectivity"], want.scores["selectivity"])
+        change = results.probe_changes[name]["dev"]["accuracy"]
+        assert not change["paired"]
+        np.testing.assert_allclose(change["estimate"], want.scores["accuracy"] - base.scores["accuracy"],
+                                   rtol=0, atol=1e-12)
+    assert results.probes["base"]["dev"].by_input == {}  # the counts stay in the stages
+    assert base.by_input["accuracy"].shape[-1] == 16
+
+
 def test_a_seeded_report_states_seeds_and_procedures(seeded):
     results, folder = seeded
     page = (folder / "out" / "report.html").read_text()
     stated = [*findings(results), *flags(results)]
-    assert {f.topic for f in findings(results)} >= {"seeds", "procedures", "similarity"}
+    assert {f.topic for f in findings(results)} >= {"seeds", "procedures", "similarity", "probes"}
+    probe_findings = [f for f in findings(results) if f.topic == "probes"]
+    assert all("Multi-Bootstrap over 2 seeds" in f.text for f in probe_findings) and len(probe_findings) == 2
+    probe_curves = (folder / "out" / "probes_dev.csv").read_text().splitlines()
+    assert sum(", seed " in row for row in probe_curves) == 2 * 2 * 7  # two procedures x two seeds x 7 layers
     for item in stated:
         assert html.escape(item.text) in page, item.text
     assert "seeds_metric.png" in page and (folder / "out" / "seeds_metric.csv").is_file()
@@ -172,8 +203,6 @@ def test_a_seeded_study_reruns_from_its_cache(seeded):
     (lambda s: s["tasks"]["bold"].update(eval={"generated": "pairs", "n": 12, "seed": 2}),
      r"tasks\.bold\.against", r"not scored on the same eval data"),
     (lambda s: s.pop("seeds"), r"tasks\.bold\.against", r"draws their seeds: give the study seeds"),
-    (lambda s: s.update(probes={"train": {"generated": "sentences"},
-                                "eval": {"e": {"generated": "sentences"}}}), r"probes", r"not built yet"),
 ])
 def test_bad_comparisons_are_refused_by_key(change, where, problem):
     study = _two_procedures()

@@ -395,9 +395,6 @@ def parse_config(raw: Any, source: str = "<study>", folder: str | os.PathLike = 
                 r.fail(f"tasks.{t.name}.against", "a comparison of two procedures draws their seeds: give "
                                                   "the study seeds (e.g. seeds: 5)")
     else:
-        if top.get("probes"):
-            r.fail("probes", "the probes of a study with seeds are not built yet: run them in a study "
-                             "without seeds (the fine-tuning runs are not shared between the two)")
         for where, options in [*((f"tasks.{t.name}", t.options) for t in tasks),
                                *((f"ablations[{i}]", a.options) for i, a in enumerate(ablations))]:
             if "seed" in options:

@@ -114,7 +114,10 @@ class StageRun:
 @dataclass
 class StudyResult(JsonResult):
     """Everything a study found, with the study file as read (``config``) and the versions
-    it ran with. ``compare[task][set]``; ``probes[model][set]`` (model: "base" or a task)."""
+    it ran with. ``compare[task][set]``; ``probes[model][set]`` (model: "base" or a task;
+    a task with seeds: combined over its seeds); ``probe_changes[task][set][metric]``: a
+    task with seeds' probe change from the base (a ``Difference`` dict, arrays [layers,
+    tasks], Multi-Bootstrap over seeds and eval inputs)."""
 
     study: str
     base: str
@@ -126,6 +129,7 @@ class StudyResult(JsonResult):
     compare: dict[str, dict[str, LayerComparison]]
     detail: dict[str, LayerDetail]
     probes: dict[str, dict[str, ProbeResult]] | None = None
+    probe_changes: dict[str, dict[str, dict]] | None = None
     ablations: list[StudyAblation] = field(default_factory=list)
     procedures: list[ProcedureComparison] = field(default_factory=list)
     stages: list[StageRun] = field(default_factory=list)
@@ -168,6 +172,7 @@ class StudyResult(JsonResult):
             "detail": {task: {"set": d.set, **{rows: c.to_dict() for rows, c in d.by_rows.items()}}
                        for task, d in self.detail.items()},
             "probes": None if self.probes is None else _nested(self.probes, ProbeResult.to_dict),
+            "probe_changes": self.probe_changes,
             "ablations": [{"name": a.name, **a.result.to_dict()} for a in self.ablations],
             "procedures": [asdict(p) for p in self.procedures],
             "stages": [asdict(s) for s in self.stages], "seconds": self.seconds, "ranks": self.ranks,
@@ -186,6 +191,7 @@ class StudyResult(JsonResult):
                                                  for rows, c in _without(d, "set").items()})
                     for task, d in data["detail"].items()},
             probes=None if data.get("probes") is None else _nested(data["probes"], ProbeResult.from_dict),
+            probe_changes=data.get("probe_changes"),
             ablations=[StudyAblation(a["name"], AblationResult.from_dict(_without(a, "name")))
                        for a in data.get("ablations", [])],
             procedures=[ProcedureComparison(**p) for p in data.get("procedures", [])],

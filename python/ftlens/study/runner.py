@@ -111,7 +111,7 @@ def _stages(config: StudyConfig, run: RunFolder, start: float, progress: bool, r
         },
         "compare": compared,
         "detail": _detail_stages(run, config, examples, models, progress),
-        "probes": _probe_stages(run, config, examples, models, progress) if config.probes else None,
+        **_probe_stages(run, config, examples, models, tasks, progress),
         "ablations": [_ablation_stage(run, config, a, examples, models, progress) for a in config.ablations],
         "procedures": seeded.procedures(config, tasks, per_seed),
     }
@@ -333,9 +333,12 @@ def stage_names(config: StudyConfig, finetune_only: bool = False) -> list[str]:
     names += [f"detail/{t.name}/{_detail_set(config, t).name}/{kind}" for t in config.tasks
               for kind in _detail_rows(config)]
     if config.probes:
-        for model in [BASE, *(t.name for t in config.tasks)]:
-            names += [f"store/{model}/{s}" for s in ["train", *config.probes.eval]]
-            names += [f"probe/{model}/{s}" for s in config.probes.eval]
+        for t in [None, *config.tasks]:
+            seeded_task = t is not None and config.seeds and t.checkpoint is None
+            models = [f"{t.name}/seed-{s}" for s in config.seeds] if seeded_task else [t.name if t else BASE]
+            for model in models:
+                names += [f"store/{model}/{s}" for s in ["train", *config.probes.eval]]
+                names += [f"probe/{model}/{s}" for s in config.probes.eval]
     return names + [_ablation_name(config, a) for a in config.ablations]
 
 
@@ -381,52 +384,71 @@ def _detail_stages(run, config: StudyConfig, examples: Examples, models: dict, p
     return out
 
 
-def _probe_stages(run, config: StudyConfig, examples: Examples, models: dict, progress: bool) -> dict:
+def _probe_stages(run, config: StudyConfig, examples: Examples, models: dict, tasks: dict,
+                  progress: bool) -> dict:
+    """{"probes": probes[model][set], "probe_changes": ...}: every model's probes on every
+    probe eval set; a task with seeds probes each seed's model, combined over seeds
+    (``probe_changes[task][set]``: its change from the base, a Multi-Bootstrap over seeds
+    and eval inputs). The per-input counts stay in the probe stages."""
+    if not config.probes:
+        return {"probes": None, "probe_changes": None}
+    base = _probe_model(run, config, examples, BASE, models[BASE], progress)
+    probes, changes = {BASE: base}, {}
+    for name, model in models.items():
+        runs = tasks.get(name, {}).get("runs")
+        if name == BASE:
+            continue
+        if not runs:
+            probes[name] = _probe_model(run, config, examples, name, model, progress)
+            continue
+        per_seed = [_probe_model(run, config, examples, f"{name}/seed-{r['seed']}",
+                                 {"path": r["model_dir"], "fingerprint": r["fingerprint"]}, progress)
+                    for r in runs]
+        probes[name], changes[name] = seeded.probe_seeds(config, tasks[name]["seeds"], per_seed, base)
+    probes = {name: {s: {**r, "by_input": {}} for s, r in sets.items()} for name, sets in probes.items()}
+    return {"probes": probes, "probe_changes": changes or None}
+
+
+def _probe_model(run, config: StudyConfig, examples: Examples, name: str, model: dict,
+                 progress: bool) -> dict:
+    """One model's probes on every probe eval set ({set: ProbeResult dict}), its stores and
+    probes each a cached stage (``store/<name>/<set>``, ``probe/<name>/<set>``)."""
     from ..activations import store
     from ..probes import probe
 
     p = config.probes
+    stores = {}
+    for set_name, spec in [("train", p.train), *p.eval.items()]:
+        inputs = {
+            "model": model["fingerprint"],
+            "data": examples.fingerprint(spec),
+            "rows": p.rows,
+            "dtype": p.dtype,
+        }
+        path = run.work_folder("stores", f"{name}/{set_name}", inputs)
+
+        def write(spec=spec, path=path) -> dict:
+            store.write(resolve(model["path"]), examples(spec), path, p.dtype, rows=p.rows, progress=progress)
+            return {"path": str(path)}
+
+        stores[set_name] = run.stage(f"store/{name}/{set_name}", inputs, write, collective=False)["path"]
     out = {}
-    for name, model in models.items():
-        stores = {}
-        for set_name, spec in [("train", p.train), *p.eval.items()]:
-            inputs = {
-                "model": model["fingerprint"],
-                "data": examples.fingerprint(spec),
-                "rows": p.rows,
-                "dtype": p.dtype,
-            }
-            path = run.work_folder("stores", f"{name}/{set_name}", inputs)
+    for set_name in p.eval:
+        inputs = {
+            "model": model["fingerprint"],
+            "train": examples.fingerprint(p.train),
+            "eval": examples.fingerprint(p.eval[set_name]),
+            "tasks": list(p.tasks),
+            "rows": p.rows,
+            "dtype": p.dtype,
+            "options": to_mapping(p.options),
+        }
 
-            def write(model=model, spec=spec, path=path) -> dict:
-                store.write(
-                    resolve(model["path"]), examples(spec), path, p.dtype, rows=p.rows, progress=progress
-                )
-                return {"path": str(path)}
+        def fit(set_name=set_name) -> dict:
+            return probe(stores["train"], stores[set_name], p.tasks, options=p.options,
+                         progress=progress).to_dict()
 
-            stores[set_name] = run.stage(f"store/{name}/{set_name}", inputs, write, collective=False)["path"]
-        out[name] = {}
-        for set_name in p.eval:
-            inputs = {
-                "model": model["fingerprint"],
-                "train": examples.fingerprint(p.train),
-                "eval": examples.fingerprint(p.eval[set_name]),
-                "tasks": list(p.tasks),
-                "rows": p.rows,
-                "dtype": p.dtype,
-                "options": to_mapping(p.options),
-            }
-
-            def fit(stores=stores, set_name=set_name) -> dict:
-                return probe(
-                    stores["train"],
-                    stores[set_name],
-                    p.tasks,
-                    options=p.options,
-                    progress=progress,
-                ).to_dict()
-
-            out[name][set_name] = run.stage(f"probe/{name}/{set_name}", inputs, fit, collective=False)
+        out[set_name] = run.stage(f"probe/{name}/{set_name}", inputs, fit, collective=False)
     return out
 
 

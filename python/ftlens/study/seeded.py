@@ -1,6 +1,6 @@
 """A study's seeds: each task's runs with the Multi-Bootstrap of its metric over seeds and
-eval examples, each seed's comparison with the base combined over seeds, and the tasks the
-study file compares (``against``), paired by seed.
+eval examples, each seed's comparison with the base and each seed's probes combined over
+seeds, and the tasks the study file compares (``against``), paired by seed.
 
 Every seed's comparison draws the same resamples of the input groups (``compare.draws``,
 ``compare.draw_seed``), and every metric the same resamples of the eval examples, so that
@@ -18,6 +18,7 @@ from ..compare.models import LayerComparison
 from ..compare.seeds import across_seeds, between_procedures
 from ..finetuning.seeds import stack_scores
 from ..finetuning.task import ExampleScores
+from ..probes import ProbeResult, probes_across_seeds, probes_between_procedures
 from ..similarity.bootstrap import compare_procedures, multibootstrap
 from .config import StudyConfig
 
@@ -78,3 +79,24 @@ def procedures(config: StudyConfig, tasks: dict, per_seed: dict) -> list[dict]:
             layers[set_name] = {name: d.to_dict() for name, d in differences.items()}
         out.append({"task": spec.name, "against": spec.against, "metric": metric.to_dict(), "layers": layers})
     return out
+
+
+BASE_SEED = -1  # the base model's probes, as one "seed" of their own: never paired with a fine-tuning seed
+
+
+def probe_seeds(config: StudyConfig, seeds: list[int], per_seed: list[dict], base: dict) -> tuple[dict, dict]:
+    """A task's probes over its seeds (``per_seed``: each seed's {set: ProbeResult dict}) and
+    the base model's ({set: ProbeResult dict}): ({set: the combined result's dict}, {set:
+    {metric: the change from the base, a Difference dict}}), both Multi-Bootstraps over
+    seeds and eval inputs."""
+    options = config.compare.options
+    combined, changes = {}, {}
+    for set_name, base_result in base.items():
+        results = [ProbeResult.from_dict(r[set_name]) for r in per_seed]
+        combined[set_name] = probes_across_seeds(results, seeds, level(config), options.draws,
+                                                 options.draw_seed).to_dict()
+        differences = probes_between_procedures([ProbeResult.from_dict(base_result)], [BASE_SEED], results,
+                                                seeds, paired=False, level=level(config), draws=options.draws,
+                                                draw_seed=options.draw_seed)
+        changes[set_name] = {metric: d.to_dict() for metric, d in differences.items()}
+    return combined, changes

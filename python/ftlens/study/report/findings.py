@@ -19,6 +19,7 @@ from ...probes.result import PROPORTIONS
 from ...similarity.intervals import wilson
 from ..results import StudyResult
 from . import seeds
+from .drawing import as_array
 from .statements import LEVEL, Finding, Flag
 
 CEILING = 0.99  # a probe at or above this at every layer cannot show a difference
@@ -230,11 +231,15 @@ def _points_sim(value: float) -> str:
 
 
 # -- probes -----------------------------------------------------------------------------------
-def probe_change(base, tuned, task_index: int) -> dict:
+def probe_change(base, tuned, task_index: int, difference: dict | None = None) -> dict:
     """Per layer: fine-tuned minus base accuracy (percent points) with Newcombe's interval
-    from the two Wilson intervals (unpaired: conservative, since both score the same rows)."""
+    from the two Wilson intervals (unpaired: conservative, since both score the same rows),
+    or, for a task with seeds, its Multi-Bootstrap ``difference`` (a Difference dict)."""
     j = task_index
     task = base.tasks[j]
+    if difference is not None:
+        change, low, high = (100 * as_array(difference[k])[:, j] for k in ("estimate", "low", "high"))
+        return {"task": task, "change": change, "low": low, "high": high}
     p1, p2 = base.scores["accuracy"][:, j], tuned.scores["accuracy"][:, j]
     l1, u1 = (x[:, j] for x in base.interval("accuracy", LEVEL))
     l2, u2 = (x[:, j] for x in tuned.interval("accuracy", LEVEL))
@@ -254,10 +259,11 @@ def _probe_findings(results: StudyResult) -> list[Finding]:
             continue
         for set_name, tuned in sets.items():
             base = probes["base"][set_name]
+            difference = ((results.probe_changes or {}).get(model) or {}).get(set_name, {}).get("accuracy")
             for j, task in enumerate(tuned.tasks):
                 if tuned.main_metric(task) not in PROPORTIONS or not tuned.n_eval.get(task):
                     continue
-                c = probe_change(base, tuned, j)
+                c = probe_change(base, tuned, j, difference)
                 if not np.isfinite(c["change"]).any():
                     continue
                 layers = tuned.layers
@@ -273,8 +279,12 @@ def _probe_findings(results: StudyResult) -> list[Finding]:
                     parts.append(f"lower after fine-tuning at {_listed([layers[i] for i in drops])}")
                 if gains:
                     parts.append(f"higher at {_listed([layers[i] for i in gains])}")
-                verdict = "; ".join(parts) if parts else f"no layer's change is significant at {LEVEL:.0%}"
-                text = f"{task} probe on {set_name}, {model} vs base: {verdict} (largest change {largest})."
+                level = difference["a"]["level"] if difference is not None else LEVEL
+                verdict = "; ".join(parts) if parts else f"no layer's change is significant at {level:.0%}"
+                how = (f", Multi-Bootstrap over {len(tuned.seeds)} seeds and the eval sentences"
+                       if difference is not None else "")
+                text = (f"{task} probe on {set_name}, {model} vs base: {verdict} (largest change "
+                        f"{largest}{how}).")
                 out.append(
                     Finding(
                         "probes",

@@ -259,6 +259,7 @@ def probes(results: StudyResult, folder: Path) -> list[tuple[str, str]]:
         )
         for j, task in enumerate(tasks):
             metric = some.main_metric(task)
+            shown = []  # the models' lines (each seed's thin line stays out of the legend)
             for model, per_set in by_model.items():
                 result = per_set[set_name]
                 style = dict(color="black") if model == "base" else {}
@@ -266,9 +267,16 @@ def probes(results: StudyResult, folder: Path) -> list[tuple[str, str]]:
                 bounds = (None, None)
                 if metric in PROPORTIONS and result.n_eval.get(task):
                     bounds = tuple(100 * b[:, j] for b in result.interval(metric))
+                series = model + (f", mean of {len(result.seeds)} seeds" if result.seeds else "")
                 line = drawn.line(
-                    axes[0][j], f"{task} {metric}", model, result.layers, values, *bounds, marker="o", **style
+                    axes[0][j], f"{task} {metric}", series, result.layers, values, *bounds, marker="o",
+                    **style,
                 )
+                shown.append(line)
+                each = result.seed_scores.get(metric, [])
+                for seed, seed_values in zip(result.seeds or [], each, strict=False):
+                    drawn.line(axes[0][j], f"{task} {metric}", f"{model}, seed {seed}", result.layers,
+                               100 * seed_values[:, j], color=line.get_color(), lw=0.7, alpha=0.45)
                 if has_selectivity and result.selectivity is not None:
                     drawn.line(
                         axes[1][j],
@@ -291,7 +299,7 @@ def probes(results: StudyResult, folder: Path) -> list[tuple[str, str]]:
                 axes[1][j].axhline(0.0, color="gray", lw=0.8)
                 axes[1][j].set_title(f"{task} selectivity (task - control)", fontsize=9)
                 axes[1][j].set_ylabel("points")
-        axes[0][-1].legend(fontsize=7, framealpha=0.6, loc="lower right")
+            axes[0][j].legend(handles=shown, fontsize=7, framealpha=0.6, loc="lower right")
         name = f"probes_{set_name}.png"
         drawn.save(figure, folder, name)
         domain = " (in-domain)" if set_name in results.probe_in_domain else ""
@@ -299,11 +307,20 @@ def probes(results: StudyResult, folder: Path) -> list[tuple[str, str]]:
             (
                 name,
                 f"Probe accuracy by layer on {set_name}{domain}, the base model (black) vs each "
-                "fine-tuned model, on a 0-100% axis; bands are 95% Wilson intervals. Below: "
+                f"fine-tuned model, on a 0-100% axis; {_probe_bands(by_model, set_name)} Below: "
                 "selectivity, accuracy minus that of a control task (points).",
             )
         )
     return written
+
+
+def _probe_bands(by_model: dict, set_name: str) -> str:
+    seeded = [r[set_name] for r in by_model.values() if r[set_name].seeds]
+    if not seeded:
+        return "bands are 95% Wilson intervals over the eval rows."
+    return (f"bands are 95% Wilson intervals over the eval rows, and for a task with seeds (the mean over "
+            f"its {len(seeded[0].seeds)} seeds) the {seeded[0].level:.0%} Multi-Bootstrap interval over "
+            "seeds and eval sentences; thin lines: each seed.")
 
 
 def selectivity_range(by_model: dict, set_name: str, j: int) -> tuple[float, float]:

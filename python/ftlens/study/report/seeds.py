@@ -41,6 +41,7 @@ def spread(task: TaskOutcome) -> dict:
             "sd": float(values.std(ddof=1)) if len(values) > 1 else 0.0, "min": float(values.min()),
             "max": float(values.max()), "low": _percent(task, boot["low"]) if boot else None,
             "high": _percent(task, boot["high"]) if boot else None, "examples": boot.get("units"),
+            "level": boot.get("level", LEVEL),
             "failed": failed_runs(task)}
 
 
@@ -52,7 +53,7 @@ def metric_findings(results: StudyResult) -> list[Finding]:
         text = (f"{name}: {task.metric} {s['mean']:.1f}% over {s['seeds']} seeds (SD {s['sd']:.1f}, "
                 f"{s['min']:.1f} to {s['max']:.1f})")
         if s["low"] is not None:
-            text += (f"; its {LEVEL:.0%} Multi-Bootstrap interval over seeds and {s['examples']} eval "
+            text += (f"; its {s['level']:.0%} Multi-Bootstrap interval over seeds and {s['examples']} eval "
                      f"examples is [{s['low']:.1f}, {s['high']:.1f}]")
         if task.baseline:
             base = _percent(task, task.baseline["value"])
@@ -99,10 +100,11 @@ def _layer_differences(results: StudyResult, p: ProcedureComparison) -> list[Fin
         for measure, d in by_measure.items():
             where = np.flatnonzero(_differs(d))
             named = [f"{layers[i]} ({difference_text(float(np.asarray(d['estimate'])[i]))})" for i in where]
+            level = d["a"]["level"]
             text = (f"{p.task} minus {p.against}, {measure.upper()} on {set_name}: "
-                    + (f"the layers whose {LEVEL:.0%} interval of the difference excludes 0 are "
+                    + (f"the layers whose {level:.0%} interval of the difference excludes 0 are "
                        f"{', '.join(named)}." if named else
-                       f"no layer's {LEVEL:.0%} interval of the difference excludes 0."))
+                       f"no layer's {level:.0%} interval of the difference excludes 0."))
             out.append(Finding("procedures", text, None, {"task": p.task, "against": p.against,
                                                           "set": set_name, "measure": measure,
                                                           "layers": where.tolist()}))
@@ -160,7 +162,8 @@ def metric_figure(results: StudyResult, folder: Path) -> list[tuple[str, str]]:
     ax.grid(alpha=0.3, axis="y")
     ax.set_title("the metric of every seed's run", fontsize=9)
     drawn.save(figure, folder, METRIC_FIGURE)
-    return [(METRIC_FIGURE, f"Each task's {LEVEL:.0%} Multi-Bootstrap interval (black: mean over seeds, "
+    level = spread(next(iter(tasks.values())))["level"]  # every task's: the study's compare.ci
+    return [(METRIC_FIGURE, f"Each task's {level:.0%} Multi-Bootstrap interval (black: mean over seeds, "
              "resampling seeds and eval examples together) beside each seed's run (blue points); dotted red: "
              "the no-learning baseline. On 0-100%.")]
 
