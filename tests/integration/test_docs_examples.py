@@ -139,7 +139,7 @@ def test_readme_stays_short():
     assert len((ROOT / "README.md").read_text().splitlines()) <= 300
 
 
-@pytest.mark.parametrize("name", ["merchant2020", "zhang2021"])
+@pytest.mark.parametrize("name", ["merchant2020", "merchant2020_seeds", "zhang2021"])
 def test_the_shipped_study_files_validate(name, tmp_path, data_dir, monkeypatch):
     """studies/*.yaml read into valid studies against the real data (the fine-tuned
     checkpoints the Merchant study reads are a user's own runs: empty folders here)."""
@@ -155,3 +155,6 @@ def test_the_shipped_study_files_validate(name, tmp_path, data_dir, monkeypatch)
         assert config.seeds == tuple(range(10)) and len(config.tasks) == 6
         assert {t.against for t in config.tasks} == {None, "bert-adam"}
         assert config.tasks[0].train.sample == 1000
+    if name == "merchant2020_seeds":
+        assert config.seeds == (0, 1, 2) and {a.ks for a in config.ablations} == {(0, 1, 2, 3)}
+        assert config.probes is not None and config.compare.options.draws == 1000
