@@ -35,9 +35,13 @@ def _runs(run: Path) -> dict[str, list[Path]]:
 
 
 def _minutes(seed: Path) -> float:
-    """A run's wall time, from its first file to its last (a run resumed after a stop counts
-    the stop too)."""
-    return ((seed / "metrics.json").stat().st_mtime - (seed / "options.json").stat().st_mtime) / 60
+    """A run's wall time: the seconds its metrics record (of the call that finished it: a
+    resumed run counts the time since its resume); for a run without them, from its first
+    file to its last (a run restarted in a later session counts the pause too)."""
+    seconds = json.loads((seed / "metrics.json").read_text()).get("seconds")
+    if seconds is None:
+        seconds = (seed / "metrics.json").stat().st_mtime - (seed / "options.json").stat().st_mtime
+    return seconds / 60
 
 
 def metric_table(run: Path, majority: float) -> str:

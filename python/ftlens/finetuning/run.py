@@ -10,7 +10,8 @@ A run folder holds ``options.json`` (written first), ``checkpoints/`` (the Train
 head and the tokenizer; ``load_task_model`` reads it all), ``scores.json`` (the final
 evaluation per eval example: its predictions and its share of each metric, what the
 bootstrap over seeds and examples resamples) and ``metrics.json`` (written last: the
-evaluation history, the final metrics, the seed and the package versions).
+evaluation history, the final metrics, the seed, the checkpoint it resumed from, the wall
+``seconds`` of the call that finished it and the package versions).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import math
 import os
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -140,6 +142,7 @@ def _finetune(base, spec: FinetuneTask, train, eval, out: Path, opts: FinetuneOp
                 _score_finished(out, spec, eval, opts)  # a run finished before they were kept
             return FinetuneResult(out, done["final"], done["history"], reused=True)
 
+    start = time.perf_counter()
     path = model_source(base)
     tokenizer = transformers.AutoTokenizer.from_pretrained(path)
     transformers.set_seed(opts.seed)  # the new head's initial weights too: a rerun is the same run
@@ -169,6 +172,7 @@ def _finetune(base, spec: FinetuneTask, train, eval, out: Path, opts: FinetuneOp
             files.write_json(out / SCORES, scorer.last.to_dict())
             files.write_json(out / "metrics.json", {"final": final, "history": history, "seed": opts.seed,
                                                   "resumed_from": checkpoint and Path(checkpoint).name,
+                                                  "seconds": round(time.perf_counter() - start, 1),
                                                   "versions": _versions()})
             if not keep_checkpoints:
                 _delete_checkpoints(out / "checkpoints")
