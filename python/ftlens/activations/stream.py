@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from .._core import build_info
+from .._util import distributed as ranks
 from .._util.options import with_overrides
 from .._util.validation import positive_int
 from . import align
@@ -332,3 +333,31 @@ def _texts(items: Sequence[align.Item]) -> tuple[list[str], list[str] | None]:
     first = [it.segments[0].text for it in items]
     second = [it.segments[1].text for it in items] if len(items[0].segments) == 2 else None
     return first, second
+
+
+def group_chunks(stream: ActivationStream, items, n_groups: int, distributed: bool) -> Iterator[Chunk]:
+    """The chunks of this rank's inputs (``chunk.item``: indices into all of ``items``).
+    With several groups, each group's inputs stream on their own (no block spans two
+    groups) and each rank takes whole groups (under torch.distributed when
+    ``distributed``), so a group's accumulator sees the same chunks whatever the number of
+    ranks."""
+    if n_groups == 1:
+        yield from stream(items)
+        return
+    from tqdm.auto import tqdm
+
+    rank, world = ranks.rank_and_world() if distributed else (0, 1)
+    # group g holds the inputs [first[g], first[g + 1]) (GroupedMoments.group_of)
+    first = [(g * len(items) + n_groups - 1) // n_groups for g in range(n_groups + 1)]
+    mine = [g for g in range(n_groups) if g * world // n_groups == rank]
+    shown, stream.progress = stream.progress, False
+    try:
+        with tqdm(total=sum(first[g + 1] - first[g] for g in mine), unit="input", desc="capture",
+                  disable=not shown) as bar:
+            for g in mine:
+                for chunk in stream(items[first[g]:first[g + 1]]):
+                    chunk.item = chunk.item + first[g]
+                    yield chunk
+                bar.update(first[g + 1] - first[g])
+    finally:
+        stream.progress = shown

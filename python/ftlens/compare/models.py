@@ -18,7 +18,7 @@ from ..activations.capture import layer_names
 from ..activations.models import as_model
 from ..activations.options import CaptureOptions
 from ..activations.overlap import consume_overlapped, cores_to_spare
-from ..activations.stream import ActivationStream, core_device
+from ..activations.stream import ActivationStream, core_device, group_chunks
 from ..similarity import registry
 from ..similarity.grouped import GroupedMoments
 from . import display
@@ -138,32 +138,6 @@ def _label(model_or_name) -> str:
     return getattr(model.config, "_name_or_path", "") or type(model).__name__
 
 
-def _chunks(stream: ActivationStream, items, n_groups: int, distributed: bool):
-    """The chunks of this rank's inputs. With several groups, each group's inputs stream on
-    their own (no block spans two groups) and each rank takes whole groups, so a group's
-    accumulator sees the same chunks whatever the number of ranks."""
-    if n_groups == 1:
-        yield from stream(items)
-        return
-    from tqdm.auto import tqdm
-
-    rank, world = ranks.rank_and_world() if distributed else (0, 1)
-    # group g holds the inputs [first[g], first[g + 1]) (GroupedMoments.group_of)
-    first = [(g * len(items) + n_groups - 1) // n_groups for g in range(n_groups + 1)]
-    mine = [g for g in range(n_groups) if g * world // n_groups == rank]
-    shown, stream.progress = stream.progress, False
-    try:
-        with tqdm(total=sum(first[g + 1] - first[g] for g in mine), unit="input", desc="capture",
-                  disable=not shown) as bar:
-            for g in mine:
-                for chunk in stream(items[first[g]:first[g + 1]]):
-                    chunk.item = chunk.item + first[g]
-                    yield chunk
-                bar.update(first[g + 1] - first[g])
-    finally:
-        stream.progress = shown
-
-
 def compare_models(
     base,
     finetuned,
@@ -243,7 +217,7 @@ def compare_models(
     n_groups = ci_groups if grouped else min(world, len(items))  # else one group per rank
     moments = GroupedMoments(n_groups, len(items), stream.layers[0], stream.dims[0],
                              stream.dims[1], pairs=pairs, rdms=(rdm,) if "rsa" in measures else ())
-    consume_overlapped(_chunks(stream, items, moments.n_groups, distributed),
+    consume_overlapped(group_chunks(stream, items, moments.n_groups, distributed),
                        lambda chunk: moments.update(chunk.states[0], chunk.states[1], chunk.item),
                        overlap=overlap)
     truncated, words_dropped = stream.truncated, stream.words_dropped

@@ -9,7 +9,7 @@ from .seeds import finetune_seeds
 
 def finetune(base, task: str, train, eval, out_dir, *, options: FinetuneOptions | None = None,  # noqa: A002
              progress: bool = True, keep_checkpoints: bool = False, seeds=None, workers: int | None = None,
-             **overrides):
+             track=None, **overrides):
     """Fine-tunes ``base`` (hub name, folder or "minilm") on ``task`` and evaluates on
     ``eval`` after each epoch (or every ``eval_steps``).
 
@@ -31,6 +31,10 @@ def finetune(base, task: str, train, eval, out_dir, *, options: FinetuneOptions 
             since ``model/`` holds the result and a finished run never resumes.
         seeds: several runs of the procedure, one per seed (``out_dir/seed-<s>/``), side by
             side in up to ``workers`` processes (``ftlens.finetuning.finetune_seeds``).
+        track: record what the layers do while the run trains (``TrackLayers``): the
+            tracking set (sentences, pairs, a reader's output), or ``{"data": ...,
+            "every": 50, "measures": ("rsa", "cka"), ...}`` (``TrackOptions``); the run
+            folder gets ``trajectory.json`` (``ftlens.finetuning.load_trajectory``).
 
     Returns:
         The run's ``FinetuneResult``: ``metrics`` (``eval_<metric>``, the last
@@ -43,4 +47,4 @@ def finetune(base, task: str, train, eval, out_dir, *, options: FinetuneOptions 
     if workers is not None:
         raise ValueError("workers= runs several seeds side by side: give seeds=[...] with it")
     return finetune_run(base, task, train, eval, out_dir, options=options, progress=progress,
-                        keep_checkpoints=keep_checkpoints, **overrides)
+                        keep_checkpoints=keep_checkpoints, track=track, **overrides)

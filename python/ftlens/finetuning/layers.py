@@ -109,3 +109,29 @@ def revert_layers(finetuned: torch.nn.Module, base: torch.nn.Module, k: int, sid
             mine.load_state_dict(theirs.state_dict())
         except RuntimeError as err:
             raise ValueError(f"the base model's layers do not match the fine-tuned model's: {err}") from None
+
+
+def _is_norm(module: torch.nn.Module) -> bool:
+    return isinstance(module, torch.nn.LayerNorm) or type(module).__name__.endswith(("LayerNorm", "RMSNorm"))
+
+
+def layer_parameters(model: torch.nn.Module) -> list[dict[str, list[str]]]:
+    """Per layer (0: the embeddings, then each block): the names of its parameters in the
+    encoder (as ``encoder.named_parameters()`` gives them) by part: the embeddings'
+    "embeddings" and "layer_norm"; a block's "attention", "feed_forward" (every other
+    weight) and "layer_norm" (its normalization layers, wherever they sit)."""
+    encoder = encoder_of(model)
+    names = {id(p): name for name, p in encoder.named_parameters()}
+    norms = {id(p) for m in encoder.modules() if _is_norm(m) for p in m.parameters(recurse=False)}
+    embeddings: dict[str, list[str]] = {"embeddings": [], "layer_norm": []}
+    for name, p in _embedding_parameters(model).items():
+        embeddings["layer_norm" if id(p) in norms else "embeddings"].append(name)
+    out = [embeddings]
+    for block in layer_blocks(model):
+        parts: dict[str, list[str]] = {"attention": [], "feed_forward": [], "layer_norm": []}
+        for inner, p in block.named_parameters():
+            attention = any(w in inner.lower() for w in ("attention", "attn"))
+            part = "layer_norm" if id(p) in norms else "attention" if attention else "feed_forward"
+            parts[part].append(names[id(p)])
+        out.append(parts)
+    return out

@@ -43,6 +43,7 @@ from .options import FinetuneOptions
 from .parse import PARSING
 from .qa import QA
 from .task import ExampleScores, FinetuneTask
+from .tracking import TrackLayers, check_tracked, tracking_of
 
 SAVE_TOTAL_LIMIT = 2  # checkpoints kept while a run trains
 SCORES = "scores.json"
@@ -88,15 +89,16 @@ def _versions() -> dict:
 
 def finetune_run(base, task: str, train, eval, out_dir, *,  # noqa: A002
                  options: FinetuneOptions | None = None, progress: bool = True,
-                 keep_checkpoints: bool = False, **overrides) -> FinetuneResult:
+                 keep_checkpoints: bool = False, track=None, **overrides) -> FinetuneResult:
     """One run of ``ftlens.finetune`` (one seed, ``options.seed``) in ``out_dir``: see there."""
     spec = get_task(task)
     opts = with_overrides(FinetuneOptions, options, **overrides)
     settings = run_settings(base, task, train, eval, opts)
+    tracking = tracking_of(track)
     out = files.check_writable(out_dir)
     lock = runfolder.one_worker(out, "fine-tuning", "pass another out_dir")
     with lock if _first_rank() else contextlib.nullcontext():
-        return _finetune(base, spec, train, eval, out, opts, settings, progress, keep_checkpoints)
+        return _finetune(base, spec, train, eval, out, opts, settings, progress, keep_checkpoints, tracking)
 
 
 def run_settings(base, task: str, train, eval, opts: FinetuneOptions) -> dict:  # noqa: A002
@@ -128,7 +130,7 @@ def _first_rank() -> bool:
 
 
 def _finetune(base, spec: FinetuneTask, train, eval, out: Path, opts: FinetuneOptions,  # noqa: A002
-              settings: dict, progress: bool, keep_checkpoints: bool) -> FinetuneResult:
+              settings: dict, progress: bool, keep_checkpoints: bool, tracking) -> FinetuneResult:
     import transformers
 
     head = settings["head"]
@@ -140,6 +142,8 @@ def _finetune(base, spec: FinetuneTask, train, eval, out: Path, opts: FinetuneOp
             check_metrics(done["final"], done["final"].get("step", "?"), opts, out)
             if not (out / SCORES).exists() and int(os.environ.get("WORLD_SIZE", "1")) == 1:
                 _score_finished(out, spec, eval, opts)  # a run finished before they were kept
+            if tracking is not None:
+                check_tracked(out, *tracking)
             return FinetuneResult(out, done["final"], done["history"], reused=True)
 
     start = time.perf_counter()
@@ -157,6 +161,10 @@ def _finetune(base, spec: FinetuneTask, train, eval, out: Path, opts: FinetuneOp
         files.write_json(out / "options.json", settings)
     trainer = _trainer(model, spec, opts, out / "checkpoints", tokenizer, eval_set, progress, train_set)
     trainer.divergence_context = (opts, out)
+    if tracking is not None:
+        items, track_options = tracking
+        tracker = TrackLayers(path, tokenizer, items, out, track_options, distributed=True)
+        trainer.add_callback(tracker.callback())
     checkpoint = resume_point(out / "checkpoints", set_aside=_first_rank())
     try:
         trainer.train(resume_from_checkpoint=checkpoint)
