@@ -51,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The command's parser: its option flags come from the options dataclasses."""
     from .activations.options import CaptureOptions
     from .compare.options import CompareOptions
-    from .finetuning import KINDS, SIDES
+    from .finetuning import KINDS, SIDES, TrackOptions
     from .probes import ProbeOptions
     from .probes.tasks import DEFAULT_TASKS
 
@@ -112,6 +112,12 @@ def build_parser() -> argparse.ArgumentParser:
                       help="one run per seed, in OUT/seed-<s> (finished ones reused); replaces --seed")
     tune.add_argument("--workers", type=int,
                       help="seeds fine-tuned side by side (default: one per free core on a CPU)")
+    tune.add_argument("--track", metavar="FILE",
+                      help="record each layer's similarity to the base and its parameter change on this "
+                           "data while the run trains (OUT/trajectory.json); its format from the suffix")
+    tune.add_argument("--track-limit", type=int, help="only the first N inputs of the --track file")
+    add_arguments(tune, TrackOptions, "tracking options (ftlens.finetuning.TrackOptions, with --track)",
+                  prefix="track")
     _option_arguments(tune)
     ablation = sub.add_parser("ablate", help="a freeze / revert / reinit sweep over layer counts k")
     ablation.add_argument("kind", choices=KINDS)
@@ -231,21 +237,25 @@ def _check_limit(parser: argparse.ArgumentParser, args: argparse.Namespace) -> N
 
 
 def _read_data(parser: argparse.ArgumentParser, args: argparse.Namespace):
+    _check_limit(parser, args)
+    return _read_file(parser, args.data, args.format, args.limit, "--format")
+
+
+def _read_file(parser: argparse.ArgumentParser, path: str, fmt: str | None, limit: int | None, flag: str):
     from pathlib import Path
 
     from .study.config import SUFFIX_FORMATS, DataSpec
     from .study.inputs import load
 
-    _check_limit(parser, args)
-    fmt = args.format or SUFFIX_FORMATS.get(Path(args.data).suffix)
+    fmt = fmt or SUFFIX_FORMATS.get(Path(path).suffix)
     if fmt is None:
-        parser.error(f"cannot tell the format of {args.data!r} from its suffix: pass --format")
-    if not Path(args.data).is_file():
-        parser.error(f"data file {args.data!r} does not exist")
+        parser.error(f"cannot tell the format of {path!r} from its suffix: pass {flag}")
+    if not Path(path).is_file():
+        parser.error(f"data file {path!r} does not exist")
     try:
-        return load(DataSpec(path=args.data, format=fmt, limit=args.limit))
+        return load(DataSpec(path=path, format=fmt, limit=limit))
     except ValueError as err:
-        parser.error(f"{args.data}: {err}")
+        parser.error(f"{path}: {err}")
 
 
 def _compare(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
@@ -313,6 +323,19 @@ def _option_arguments(parser: argparse.ArgumentParser) -> None:
     _runtime_arguments(parser)
 
 
+def _tracking(parser: argparse.ArgumentParser, args: argparse.Namespace) -> dict | None:
+    """finetune's track= from --track FILE and the --track-* flags."""
+    from .finetuning import TrackOptions
+
+    given = from_arguments(TrackOptions, args, prefix="track")
+    if args.track is None:
+        if given or args.track_limit is not None:
+            parser.error("the --track-* flags set how a run is tracked: give the tracking data with "
+                         "--track FILE")
+        return None
+    return {"data": _read_file(parser, args.track, None, args.track_limit, "a known suffix"), **given}
+
+
 def _tune(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     from .finetuning import FinetuneOptions, ablate, finetune
     from .finetuning.run import get_task
@@ -325,12 +348,9 @@ def _tune(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
         if args.limit is not None:
             train, evaluation = train[:args.limit], evaluation[:args.limit]
         kept = {"progress": not args.no_progress, "keep_checkpoints": args.keep_checkpoints}
-        if args.command == "finetune" and args.seeds is not None:
+        if args.command == "finetune":
             result = finetune(args.base, args.task, train, evaluation, args.out, seeds=args.seeds,
-                              workers=args.workers, **kept, **options)
-        elif args.command == "finetune":
-            result = finetune(args.base, args.task, train, evaluation, args.out, workers=args.workers, **kept,
-                              **options)
+                              workers=args.workers, track=_tracking(parser, args), **kept, **options)
         else:
             result = ablate(args.kind, args.base, args.task, train, evaluation, args.out, args.ks,
                             side=args.side, finetuned=args.finetuned, **kept, **options)

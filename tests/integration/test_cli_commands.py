@@ -4,6 +4,7 @@ probe``, ``ftlens compare`` writing its result, figure and CSV, a data ``--limit
 
 import json
 
+import ftlens.finetuning
 import numpy as np
 import pytest
 from ftlens import LayerComparison
@@ -71,12 +72,18 @@ def test_finetune_seeds_on_the_command_line(tmp_path, capsys):
     common = ["finetune", "minilm", "pair", str(tmp_path / "train.tsv"), str(tmp_path / "dev.tsv"), "--out",
               str(tmp_path / "runs"), "--max-steps", "2", "--batch-size", "8", "--max-length", "40",
               "--no-progress"]
-    assert main([*common, "--seeds", "3", "1", "--workers", "1"]) == 0
+    tracked = ["--track", str(tmp_path / "dev.tsv"), "--track-limit", "8", "--track-every", "1"]
+    assert main([*common, "--seeds", "3", "1", "--workers", "1", *tracked]) == 0
     printed = capsys.readouterr().out
     assert printed.splitlines()[0].split() == ["seed", "eval_accuracy"]
     assert [line.split()[0] for line in printed.splitlines()[1:3]] == ["3", "1"]
     assert "Multi-Bootstrap interval over seeds and 16 examples" in printed
     assert (tmp_path / "runs" / "seed-3" / "scores.json").is_file()
+    trajectory = ftlens.finetuning.load_trajectory(tmp_path / "runs" / "seed-1")
+    assert trajectory.steps == [0, 1, 2] and trajectory.n_inputs == 8
+    with pytest.raises(SystemExit):
+        main([*common, "--track-every", "5"])
+    assert "give the tracking data with --track FILE" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main([*common, "--seeds", "3", "3"])
     assert "seeds [3] appear more than once" in capsys.readouterr().err

@@ -8,6 +8,7 @@ import pytest
 from ftlens import CaptureOptions, CompareOptions, FinetuneOptions, ProbeOptions
 from ftlens._util.options import from_arguments
 from ftlens.cli import build_parser
+from ftlens.finetuning import TrackOptions
 from ftlens.study import parse_config
 
 # values a generic rule would get wrong (they depend on another field)
@@ -36,10 +37,10 @@ def changed(cls) -> dict:
     return {f.name: other_value(f, hints[f.name]) for f in dataclasses.fields(cls)}
 
 
-def as_flags(values: dict) -> list[str]:
+def as_flags(values: dict, prefix: str = "") -> list[str]:
     out = []
     for name, value in values.items():
-        flag = "--" + name.replace("_", "-")
+        flag = "--" + (f"{prefix}_{name}" if prefix else name).replace("_", "-")
         if isinstance(value, bool):
             out.append(flag if value else "--no-" + flag[2:])
         else:
@@ -47,7 +48,7 @@ def as_flags(values: dict) -> list[str]:
     return out
 
 
-@pytest.mark.parametrize("cls", [CaptureOptions, CompareOptions, ProbeOptions, FinetuneOptions])
+@pytest.mark.parametrize("cls", [CaptureOptions, CompareOptions, ProbeOptions, FinetuneOptions, TrackOptions])
 def test_every_field_has_a_changed_value_the_dataclass_accepts(cls):
     values = changed(cls)
     assert [f.name for f in dataclasses.fields(cls)] == list(values)
@@ -96,3 +97,11 @@ def test_the_cli_accepts_every_option_of_its_dataclass(command, cls):
     args = build_parser().parse_args(command + as_flags(values))
     assert cls(**from_arguments(cls, args)) == cls(**values)
     assert from_arguments(cls, build_parser().parse_args(command)) == {}  # unset flags leave the defaults
+
+
+def test_the_finetune_command_accepts_every_tracking_option():
+    command = ["finetune", "minilm", "pair", "a", "b", "--out", "o", "--track", "t.tsv"]
+    values = changed(TrackOptions)
+    args = build_parser().parse_args(command + as_flags(values, prefix="track") + ["--batch-size", "7"])
+    assert TrackOptions(**from_arguments(TrackOptions, args, prefix="track")) == TrackOptions(**values)
+    assert from_arguments(FinetuneOptions, args) == {"batch_size": 7}  # the run's own flag stays its own

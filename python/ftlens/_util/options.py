@@ -100,21 +100,24 @@ def _scalar(hint):
     return hint if isinstance(hint, type) else str
 
 
-def add_arguments(parser: argparse.ArgumentParser, cls, title: str, skip: tuple[str, ...] = ()) -> None:
+def add_arguments(parser: argparse.ArgumentParser, cls, title: str, skip: tuple[str, ...] = (),
+                  prefix: str = "") -> None:
     """One ``--flag`` per field of ``cls`` (``--no-flag`` for booleans, several values for
-    tuples), each defaulting to unset so that only the flags given override."""
+    tuples), each defaulting to unset so that only the flags given override; ``prefix``
+    names them ``--<prefix>-<field>`` (for a second options class beside another)."""
     group = parser.add_argument_group(title)
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
         if f.name in skip:
             continue
-        flag = "--" + f.name.replace("_", "-")
+        dest = f"{prefix}_{f.name}" if prefix else f.name
+        flag = "--" + dest.replace("_", "-")
         choices = f.metadata.get("choices")
         shown = f.default if not isinstance(f.default, tuple) else " ".join(map(str, f.default))
         text = " ".join(filter(None, [f.metadata.get("help", ""),
                                       None if f.default is None else f"(default: {shown})"]))
         if hints[f.name] is bool:
-            group.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None,
+            group.add_argument(flag, dest=dest, action=argparse.BooleanOptionalAction, default=None,
                                help=text)
             continue
         kind = _scalar(hints[f.name])
@@ -122,17 +125,18 @@ def add_arguments(parser: argparse.ArgumentParser, cls, title: str, skip: tuple[
         extra = {"nargs": "+"} if _is_tuple(hints[f.name]) else {}
         if choices:
             extra["choices"] = [c for c in choices if c is not None]
-        group.add_argument(flag, dest=f.name, type=kind, default=None,
+        group.add_argument(flag, dest=dest, type=kind, default=None,
                            metavar=None if choices else kind.__name__.upper(), help=text, **extra)
 
 
-def from_arguments(cls: type[T], args: argparse.Namespace) -> dict:
-    """The fields of ``cls`` given on the command line (unset flags left out); one value of
-    a field that takes a number or several (``l2``) is the number."""
+def from_arguments(cls: type[T], args: argparse.Namespace, prefix: str = "") -> dict:
+    """The fields of ``cls`` given on the command line (unset flags left out; ``prefix`` as
+    ``add_arguments``'s); one value of a field that takes a number or several (``l2``) is
+    the number."""
     hints = typing.get_type_hints(cls)
     out = {}
     for name in names(cls):
-        value = getattr(args, name, None)
+        value = getattr(args, f"{prefix}_{name}" if prefix else name, None)
         if isinstance(value, list):
             scalar = len(value) == 1 and _scalar(hints[name]) in typing.get_args(hints[name])
             value = value[0] if scalar else tuple(value)

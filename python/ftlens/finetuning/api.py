@@ -43,7 +43,7 @@ def finetune(base, task: str, train, eval, out_dir, *, options: FinetuneOptions 
     """
     if seeds is not None:
         return finetune_seeds(base, task, train, eval, out_dir, seeds, options=options, workers=workers,
-                              progress=progress, keep_checkpoints=keep_checkpoints, **overrides)
+                              progress=progress, keep_checkpoints=keep_checkpoints, track=track, **overrides)
     if workers is not None:
         raise ValueError("workers= runs several seeds side by side: give seeds=[...] with it")
     return finetune_run(base, task, train, eval, out_dir, options=options, progress=progress,

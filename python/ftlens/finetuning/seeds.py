@@ -30,6 +30,7 @@ from ..similarity.bootstrap import Interval, multibootstrap
 from .options import FinetuneOptions
 from .run import FinetuneResult, finetune_run, finished_with, get_task, run_settings
 from .task import ExampleScores
+from .tracking import tracking_of
 
 PROCEDURE = "procedure.json"
 log = logging.getLogger("ftlens.finetuning")
@@ -140,25 +141,27 @@ def plan_workers(workers: int | None, pending: int) -> tuple[int, int]:
 
 def finetune_seeds(base, task: str, train, eval, out_dir, seeds, *,  # noqa: A002
                    options: FinetuneOptions | None = None, workers: int | None = None,
-                   progress: bool = True, keep_checkpoints: bool = False, **overrides) -> SeedRuns:
+                   progress: bool = True, keep_checkpoints: bool = False, track=None,
+                   **overrides) -> SeedRuns:
     """Fine-tunes ``base`` on ``task`` once per seed (``seeds``: distinct whole numbers),
     each run in ``out_dir/seed-<s>/``; finished seeds are reused, interrupted ones resume.
 
     workers: runs side by side in separate processes (default: one per free core on a CPU,
-    one at a time on a GPU). The other arguments are ``ftlens.finetune``'s; ``options.seed``
-    is replaced by each seed. Returns ``SeedRuns`` (each run's metrics and per-example
-    scores, in the order of ``seeds``)."""
+    one at a time on a GPU). The other arguments are ``ftlens.finetune``'s (``track``: each
+    seed's run records its trajectory); ``options.seed`` is replaced by each seed. Returns
+    ``SeedRuns`` (each run's metrics and per-example scores, in the order of ``seeds``)."""
     seeds = check_seeds(seeds)
     if "seed" in overrides:
         raise ValueError("give either seeds=[...] (several runs) or seed= (one run), not both")
     opts = with_overrides(FinetuneOptions, options, **overrides)
+    tracking_of(track)  # checked before any run starts
     settings = {s: run_settings(base, task, train, eval, dataclasses.replace(opts, seed=s)) for s in seeds}
     out = files.check_writable(out_dir)
     procedure = {**settings[seeds[0]], "options": {k: v for k, v in opts.to_dict().items() if k != "seed"}}
     runfolder.claim(out, PROCEDURE, "fine-tuning runs of another procedure", procedure,
                     "pass another out_dir for another procedure")
     pending = [s for s in seeds if not finished_with(seed_folder(out, s), settings[s])]
-    common = dict(options=opts, keep_checkpoints=keep_checkpoints)
+    common = dict(options=opts, keep_checkpoints=keep_checkpoints, track=track)
     if pending:
         _run_pending(base, task, train, eval, out, pending, workers, progress, common)
     runs = [finetune_run(base, task, train, eval, seed_folder(out, s), seed=s, progress=False, **common)

@@ -61,7 +61,9 @@ class TrackOptions:
         if isinstance(self.every, bool) or not isinstance(self.every, int) or self.every < 1:
             raise ValueError(f"track every must be a whole number of optimizer steps >= 1, got "
                              f"{self.every!r}")
-        if isinstance(self.measures, str) or not self.measures:
+        if isinstance(self.measures, str):  # one name
+            object.__setattr__(self, "measures", (self.measures,))
+        if not self.measures:
             raise ValueError(f"track measures must be a non-empty list of names, got {self.measures!r}")
         for name in self.measures:
             registry.get(name)
