@@ -109,6 +109,7 @@ def _two_procedures(**changes) -> dict:
     study["probes"] = {"tasks": ["upos"], "train": {"generated": "sentences", "n": 30, "seed": 5},
                        "eval": {"dev": {"generated": "sentences", "n": 16, "seed": 6}},
                        "options": {"l2": 1e-3, "max_passes": 5}}
+    study["track"] = {"data": {"generated": "sentences", "n": 10, "seed": 7}, "every": 1, "measures": ["cka"]}
     return study
 
 
@@ -171,6 +172,31 @@ def test_a_seeded_study_probes_every_seed_and_combines_them(seeded):
     assert base.by_input["accuracy"].shape[-1] == 16
 
 
+def test_a_tracked_study_keeps_every_seeds_trajectory_and_draws_them(seeded):
+    results, folder = seeded
+    for name, task in results.tasks.items():
+        trajectories = task.trajectories()
+        assert len(trajectories) == 2
+        assert all(t.steps == [0, 1, 2] and t.measures == ["cka"] for t in trajectories)
+        np.testing.assert_allclose(trajectories[0].values["cka"][0], 1.0, rtol=0, atol=1e-6)
+        cells = (folder / "out" / f"trajectory_{name}.csv").read_text().splitlines()
+        assert sum(row.startswith(f"{name} cka,") for row in cells) == 3 * 7  # steps x layers
+        assert sum(row.startswith(f"{name} change,") for row in cells) == 3 * 7
+    page = (folder / "out" / "report.html").read_text()
+    assert "trajectory_bold.png" in page and "While fine-tuning ran" in page
+
+
+def test_a_study_without_seeds_tracks_its_run(tmp_path):
+    study = _study(seeds=None, isotropy=False, track={"data": {"generated": "sentences", "n": 8}, "every": 2})
+    study.pop("seeds")
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(study))
+    results = run_study(path, tmp_path / "out", progress=False, log=lambda line: None)
+    (trajectory,) = results.tasks["nli"].trajectories()
+    assert trajectory.steps == [0, 2] and trajectory.measures == ["rsa", "cka"]
+    assert (tmp_path / "out" / "trajectory_nli.png").is_file()
+
+
 def test_a_seeded_report_states_seeds_and_procedures(seeded):
     results, folder = seeded
     page = (folder / "out" / "report.html").read_text()
@@ -203,6 +229,9 @@ def test_a_seeded_study_reruns_from_its_cache(seeded):
     (lambda s: s["tasks"]["bold"].update(eval={"generated": "pairs", "n": 12, "seed": 2}),
      r"tasks\.bold\.against", r"not scored on the same eval data"),
     (lambda s: s.pop("seeds"), r"tasks\.bold\.against", r"draws their seeds: give the study seeds"),
+    (lambda s: s["track"].pop("data"), r"track\.data", r"missing \(required\)"),
+    (lambda s: s["track"].update(evry=3), r"track\.evry", r"did you mean 'every'"),
+    (lambda s: s["track"].update(every=0), r"track\.every", r"whole number of optimizer steps >= 1"),
 ])
 def test_bad_comparisons_are_refused_by_key(change, where, problem):
     study = _two_procedures()

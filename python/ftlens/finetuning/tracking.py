@@ -59,20 +59,20 @@ class TrackOptions:
 
     def __post_init__(self) -> None:
         if isinstance(self.every, bool) or not isinstance(self.every, int) or self.every < 1:
-            raise ValueError(f"track every must be a whole number of optimizer steps >= 1, got "
+            raise ValueError(f"every (of track=) must be a whole number of optimizer steps >= 1, got "
                              f"{self.every!r}")
         if isinstance(self.measures, str):  # one name
             object.__setattr__(self, "measures", (self.measures,))
         if not self.measures:
-            raise ValueError(f"track measures must be a non-empty list of names, got {self.measures!r}")
+            raise ValueError(f"measures (of track=) must be a non-empty list of names, got {self.measures!r}")
         for name in self.measures:
             registry.get(name)
             registry.check_streamable(name, {"rdm": self.rdm})
         registry.check_rdms([self.rdm])
         if self.rows not in ROWS:
-            raise ValueError(f"track rows must be one of {ROWS}, got {self.rows!r}")
-        positive_int(self.batch_size, "track batch_size")
-        positive_int(self.memory_budget, "track memory_budget")
+            raise ValueError(f"rows (of track=) must be one of {ROWS}, got {self.rows!r}")
+        positive_int(self.batch_size, "batch_size (of track=)")
+        positive_int(self.memory_budget, "memory_budget (of track=)")
 
 
 def tracking_of(track) -> tuple[list, TrackOptions] | None:

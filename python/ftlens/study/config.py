@@ -45,6 +45,7 @@ from ..finetuning.layers import SIDES
 from ..finetuning.options import FinetuneOptions
 from ..finetuning.run import TASKS
 from ..finetuning.seeds import check_seeds
+from ..finetuning.tracking import TrackOptions
 from ..probes.options import ProbeOptions
 from ..probes.tasks import DEFAULT_TASKS as PROBE_TASKS
 
@@ -162,6 +163,15 @@ class IsotropySpec:
 
 
 @dataclass(frozen=True)
+class TrackSpec:
+    """Each fine-tuned task's layers recorded while it trains, on the inputs of ``data``
+    (``ftlens.finetune(..., track=...)``), with ``TrackOptions``' fields beside it."""
+
+    data: DataSpec = field(metadata={"help": "the tracking set (required)"})
+    options: TrackOptions = field(default=TrackOptions(), metadata={"help": "the tracking options (below)"})
+
+
+@dataclass(frozen=True)
 class StudyConfig:
     name: str = field(metadata={"help": "the study's name; its run folder refuses another (required)"})
     base: str = field(metadata={"help": 'the base model: "minilm", a hub name or a folder (required)'})
@@ -174,6 +184,8 @@ class StudyConfig:
     isotropy: IsotropySpec | None = field(default=IsotropySpec(), metadata={"help": "below; false: none"})
     seeds: tuple[int, ...] | None = option(None, help="fine-tune each task once per seed (a list, or a count "
                                                       "n: 0..n-1); none: one run, at options.seed")
+    track: TrackSpec | None = option(None, help="record the layers while each task trains (below; none when "
+                                                "left out)")
     source: str = "<study>"
     raw: dict = field(default_factory=dict, compare=False)  # the file as read, for results.json
 
@@ -316,7 +328,7 @@ def _kind(value) -> str:
 
 
 TOP_KEYS = ("name", "base", "out", "seeds", "tasks", "evaluation", "compare", "probes", "ablations",
-            "isotropy")
+            "isotropy", "track")
 
 
 def _unique_key_loader():
@@ -410,6 +422,7 @@ def parse_config(raw: Any, source: str = "<study>", folder: str | os.PathLike = 
         ablations=ablations,
         isotropy=None if isotropy is False or isotropy is None else _isotropy(r, isotropy),
         seeds=seeds,
+        track=_track(r, top["track"]) if top.get("track") else None,
         source=source,
         raw=raw,
     )
@@ -498,6 +511,13 @@ def _compare(r: _Reader, value) -> CompareSpec:
         capture=r.options_of(CaptureOptions, {k: v for k, v in spec.items() if k in capture}, "compare"),
         heatmaps=r.typed(spec.get("heatmaps", True), "compare.heatmaps", bool),
     )
+
+
+def _track(r: _Reader, value) -> TrackSpec:
+    spec = r.mapping(value, "track", ["data", *names(TrackOptions)], required=("data",))
+    options = {k: v for k, v in spec.items() if k != "data"}
+    return TrackSpec(data=r.data(spec["data"], "track.data"),
+                     options=r.options_of(TrackOptions, options, "track"))
 
 
 def _probes(r: _Reader, value) -> ProbeSpec:

@@ -73,8 +73,8 @@ def check_inputs(config, examples: Examples) -> None:
     key: the base model (and checkpoints) can be loaded, every data entry reads (the whole
     file: not UTF-8, truncated or empty files fail here, not after hours of fine-tuning),
     each task's data and options fit its task, probe tasks exist for the probe data and
-    probe options are valid, every evaluation set has inputs enough for the jackknife's
-    groups, and ablation ks lie in 0..L."""
+    probe options are valid, the tracking set has inputs, every evaluation set has inputs
+    enough for the jackknife's groups, and ablation ks lie in 0..L."""
     from transformers import AutoConfig
 
     from ..activations.align import as_items
@@ -112,6 +112,9 @@ def check_inputs(config, examples: Examples) -> None:
             opts = from_mapping(FinetuneOptions, spec.options)
         with at(where):
             get_task(spec.task).check(train, evaluation, opts)
+    if config.track is not None:
+        with at("track.data"):
+            as_items(examples(config.track.data))
     options = config.compare.options
     for entry in config.evaluation:
         with at(f"evaluation.{entry.name}.data"):

@@ -10,6 +10,7 @@ import typing
 from ..activations.options import CaptureOptions
 from ..compare.options import CompareOptions
 from ..finetuning.options import FinetuneOptions
+from ..finetuning.tracking import TrackOptions
 from ..probes.options import ProbeOptions
 from . import config
 
@@ -76,6 +77,10 @@ SECTIONS = (
     ("`ablations[i]`", config.AblationSpec, None, (), "A list; each entry a sweep over layer counts k."),
     ("`isotropy`", config.IsotropySpec, None, (),
      "Isotropy of both models per task, on its detail set; `isotropy: false` turns it off."),
+    ("`track`", config.TrackSpec, None, ("options",),
+     "What each fine-tuned task's layers do while it trains: `data`, and the fields of "
+     "`ftlens.finetuning.TrackOptions` side by side (below), e.g. `track: {data: dev.conllu, every: 50}`."),
+    ("`track`: tracking options", TrackOptions, None, (), ""),
 )
 
 

@@ -13,6 +13,7 @@ from .._util.jsonresult import JsonResult
 from ..compare.models import LayerComparison
 from ..finetuning.ablate import AblationResult
 from ..finetuning.run import get_task
+from ..finetuning.trajectory import Trajectory
 from ..probes.result import ProbeResult
 
 SCHEMA = 1  # results.json's layout; raise it when a field changes meaning or shape
@@ -28,7 +29,8 @@ class TaskOutcome:
     (``trained`` False, no metrics). With the study's seeds, one run per seed: ``runs``
     (seed, model_dir, metrics, fingerprint each; ``model_dir`` is then the first seed's)
     and ``bootstrap``, the Multi-Bootstrap of the headline metric over seeds and eval
-    examples (``ftlens.similarity.bootstrap.Interval.to_dict``)."""
+    examples (``ftlens.similarity.bootstrap.Interval.to_dict``). A study with ``track``
+    keeps each run's ``trajectory`` (in ``runs`` with seeds)."""
 
     task: str
     metric: str
@@ -41,6 +43,12 @@ class TaskOutcome:
     seeds: list[int] = field(default_factory=list)
     runs: list[dict] = field(default_factory=list)
     bootstrap: dict | None = None
+    trajectory: dict | None = None  # a tracked run's (Trajectory.to_dict); with seeds, each run's own
+
+    def trajectories(self) -> list[Trajectory]:
+        """The tracked runs' trajectories: one, or one per seed (in seed-list order)."""
+        found = [r.get("trajectory") for r in self.runs] if self.runs else [self.trajectory]
+        return [Trajectory.from_dict(t) for t in found if t is not None]
 
     @property
     def percent(self) -> bool:

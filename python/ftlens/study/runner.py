@@ -4,6 +4,7 @@ probes -> ablations -> results.json -> report, each stage cached in the run fold
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import platform
 import time
@@ -21,6 +22,7 @@ from ..finetuning import ablate, finetune, finetune_seeds
 from ..finetuning.divergence import check_metrics
 from ..finetuning.options import FinetuneOptions
 from ..finetuning.run import get_task
+from ..finetuning.tracking import TRAJECTORY
 from . import seeded
 from .cache import RunFolder
 from .config import StudyConfig, StudyConfigError, TaskSpec, load_config
@@ -184,6 +186,9 @@ def _trained_or_checkpoint(run: RunFolder, config: StudyConfig, spec: TaskSpec, 
         "train": examples.fingerprint(spec.train),
         "eval": examples.fingerprint(spec.eval),
     }
+    if config.track is not None:  # recorded while a run trains: a tracked run is another run
+        track = config.track
+        inputs["track"] = {"data": examples.fingerprint(track.data), **to_mapping(track.options)}
     if config.seeds is not None:
         return _trained_seeds(run, config, spec, examples, inputs, progress, workers)
 
@@ -195,6 +200,7 @@ def _trained_or_checkpoint(run: RunFolder, config: StudyConfig, spec: TaskSpec, 
             examples(spec.eval),
             run.work_folder("finetune", spec.name, inputs),
             progress=progress,
+            track=_track(config, examples),
             **spec.options,
         )
         return {
@@ -205,6 +211,7 @@ def _trained_or_checkpoint(run: RunFolder, config: StudyConfig, spec: TaskSpec, 
             "history": result.history,
             "trained": True,
             "fingerprint": folder_fingerprint(result.model_dir),
+            "trajectory": _trajectory(result.out_dir),
         }
 
     result = run.stage(f"finetune/{spec.name}", inputs, compute)
@@ -223,7 +230,7 @@ def _trained_seeds(run: RunFolder, config: StudyConfig, spec: TaskSpec, examples
     def compute() -> dict:
         runs = finetune_seeds(config.base, spec.task, examples(spec.train), examples(spec.eval),
                               run.work_folder("finetune", spec.name, inputs), config.seeds, workers=workers,
-                              progress=progress, **spec.options)
+                              progress=progress, track=_track(config, examples), **spec.options)
         return {
             "task": spec.task,
             "metric": get_task(spec.task).metric,
@@ -241,7 +248,21 @@ def _trained_seeds(run: RunFolder, config: StudyConfig, spec: TaskSpec, examples
 
 def _run_record(result) -> dict:
     return {"seed": result.seed, "model_dir": str(result.model_dir), "metrics": result.metrics,
-            "history": result.history, "fingerprint": folder_fingerprint(result.model_dir)}
+            "history": result.history, "fingerprint": folder_fingerprint(result.model_dir),
+            "trajectory": _trajectory(result.out_dir)}
+
+
+def _track(config: StudyConfig, examples: Examples) -> dict | None:
+    """finetune's track= of the study's ``track`` section."""
+    if config.track is None:
+        return None
+    return {"data": examples(config.track.data), **to_mapping(config.track.options)}
+
+
+def _trajectory(run_dir) -> dict | None:
+    """A run's trajectory (``trajectory.json``), when it was tracked."""
+    path = Path(run_dir) / TRAJECTORY
+    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def _check_architecture(config: StudyConfig, spec: TaskSpec) -> None:

@@ -18,6 +18,7 @@ from . import plots, seeds
 from .drawing import csv_name
 from .findings import Finding, Flag, findings, flags, measures
 from .plots import PLOTS
+from .trajectories import trajectory_figures
 
 STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em; color: #222; }
@@ -34,9 +35,10 @@ figcaption { font-size: 0.9em; color: #444; max-width: 900px; }
 .side { display: flex; gap: 1.5em; align-items: flex-start; flex-wrap: wrap; }
 details { margin: 0.5em 0; } summary { cursor: pointer; color: #225; }
 """
-FIGURES = (seeds.metric_figure, *PLOTS)
+FIGURES = (seeds.metric_figure, *PLOTS, trajectory_figures)
 TITLES = {
     seeds.metric_figure: "Fine-tuning over seeds",
+    trajectory_figures: "While fine-tuning ran",
     plots.similarity_by_layer: "Base vs fine-tuned, layer by layer",
     plots.heatmaps: None,
     plots.probes: "Probes",
