@@ -51,6 +51,13 @@ def _check_probe_seeds(ns: dict) -> None:
     np.testing.assert_allclose(change.estimate, combined.accuracy - base.accuracy, atol=1e-12)
 
 
+def _check_tracking(ns: dict) -> None:
+    trajectory, run = ns["trajectory"], ns["run"]
+    assert trajectory.steps == [0, 2, 4, 6, 8] and trajectory.values["cka"].shape == (5, 7)
+    final = ftlens.compare_models("minilm", run.model_dir, ns["tracking"], ("cka",), progress=False)
+    np.testing.assert_allclose(trajectory.values["cka"][-1], final.cka, rtol=0, atol=1e-6)
+
+
 def _check_finetune(ns: dict) -> None:
     result = ns["result"]
     assert 0 <= result.metrics["eval_accuracy"] <= 1 and (result.model_dir / "model.safetensors").exists()
@@ -105,6 +112,7 @@ CHECKS = {
     ("docs/probes.md", "### Over fine-tuning seeds"): _check_probe_seeds,
     ("docs/finetuning.md", "## Fine-tuning"): _check_finetune,
     ("docs/finetuning.md", "### Seeds"): _check_seeds,
+    ("docs/finetuning.md", "### While it trains"): _check_tracking,
     ("docs/finetuning.md", "## Ablations"): _check_ablation,
     ("docs/finetuning.md", "## Layer surgery"): _check_surgery,
 }
