@@ -198,9 +198,12 @@ class TrackLayers:
             self.record(model, 0)
 
     def record(self, model: torch.nn.Module, step: int) -> None:
-        """One checkpoint: every layer's similarity to the base and parameter change."""
-        values = self._similarity(model)
+        """One checkpoint: every layer's similarity to the base and parameter change. While
+        the weights are still the base's, bit for bit (step 0 without re-initialized
+        layers), the forward pass would give the base's rows again: they are reused."""
         change = parameter_change(encoder_of(model), self.base_parameters)
+        unchanged = all(np.all(v[np.isfinite(v)] == 0) for v in change.values())
+        values = self._similarity(None if unchanged else model)
         self.trajectory.append(step, values, change)
         if ranks.is_main():
             files.write_json(self.out / TRAJECTORY, self.trajectory.to_dict())
@@ -221,26 +224,31 @@ class TrackLayers:
         stream = ActivationStream([(encoder_of(encoder), self.tokenizer)], self.capture, progress=False)
         return group_chunks(stream, self.items, self._n_groups(), self._sharded())
 
-    def _similarity(self, model: torch.nn.Module) -> dict[str, np.ndarray]:
-        encoder = encoder_of(model)
-        training = model.training
-        model.eval()
-        try:
-            dims = next(iter(self.base_rows))[1].shape
-            rdms = (self.options.rdm,) if "rsa" in self.options.measures else ()
-            moments = GroupedMoments(self._n_groups(), len(self.items), dims[0], dims[2], dims[2],
-                                     pairs="diagonal", rdms=rdms)
-            with torch.no_grad():
-                for chunk, (items, base) in zip(self._chunks(encoder), self.base_rows, strict=True):
-                    if not np.array_equal(chunk.item, items):
-                        raise RuntimeError("the tracking pass read other rows than the base's: the tokenizer "
-                                           "or the capture settings changed during training")
-                    moments.update(base, chunk.states[0].to("cpu", torch.float32), chunk.item)
-            if self._sharded():
-                moments.sync()
-            return moments.measures({name: {"rdm": self.options.rdm} for name in self.options.measures})
-        finally:
-            model.train(training)
+    def _similarity(self, model: torch.nn.Module | None) -> dict[str, np.ndarray]:
+        """Each measure per layer of ``model``'s rows against the base's (None: the base's
+        own rows on both sides)."""
+        dims = next(iter(self.base_rows))[1].shape
+        rdms = (self.options.rdm,) if "rsa" in self.options.measures else ()
+        moments = GroupedMoments(self._n_groups(), len(self.items), dims[0], dims[2], dims[2],
+                                 pairs="diagonal", rdms=rdms)
+        if model is None:
+            for items, base in self.base_rows:
+                moments.update(base, base, items)
+        else:
+            training = model.training
+            model.eval()
+            try:
+                with torch.no_grad():
+                    for chunk, (items, base) in zip(self._chunks(model), self.base_rows, strict=True):
+                        if not np.array_equal(chunk.item, items):
+                            raise RuntimeError("the tracking pass read other rows than the base's: the "
+                                               "tokenizer or the capture settings changed during training")
+                        moments.update(base, chunk.states[0].to("cpu", torch.float32), chunk.item)
+            finally:
+                model.train(training)
+        if self._sharded():
+            moments.sync()
+        return moments.measures({name: {"rdm": self.options.rdm} for name in self.options.measures})
 
     def _so_far(self, fresh: Trajectory, step: int) -> Trajectory:
         """The saved trajectory up to ``step`` (a resumed run), else ``fresh``; one of other
