@@ -147,7 +147,7 @@ def test_readme_stays_short():
     assert len((ROOT / "README.md").read_text().splitlines()) <= 300
 
 
-@pytest.mark.parametrize("name", ["merchant2020", "merchant2020_seeds", "zhang2021"])
+@pytest.mark.parametrize("name", ["merchant2020", "merchant2020_seeds", "zhang2021", "dynamics_rte"])
 def test_the_shipped_study_files_validate(name, tmp_path, data_dir, monkeypatch):
     """studies/*.yaml read into valid studies against the real data (the fine-tuned
     checkpoints the Merchant study reads are a user's own runs: empty folders here)."""
@@ -166,3 +166,6 @@ def test_the_shipped_study_files_validate(name, tmp_path, data_dir, monkeypatch)
     if name == "merchant2020_seeds":
         assert config.seeds == (0, 1, 2) and {a.ks for a in config.ablations} == {(0, 1, 2, 3)}
         assert config.probes is not None and config.compare.options.draws == 1000
+        assert config.track.options.every == 25 and config.track.data.limit == 500
+    if name == "dynamics_rte":
+        assert config.seeds == tuple(range(5)) and config.track.options.every == 10
