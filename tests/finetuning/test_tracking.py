@@ -133,3 +133,13 @@ def test_every_seed_records_its_trajectory_side_by_side(pairs, sentences, tmp_pa
     assert first.steps == second.steps == [0, 4, 8] and first.measures == ["cka"]
     np.testing.assert_allclose(first.values["cka"][0], second.values["cka"][0], rtol=0, atol=1e-12)
     assert not np.allclose(first.values["cka"][-1], second.values["cka"][-1], rtol=0, atol=1e-9)
+
+
+def test_re_initialized_layers_start_away_from_the_base(pairs, sentences, tmp_path):
+    ftlens.finetune("minilm", "pair", *pairs, tmp_path, reinit_top=1, track={"data": sentences, "every": 8},
+                    **TRACKED)
+    t = load_trajectory(tmp_path)
+    assert t.steps == [0, 8]
+    assert t.values["cka"][0, -1] < 0.9 and t.change["total"][0, -1] > 0.5  # the top layer, new at step 0
+    np.testing.assert_allclose(t.values["cka"][0, :-1], 1.0, rtol=0, atol=1e-6)
+    assert np.all(t.change["total"][0, :-1] == 0)
