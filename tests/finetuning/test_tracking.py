@@ -7,6 +7,7 @@ import json
 import shutil
 
 import ftlens
+import ftlens.finetuning
 import numpy as np
 import pytest
 import transformers
@@ -52,6 +53,20 @@ def test_the_last_checkpoint_is_compare_models_and_step_0_the_base(tracked, sent
     assert np.all(t.change["total"][-1] > 0) and np.all(np.diff(t.change["total"][:, -1]) > 0)
     assert np.isnan(t.change["attention"][:, 0]).all() and np.isfinite(t.change["layer_norm"][:, 0]).all()
     assert len(t.records()) == 5 * 7 * (len(MEASURES) + len(BLOCKS))
+
+
+def test_a_trajectory_saves_loads_and_plots(tracked, tmp_path):
+    _, t = tracked
+    t.save(tmp_path / "t.json")
+    back = ftlens.finetuning.Trajectory.load(tmp_path / "t.json")
+    assert back.steps == t.steps
+    assert np.array_equal(back.change["attention"], t.change["attention"], equal_nan=True)
+    heat, curves, _ = t.plot(tmp_path / "t.png", measure="rsa").axes
+    assert (tmp_path / "t.png").read_bytes()[:4] == b"\x89PNG"
+    assert heat.images[0].get_clim() == (0, 1)  # a fixed scale: small changes are not blown up
+    assert len(curves.lines) == 7 and curves.get_ylim()[0] == 0
+    two = ftlens.finetuning.plot_trajectories([t, t.until(4)], tmp_path / "two.png")
+    assert len(two.axes[1].collections) == 7  # each layer's band over the runs, on their common steps
 
 
 def test_frozen_layers_stay_at_the_base_at_every_step(pairs, sentences, tmp_path):

@@ -17,9 +17,9 @@ from .options import FinetuneOptions
 from .run import TASKS, FinetuneResult, evaluate
 from .seeds import SeedRuns, finetune_seeds
 from .tracking import TrackLayers, TrackOptions, load_trajectory
-from .trajectory import Trajectory
+from .trajectory import Trajectory, plot_trajectories
 
 __all__ = ["KINDS", "SIDES", "TASKS", "AblationResult", "Adam", "FinetuneDiverged", "FinetuneOptions",
            "FinetuneResult", "IsoBN", "SeedRuns", "TaskModel", "TrackLayers", "TrackOptions", "Trajectory",
            "ablate", "evaluate", "finetune", "finetune_seeds", "freeze_bottom", "load_task_model",
-           "load_trajectory", "reinit_top", "revert_layers"]
+           "load_trajectory", "plot_trajectories", "reinit_top", "revert_layers"]

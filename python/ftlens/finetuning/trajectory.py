@@ -61,6 +61,11 @@ class Trajectory(JsonResult):
                         for j, layer in enumerate(self.layers)]
         return out
 
+    def plot(self, path=None, measure: str | None = None):
+        """The layer x step heatmap of ``measure`` (default: the first) and each layer's
+        parameter change by step (``plot_trajectories``); writes a PNG to ``path``."""
+        return plot_trajectories([self], path, measure=measure)
+
     def to_dict(self) -> dict:
         out = asdict(self)
         out["values"] = {k: listed(v) for k, v in self.values.items()}
@@ -74,3 +79,67 @@ class Trajectory(JsonResult):
         for key in ("values", "change"):
             data[key] = {k: unlisted(v).reshape(-1, width) for k, v in data.get(key, {}).items()}
         return cls(**data)
+
+
+def stacked(trajectories: list[Trajectory]) -> tuple[list[int], dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Several runs' trajectories (seeds) on the steps every one recorded: (steps, values
+    {measure: [runs, steps, layers]}, change {block: [runs, steps, layers]})."""
+    if not trajectories:
+        raise ValueError("no trajectory given")
+    steps = sorted(set.intersection(*(set(t.steps) for t in trajectories)))
+    rows = [[t.steps.index(s) for s in steps] for t in trajectories]
+
+    def table(name: str) -> dict[str, np.ndarray]:
+        first = getattr(trajectories[0], name)
+        return {key: np.stack([getattr(t, name)[key][at] for t, at in zip(trajectories, rows, strict=True)])
+                for key in first}
+
+    return steps, table("values"), table("change")
+
+
+def plot_trajectories(trajectories: list[Trajectory], path=None, title: str = "", measure: str | None = None):
+    """One run's trajectory, or several seeds' (their mean, and the range as bands): left,
+    each layer's similarity to the base by step on a fixed 0-1 color scale (1: unchanged);
+    right, each layer's parameter change ||W - W0|| / ||W0|| by step. Returns the
+    matplotlib Figure; writes a PNG to ``path`` when given."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    first = trajectories[0]
+    measure = measure or first.measures[0]
+    steps, values, change = stacked(trajectories)
+    figure, (heat, curves) = plt.subplots(1, 2, figsize=(11, 4.0))
+    heat.set_gid(f"{title} {measure}".strip())
+    image = heat.imshow(values[measure].mean(axis=0).T, vmin=0, vmax=1, cmap="viridis", origin="lower",
+                        aspect="auto", interpolation="nearest")
+    every = max(1, len(steps) // 10)
+    ticks, labels = range(0, len(steps), every), [str(s) for s in steps[::every]]
+    short = ["emb" if n == "embeddings" else n.replace("layer", "").strip(" _") for n in first.layers]
+    heat.set_xticks(ticks, labels)
+    heat.set_yticks(range(len(first.layers)), short)
+    heat.set_xlabel("optimizer step")
+    heat.set_ylabel("layer")
+    figure.colorbar(image, ax=heat, label=f"{measure.upper()} to the base (1: unchanged)")
+    curves.set_gid(f"{title} change".strip())
+    moved = change["total"]
+    x = np.arange(len(steps))
+    for j, label in enumerate(short):
+        color = plt.cm.viridis(j / max(1, len(short) - 1))
+        runs = moved[:, :, j]
+        curves.plot(x, runs.mean(axis=0), color=color, label=label)
+        if len(trajectories) > 1:
+            curves.fill_between(x, runs.min(axis=0), runs.max(axis=0), color=color, alpha=0.2, lw=0)
+    curves.set_xticks(ticks, labels)
+    curves.set_xlabel("optimizer step")
+    curves.set_ylabel("||W - W0|| / ||W0||")
+    curves.set_ylim(bottom=0)
+    curves.grid(alpha=0.3)
+    curves.legend(fontsize=7, framealpha=0.6, loc="upper left", title="layer", title_fontsize=7)
+    over = f", mean of {len(trajectories)} seeds (bands: their range)" if len(trajectories) > 1 else ""
+    figure.suptitle(f"{title} while it trained{over}".strip(), fontsize=10)
+    figure.tight_layout()
+    if path is not None:
+        figure.savefig(path, dpi=120)
+    return figure
