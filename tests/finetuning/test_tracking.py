@@ -144,7 +144,7 @@ def test_a_finished_run_keeps_its_trajectory_and_refuses_another(pairs, sentence
 def test_every_seed_records_its_trajectory_side_by_side(pairs, sentences, tmp_path):
     runs = ftlens.finetune("minilm", "pair", *pairs, tmp_path, seeds=[0, 1], workers=2,
                            track={"data": sentences, "every": 4, "measures": "cka"}, **TRACKED)
-    first, second = (load_trajectory(run.out_dir) for run in runs.runs)
+    first, second = runs.trajectories()
     assert first.steps == second.steps == [0, 4, 8] and first.measures == ["cka"]
     np.testing.assert_allclose(first.values["cka"][0], second.values["cka"][0], rtol=0, atol=1e-12)
     assert not np.allclose(first.values["cka"][-1], second.values["cka"][-1], rtol=0, atol=1e-9)

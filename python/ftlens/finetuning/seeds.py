@@ -30,7 +30,8 @@ from ..similarity.bootstrap import Interval, multibootstrap
 from .options import FinetuneOptions
 from .run import FinetuneResult, finetune_run, finished_with, get_task, run_settings
 from .task import ExampleScores
-from .tracking import tracking_of
+from .tracking import load_trajectory, tracking_of
+from .trajectory import Trajectory
 
 PROCEDURE = "procedure.json"
 log = logging.getLogger("ftlens.finetuning")
@@ -81,6 +82,10 @@ class SeedRuns:
             raise ValueError(f"the runs of seeds {missing} have no {name!r}: they are not runs of task "
                              f"{self.task!r}, or the metric is misspelt")
         return np.array([run.metrics[name] for run in self.runs], dtype=np.float64)
+
+    def trajectories(self) -> list[Trajectory]:
+        """Each seed's trajectory (runs made with ``track=``), in the order of the seeds."""
+        return [load_trajectory(run.out_dir) for run in self.runs]
 
     def bootstrap(self, metric: str | None = None, *, draws: int = 1000, level: float = 0.95,
                   seed: int = 0) -> Interval:
