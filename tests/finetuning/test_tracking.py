@@ -151,8 +151,10 @@ def test_every_seed_records_its_trajectory_side_by_side(pairs, sentences, tmp_pa
 
 
 def test_re_initialized_layers_start_away_from_the_base(pairs, sentences, tmp_path):
-    ftlens.finetune("minilm", "pair", *pairs, tmp_path, reinit_top=1, track={"data": sentences, "every": 8},
-                    **TRACKED)
+    long = " ".join(["word"] * 600)  # beyond the model's 512 tokens: measured truncated, and said so
+    with pytest.warns(UserWarning, match="1 of the 25 tracking inputs are longer than 512 tokens"):
+        ftlens.finetune("minilm", "pair", *pairs, tmp_path, reinit_top=1,
+                        track={"data": [*sentences, long], "every": 8}, **TRACKED)
     t = load_trajectory(tmp_path)
     assert t.steps == [0, 8]
     assert t.values["cka"][0, -1] < 0.9 and t.change["total"][0, -1] > 0.5  # the top layer, new at step 0

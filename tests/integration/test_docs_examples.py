@@ -147,7 +147,8 @@ def test_readme_stays_short():
     assert len((ROOT / "README.md").read_text().splitlines()) <= 300
 
 
-@pytest.mark.parametrize("name", ["merchant2020", "merchant2020_seeds", "zhang2021", "dynamics_rte"])
+@pytest.mark.parametrize("name", ["merchant2020", "merchant2020_seeds", "zhang2021", "dynamics_rte",
+                                  "dynamics_qa"])
 def test_the_shipped_study_files_validate(name, tmp_path, data_dir, monkeypatch):
     """studies/*.yaml read into valid studies against the real data (the fine-tuned
     checkpoints the Merchant study reads are a user's own runs: empty folders here)."""

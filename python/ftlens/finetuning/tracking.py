@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -184,7 +185,13 @@ class TrackLayers:
         with torch.no_grad():
             for chunk in self._chunks(base):
                 self.base_rows.add(chunk.item, chunk.states[0])
-        n_rows = ranks.total(self.base_rows.n_rows)[0] if self._sharded() else self.base_rows.n_rows
+        n_rows, truncated = (self.base_rows.n_rows, self._stream.truncated)
+        if self._sharded():
+            n_rows, truncated = ranks.total(n_rows, truncated)
+        if truncated and ranks.is_main():
+            warnings.warn(f"{truncated} of the {len(self.items)} tracking inputs are longer than "
+                          f"{self._stream.max_length} tokens: the trajectory measures them truncated",
+                          stacklevel=2)
         if n_rows == 0:
             raise ValueError(f"the tracking set's {len(self.items)} inputs give no {self.options.rows} rows: "
                              "track longer inputs or another rows kind")
@@ -221,8 +228,8 @@ class TrackLayers:
         return min(ranks.rank_and_world()[1], len(self.items)) if self._sharded() else 1
 
     def _chunks(self, encoder: torch.nn.Module):
-        stream = ActivationStream([(encoder_of(encoder), self.tokenizer)], self.capture, progress=False)
-        return group_chunks(stream, self.items, self._n_groups(), self._sharded())
+        self._stream = ActivationStream([(encoder_of(encoder), self.tokenizer)], self.capture, progress=False)
+        return group_chunks(self._stream, self.items, self._n_groups(), self._sharded())
 
     def _similarity(self, model: torch.nn.Module | None) -> dict[str, np.ndarray]:
         """Each measure per layer of ``model``'s rows against the base's (None: the base's
