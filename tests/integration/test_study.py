@@ -65,6 +65,8 @@ def test_demo_prints_a_summary_and_writes_every_part(demo_run):
         assert np.array(results["detail"][task]["tokens"]["cka"]).shape == (7, 7)
     assert set(results["probes"]) == {"base", "parsing", "pair"}
     probe_set = "ewt" if ewt_files() else "sentences"  # UD EWT where the data folder holds it
+    assert set(results["probe_changes"]) == {"parsing", "pair"}  # each a paired bootstrap over sentences
+    assert results["probes"]["pair"][probe_set]["interval_method"] == "sentences"
     assert set(results["probes"]["base"]) == {probe_set}
     for per_set in results["probes"].values():  # the probes do not saturate
         accuracy = np.array(per_set[probe_set]["scores"]["accuracy"], dtype=float)

@@ -8,7 +8,7 @@ from dataclasses import replace
 import ftlens
 import numpy as np
 import pytest
-from ftlens.probes import ProbeResult, probes_across_seeds, probes_between_procedures
+from ftlens.probes import ProbeResult, probes_across_seeds, probes_between_procedures, with_intervals
 from ftlens.similarity.bootstrap import draw
 from helpers.probe_data import synthetic_store
 
@@ -105,6 +105,11 @@ def test_one_seed_is_the_plain_bootstrap_over_inputs(seeds_case):
     np.testing.assert_array_equal(np.stack([low, high]), one.intervals["accuracy"])
     with pytest.raises(ValueError, match="level 0.95, not 0.9"):
         one.interval("accuracy", 0.9)
+    single = with_intervals(results[0], draws=DRAWS, draw_seed=2)  # one model's, kept beyond its counts
+    np.testing.assert_array_equal(single.intervals["accuracy"], one.intervals["accuracy"])
+    assert single.interval_method == "sentences" and single.seeds is None
+    plain = np.stack(results[0].interval("accuracy", 0.9))  # a plain result: over its sentences, not rows
+    np.testing.assert_array_equal(plain, with_intervals(results[0], 0.9).intervals["accuracy"])
 
 
 @pytest.mark.parametrize("paired", [True, False])

@@ -7,7 +7,7 @@
 from .api import L2_GRID, available_tasks, probe
 from .options import ProbeOptions
 from .result import METRICS, ProbeResult
-from .seeds import probes_across_seeds, probes_between_procedures
+from .seeds import probes_across_seeds, probes_between_procedures, with_intervals
 
 __all__ = ["L2_GRID", "METRICS", "ProbeOptions", "ProbeResult", "available_tasks", "probe",
-           "probes_across_seeds", "probes_between_procedures"]
+           "probes_across_seeds", "probes_between_procedures", "with_intervals"]

@@ -9,11 +9,11 @@ import numpy as np
 from .._util.jsonresult import JsonResult, listed, unlisted
 from ..activations.models import model_label
 from ..similarity.intervals import wilson
+from .resample import PROPORTIONS, sentence_intervals
 
 METRICS = ("accuracy", "macro_f1", "control_accuracy", "selectivity", "mdl_kbits", "mdl_compression",
            "uuas", "dspr", "root_accuracy", "nspr")
 MAIN_METRIC = {"distance": "uuas", "depth": "root_accuracy"}  # every other task: accuracy
-PROPORTIONS = ("accuracy", "control_accuracy")  # shares of the n_eval rows
 SHARES = (*PROPORTIONS, "macro_f1", "uuas", "root_accuracy")  # metrics on a 0-1 scale
 
 
@@ -90,10 +90,13 @@ class ProbeResult(JsonResult):
         return cls(**data)
 
     def interval(self, metric: str = "accuracy", level: float | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Intervals (low, high), each [layers, tasks], of "accuracy" or "control_accuracy":
-        Wilson's over each task's eval rows (``n_eval``) at ``level`` (default 0.95), or for a
-        result combined over seeds its Multi-Bootstrap interval, at the level it was combined
-        with (``level``)."""
+        """Intervals (low, high), each [layers, tasks], of "accuracy" or "control_accuracy"
+        at ``level`` (default 0.95): the percentile bootstrap over the eval sentences (1,000
+        draws from seed 0; the words of one sentence are not independent draws, so an
+        interval over rows would be too narrow), from ``by_input``; Wilson's over each
+        task's eval rows (``n_eval``) for a result without per-input counts; for a result
+        with stored ``intervals`` (combined over seeds), those, at the level they were drawn
+        at."""
         if metric not in PROPORTIONS:
             raise ValueError(f"intervals are for proportions {PROPORTIONS}, got {metric!r}")
         if metric not in self.scores:
@@ -105,6 +108,9 @@ class ProbeResult(JsonResult):
             low, high = self.intervals[metric]
             return low, high
         level = 0.95 if level is None else level
+        if metric in self.by_input:
+            low, high = sentence_intervals(self.by_input, level)[metric]
+            return low, high
         n = np.array([self.n_eval.get(task, 0) for task in self.tasks], dtype=np.float64)
         return wilson(self.scores[metric], n[None, :], level)
 
@@ -128,8 +134,8 @@ class ProbeResult(JsonResult):
 
     def plot(self, path=None, metric: str | None = None):
         """Score by layer, one line per task (each task's main metric unless ``metric``),
-        with 95% Wilson bands for proportions, on a 0-100% axis when every metric drawn is a
-        share; returns the matplotlib Figure and writes it to ``path`` when given."""
+        with 95% bands for proportions (``interval``), on a 0-100% axis when every metric
+        drawn is a share; returns the matplotlib Figure and writes it to ``path`` when given."""
         import matplotlib
 
         matplotlib.use("Agg", force=False)

@@ -2,11 +2,9 @@
 Multi-Bootstrap interval over seeds and eval inputs (Sellam et al. 2021), and one
 procedure's probes compared with another's (or with the base model's), layer by layer.
 
-A probe's accuracy on any multiset of eval inputs (sentences) is the rows right over the
-rows scored, summed over it (``ProbeResult.by_input``), so every draw of inputs is a GEMM
-and nothing is probed again. Every result draws the same resamples of the inputs
-(``draw_seed``), so that combining seeds and comparing procedures draw only the seeds.
-Selectivity is drawn as accuracy minus control accuracy on the same draw."""
+The draws of the eval sentences are ``resample``'s. Every result draws the same resamples
+of the inputs (``draw_seed``), so that combining seeds and comparing procedures draw only
+the seeds."""
 
 from __future__ import annotations
 
@@ -16,10 +14,10 @@ from dataclasses import replace
 
 import numpy as np
 
-from ..similarity.bootstrap import DRAWS, Difference, across, between, draw
-from .result import PROPORTIONS, ProbeResult
+from ..similarity.bootstrap import DRAWS, Difference, across, between
+from .resample import METHOD, seed_draws, sentence_intervals
+from .result import ProbeResult
 
-METHOD = "percentile"  # accuracy is a ratio of sums: its draws are not biased by duplicated inputs
 SHARED = ("layers", "tasks", "rows", "eval_data")
 
 
@@ -45,26 +43,6 @@ def _check(results: Sequence[ProbeResult], seeds: Sequence, what: str) -> None:
                              "inputs")
 
 
-def _seed_draws(results: Sequence[ProbeResult], draws: int, draw_seed: int) -> dict[str, tuple]:
-    """{metric: (each seed's value on all inputs [S, L, T], on each draw's inputs [S, D, L, T])}
-    for accuracy (and control_accuracy, selectivity where there are control tasks)."""
-    n_inputs = results[0].by_input["accuracy"].shape[-1]
-    weights = draw(n_inputs, 1, draws, draw_seed).unit_counts  # [D, inputs]
-    out = {}
-    for metric in (m for m in PROPORTIONS if m in results[0].by_input):
-        right = np.stack([r.by_input[metric] for r in results])  # [S, L, T, inputs]
-        scored = np.stack([r.by_input[f"{metric}_rows"] for r in results])  # [S, T, inputs]
-        with np.errstate(invalid="ignore", divide="ignore"):  # a task without rows (structural): NaN
-            full = right.sum(-1) / scored.sum(-1)[:, None, :]
-            drawn = np.einsum("sltn,dn->sdlt", right, weights) / np.einsum("stn,dn->sdt", scored,
-                                                                          weights)[:, :, None, :]
-        out[metric] = (full, drawn)
-    if "control_accuracy" in out:
-        (a_full, a_drawn), (c_full, c_drawn) = out["accuracy"], out["control_accuracy"]
-        out["selectivity"] = (a_full - c_full, a_drawn - c_drawn)
-    return out
-
-
 def probes_across_seeds(results: Sequence[ProbeResult], seeds: Sequence[int], level: float = 0.95,
                         draws: int = DRAWS, draw_seed: int = 0) -> ProbeResult:
     """Probe results of one procedure's seeds (the same probes on the same eval inputs)
@@ -83,13 +61,23 @@ def probes_across_seeds(results: Sequence[ProbeResult], seeds: Sequence[int], le
         warnings.simplefilter("ignore", RuntimeWarning)
         scores = {m: np.nanmean(v, axis=0) for m, v in seed_scores.items()}
     intervals = {}
-    for metric, (full, drawn) in _seed_draws(results, draws, draw_seed).items():
+    for metric, (full, drawn) in seed_draws([r.by_input for r in results], draws, draw_seed).items():
         result = across(full, drawn, seeds, _units(first), level, METHOD, draw_seed)
         scores[metric] = np.asarray(result.estimate)
         intervals[metric] = np.stack([result.low, result.high])
     return replace(first, model=f"{len(seeds)} seeds of {first.model}", scores=scores, strength=None,
                    by_input={}, seeds=seeds, seed_scores=seed_scores, intervals=intervals,
                    interval_method="multibootstrap", level=level)
+
+
+def with_intervals(result: ProbeResult, level: float = 0.95, draws: int = DRAWS,
+                   draw_seed: int = 0) -> ProbeResult:
+    """One probe result (one model) with its intervals stored: accuracy, control accuracy
+    and selectivity by the percentile bootstrap over its eval sentences
+    (``interval_method`` "sentences"), so that they outlive its per-input counts."""
+    _check([result], [0], "with_intervals")
+    intervals = sentence_intervals(result.by_input, level, draws, draw_seed)
+    return replace(result, intervals=intervals, interval_method="sentences", level=level)
 
 
 def probes_between_procedures(a: Sequence[ProbeResult], a_seeds: Sequence, b: Sequence[ProbeResult],
@@ -101,7 +89,7 @@ def probes_between_procedures(a: Sequence[ProbeResult], a_seeds: Sequence, b: Se
     model against fine-tuned seeds is a = [its result], a_seeds = [any label], paired=False."""
     _check([*a, *b], [*[("a", s) for s in a_seeds], *[("b", s) for s in b_seeds]],
            "probes_between_procedures")
-    a_draws, b_draws = _seed_draws(a, draws, draw_seed), _seed_draws(b, draws, draw_seed)
+    a_draws, b_draws = (seed_draws([r.by_input for r in side], draws, draw_seed) for side in (a, b))
     units = _units(a[0])
     return {metric: between((*a_draws[metric], list(a_seeds)), (*b_draws[metric], list(b_seeds)), units,
                             paired=paired, level=level, method=METHOD, seed=draw_seed)

@@ -408,26 +408,28 @@ def _detail_stages(run, config: StudyConfig, examples: Examples, models: dict, p
 def _probe_stages(run, config: StudyConfig, examples: Examples, models: dict, tasks: dict,
                   progress: bool) -> dict:
     """{"probes": probes[model][set], "probe_changes": ...}: every model's probes on every
-    probe eval set; a task with seeds probes each seed's model, combined over seeds
-    (``probe_changes[task][set]``: its change from the base, a Multi-Bootstrap over seeds
-    and eval inputs). The per-input counts stay in the probe stages."""
+    probe eval set, with intervals from the bootstrap over the eval sentences; a task with
+    seeds probes each seed's model, combined over seeds (a Multi-Bootstrap over seeds and
+    sentences). ``probe_changes[task][set]``: each task's change from the base, on the same
+    drawn sentences. The per-input counts stay in the probe stages."""
     if not config.probes:
         return {"probes": None, "probe_changes": None}
     base = _probe_model(run, config, examples, BASE, models[BASE], progress)
-    probes, changes = {BASE: base}, {}
+    probes, changes = {BASE: seeded.probe_single(config, base, None)[0]}, {}
     for name, model in models.items():
         runs = tasks.get(name, {}).get("runs")
         if name == BASE:
             continue
         if not runs:
-            probes[name] = _probe_model(run, config, examples, name, model, progress)
+            tuned = _probe_model(run, config, examples, name, model, progress)
+            probes[name], changes[name] = seeded.probe_single(config, tuned, base)
             continue
         per_seed = [_probe_model(run, config, examples, f"{name}/seed-{r['seed']}",
                                  {"path": r["model_dir"], "fingerprint": r["fingerprint"]}, progress)
                     for r in runs]
         probes[name], changes[name] = seeded.probe_seeds(config, tasks[name]["seeds"], per_seed, base)
     probes = {name: {s: {**r, "by_input": {}} for s, r in sets.items()} for name, sets in probes.items()}
-    return {"probes": probes, "probe_changes": changes or None}
+    return {"probes": probes, "probe_changes": changes}
 
 
 def _probe_model(run, config: StudyConfig, examples: Examples, name: str, model: dict,

@@ -18,8 +18,8 @@ from ..compare.models import LayerComparison
 from ..compare.seeds import across_seeds, between_procedures
 from ..finetuning.seeds import stack_scores
 from ..finetuning.task import ExampleScores
-from ..probes import ProbeResult, probes_across_seeds, probes_between_procedures
-from ..similarity.bootstrap import compare_procedures, multibootstrap
+from ..probes import ProbeResult, probes_across_seeds, probes_between_procedures, with_intervals
+from ..similarity.bootstrap import DRAWS, compare_procedures, multibootstrap
 from .config import StudyConfig
 
 DEFAULT_LEVEL = 0.95
@@ -100,3 +100,23 @@ def probe_seeds(config: StudyConfig, seeds: list[int], per_seed: list[dict], bas
                                                 draw_seed=options.draw_seed)
         changes[set_name] = {metric: d.to_dict() for metric, d in differences.items()}
     return combined, changes
+
+
+def probe_single(config: StudyConfig, tuned: dict, base: dict | None) -> tuple[dict, dict | None]:
+    """One model's probes ({set: ProbeResult dict}) with their intervals stored (the
+    bootstrap over the eval sentences), and, with the base's (None for the base itself),
+    the change from the base per set, paired over the same drawn sentences."""
+    options = config.compare.options
+    draws = options.draws or DRAWS
+    results = {s: ProbeResult.from_dict(r) for s, r in tuned.items()}
+    shown = {s: with_intervals(r, level(config), draws, options.draw_seed).to_dict()
+             for s, r in results.items()}
+    if base is None:
+        return shown, None
+    changes = {}
+    for set_name, result in results.items():
+        base_result = ProbeResult.from_dict(base[set_name])
+        differences = probes_between_procedures([base_result], [BASE_SEED], [result], [0], paired=False,
+                                                level=level(config), draws=draws, draw_seed=options.draw_seed)
+        changes[set_name] = {metric: d.to_dict() for metric, d in differences.items()}
+    return shown, changes

@@ -232,9 +232,10 @@ def _points_sim(value: float) -> str:
 
 # -- probes -----------------------------------------------------------------------------------
 def probe_change(base, tuned, task_index: int, difference: dict | None = None) -> dict:
-    """Per layer: fine-tuned minus base accuracy (percent points) with Newcombe's interval
-    from the two Wilson intervals (unpaired: conservative, since both score the same rows),
-    or, for a task with seeds, its Multi-Bootstrap ``difference`` (a Difference dict)."""
+    """Per layer: fine-tuned minus base accuracy (percent points) with its bootstrap
+    ``difference`` over the eval sentences (a Difference dict; with seeds, over the seeds
+    too), or, for results without it, Newcombe's interval from the two Wilson intervals
+    (unpaired: conservative, since both score the same rows)."""
     j = task_index
     task = base.tasks[j]
     if difference is not None:
@@ -281,8 +282,9 @@ def _probe_findings(results: StudyResult) -> list[Finding]:
                     parts.append(f"higher at {_listed([layers[i] for i in gains])}")
                 level = difference["a"]["level"] if difference is not None else LEVEL
                 verdict = "; ".join(parts) if parts else f"no layer's change is significant at {level:.0%}"
-                how = (f", Multi-Bootstrap over {len(tuned.seeds)} seeds and the eval sentences"
-                       if difference is not None else "")
+                over = (f"Multi-Bootstrap over {len(tuned.seeds)} seeds and" if tuned.seeds
+                        else "paired bootstrap over")
+                how = "" if difference is None else f", {over} the eval sentences"
                 text = (f"{task} probe on {set_name}, {model} vs base: {verdict} (largest change "
                         f"{largest}{how}).")
                 out.append(

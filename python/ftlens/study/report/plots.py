@@ -240,7 +240,7 @@ def isotropy_by_layer(results: StudyResult, folder: Path) -> list[tuple[str, str
 
 
 def probes(results: StudyResult, folder: Path) -> list[tuple[str, str]]:
-    """Per probe eval set: accuracy (%) by layer on a 0-100 axis with 95% Wilson bands, base
+    """Per probe eval set: accuracy (%) by layer on a 0-100 axis with its bands, base
     vs each fine-tuned model, a panel per task; selectivity (points) below."""
     plt = pyplot()
     written = []
@@ -315,12 +315,18 @@ def probes(results: StudyResult, folder: Path) -> list[tuple[str, str]]:
 
 
 def _probe_bands(by_model: dict, set_name: str) -> str:
-    seeded = [r[set_name] for r in by_model.values() if r[set_name].seeds]
+    results = [r[set_name] for r in by_model.values()]
+    seeded = [r for r in results if r.seeds]
+    level = next((r.level for r in results if r.level is not None), 0.95)
+    if any(r.interval_method == "sentences" for r in results):
+        text = f"bands are {level:.0%} bootstrap intervals over the eval sentences"
+    else:
+        text = "bands are 95% Wilson intervals over the eval rows"
     if not seeded:
-        return "bands are 95% Wilson intervals over the eval rows."
-    return (f"bands are 95% Wilson intervals over the eval rows, and for a task with seeds (the mean over "
-            f"its {len(seeded[0].seeds)} seeds) the {seeded[0].level:.0%} Multi-Bootstrap interval over "
-            "seeds and eval sentences; thin lines: each seed.")
+        return text + "."
+    return (f"{text}, and for a task with seeds (the mean over its {len(seeded[0].seeds)} seeds) the "
+            f"{seeded[0].level:.0%} Multi-Bootstrap interval over seeds and eval sentences; thin lines: each "
+            "seed.")
 
 
 def selectivity_range(by_model: dict, set_name: str, j: int) -> tuple[float, float]:
