@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from ftlens.activations.capture import short_layer_names
 from ftlens.finetuning.trajectory import Trajectory, stacked
 
 
@@ -36,7 +37,7 @@ def half_steps(steps: list[int], moved: np.ndarray) -> list[int | None]:
 
 def order_table(name: str, runs: list[Trajectory]) -> str:
     steps, values, change = stacked(runs)
-    layers = ["emb" if n == "embeddings" else n.replace("layer", "").strip() for n in runs[0].layers]
+    layers = short_layer_names(runs[0].layers)
     lines = [f"| {name}: half of the final change reached at step | {' | '.join(layers)} |",
              "|---|" + "---:|" * len(layers)]
     tables = {f"1 - {m.upper()}": 1 - values[m].mean(axis=0) for m in values}

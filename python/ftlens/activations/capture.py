@@ -48,6 +48,11 @@ def layer_names(n_states: int) -> list[str]:
     return ["embeddings"] + [f"layer {i}" for i in range(1, n_states)]
 
 
+def short_layer_names(layers: list[str]) -> list[str]:
+    """Tick labels of layer names: "emb", "1", "2", ..."""
+    return ["emb" if name == "embeddings" else name.replace("layer", "").strip(" _") for name in layers]
+
+
 class LayerCapture(contextlib.AbstractContextManager):
     """Hooks on an encoder; each forward pass fills ``self.states`` with
     ``n_blocks + 1`` tensors [batch, tokens, hidden] (embedding output first).

@@ -15,7 +15,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from ..similarity.bootstrap import Difference, across, between
+from ..similarity.bootstrap import Difference, across, between, check_seed_labels
 from .models import LayerComparison
 
 METHOD = "normal"
@@ -24,11 +24,7 @@ SHARED = ("layers", "pairs", "rows", "n_inputs", "rdm", "ci_groups", "draw_seed"
 
 def _check(comparisons: Sequence[LayerComparison], seeds: Sequence[int], what: str) -> None:
     comparisons = list(comparisons)
-    if not comparisons:
-        raise ValueError(f"{what}: no comparison given")
-    if len(seeds) != len(comparisons) or len(set(seeds)) != len(seeds):
-        raise ValueError(f"{what}: give one distinct seed per comparison, got seeds {list(seeds)} for "
-                         f"{len(comparisons)} comparisons")
+    check_seed_labels(len(comparisons), seeds, what, "comparison")
     lacking = [s for s, c in zip(seeds, comparisons, strict=True) if not c.draws]
     if lacking:
         raise ValueError(f"{what}: the comparisons of seeds {lacking} kept no bootstrap draws: run "

@@ -264,8 +264,8 @@ class TrackLayers:
         if step == 0 or not path.exists():
             return fresh
         saved = Trajectory.load(path)
-        settings = ("layers", "measures", "every", "data", "rows", "rdm")
-        differ = [k for k in settings if getattr(saved, k) != getattr(fresh, k)]
+        differ = _other_settings(saved, self.data, self.options)
+        differ += ["layers"] if saved.layers != fresh.layers else []
         if differ:
             raise ValueError(f"{path} was recorded with other tracking settings ({', '.join(differ)}); a "
                              "resumed run continues its trajectory with the same ones: track as before, or "
@@ -296,6 +296,13 @@ def parameter_change(encoder: torch.nn.Module, base: dict[str, torch.Tensor]) ->
     return out
 
 
+def _other_settings(saved: Trajectory, data: str, options: TrackOptions) -> list[str]:
+    """The tracking settings a saved trajectory was recorded with that differ from these."""
+    asked = {"every": options.every, "measures": list(options.measures), "data": data, "rows": options.rows,
+             "rdm": options.rdm}
+    return [k for k, v in asked.items() if getattr(saved, k) != v]
+
+
 def load_trajectory(out_dir: str | os.PathLike) -> Trajectory:
     """The trajectory a tracked run recorded in its folder."""
     path = Path(out_dir) / TRAJECTORY
@@ -311,10 +318,7 @@ def check_tracked(out_dir: Path, items: list, options: TrackOptions) -> None:
     if not path.is_file():
         raise ValueError(f"the run in {out_dir} finished without track=, and a trajectory cannot be recorded "
                          "after training: pass another out_dir to train again with track=")
-    saved = Trajectory.load(path)
-    asked = {"every": options.every, "measures": list(options.measures), "data": fingerprint.of_items(items),
-             "rows": options.rows, "rdm": options.rdm}
-    differ = [k for k, v in asked.items() if getattr(saved, k) != v]
+    differ = _other_settings(Trajectory.load(path), fingerprint.of_items(items), options)
     if differ:
         raise ValueError(f"the run in {out_dir} recorded its trajectory with other tracking settings "
                          f"({', '.join(differ)}): track as it did, or pass another out_dir to train again")

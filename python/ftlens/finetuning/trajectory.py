@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from .._util.jsonresult import JsonResult, listed, unlisted
+from ..activations.capture import short_layer_names
 
 BLOCKS = ("total", "attention", "feed_forward", "layer_norm")
 
@@ -116,7 +117,7 @@ def plot_trajectories(trajectories: list[Trajectory], path=None, title: str = ""
                         aspect="auto", interpolation="nearest")
     every = max(1, len(steps) // 10)
     ticks, labels = range(0, len(steps), every), [str(s) for s in steps[::every]]
-    short = ["emb" if n == "embeddings" else n.replace("layer", "").strip(" _") for n in first.layers]
+    short = short_layer_names(first.layers)
     heat.set_xticks(ticks, labels)
     heat.set_yticks(range(len(first.layers)), short)
     heat.set_xlabel("optimizer step")

@@ -14,7 +14,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from ..similarity.bootstrap import DRAWS, Difference, across, between
+from ..similarity.bootstrap import DRAWS, Difference, across, between, check_seed_labels
 from .resample import METHOD, seed_draws, sentence_intervals
 from .result import ProbeResult
 
@@ -22,11 +22,7 @@ SHARED = ("layers", "tasks", "rows", "eval_data")
 
 
 def _check(results: Sequence[ProbeResult], seeds: Sequence, what: str) -> None:
-    if not results:
-        raise ValueError(f"{what}: no probe result given")
-    if len(seeds) != len(results) or len(set(seeds)) != len(seeds):
-        raise ValueError(f"{what}: give one distinct seed per probe result, got seeds {list(seeds)} for "
-                         f"{len(results)} results")
+    check_seed_labels(len(results), seeds, what, "probe result")
     lacking = [s for s, r in zip(seeds, results, strict=True) if "accuracy" not in r.by_input]
     if lacking:
         raise ValueError(f"{what}: the probe results of seeds {lacking} have no per-input counts (by_input), "

@@ -270,6 +270,16 @@ def compare_procedures(a: tuple, b: tuple, *, a_seeds=None, b_seeds=None, paired
     return between(*sides, a_num.shape[1], paired=paired, level=level, seed=seed)
 
 
+def check_seed_labels(n: int, seeds, what: str, noun: str) -> None:
+    """``n`` results of one procedure (``noun`` each, ``what``: the caller, for the
+    message) must come with one distinct seed each."""
+    if not n:
+        raise ValueError(f"{what}: no {noun} given")
+    if len(seeds) != n or len(set(seeds)) != len(seeds):
+        raise ValueError(f"{what}: give one distinct seed per {noun}, got seeds {list(seeds)} for {n} "
+                         f"{noun}s")
+
+
 def _seed_pairing(a_seeds, b_seeds, n_a: int, n_b: int, paired: bool | None):
     """(order of a's rows, order of b's rows, paired): the rows sorted by seed when paired,
     so that draw i takes the same seeds on both sides."""

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ...activations.capture import short_layer_names
 from ...activations.models import model_label
 from ...compare.models import LayerComparison
 from ...probes.result import PROPORTIONS
@@ -30,9 +31,7 @@ ISOTROPY_KEYS = (
 SELECTIVITY_SPAN = 10.0  # points: the least range of a selectivity panel, either side of 0
 
 
-def short(layers: list[str]) -> list[str]:
-    """Tick labels: "emb", "1", "2", ..."""
-    return ["emb" if name == "embeddings" else name.replace("layer", "").strip(" _") for name in layers]
+short = short_layer_names  # tick labels: "emb", "1", "2", ...
 
 
 # -- base vs fine-tuned ------------------------------------------------------------------------
