@@ -113,3 +113,35 @@ def test_layer_moments_update_working_memory(benchmark):
     report("LayerMoments(13, 768, 768) update working memory", rows=8192,
            growth_mb=f"{growth / 2**20:.0f}", state_mb=f"{state / 2**20:.0f}")
     assert growth < 2**30  # the target: < 1 GB beyond input and state
+
+
+def test_small_updates_cost_per_row_what_large_ones_do(benchmark):
+    """LayerMoments(7, 384, 384) with its default RDMs: 1,000 updates of 64 rows against 8
+    of 8,000 (the same 64,000 rows, each batch its own array, as a model's outputs are)."""
+    layers, dim = 7, 384
+    g = torch.Generator().manual_seed(2)
+    small = [(torch.randn(layers, 64, dim, generator=g) + 5, torch.randn(layers, 64, dim, generator=g))
+             for _ in range(1000)]
+    large = [(torch.cat([x for x, _ in small[i:i + 125]], 1), torch.cat([y for _, y in small[i:i + 125]], 1))
+             for i in range(0, 1000, 125)]
+
+    def feed(batches):
+        m = ftlens.LayerMoments(layers, dim, dim)
+        for x, y in batches:
+            m.update(x, y)
+        return m.cka()
+
+    times = {"small": [], "large": []}
+    for _ in range(3):  # interleaved, so that a busy moment slows both
+        for name, batches in (("small", small), ("large", large)):
+            seconds, value = timed(feed, batches)
+            times[name].append(seconds)
+            times[name + "_cka"] = value
+    benchmark.pedantic(feed, args=(small,), rounds=1, iterations=1)
+    ratio = min(times["small"]) / min(times["large"])
+    report("small updates", layers=layers, dim=dim, rows=64_000,
+           us_per_row_64=f"{min(times['small']) / 64_000 * 1e6:.1f}",
+           us_per_row_8000=f"{min(times['large']) / 64_000 * 1e6:.1f}", ratio=f"{ratio:.3f}")
+    benchmark.extra_info.update(ratio=ratio)
+    np.testing.assert_allclose(times["small_cka"], times["large_cka"], rtol=1e-7, atol=1e-10)
+    assert ratio <= 1.10

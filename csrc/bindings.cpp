@@ -72,6 +72,10 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
              self.update(xs, ys.has_value() ? *ys : at::Tensor());
            }),
            py::arg("xs"), py::arg("ys") = py::none())
+      .def("check",
+           locked(+[](MomentsCore& self, const at::Tensor& xs, const std::optional<at::Tensor>& ys,
+                      int64_t rows_before) { self.check(xs, ys.has_value() ? *ys : at::Tensor(), rows_before); }),
+           py::arg("xs"), py::arg("ys") = py::none(), py::arg("rows_before") = 0)
       .def(
           "merge",
           [](MomentsCore& self, const MomentsCore& other) {

@@ -446,7 +446,7 @@ void MomentsCore::update_view(size_t view_index, Accumulated& into, const Tensor
   if (with_y) merge_sides(into.y, chunk_y, static_cast<double>(n_), static_cast<double>(xs.size(1)));
 }
 
-void MomentsCore::update(const Tensor& xs, const Tensor& ys) {
+void MomentsCore::check_stacks(const Tensor& xs, const Tensor& ys) const {
   auto check_stack = [&](const Tensor& t, const char* name, int64_t d) {
     if (t.dim() != 3 || t.size(0) != layers_ || t.size(2) != d) {
       std::ostringstream msg;
@@ -470,6 +470,29 @@ void MomentsCore::update(const Tensor& xs, const Tensor& ys) {
       C10_THROW_ERROR(ValueError, "X and Y must share dtype and device");
     }
   }
+}
+
+void MomentsCore::check(const Tensor& xs, const Tensor& ys, int64_t rows_before) const {
+  check_stacks(xs, ys);
+  if (xs.size(1) == 0) return;
+  auto has = [&](View view) { return std::find(views_.begin(), views_.end(), view) != views_.end(); };
+  // A few reductions tell whether every row is usable; only a bad chunk pays for the survey
+  // that names its first bad row.
+  auto usable = [&](const Tensor& rows) {
+    if (!at::isfinite(rows).all().item<bool>()) return false;
+    if (!has(View::Cosine) && !has(View::Correlation)) return true;
+    const Tensor hi = rows.amax(-1), lo = rows.amin(-1);
+    if (has(View::Cosine) && ((hi == 0) & (lo == 0)).any().item<bool>()) return false;
+    return !(has(View::Correlation) && (hi == lo).any().item<bool>());
+  };
+  if (usable(xs) && (q_ == 0 || usable(ys))) return;
+  double peak = 0;
+  check_rows_usable(xs.contiguous(), "X", peak, rows_before);
+  if (q_ > 0) check_rows_usable(ys.contiguous(), "Y", peak, rows_before);
+}
+
+void MomentsCore::update(const Tensor& xs, const Tensor& ys) {
+  check_stacks(xs, ys);
   if (xs.size(1) == 0) return;
   to_device(xs.device());
   Tensor x = xs.contiguous(), y = q_ > 0 ? ys.contiguous() : Tensor();
@@ -488,9 +511,10 @@ void MomentsCore::update(const Tensor& xs, const Tensor& ys) {
   chunks_ += 1;
 }
 
-MomentsCore::Survey MomentsCore::check_rows_usable(const Tensor& rows, const char* stream, double& peak) const {
+MomentsCore::Survey MomentsCore::check_rows_usable(const Tensor& rows, const char* stream, double& peak,
+                                                   int64_t rows_before) const {
   const bool raw = std::find(views_.begin(), views_.end(), View::Raw) != views_.end();
-  auto at_layer = [&](int64_t layer) { return RowOrigin{stream, layer, n_, chunks_}; };
+  auto at_layer = [&](int64_t layer) { return RowOrigin{stream, layer, n_ + rows_before, chunks_}; };
   auto first = [](const Tensor& bad) -> std::pair<int64_t, int64_t> {  // (layer, row) of the first true
     const Tensor at_ = bad.nonzero();
     if (at_.size(0) == 0) return {-1, -1};

@@ -74,6 +74,9 @@ class MomentsCore {
 
   // xs: [L, m, p], ys: [L, m, q] (undefined when q == 0); same float dtype and device.
   void update(const at::Tensor& xs, const at::Tensor& ys);
+  // Raises as update() would on these rows, numbered as if `rows_before` more rows had been
+  // accumulated (rows held back to be added later); accumulates nothing.
+  void check(const at::Tensor& xs, const at::Tensor& ys, int64_t rows_before) const;
   void merge(const MomentsCore& other);
   void reset();
   // Moves every side's shift (and the blocks' row-norm terms with it) to `reference`'s,
@@ -129,7 +132,10 @@ class MomentsCore {
   // a row that a requested unit view cannot normalize (zero, or constant for
   // "correlation"), before anything is merged. Sets `peak` to the largest magnitude (1
   // without a raw view: unit rows fit float32 GEMMs whatever the input's scale).
-  Survey check_rows_usable(const at::Tensor& rows, const char* stream, double& peak) const;
+  Survey check_rows_usable(const at::Tensor& rows, const char* stream, double& peak,
+                           int64_t rows_before = 0) const;
+  // The shapes, dtypes and devices update() takes.
+  void check_stacks(const at::Tensor& xs, const at::Tensor& ys) const;
   void to_device(const at::Device& device);
   static void move(Accumulated& a, const at::Device& device);
 

@@ -68,6 +68,21 @@ def _to_tensor(chunk, dtype: torch.dtype) -> torch.Tensor:
     return chunk.to(dtype).contiguous()
 
 
+def compute_tensors(x, y) -> tuple[torch.Tensor, torch.Tensor]:
+    """x and y as tensors of their compute dtype, views of the inputs where they already are
+    (any strides): for reading once, e.g. to copy them."""
+    dtype = compute_dtype(x, y)
+
+    def view(a) -> torch.Tensor:
+        if isinstance(a, np.ndarray):
+            if not (a.dtype.isnative and a.flags.writeable) or any(s < 0 for s in a.strides):
+                return _to_tensor(a, dtype)
+            a = torch.from_numpy(a)
+        return a.to(dtype)
+
+    return view(x), view(y)
+
+
 def as_matrix(a, name: str):
     """Validates a 2-D [rows, features] input and returns it (numpy or torch)."""
     a = _kind(a, name)

@@ -18,6 +18,7 @@ import torch
 
 from .._util.validation import positive_int
 from .intervals import jackknife
+from . import moments
 from .moments import LayerMoments
 
 
@@ -66,6 +67,9 @@ class GroupedMoments:
             else:
                 index = torch.from_numpy(rows).to(xs.device) if isinstance(xs, torch.Tensor) else rows
                 self.groups[g].update(xs[:, index], ys[:, index])
+        if sum(g.held_bytes for g in self.groups) > moments.HOLD_BYTES:  # one bound for all groups' held rows
+            for g in self.groups:
+                g.flush(release=True)
         return self
 
     def merged(self) -> LayerMoments:

@@ -8,6 +8,7 @@ They follow the torchmetrics protocol: ``update()``, the measure methods, ``merg
 from __future__ import annotations
 
 import copy
+import threading
 import warnings
 from collections.abc import Iterable
 
@@ -20,6 +21,9 @@ from . import registry
 from .registry import MOMENT_RDMS
 
 PAIRS = ("diagonal", "all")
+# Rows of small updates are held back and added as one chunk: each chunk costs a pass over the
+# float64 totals (O(L p^2), ~10 ms at L=7, p=q=384), which 64-row updates would pay per call.
+HOLD_BYTES = 128 * 2**20
 CORE_ARGS = ("n_layers", "p", "q", "pairs", "views")  # the configuration keys, in MomentsCore's order
 
 
@@ -52,7 +56,10 @@ class LayerMoments:
         pairs: "diagonal" or "all".
         rdms: RDM types that ``rsa()`` will be asked for; "cosine" and "correlation" each
             cost one more set of GEMMs per chunk, so leave out those you do not need.
-        chunk_rows: rows per internal chunk (bounds the temporary memory).
+        chunk_rows: rows per internal chunk (bounds the temporary memory). Updates of fewer
+            rows are held back (copied, at most ``chunk_rows`` rows and 128 MiB) and added as one
+            chunk, so small batches cost per row what large ones do; reading any result, ``n``,
+            ``merge``, ``sync`` or ``state_dict`` adds them first.
     """
 
     def __init__(
@@ -70,30 +77,43 @@ class LayerMoments:
         self.rdms = tuple([rdms] if isinstance(rdms, str) else rdms)
         self.chunk_rows = validation.positive_int(chunk_rows, "chunk_rows")
         positive = validation.positive_int
-        self._core = moments_core(positive(n_layers, "n_layers"), positive(p, "p"),
+        self._raw = moments_core(positive(n_layers, "n_layers"), positive(p, "p"),
                                  positive(q, "q"), pairs, registry.views_for(self.rdms))
+        self._start_holding()
+
+    def _start_holding(self) -> None:
+        self._held: tuple[torch.Tensor, torch.Tensor] | None = None  # rows of small updates, in order
+        self._held_rows = 0
+        self._lock = threading.RLock()  # threads may share an accumulator
+
+    @property
+    def _core(self) -> MomentsCore:
+        """The statistics, with every held-back row added."""
+        self.flush()
+        return self._raw
 
     # -- configuration ---------------------------------------------------------------
     @property
     def n_layers(self) -> int:
-        return self._core.n_layers
+        return self._raw.n_layers
 
     @property
     def p(self) -> int:
-        return self._core.p
+        return self._raw.p
 
     @property
     def q(self) -> int:
-        return self._core.q
+        return self._raw.q
 
     @property
     def pairs(self) -> str:
-        return self._core.pairs.name
+        return self._raw.pairs.name
 
     @property
     def n(self) -> int:
         """Rows accumulated so far."""
-        return self._core.n
+        with self._lock:
+            return self._raw.n + self._held_rows
 
     def _config(self) -> dict:
         return {
@@ -101,7 +121,7 @@ class LayerMoments:
             "p": self.p,
             "q": self.q,
             "pairs": self.pairs,
-            "views": [view.name for view in self._core.views],
+            "views": [view.name for view in self._raw.views],
         }
 
     def __repr__(self) -> str:
@@ -121,8 +141,65 @@ class LayerMoments:
         return self
 
     def _feed(self, xs, ys) -> None:
+        row_bytes = xs.shape[0] * (xs.shape[2] + ys.shape[2]) * validation.compute_dtype(xs, ys).itemsize
+        hold = min(self.chunk_rows, HOLD_BYTES // row_bytes)
+        if xs.shape[1] >= hold:
+            with self._lock:
+                self.flush()
+                self._add(xs, ys)
+            return
+        xs, ys = validation.compute_tensors(xs, ys)
+        with self._lock:
+            self._raw.check(xs, ys, self._held_rows)  # a bad row is refused now, naming its place in the stream
+            self._hold(xs, ys, hold)
+
+    def _hold(self, xs: torch.Tensor, ys: torch.Tensor, hold: int) -> None:
+        """Copies the rows of a small update after those held, adding the buffer to the
+        statistics each time it holds ``hold`` rows (whole, so the core reads it in place)."""
+        if self._held is not None and (self._held[0].dtype, self._held[0].device) != (xs.dtype, xs.device):
+            self.flush(release=True)
+        done, rows = 0, xs.shape[1]
+        while done < rows:
+            start = self._held_rows
+            take = min(rows - done, hold - start)
+            self._reserve(start + take, hold, xs, ys)
+            self._held[0][:, start:start + take] = xs[:, done:done + take]
+            self._held[1][:, start:start + take] = ys[:, done:done + take]
+            self._held_rows, done = start + take, done + take
+            if self._held_rows == hold:
+                self.flush()
+
+    def _reserve(self, rows: int, hold: int, xs: torch.Tensor, ys: torch.Tensor) -> None:
+        """Grows the buffer (doubling, at most ``hold`` rows) to fit ``rows``."""
+        if self._held is not None and self._held[0].shape[1] >= rows:
+            return
+        capacity = min(hold, max(2 * rows, 256))
+        grown = tuple(a.new_empty((a.shape[0], capacity, a.shape[2])) for a in (xs, ys))
+        if self._held is not None:
+            for new, old in zip(grown, self._held, strict=True):
+                new[:, :self._held_rows] = old[:, :self._held_rows]
+        self._held = grown
+
+    def _add(self, xs, ys) -> None:
         for xc, yc in validation.row_chunks(xs, ys, self.chunk_rows):
-            self._core.update(xc, yc)
+            self._raw.update(xc, yc)
+
+    def flush(self, release: bool = False) -> None:
+        """Adds the rows held back from small updates (every read does this itself).
+
+        release: also free the buffer that held them (else it is reused)."""
+        with self._lock:
+            if self._held_rows:
+                n = self._held_rows
+                self._add(self._held[0][:, :n], self._held[1][:, :n])  # on an error the rows stay held
+                self._held_rows = 0
+            if release:
+                self._held = None
+
+    @property
+    def held_bytes(self) -> int:
+        """Memory of the buffer for rows of small updates."""
+        return 0 if self._held is None else sum(a.nbytes for a in self._held)
 
     def merge(self, other: LayerMoments | dict) -> LayerMoments:
         """Adds another accumulator's rows (exact); shapes and options must match. ``other``
@@ -151,7 +228,7 @@ class LayerMoments:
                                "one process")
         states = [None] * dist.get_world_size(group)
         dist.all_gather_object(states, self.state_dict(), group=group)
-        self._core.reset()
+        self._raw.reset()
         for state in states:
             self.merge(state)
         return self
@@ -166,13 +243,16 @@ class LayerMoments:
         copies ``m`` far faster than ``copy.deepcopy``, which goes through the state dict)."""
         other = object.__new__(type(self))  # not copy.copy: that would go through the state dict
         other.rdms, other.chunk_rows = self.rdms, self.chunk_rows
-        other._core = _empty_core(self._config())
+        other._raw = _empty_core(self._config())
+        other._start_holding()
         return other
 
     def reset(self) -> None:
         """Forgets every row and releases the chunk-sized working buffers (to a pool of at
         most 256 MiB that the next accumulator reuses)."""
-        self._core.reset()
+        with self._lock:
+            self._held, self._held_rows = None, 0
+            self._raw.reset()
 
     def state_dict(self) -> dict:
         """Configuration and float64 statistics (CPU tensors); ``torch.save``-able."""
@@ -202,7 +282,9 @@ class LayerMoments:
                 + ", ".join(f"{k}={a!r} vs {b!r}" for k, (a, b) in diff.items())
                 + ". Create the accumulator with the saved configuration first."
             )
-        self._core.load_state_dict(state)
+        with self._lock:
+            self._held_rows = 0
+            self._raw.load_state_dict(state)
 
     # pickle and copy.deepcopy go through the state dict (the core is a C++ object)
     def __getstate__(self) -> dict:
@@ -210,7 +292,8 @@ class LayerMoments:
 
     def __setstate__(self, saved: dict) -> None:
         self.rdms, self.chunk_rows = saved["rdms"], saved["chunk_rows"]
-        self._core = _empty_core(saved["state"]["config"])
+        self._raw = _empty_core(saved["state"]["config"])
+        self._start_holding()
         self.load_state_dict(saved["state"])
 
     # -- measures --------------------------------------------------------------------
