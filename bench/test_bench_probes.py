@@ -27,12 +27,12 @@ def _groups(train, evaluation):
     rows = [task_module.ProbeTask(n, "row", n) for n in ("upos", "xpos")]
     rows += [task_module.ProbeTask(f"control:{t.name}", "row", t.label, control=True) for t in rows]
     out = []
-    for group in (_row_group(rows, train, evaluation, layers, 0),
-                  _edge_group([task_module.ProbeTask("edge:deprel", "edge", "deprel")], train, evaluation,
+    for group in (_row_group(rows, train, [evaluation], layers, 0),
+                  _edge_group([task_module.ProbeTask("edge:deprel", "edge", "deprel")], train, [evaluation],
                               layers, "concat", 0)):
         for j, task in enumerate(group.tasks):
-            out.append((task.name, group.train, group.train_labels[:, j], group.eval,
-                        group.eval_labels[:, j]))
+            out.append((task.name, group.train, group.train_labels[:, j], group.evals[0],
+                        group.eval_labels[0][:, j]))
     return out
 
 

@@ -173,13 +173,13 @@ def test_reused_chunk_buffer_reads_the_same_rows(stores, combine):
 def test_control_task_gives_each_word_type_one_label(stores):
     train, evaluation = stores
     task = task_module.ProbeTask("control:upos", "row", "upos", control=True)
-    tr, ev, vocab = task_module.row_labels(task, train, evaluation, seed=0)
+    tr, ev, vocab = task_module.row_labels(task, train, [evaluation], seed=0)
     words, word_vocab = train.labels("word")
     for w in np.unique(words):
         assert len(np.unique(tr[words == w])) == 1
-    again, _, _ = task_module.row_labels(task, train, evaluation, seed=0)
+    again, _, _ = task_module.row_labels(task, train, [evaluation], seed=0)
     np.testing.assert_array_equal(tr, again)
-    other, _, _ = task_module.row_labels(task, train, evaluation, seed=1)
+    other, _, _ = task_module.row_labels(task, train, [evaluation], seed=1)
     assert not np.array_equal(tr, other)
     assert set(np.unique(tr)) <= set(range(len(vocab)))
 

@@ -40,11 +40,11 @@ def test_logistic_probe_agrees_with_scikit_learn_on_every_layer(ewt_stores):
     result = ftlens.probe(train, evaluation, tasks=("upos", "edge:deprel"), control=False, l2=L2,
                           max_passes=100, progress=False)
     layers = list(range(train.n_layers))
-    upos = _row_group([task_module.ProbeTask("upos", "row", "upos")], train, evaluation, layers, 0)
+    upos = _row_group([task_module.ProbeTask("upos", "row", "upos")], train, [evaluation], layers, 0)
     edge_task = task_module.ProbeTask("edge:deprel", "edge", "deprel")
-    edges = _edge_group([edge_task], train, evaluation, layers, "concat", 0)
+    edges = _edge_group([edge_task], train, [evaluation], layers, "concat", 0)
     for layer in layers:
         for j, group in enumerate((upos, edges)):
-            labels = group.train_labels[:, 0], group.eval_labels[:, 0]
-            want = _sklearn_accuracy(group.train, labels[0], group.eval, labels[1], layer)
+            labels = group.train_labels[:, 0], group.eval_labels[0][:, 0]
+            want = _sklearn_accuracy(group.train, labels[0], group.evals[0], labels[1], layer)
             assert abs(result.accuracy[layer, j] - want) <= 0.005, (layer, result.tasks[j], want)

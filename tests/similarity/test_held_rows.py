@@ -19,7 +19,7 @@ def pieces(n: int, seed: int = 0) -> list[slice]:
     rng = np.random.default_rng(seed)
     cuts = np.cumsum(rng.integers(1, 41, size=n))
     cuts = np.concatenate([[0], cuts[cuts < n], [n]])
-    return [slice(a, b) for a, b in zip(cuts[:-1], cuts[1:])]
+    return [slice(a, b) for a, b in zip(cuts[:-1], cuts[1:], strict=True)]
 
 
 def test_small_updates_equal_one_update_and_the_float64_reference():
@@ -113,8 +113,8 @@ def test_groups_hold_at_most_one_bound_together(monkeypatch):
         item = order[start:start + 16]
         grouped.update(torch.from_numpy(x[item][None]), torch.from_numpy(y[item][None]), item)
         assert sum(g.held_bytes for g in grouped.groups) <= bound
-    assert grouped.merged().cka() == pytest.approx(ftlens.LayerMoments(1, 6, 4).update(x[None], y[None]).cka(),
-                                                   rel=1e-10)
+    want = ftlens.LayerMoments(1, 6, 4).update(x[None], y[None]).cka()
+    assert grouped.merged().cka() == pytest.approx(want, rel=1e-10)
 
 
 def test_a_bad_row_in_a_small_update_is_refused_at_once_by_its_place_in_the_stream():

@@ -154,7 +154,8 @@ def test_a_seeded_study_probes_every_seed_and_combines_them(seeded):
     stages = folder / "out" / "stages"
 
     def stored(name: str) -> ProbeResult:
-        return ProbeResult.from_dict(json.loads((stages / f"probe__{name}__dev.json").read_text())["result"])
+        sets = json.loads((stages / f"probe__{name}.json").read_text())["result"]  # trained once, every set
+        return ProbeResult.from_dict(sets["dev"])
 
     base = stored("base")
     for name in ("gentle", "bold"):

@@ -51,16 +51,19 @@ def supported(labels: dict[str, bool], rows: str) -> list[str]:
     return row_tasks + [f"edge:{n}" for n in row_tasks] + ["arc", *STRUCTURAL]
 
 
-def resolve_tasks(names, train, eval_store, control: bool) -> list[ProbeTask]:
-    """Tasks for the given names (control tasks appended), checked against both stores."""
+def resolve_tasks(names, train, evals, control: bool) -> list[ProbeTask]:
+    """Tasks for the given names (control tasks appended), checked against the train store
+    and every eval store (``evals``: a list of them)."""
     if isinstance(names, str):
         names = (names,)
     names = list(dict.fromkeys(names))
     if not names:
         raise ValueError("tasks is empty; pass at least one task name")
+    eval_roles = [(e, "eval" if len(evals) == 1 else f"eval #{i}") for i, e in enumerate(evals)]
+    roles = [(train, "train"), *eval_roles]
     tasks = []
     for name in names:
-        for store, role in ((train, "train"), (eval_store, "eval")):
+        for store, role in roles:
             _check_supported(name, store, role)
         if name in STRUCTURAL:
             tasks.append(ProbeTask(name, "structural"))
@@ -71,7 +74,7 @@ def resolve_tasks(names, train, eval_store, control: bool) -> list[ProbeTask]:
         else:
             tasks.append(ProbeTask(name, "row", name))
     if control:
-        words = all("word" in s.label_names() for s in (train, eval_store))
+        words = all("word" in s.label_names() for s, _ in roles)
         tasks += [ProbeTask(f"control:{t.name}", "row", t.label, control=True) for t in tasks
                   if t.kind == "row" and words and train.manifest["rows"] == "words"]
     return tasks
@@ -89,33 +92,36 @@ def _check_supported(name: str, store, role: str) -> None:
     raise ValueError(f"unknown task {name!r} for {where}; available: {available(store)}")
 
 
-def row_labels(task: ProbeTask, train, eval_store, seed: int) -> tuple[np.ndarray, np.ndarray, list]:
-    """(train codes [rows], eval codes [rows], vocabulary) of a row task. Eval labels are
-    coded in the training vocabulary; labels never seen in training get ``UNSEEN``.
-    Rows without a label get -1."""
+def row_labels(task: ProbeTask, train, evals, seed: int) -> tuple[np.ndarray, list[np.ndarray], list]:
+    """(train codes [rows], each eval store's codes [rows], vocabulary) of a row task. Eval
+    labels are coded in the training vocabulary; labels never seen in training get
+    ``UNSEEN``. Rows without a label get -1."""
     train_codes, vocab = train.labels(task.label)
-    eval_codes, eval_vocab = eval_store.labels(task.label)
     present = np.bincount(train_codes[train_codes >= 0], minlength=len(vocab))
     keep = [v for v, c in zip(vocab, present, strict=True) if c > 0]  # classes training has rows of
     index = {v: i for i, v in enumerate(keep)}
-    train_map = np.array([index.get(v, UNSEEN) for v in vocab] + [-1], dtype=np.int64)
-    eval_map = np.array([index.get(v, UNSEEN) for v in eval_vocab] + [-1], dtype=np.int64)
-    train_codes, eval_codes = train_map[train_codes], eval_map[eval_codes]  # code -1 -> map[-1] = -1
+
+    def coded(store) -> np.ndarray:
+        codes, store_vocab = store.labels(task.label)
+        return np.array([index.get(v, UNSEEN) for v in store_vocab] + [-1], dtype=np.int64)[codes]  # -1 stays
+
+    train_codes, eval_codes = coded(train), [coded(e) for e in evals]
     if task.control:
-        train_codes, eval_codes = _control_labels(task, train, eval_store, train_codes, eval_codes, len(keep),
+        train_codes, eval_codes = _control_labels(task, train, evals, train_codes, eval_codes, len(keep),
                                                   seed)
     return train_codes, eval_codes, keep
 
 
-def _control_labels(task: ProbeTask, train, eval_store, train_codes, eval_codes, n_classes: int, seed: int):
-    """Hewitt & Liang's control task: every word type gets a fixed label drawn from the
-    task's training label distribution (seeded); rows keep their task's missing labels."""
-    train_words, train_vocab = train.labels("word")
-    eval_words, eval_vocab = eval_store.labels("word")
-    types = sorted(set(train_vocab) | set(eval_vocab))
+def _control_labels(task: ProbeTask, train, evals, train_codes, eval_codes, n_classes: int, seed: int):
+    """Hewitt & Liang's control task: every word type (of the train and every eval store)
+    gets a fixed label drawn from the task's training label distribution (seeded); rows
+    keep their task's missing labels."""
+    stores = [train, *evals]
+    words = [store.labels("word") for store in stores]
+    types = sorted(set().union(*(vocab for _, vocab in words)))
     counts = np.bincount(train_codes[train_codes >= 0], minlength=n_classes).astype(np.float64)
     rng = np.random.default_rng([seed, zlib.crc32(task.label.encode())])
     drawn = dict(zip(types, rng.choice(n_classes, size=len(types), p=counts / counts.sum()), strict=True))
-    train_out = np.array([drawn[w] for w in train_vocab], dtype=np.int64)[train_words]
-    eval_out = np.array([drawn[w] for w in eval_vocab], dtype=np.int64)[eval_words]
-    return np.where(train_codes >= 0, train_out, -1), np.where(eval_codes != -1, eval_out, -1)
+    out = [np.array([drawn[w] for w in vocab], dtype=np.int64)[codes] for codes, vocab in words]
+    return (np.where(train_codes >= 0, out[0], -1),
+            [np.where(e != -1, o, -1) for e, o in zip(eval_codes, out[1:], strict=True)])

@@ -17,8 +17,8 @@ import numpy as np
 import torch
 
 from .._util.validation import positive_int
+from . import moments as moments_module
 from .intervals import jackknife
-from . import moments
 from .moments import LayerMoments
 
 
@@ -67,7 +67,7 @@ class GroupedMoments:
             else:
                 index = torch.from_numpy(rows).to(xs.device) if isinstance(xs, torch.Tensor) else rows
                 self.groups[g].update(xs[:, index], ys[:, index])
-        if sum(g.held_bytes for g in self.groups) > moments.HOLD_BYTES:  # one bound for all groups' held rows
+        if sum(g.held_bytes for g in self.groups) > moments_module.HOLD_BYTES:  # one bound for all groups
             for g in self.groups:
                 g.flush(release=True)
         return self

@@ -150,7 +150,7 @@ class LayerMoments:
             return
         xs, ys = validation.compute_tensors(xs, ys)
         with self._lock:
-            self._raw.check(xs, ys, self._held_rows)  # a bad row is refused now, naming its place in the stream
+            self._raw.check(xs, ys, self._held_rows)  # a bad row is refused now, by its place in the stream
             self._hold(xs, ys, hold)
 
     def _hold(self, xs: torch.Tensor, ys: torch.Tensor, hold: int) -> None:

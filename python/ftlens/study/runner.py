@@ -359,7 +359,7 @@ def stage_names(config: StudyConfig, finetune_only: bool = False) -> list[str]:
             models = [f"{t.name}/seed-{s}" for s in config.seeds] if seeded_task else [t.name if t else BASE]
             for model in models:
                 names += [f"store/{model}/{s}" for s in ["train", *config.probes.eval]]
-                names += [f"probe/{model}/{s}" for s in config.probes.eval]
+                names.append(f"probe/{model}")
     return names + [_ablation_name(config, a) for a in config.ablations]
 
 
@@ -435,7 +435,8 @@ def _probe_stages(run, config: StudyConfig, examples: Examples, models: dict, ta
 def _probe_model(run, config: StudyConfig, examples: Examples, name: str, model: dict,
                  progress: bool) -> dict:
     """One model's probes on every probe eval set ({set: ProbeResult dict}), its stores and
-    probes each a cached stage (``store/<name>/<set>``, ``probe/<name>/<set>``)."""
+    probes each a cached stage (``store/<name>/<set>``; ``probe/<name>``: trained once,
+    scored on every set)."""
     from ..activations import store
     from ..probes import probe
 
@@ -455,24 +456,22 @@ def _probe_model(run, config: StudyConfig, examples: Examples, name: str, model:
             return {"path": str(path)}
 
         stores[set_name] = run.stage(f"store/{name}/{set_name}", inputs, write, collective=False)["path"]
-    out = {}
-    for set_name in p.eval:
-        inputs = {
-            "model": model["fingerprint"],
-            "train": examples.fingerprint(p.train),
-            "eval": examples.fingerprint(p.eval[set_name]),
-            "tasks": list(p.tasks),
-            "rows": p.rows,
-            "dtype": p.dtype,
-            "options": to_mapping(p.options),
-        }
+    inputs = {
+        "model": model["fingerprint"],
+        "train": examples.fingerprint(p.train),
+        "eval": {set_name: examples.fingerprint(spec) for set_name, spec in p.eval.items()},
+        "tasks": list(p.tasks),
+        "rows": p.rows,
+        "dtype": p.dtype,
+        "options": to_mapping(p.options),
+    }
 
-        def fit(set_name=set_name) -> dict:
-            return probe(stores["train"], stores[set_name], p.tasks, options=p.options,
-                         progress=progress).to_dict()
+    def fit() -> dict:  # trained once, scored on every set
+        evals = {set_name: stores[set_name] for set_name in p.eval}
+        results = probe(stores["train"], evals, p.tasks, options=p.options, progress=progress)
+        return {set_name: result.to_dict() for set_name, result in results.items()}
 
-        out[set_name] = run.stage(f"probe/{name}/{set_name}", inputs, fit, collective=False)
-    return out
+    return run.stage(f"probe/{name}", inputs, fit, collective=False)
 
 
 def _ablation_stage(run, config: StudyConfig, spec, examples: Examples, models: dict, progress: bool) -> dict:
