@@ -161,3 +161,24 @@ def test_probe_out_of_core(benchmark, million_rows, kind):
            best_upos=f"{100 * max(row[0] for row in measured['accuracy']):.1f}")
     assert train.n_rows >= 1_000_000
     assert measured["growth"] < 2 * 2**30
+
+
+def test_two_eval_stores_cost_about_one(benchmark):
+    """The default probe call (L2 from the grid, control tasks) trained on 25,000 EWT train
+    words and scored on EWT dev, against the same call scored on EWT dev and test: one
+    training either way, so the second eval store costs only its scoring."""
+    train, dev, test = ewt_store("train", 25_000), ewt_store("dev"), ewt_store("test")
+    options = {"tasks": ("upos",), "progress": False}
+    times = {"one": [], "two": []}
+    for _ in range(2):  # interleaved, so that a busy moment slows both
+        seconds, one = timed(ftlens.probe, train, dev, **options)
+        times["one"].append(seconds)
+        seconds, two = timed(ftlens.probe, train, [dev, test], **options)
+        times["two"].append(seconds)
+    benchmark.pedantic(ftlens.probe, args=(train, dev), kwargs=options, rounds=1, iterations=1)
+    ratio = min(times["two"]) / min(times["one"])
+    report("probe, two eval stores", train_rows=train.n_rows, dev_rows=dev.n_rows, test_rows=test.n_rows,
+           one_eval_s=f"{min(times['one']):.1f}", two_evals_s=f"{min(times['two']):.1f}", ratio=f"{ratio:.3f}")
+    benchmark.extra_info.update(ratio=ratio)
+    np.testing.assert_array_equal(two[0].accuracy, one.accuracy)
+    assert ratio <= 1.1
