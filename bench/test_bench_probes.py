@@ -178,7 +178,8 @@ def test_two_eval_stores_cost_about_one(benchmark):
     benchmark.pedantic(ftlens.probe, args=(train, dev), kwargs=options, rounds=1, iterations=1)
     ratio = min(times["two"]) / min(times["one"])
     report("probe, two eval stores", train_rows=train.n_rows, dev_rows=dev.n_rows,
-           test_rows=test.n_rows, one_eval_s=f"{min(times['one']):.1f}", two_evals_s=f"{min(times['two']):.1f}", ratio=f"{ratio:.3f}")
+           test_rows=test.n_rows, one_eval_s=f"{min(times['one']):.1f}",
+           two_evals_s=f"{min(times['two']):.1f}", ratio=f"{ratio:.3f}")
     benchmark.extra_info.update(ratio=ratio)
     np.testing.assert_array_equal(two[0].accuracy, one.accuracy)
     assert ratio <= 1.1
