@@ -68,10 +68,10 @@ def shape_table(name: str, runs: list[Trajectory]) -> str:
 
 def runs_table(results: dict) -> str:
     """Per run: its final metric, whether it ended at or below the no-learning baseline,
-    and its top layer's similarity and parameter change at a quarter, half and all of
-    training."""
+    its top layer's similarity and parameter change at a quarter, half and all of
+    training, and the top layer's lowest similarity on the way (and its step)."""
     lines = ["| task | seed | final metric | at or below baseline | top-layer similarity at 1/4, 1/2, end | "
-             "top-layer change at 1/4, 1/2, end |", "|---|---:|---:|---|---|---|"]
+             "lowest (step) | top-layer change at 1/4, 1/2, end |", "|---|---:|---:|---|---|---|---|"]
     for name, task in results["tasks"].items():
         baseline = (task.get("baseline") or {}).get("value")
         for run in task.get("runs") or []:
@@ -84,7 +84,10 @@ def runs_table(results: dict) -> str:
             sims = ", ".join(f"{t.values[measure][i, -1]:.3f}" for i in at)
             moved = ", ".join(f"{t.change['total'][i, -1]:.4f}" for i in at)
             low = "yes" if baseline is not None and value <= baseline + 1e-12 else "no"
-            lines.append(f"| {name} | {run['seed']} | {value:.4f} | {low} | {measure} {sims} | {moved} |")
+            top = t.values[measure][:, -1]
+            lowest = f"{top.min():.3f} ({t.steps[int(top.argmin())]})"
+            cells = [name, run["seed"], f"{value:.4f}", low, f"{measure} {sims}", lowest, moved]
+            lines.append("| " + " | ".join(map(str, cells)) + " |")
     return "\n".join(lines)
 
 
