@@ -7,6 +7,7 @@ import contextlib
 import json
 import logging
 import sys
+from pathlib import Path
 
 from ._util.options import add_arguments, from_arguments
 
@@ -94,15 +95,16 @@ def build_parser() -> argparse.ArgumentParser:
     _runtime_arguments(store)
     report = sub.add_parser("report", help="rebuild a study's report.html and plots from its results.json")
     report.add_argument("run_dir", help="the study's run folder")
-    probe = sub.add_parser("probe", help="probe every layer of a train store, scored on an eval store")
+    probe = sub.add_parser("probe", help="probe every layer of a train store, scored on eval stores")
     probe.add_argument("train", help="train store folder (ftlens.store.write)")
-    probe.add_argument("eval", help="eval store folder")
+    probe.add_argument("eval", nargs="+", help="eval store folder(s): the probes are trained once, scored on each")
     probe.add_argument("--tasks", nargs="+", default=list(DEFAULT_TASKS),
                        help="task names: store labels (upos, xpos, deprel, label), edge:<label>, arc, "
                             "distance, depth (default: upos deprel)")
     add_arguments(probe, ProbeOptions, "probe options (ftlens.ProbeOptions)")
-    probe.add_argument("--out", help="write the result as JSON here")
-    probe.add_argument("--plot", help="write the accuracy-by-layer plot (PNG) here")
+    probe.add_argument("--out", help="write the result as JSON here (with several eval stores, "
+                                     "OUT's name gets each store's folder name: r.json -> r-dev.json)")
+    probe.add_argument("--plot", help="write the accuracy-by-layer plot (PNG) here (named as --out)")
     _runtime_arguments(probe)
     tune = sub.add_parser("finetune", help="fine-tune a model on a task (parsing, pair, sentence, qa)")
     _data_arguments(tune)
@@ -190,18 +192,23 @@ def _command(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         from .probes import ProbeOptions
         from .probes import probe as run_probe
 
+        names = [Path(e).name for e in args.eval]
+        if len(set(names)) < len(names):
+            names = [str(i) for i in range(len(names))]  # folders of one name: numbered in the order given
         try:
-            result = run_probe(args.train, args.eval, tasks=args.tasks, progress=not args.no_progress,
-                               **from_arguments(ProbeOptions, args))
+            results = run_probe(args.train, dict(zip(names, args.eval, strict=True)), tasks=args.tasks,
+                                progress=not args.no_progress, **from_arguments(ProbeOptions, args))
         except (ValueError, FileNotFoundError) as err:
             parser.error(str(err))
-        print(result.table())
-        if args.out:
-            result.save(args.out)
-            print(f"result written to {args.out}")
-        if args.plot:
-            result.plot(args.plot)
-            print(f"plot written to {args.plot}")
+        for name, result in results.items():
+            if len(results) > 1:
+                print(f"\n== eval store {name} ==")
+            print(result.table())
+            for path, write, what in ((args.out, result.save, "result"), (args.plot, result.plot, "plot")):
+                if path:
+                    path = Path(path) if len(results) == 1 else Path(path).with_stem(f"{Path(path).stem}-{name}")
+                    write(path)
+                    print(f"{what} written to {path}")
     elif args.command == "compare":
         _compare(parser, args)
     elif args.command == "store":
