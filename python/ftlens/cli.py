@@ -97,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("run_dir", help="the study's run folder")
     probe = sub.add_parser("probe", help="probe every layer of a train store, scored on eval stores")
     probe.add_argument("train", help="train store folder (ftlens.store.write)")
-    probe.add_argument("eval", nargs="+", help="eval store folder(s): the probes are trained once, scored on each")
+    probe.add_argument("eval", nargs="+", help="eval store folder(s): trained once, scored on each")
     probe.add_argument("--tasks", nargs="+", default=list(DEFAULT_TASKS),
                        help="task names: store labels (upos, xpos, deprel, label), edge:<label>, arc, "
                             "distance, depth (default: upos deprel)")
@@ -206,7 +206,8 @@ def _command(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
             print(result.table())
             for path, write, what in ((args.out, result.save, "result"), (args.plot, result.plot, "plot")):
                 if path:
-                    path = Path(path) if len(results) == 1 else Path(path).with_stem(f"{Path(path).stem}-{name}")
+                    path = Path(path)
+                    path = path if len(results) == 1 else path.with_stem(f"{path.stem}-{name}")
                     write(path)
                     print(f"{what} written to {path}")
     elif args.command == "compare":

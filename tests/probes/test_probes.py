@@ -204,8 +204,9 @@ def test_cli_probe(stores, tmp_path):
     assert bad.returncode == 2 and "unknown task 'ner'" in bad.stderr
     states, labels, index = synthetic_sentences(20, seed=7)
     ftlens.store.from_arrays(states, labels, index=index, model="synthetic", path=tmp_path / "ood")
-    both = subprocess.run([*command, str(tmp_path / "ood"), "--tasks", "upos", "--l2", "0.001", "--no-progress",
-                           "--out", str(tmp_path / "r.json")], capture_output=True, text=True, check=True)
+    both = subprocess.run([*command, str(tmp_path / "ood"), "--tasks", "upos", "--l2", "0.001",
+                           "--no-progress", "--out", str(tmp_path / "r.json")],
+                          capture_output=True, text=True, check=True)
     assert "== eval store eval ==" in both.stdout and "== eval store ood ==" in both.stdout
     alone = json.loads((tmp_path / "r.json").read_text())
     again = json.loads((tmp_path / "r-eval.json").read_text())
