@@ -148,7 +148,7 @@ def test_readme_stays_short():
 
 
 @pytest.mark.parametrize("name", ["merchant2020", "merchant2020_seeds", "zhang2021", "dynamics_rte",
-                                  "dynamics_qa"])
+                                  "dynamics_tasks", "dynamics_qa"])
 def test_the_shipped_study_files_validate(name, tmp_path, data_dir, monkeypatch):
     """studies/*.yaml read into valid studies against the real data (the fine-tuned
     checkpoints the Merchant study reads are a user's own runs: empty folders here)."""
@@ -168,5 +168,8 @@ def test_the_shipped_study_files_validate(name, tmp_path, data_dir, monkeypatch)
         assert config.seeds == (0, 1, 2) and {a.ks for a in config.ablations} == {(0, 1, 2, 3)}
         assert config.probes is not None and config.compare.options.draws == 1000
         assert config.track.options.every == 25 and config.track.data.limit == 500
+    if name == "dynamics_tasks":
+        assert config.seeds is None and [t.name for t in config.tasks] == ["parsing", "nli"]
+        assert config.track.options.every == 10 and config.track.data.limit == 500
     if name == "dynamics_rte":
-        assert config.seeds == tuple(range(5)) and config.track.options.every == 10
+        assert config.seeds == tuple(range(4)) and config.track.options.every == 10
