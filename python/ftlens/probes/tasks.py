@@ -14,7 +14,7 @@ Task names:
 
 from __future__ import annotations
 
-import zlib
+import hashlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -113,15 +113,25 @@ def row_labels(task: ProbeTask, train, evals, seed: int) -> tuple[np.ndarray, li
 
 
 def _control_labels(task: ProbeTask, train, evals, train_codes, eval_codes, n_classes: int, seed: int):
-    """Hewitt & Liang's control task: every word type (of the train and every eval store)
-    gets a fixed label drawn from the task's training label distribution (seeded); rows
-    keep their task's missing labels."""
-    stores = [train, *evals]
-    words = [store.labels("word") for store in stores]
-    types = sorted(set().union(*(vocab for _, vocab in words)))
+    """Hewitt & Liang's control task: every word type gets a fixed label drawn from the
+    task's training label distribution; rows keep their task's missing labels. A type's
+    draw is a function of (seed, label, word) alone, so it is the same whichever stores
+    are probed together."""
     counts = np.bincount(train_codes[train_codes >= 0], minlength=n_classes).astype(np.float64)
-    rng = np.random.default_rng([seed, zlib.crc32(task.label.encode())])
-    drawn = dict(zip(types, rng.choice(n_classes, size=len(types), p=counts / counts.sum()), strict=True))
-    out = [np.array([drawn[w] for w in vocab], dtype=np.int64)[codes] for codes, vocab in words]
+    edges = np.cumsum(counts / counts.sum())
+    out = []
+    for store in (train, *evals):
+        words, vocab = store.labels("word")
+        drawn = np.minimum(np.searchsorted(edges, word_uniforms(vocab, task.label, seed), side="right"),
+                           n_classes - 1)
+        out.append(drawn[words])
     return (np.where(train_codes >= 0, out[0], -1),
             [np.where(e != -1, o, -1) for e, o in zip(eval_codes, out[1:], strict=True)])
+
+
+def word_uniforms(words, label: str, seed: int) -> np.ndarray:
+    """A uniform number in [0, 1) per word, from a hash of (seed, label, word): the same
+    word always gets the same number, whatever else is drawn."""
+    key = f"{seed}\x1f{label}\x1f".encode()
+    digests = [hashlib.blake2b(key + w.encode(), digest_size=8).digest() for w in words]
+    return np.frombuffer(b"".join(digests), dtype="<u8").astype(np.float64) / 2.0**64
