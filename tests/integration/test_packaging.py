@@ -3,10 +3,12 @@ works there; a plain `pip install .`, whose build cannot see that torch, stops a
 with the command that works; a core built against another torch release refuses to
 load, naming both versions."""
 
+import shutil
 import subprocess
 import sys
 import time
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -31,7 +33,7 @@ def _run(*args, **kwargs) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def fresh_venv(tmp_path_factory) -> Path:
+def fresh_venv(tmp_path_factory) -> Iterator[Path]:
     """A new venv holding only the torch release this one has (from the pip cache; not
     byte-compiled, which halves the install time)."""
     folder = tmp_path_factory.mktemp("venv")
@@ -39,7 +41,8 @@ def fresh_venv(tmp_path_factory) -> Path:
     python = folder / "bin" / "python"
     out = _run(python, "-m", "pip", "install", "-q", "--no-compile", f"torch=={RELEASE}")
     assert out.returncode == 0, out.stderr[-2000:]
-    return python
+    yield python
+    shutil.rmtree(folder)  # 1.3 GB: gone when the module is done, not when the suite is
 
 
 def _build(kind: str, out_dir: Path) -> Path:
