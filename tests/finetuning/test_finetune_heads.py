@@ -2,6 +2,7 @@
 predictions; tree decoding, attachment scores, SQuAD scoring, QA windows and IsoBN
 against brute-force references."""
 
+import dataclasses
 import itertools
 
 import ftlens
@@ -14,7 +15,7 @@ from ftlens.data.generated import generate_pairs, generate_sentences
 from ftlens.data.pairs import SentencePair
 from ftlens.finetuning import IsoBN, evaluate, load_task_model
 from ftlens.finetuning.norms import cls_norm
-from ftlens.finetuning.parse import attachment_scores, decode_batch, mst
+from ftlens.finetuning.parse import attachment_scores, decode_batch, mst, scored_words
 from ftlens.finetuning.qa import QA, best_answers, squad_scores
 
 FEW = dict(max_steps=12, batch_size=8, eval_steps=6, save_steps=12, progress=False)
@@ -58,6 +59,29 @@ def test_head_learns_and_reloads_to_the_same_predictions(task, data_dir, tmp_pat
     assert again[metric] == result.metrics[metric]
     assert again["eval_loss"] == pytest.approx(result.metrics["eval_loss"], rel=1e-6)
     _check_example_scores(result.scores(), result.metrics, evaluation)
+    if task == "parsing":
+        _check_relations_the_parser_lacks(model, tokenizer, evaluation, result, options)
+
+
+def _check_relations_the_parser_lacks(model, tokenizer, evaluation, result, options) -> None:
+    """An eval relation the parser never saw is scored, with a warning, as a wrong label:
+    LAS loses exactly the words it had right, UAS is unchanged."""
+    renamed_rel = evaluation[0].deprels[0]
+    renamed = [dataclasses.replace(s, deprels=["novel" if r == renamed_rel else r for r in s.deprels])
+               for s in evaluation]
+    with pytest.warns(UserWarning, match=r"eval relations \['novel'\] \(\d+ words\) are not among"):
+        metrics = evaluate(model, "parsing", renamed, tokenizer, **options, batch_size=FEW["batch_size"])
+    right = scored = 0
+    for sentence, predicted in zip(evaluation, result.scores().predictions, strict=True):
+        mask = np.array(scored_words(sentence, "upos"), dtype=bool)
+        head_right = np.array(predicted["heads"]) == np.array(sentence.heads)
+        label_right = np.array(predicted["deprels"]) == np.array(sentence.deprels)
+        kept = np.array(sentence.deprels) != renamed_rel
+        right += int((mask & head_right & label_right & kept).sum())
+        scored += int(mask.sum())
+    assert metrics["eval_uas"] == result.metrics["eval_uas"]
+    assert metrics["eval_las"] == pytest.approx(100 * right / scored, abs=1e-9)
+    assert metrics["eval_las"] < result.metrics["eval_las"]
 
 
 def _check_example_scores(scores, metrics: dict, evaluation) -> None:
