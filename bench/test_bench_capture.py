@@ -1,5 +1,6 @@
 """compare_models vs a bare forward pass: what comparing adds on top of running the two
-models (MiniLM, CPU), over the same length-sorted batches of UD English EWT dev sentences.
+models (MiniLM, CPU), over the same length-planned batches of UD English EWT dev sentences;
+and the length plan itself against the block-local sort it replaced.
 
 The shared machine's speed drifts by 10-20% over tens of seconds, so the whole runs are
 timed alternately, compare_models right next to the bare forwards in every round, and
@@ -15,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import ewt_dev_sentences, report
-from ftlens.activations import align
+from ftlens.activations import align, plan
 from ftlens.activations.stream import ActivationStream
 
 N_SENTENCES, ROUNDS = 800, 5
@@ -27,17 +28,41 @@ def setup():
     base = ftlens.load_model("minilm", device="cpu")
     finetuned = (copy.deepcopy(base[0]), base[1])
     stream = ActivationStream([base, finetuned], ordered=False, progress=False)  # as compare_models
-    blocks = [block for _, block in stream.blocks(align.as_items(sentences))]
-    return sentences, base, finetuned, stream, blocks
+    items = align.as_items(sentences)
+    lengths = stream.lengths(items)
+    plans = {"length plan": stream.batches(lengths, within_block=True),
+             "block-local sort": _blockwise(stream, lengths)}
+    return sentences, base, finetuned, stream, lengths, {name: _model_inputs(stream, items, batches)
+                                                         for name, batches in plans.items()}
 
 
-def _model_inputs(stream, block):
-    """The model inputs of every batch the stream runs for a block, tokenized ahead."""
+def _blockwise(stream, lengths):
+    """The plan before the length planner: inputs sorted by length inside each block of 256
+    consecutive inputs (8,192 tokens), batches filled up to batch_size whatever their padding."""
+    return [a + batch for a, b in stream.block_bounds(lengths)
+            for batch in plan.length_batches(lengths[a:b], stream.batch_size, stream.max_batch_tokens,
+                                             padding=np.inf)]
+
+
+def _model_inputs(stream, items, batches):
+    """The model inputs of these batches, tokenized ahead."""
     inputs = []
-    for batch in stream.batches(block.lengths):
-        enc = stream._encode(stream.tokenizers[0], [block[i] for i in batch])
+    for batch in batches:
+        enc = stream._encode(stream.tokenizers[0], [items[i] for i in batch])
         inputs.append({k: v for k, v in enc.items() if k != "offset_mapping"})
     return inputs
+
+
+def _bare(models, inputs):
+    """Both models' forwards over pre-tokenized batches, no hooks."""
+
+    @torch.inference_mode()
+    def run():
+        for batch in inputs:
+            for model in models:
+                model(**batch)
+
+    return run
 
 
 def _gemm_floor(chunks, views: int):
@@ -85,16 +110,10 @@ def intra_op_threads(request):
                                                        (("cka", "rsa"), 1)],
                          ids=["cka", "cka+rsa", "cka+rsa, 1 thread"], indirect=["intra_op_threads"])
 def test_compare_models_vs_bare_forward(benchmark, setup, measures, intra_op_threads):
-    sentences, base, finetuned, stream, blocks = setup
-    inputs = [batch for block in blocks for batch in _model_inputs(stream, block)]
-    chunks = [stream.block(block).states for block in blocks]
+    sentences, base, finetuned, stream, lengths, inputs = setup
+    chunks = [chunk.states for chunk in stream(sentences)]
     rdms = ("correlation",) if "rsa" in measures else ()
-
-    @torch.inference_mode()
-    def bare():
-        for batch in inputs:
-            base[0](**batch)
-            finetuned[0](**batch)
+    bare = _bare((base[0], finetuned[0]), inputs["length plan"])
 
     def compare():
         return ftlens.compare_models(base, finetuned, sentences, measures=measures, progress=False)
@@ -102,7 +121,7 @@ def test_compare_models_vs_bare_forward(benchmark, setup, measures, intra_op_thr
     def accumulate():
         moments = ftlens.LayerMoments(7, 384, 384, rdms=rdms)
         for states in chunks:
-            moments.update(*states)
+            moments.update(*states).flush()
 
     result = compare()  # warm-up
     runs = {"bare": bare, "compare_models": compare, "accumulation alone": accumulate,
@@ -118,19 +137,22 @@ def test_compare_models_vs_bare_forward(benchmark, setup, measures, intra_op_thr
     added_cpu_over_floor = (float(np.median(np.subtract(cpu["compare_models"], cpu["bare"])))
                             / float(np.median(cpu["GEMM floor"])))
     overhead, added_over_floor = added / best["bare"], added / floor
+    over_bare = best["compare_models"] / best["bare"]
     accumulate_share = best["accumulation alone"] / best["bare"]
-    n_rows = sum(states[0].shape[1] for states in chunks)
+    n_rows, n_chunks = sum(states[0].shape[1] for states in chunks), len(chunks)
     chunks.clear()
     benchmark.pedantic(compare, rounds=1, iterations=1)
     benchmark.extra_info.update(bare_s=times["bare"], compare_models_s=times["compare_models"],
                                 added_s=added, added_fastest_s=added_fastest, overhead=overhead,
                                 accumulate_share=accumulate_share, gemm_floor_s=floor,
-                                added_over_floor=added_over_floor, added_cpu_over_floor=added_cpu_over_floor)
-    tokens = sum(int(b["attention_mask"].sum()) for b in inputs)
+                                added_over_floor=added_over_floor, added_cpu_over_floor=added_cpu_over_floor,
+                                over_bare=over_bare)
+    tokens = int(lengths.sum())
     report(f"compare_models ({'+'.join(measures)}) vs bare forward, 2 x MiniLM, {intra_op_threads} intra-op "
            "thread(s)", sentences=len(sentences),
-           tokens=tokens, blocks=len(blocks), bare_s=f"{best['bare']:.2f}",
-           compare_models_s=f"{best['compare_models']:.2f}", added_s=f"{added:.2f}",
+           tokens=tokens, chunks=n_chunks, bare_s=f"{best['bare']:.2f}",
+           compare_models_s=f"{best['compare_models']:.2f}", over_bare=f"{over_bare:.3f}",
+           added_s=f"{added:.2f}",
            added_fastest_s=f"{added_fastest:.2f}", overhead=f"{overhead:+.1%}",
            accumulate_alone=f"{accumulate_share:.1%}", gemm_floor_s=f"{floor:.2f}",
            added_over_floor=f"{added_over_floor:.2f}", fastest_over_floor=f"{added_fastest / floor:.2f}",
@@ -148,3 +170,26 @@ def test_compare_models_vs_bare_forward(benchmark, setup, measures, intra_op_thr
         assert added_over_floor <= 1.2
     else:
         assert added_over_floor <= 2.5
+
+
+def test_length_plan_vs_block_local_sort(benchmark, setup):
+    """The bare forwards of both models over the length plan against the block-local sort
+    it replaced (torch's default threads), alternating rounds; and each plan's padded slots
+    over real tokens."""
+    sentences, base, finetuned, stream, lengths, inputs = setup
+    runs = {name: _bare((base[0], finetuned[0]), batches) for name, batches in inputs.items()}
+    runs["length plan"]()  # warm-up
+    times, _ = _rounds(runs, ROUNDS)
+    speedup = min(times["block-local sort"]) / min(times["length plan"])
+    paired = float(np.median(np.divide(times["block-local sort"], times["length plan"])))
+    padding = {name: sum(b["input_ids"].numel() for b in batches) / int(lengths.sum())
+               for name, batches in inputs.items()}
+    benchmark.pedantic(runs["length plan"], rounds=1, iterations=1)
+    benchmark.extra_info.update(times=times, speedup=speedup, padding=padding)
+    report("bare forwards, 2 x MiniLM: length plan vs block-local sort", sentences=len(sentences),
+           tokens=int(lengths.sum()), batches={k: len(v) for k, v in inputs.items()},
+           planned_s=f"{min(times['length plan']):.2f}", blockwise_s=f"{min(times['block-local sort']):.2f}",
+           speedup_fastest=f"{speedup:.2f}", speedup_median_pair=f"{paired:.2f}",
+           slots_over_tokens={k: f"{v:.3f}" for k, v in padding.items()})
+    assert padding["length plan"] <= 1.05
+    assert speedup >= 1.25

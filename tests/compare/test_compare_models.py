@@ -173,7 +173,8 @@ def test_models_with_different_tokenizers_compare_by_words(tmp_path, minilm):
 
 def test_overlapped_compare_models_equals_a_plain_sequential_pass(minilm, reinit_top2):
     # compare_models accumulates each chunk on a worker thread while the next is captured,
-    # into recycled buffers: the same chunks in the same order as a plain loop, so equal bits.
+    # into recycled buffers, adding each chunk's rows at once: the same chunks in the same
+    # order as a plain loop, so equal bits.
     sentences = [" ".join(s.words[:6]) for s in generate_sentences(600, seed=7)]  # 3 blocks of <= 256
     result = ftlens.compare_models(minilm, reinit_top2, sentences, measures=("cka", "rsa"), rows="words",
                                    progress=False)
@@ -181,7 +182,7 @@ def test_overlapped_compare_models_equals_a_plain_sequential_pass(minilm, reinit
     moments = ftlens.LayerMoments(7, 384, 384, rdms=("correlation",))
     chunks = 0
     for chunk in stream(sentences):
-        moments.update(chunk.states[0], chunk.states[1])
+        moments.update(chunk.states[0], chunk.states[1]).flush()
         chunks += 1
     assert chunks == 3  # the first recycled buffer comes round again
     np.testing.assert_array_equal(result.cka, moments.cka())

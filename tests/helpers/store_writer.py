@@ -14,6 +14,7 @@ from ftlens.activations.capture import layer_blocks  # noqa: E402
 from ftlens.data import generate_sentences  # noqa: E402
 
 N_SENTENCES, SHARD_SIZE = 96, 8
+WINDOW_BYTES = 2_000_000  # about two shards of words: a killed write has written some shards
 
 
 def main(path: str, slow: bool) -> None:
@@ -21,7 +22,7 @@ def main(path: str, slow: bool) -> None:
     if slow:  # long enough per shard for the test to kill the process midway
         layer_blocks(model)[0].register_forward_hook(lambda *args: time.sleep(0.25))
     ftlens.store.write((model, tokenizer), generate_sentences(N_SENTENCES, seed=9), path, rows="words",
-                       shard_size=SHARD_SIZE, batch_size=4, progress=False)
+                       shard_size=SHARD_SIZE, batch_size=4, window_bytes=WINDOW_BYTES, progress=False)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """ftlens.finetune under torchrun: two gloo processes on the CPU train a few steps
 through the Trainer's DDP and end with the same weights, and the layers' trajectory they
-record together (each rank half of the tracking set) is the one-process measurement."""
+record together (the ranks take turns at the tracking set's chunks: 256 and 44 inputs) is
+the one-process measurement."""
 
 import json
 import os
@@ -32,7 +33,7 @@ RANK_SCRIPT = textwrap.dedent("""
     transformers.Trainer.train = train_and_keep
     ftlens.finetune("minilm", "pair", generate_pairs(64, seed=0), generate_pairs(16, seed=1),
                     os.path.join(out, "run"), max_steps=3, batch_size=4, max_length=40, learning_rate=1e-4,
-                    progress=False, track={"data": generate_sentences(9, seed=3), "every": 1})
+                    progress=False, track={"data": generate_sentences(300, seed=3), "every": 1})
 """)
 
 
@@ -55,7 +56,7 @@ def test_two_gloo_processes_end_with_the_same_weights(tmp_path):
     assert final["step"] == 3 and final["epoch"] == 3 * 4 * 2 / 64  # two ranks, 4 pairs each per step
     trajectory = ftlens.finetuning.load_trajectory(tmp_path / "run")
     assert trajectory.steps == [0, 1, 2, 3]
-    sentences = generate_sentences(9, seed=3)
+    sentences = generate_sentences(300, seed=3)
     alone = ftlens.compare_models("minilm", tmp_path / "run" / "model", sentences, ("rsa", "cka"),
                                   progress=False)
     for measure in ("rsa", "cka"):

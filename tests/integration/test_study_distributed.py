@@ -24,8 +24,8 @@ STUDY = {
                        "eval": {"generated": "pairs", "n": 24, "seed": 2},
                        "options": {"max_steps": 3, "batch_size": 8, "learning_rate": 1e-4}}},
     "evaluation": {"pairs": {"data": {"generated": "pairs", "n": 75, "seed": 4}, "in_domain": ["pair"]}},
-    # one thread in both runs: each jackknife group streams the same batches whatever the
-    # ranks (4 groups on rank 0, 3 on rank 1), so only the merging of accumulators differs
+    # one thread in both runs: the ranks take turns at the chunks one process runs and each
+    # jackknife group adds a chunk's rows at once, so only the order of the sums differs
     "compare": {"measures": ["rsa", "cka", "procrustes"], "ci": 0.95, "ci_groups": 7},
     "probes": {"tasks": ["upos"], "train": {"generated": "sentences", "n": 40, "seed": 5},
                "eval": {"dev": {"generated": "sentences", "n": 20, "seed": 6}}},

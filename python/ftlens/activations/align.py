@@ -114,8 +114,13 @@ class Rows:
     groups: torch.Tensor | None
     item: np.ndarray
     unit: np.ndarray
-    words_dropped: int = 0
+    dropped: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # words lost, per input
     _index: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    @property
+    def words_dropped(self) -> int:
+        """Words of the batch's inputs that truncation cut off (rows="words")."""
+        return int(self.dropped.sum())
 
     def __len__(self) -> int:
         return len(self.item)
@@ -165,7 +170,7 @@ def select_rows(enc, items: Sequence[Item], rows: str, word_pool: str = "first",
     mask = enc["attention_mask"].bool().numpy()
     offsets = enc["offset_mapping"].numpy()
     positions, groups, item_of, unit_of = [], [], [], []
-    dropped = 0
+    dropped = np.zeros(len(items), dtype=np.int64)
     for b, item in enumerate(items):
         seq = np.array([-1 if s is None else s for s in enc.sequence_ids(b)])
         tokens = np.flatnonzero(mask[b] if segment is None else mask[b] & (seq == segment))
@@ -193,7 +198,7 @@ def select_rows(enc, items: Sequence[Item], rows: str, word_pool: str = "first",
                 keep = word >= 0
                 in_seg, word = in_seg[keep], word[keep]
                 present = np.unique(word)
-                dropped += len(seg.spans) - len(present)
+                dropped[b] += len(seg.spans) - len(present)
                 if word_pool == "mean":
                     base = sum(len(u) for u in unit_of)
                     positions.append(b * width + in_seg)
@@ -212,7 +217,7 @@ def select_rows(enc, items: Sequence[Item], rows: str, word_pool: str = "first",
         groups=torch.from_numpy(cat(groups).astype(np.int64)) if grouped else None,
         item=cat(item_of).astype(np.int64),
         unit=cat(unit_of).astype(np.int64),
-        words_dropped=dropped,
+        dropped=dropped,
     )
 
 

@@ -19,7 +19,7 @@ class CaptureOptions:
             first token) or "mean" (mean over the input's tokens).
         word_pool: "first", "last" or "mean" subword of each word (rows="words").
         segment: for sentence pairs, 0 or 1 keeps only that segment; None keeps both.
-        batch_size, max_batch_tokens: batch limits (inputs are sorted by length, so batches
+        batch_size, max_batch_tokens: batch limits (inputs are planned by length, so batches
             carry little padding).
         max_length: truncation length in tokens (default: the model's limit).
         autocast: "bf16" or "fp16" runs the forward passes under autocast (GPU; CPU takes

@@ -99,7 +99,8 @@ def _plan(stream: ActivationStream, items: Sequence[align.Item]):
 
 def write(model, data, path: str | os.PathLike, dtype: str = "float16", *,
           capture: CaptureOptions | None = None, shard_size: int = 256, max_shard_tokens: int = 8192,
-          device=None, progress: bool = True, **capture_overrides) -> ActivationStore:
+          window_bytes: int | None = None, device=None, progress: bool = True,
+          **capture_overrides) -> ActivationStore:
     """Captures every layer of ``model`` over ``data`` into a store folder at ``path``.
 
     Rerunning the same call after an interruption resumes at the first unfinished shard
@@ -114,7 +115,11 @@ def write(model, data, path: str | os.PathLike, dtype: str = "float16", *,
         capture: which rows to keep (CaptureOptions); keyword arguments override its
             fields, e.g. rows="words".
         shard_size, max_shard_tokens: at most this many inputs and tokens per shard (the
-            unit of resumption; bounds the memory of a shard in flight).
+            unit of resumption).
+        window_bytes: the shards of a window of this much captured float32 rows (at most
+            one per token; default 1 GiB) are length-planned together, so that batches
+            carry little padding, and held until the window's shards are written: the
+            memory of a write in flight, and the most work an interrupted write loses.
     """
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
@@ -123,7 +128,7 @@ def write(model, data, path: str | os.PathLike, dtype: str = "float16", *,
     model, tokenizer = as_model(model, device)
     items = align.as_items(data)
     stream = ActivationStream([(model, tokenizer)], options, block_size=shard_size,
-                              max_block_tokens=max_shard_tokens, progress=False)
+                              max_block_tokens=max_shard_tokens, window_bytes=window_bytes, progress=False)
     align.check_row_options(options.rows, options.word_pool, options.segment, len(items[0].segments))
     identity = {
         "format": FORMAT,
@@ -242,26 +247,32 @@ def _fill(path: Path, manifest: dict, stream: ActivationStream, items, progress:
     if not todo:  # a repair that rebuilt only the row or label files
         manifest["complete"] = True
         write_json(path / "manifest.json", manifest)
+        return
+    shard_of = {tuple(manifest["shard_bounds"][s]): s for s in todo}
+    lengths = stream.lengths(items)
     with tqdm(total=len(offsets) - 1, initial=len(offsets) - 1 - len(todo), unit="shard", desc="store",
               disable=not progress) as bar:
-        for s in todo:
-            stream.truncated = stream.words_dropped = 0
-            start, stop = manifest["shard_bounds"][s]
-            chunk = stream.block(items[start:stop], start)
-            if chunk.states[0].shape[1] != manifest["shard_rows"][s]:
-                raise RuntimeError(f"shard {s} produced {chunk.states[0].shape[1]} rows, planned "
-                                   f"{manifest['shard_rows'][s]}")
-            values = _in_store_dtype(chunk.states[0].cpu().numpy(), manifest["dtype"], path)
-            for layer, f in enumerate(files):
-                f[offsets[s] : offsets[s + 1]] = values[layer]
-                f.flush()
-            manifest["shard_checksums"][s] = _checksums(values, 0, values.shape[1])
-            manifest["shards_done"] = sum(c is not None for c in manifest["shard_checksums"])
-            manifest["truncated"] += stream.truncated
-            manifest["words_dropped"] += stream.words_dropped
-            manifest["complete"] = manifest["shards_done"] == len(offsets) - 1
-            write_json(path / "manifest.json", manifest)
-            bar.update(1)
+        for window in stream.windows(list(shard_of), lengths):
+            for bounds, chunk in zip(window, stream.window(items, window, lengths), strict=True):
+                _write_shard(path, manifest, files, offsets, shard_of[bounds], chunk)
+                bar.update(1)
+
+
+def _write_shard(path: Path, manifest: dict, files: list, offsets: np.ndarray, s: int, chunk) -> None:
+    """Writes shard ``s``'s rows and records it as finished in the manifest."""
+    if chunk.states[0].shape[1] != manifest["shard_rows"][s]:
+        raise RuntimeError(f"shard {s} produced {chunk.states[0].shape[1]} rows, planned "
+                           f"{manifest['shard_rows'][s]}")
+    values = _in_store_dtype(chunk.states[0].cpu().numpy(), manifest["dtype"], path)
+    for layer, f in enumerate(files):
+        f[offsets[s] : offsets[s + 1]] = values[layer]
+        f.flush()
+    manifest["shard_checksums"][s] = _checksums(values, 0, values.shape[1])
+    manifest["shards_done"] = sum(c is not None for c in manifest["shard_checksums"])
+    manifest["truncated"] += chunk.truncated
+    manifest["words_dropped"] += chunk.words_dropped
+    manifest["complete"] = manifest["shards_done"] == len(offsets) - 1
+    write_json(path / "manifest.json", manifest)
 
 
 def _in_store_dtype(values: np.ndarray, dtype: str, path: Path, first_layer: int = 0) -> np.ndarray:

@@ -1,5 +1,5 @@
-"""Activation streams: inputs -> length-sorted batches -> hooked forward passes of one or
-more models -> aligned chunks [layers, rows, hidden], one per block of inputs.
+"""Activation streams: inputs -> length-planned batches (``plan``) -> hooked forward passes
+of one or more models -> aligned chunks [layers, rows, hidden].
 
 Several models (a base and a fine-tuned one) see the same batches, so their chunks line
 up row for row and feed ``LayerMoments`` directly: no activation is ever stored.
@@ -22,16 +22,17 @@ from .._core import build_info
 from .._util import distributed as ranks
 from .._util.options import with_overrides
 from .._util.validation import positive_int
-from . import align
+from . import align, plan
 from .capture import LayerCapture, n_hidden_states
 from .options import CaptureOptions
 
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+WINDOW_BYTES = 1 << 30  # captured rows an ordered stream holds to plan many blocks together
 
 
 @dataclass
 class Chunk:
-    """Rows of one block of inputs (in input order unless the stream says otherwise).
+    """Rows of some inputs (in input order unless the stream says otherwise).
 
     states: one [L, rows, d] float32 tensor per model; item: the input index of each row;
     unit: the word (or token) index of each row within its input."""
@@ -39,6 +40,10 @@ class Chunk:
     states: list[torch.Tensor]
     item: np.ndarray
     unit: np.ndarray
+    n_inputs: int = 0  # the inputs whose rows it holds
+    truncated: int = 0  # of them, those longer than max_length
+    words_dropped: int = 0  # their words lost to truncation (rows="words")
+    dropped: np.ndarray | None = None  # words lost per input of the planned span
 
 
 def same_tokenizer(a, b) -> bool:
@@ -103,8 +108,12 @@ class ActivationStream:
         block_size, max_block_tokens: a yielded chunk holds at most block_size inputs and
             (unless one input is longer) max_block_tokens tokens, which bounds its memory:
             [layers, rows, hidden] float32 per model.
-        ordered: rows of a chunk in input order (else in batch order, one copy less;
-            ``item``/``unit`` say where each row came from either way).
+        ordered: rows of a chunk in input order, one chunk per block of consecutive inputs
+            (else in batch order; ``item``/``unit`` say where each row came from either
+            way). Unordered, one length plan covers every input and costs no memory;
+            ordered, the blocks of a window of ``window_bytes`` (default 1 GiB) of captured
+            rows (at most one row per token, float32, every model) are planned together and
+            held until the window is done.
         recycle: keep this many blocks' CPU states and write each new block over the
             oldest, sparing the page faults of fresh tensors. With ordered=False a chunk's
             states are overwritten ``recycle`` chunks later, so use it only when each chunk
@@ -116,7 +125,7 @@ class ActivationStream:
 
     def __init__(self, models: Sequence, capture: CaptureOptions | None = None, *, block_size: int = 256,
                  max_block_tokens: int = 8192, ordered: bool = True, progress: bool = True,
-                 recycle: int = 0, **overrides) -> None:
+                 recycle: int = 0, window_bytes: int | None = None, **overrides) -> None:
         if not models:
             raise ValueError("pass at least one (model, tokenizer) pair")
         self.options = options = with_overrides(CaptureOptions, capture, **overrides)
@@ -148,6 +157,8 @@ class ActivationStream:
         self.progress = progress
         self.layers = [n_hidden_states(m) for m in self.models]
         self.dims = [m.config.hidden_size for m in self.models]
+        token_bytes = 4 * sum(layers * dim for layers, dim in zip(self.layers, self.dims, strict=True))
+        self.window_tokens = positive_int(window_bytes or WINDOW_BYTES, "window_bytes") // token_bytes
         self._accepts = [set(inspect.signature(m.forward).parameters) for m in self.models]
         self.truncated = 0
         self.words_dropped = 0
@@ -165,21 +176,44 @@ class ActivationStream:
             out += [len(ids) for ids in enc["input_ids"]]
         return np.array(out, dtype=np.int64)
 
-    def batches(self, lengths: np.ndarray) -> list[np.ndarray]:
-        """Input indices of each batch: sorted by length, at most batch_size inputs and
-        max_batch_tokens padded tokens (a longer single input goes alone)."""
-        order = np.argsort(np.minimum(lengths, self.max_length), kind="stable")
-        out, current = [], []
-        for i in order:
-            width = min(int(lengths[i]), self.max_length)
-            full = len(current) >= self.batch_size or width * (len(current) + 1) > self.max_batch_tokens
-            if current and full:
-                out.append(np.array(current))
-                current = []
-            current.append(i)
-        if current:
-            out.append(np.array(current))
-        return out
+    def batches(self, lengths: np.ndarray, within_block: bool = False) -> list[np.ndarray]:
+        """Input indices of each batch (``plan.length_batches``: shortest first, at most
+        batch_size inputs, max_batch_tokens padded tokens and 5% padding; ``within_block``:
+        also at most block_size inputs and max_block_tokens tokens, so a chunk holds whole
+        batches)."""
+        size, tokens = self.batch_size, self.max_batch_tokens
+        if within_block:
+            size, tokens = min(size, self.block_size), min(tokens, self.max_block_tokens)
+        return plan.length_batches(np.minimum(lengths, self.max_length), size, tokens)
+
+    def block_bounds(self, lengths: np.ndarray) -> list[tuple[int, int]]:
+        """[start, stop) of each block for inputs of these lengths: consecutive inputs, at
+        most block_size of them and max_block_tokens tokens (after truncation), at least
+        one input each."""
+        groups = plan.consecutive_groups(np.minimum(lengths, self.max_length), self.max_block_tokens,
+                                         self.block_size)
+        return [(g.start, g.stop) for g in groups]
+
+    def blocks(self, items: Sequence[align.Item]) -> list[tuple[int, Sequence[align.Item]]]:
+        """(first input index, inputs) of each block; every input is tokenized once here
+        for its length, which the block reuses."""
+        lengths = self.lengths(items)
+        return [(a, _Block(items[a:b], lengths[a:b])) for a, b in self.block_bounds(lengths)]
+
+    def windows(self, bounds: Sequence[tuple[int, int]], lengths: np.ndarray) -> list[list[tuple[int, int]]]:
+        """Blocks (``bounds``) grouped into windows of at most ``window_tokens`` tokens, each
+        planned as one: consecutive blocks, at least one each."""
+        tokens = [int(np.minimum(lengths[a:b], self.max_length).sum()) for a, b in bounds]
+        return [[bounds[i] for i in group] for group in plan.consecutive_groups(tokens, self.window_tokens)]
+
+    def _lengths_of(self, items) -> np.ndarray:
+        return items.lengths if isinstance(items, _Block) else self.lengths(items)
+
+    def _encoded(self, items: Sequence[align.Item], batch: np.ndarray):
+        """(input indices, encoding, rows) of one batch."""
+        chosen = [items[i] for i in batch]
+        enc = self._encode(self.tokenizers[0], chosen)
+        return batch, enc, align.select_rows(enc, chosen, self.rows, self.word_pool, self.segment)
 
     # -- running -------------------------------------------------------------------------
     def _encode(self, tokenizer, items: Sequence[align.Item]):
@@ -200,18 +234,6 @@ class ActivationStream:
             model(**inputs)
         capture.take()
 
-    def _plan(self, items: Sequence[align.Item]):
-        """[(input indices, encoding, rows)] of each batch of a block, tokenized once."""
-        plan = []
-        for batch in self.batches(self._lengths_of(items)):
-            chosen = [items[i] for i in batch]
-            enc = self._encode(self.tokenizers[0], chosen)
-            plan.append((batch, enc, align.select_rows(enc, chosen, self.rows, self.word_pool, self.segment)))
-        return plan
-
-    def _lengths_of(self, items) -> np.ndarray:
-        return items.lengths if isinstance(items, _Block) else self.lengths(items)
-
     def _rows_of(self, index: int, chosen, enc, rows: align.Rows):
         """Encoding and rows of model ``index`` (its own when its tokenizer differs)."""
         if self.shared[index]:
@@ -225,42 +247,99 @@ class ActivationStream:
             )
         return own_enc, own
 
-    def block_bounds(self, lengths: np.ndarray) -> list[tuple[int, int]]:
-        """[start, stop) of each block for inputs of these lengths: consecutive inputs, at
-        most block_size of them and max_block_tokens tokens (after truncation), at least
-        one input each."""
-        bounds = []
-        for start in range(0, len(lengths), self.block_size):
-            window = np.minimum(lengths[start : start + self.block_size], self.max_length)
-            cumulative, begin = np.cumsum(window), 0
-            while begin < len(window):
-                used = cumulative[begin - 1] if begin else 0
-                stop = max(begin + 1, int(np.searchsorted(cumulative, used + self.max_block_tokens, "right")))
-                bounds.append((start + begin, start + stop))
-                begin = stop
-        return bounds
+    def __call__(self, data, shard: tuple[int, int] = (0, 1)) -> Iterator[Chunk]:
+        """Yields the chunks of all inputs.
 
-    def blocks(self, items: Sequence[align.Item]) -> list[tuple[int, Sequence[align.Item]]]:
-        """(first input index, inputs) of each block; every input is tokenized once here
-        for its length, which the block reuses."""
-        lengths = self.lengths(items)
-        return [(a, _Block(items[a:b], lengths[a:b])) for a, b in self.block_bounds(lengths)]
-
-    def __call__(self, data) -> Iterator[Chunk]:
-        """Yields one Chunk per block of inputs (see block_bounds)."""
+        In order (``ordered``): one chunk per block (``block_bounds``), the blocks of a
+        window (``windows``) planned together. Otherwise the consecutive batches of one plan
+        over all inputs, at most block_size inputs and max_block_tokens tokens per chunk;
+        ``shard=(rank, world)`` keeps every world-th chunk from the rank-th, so the ranks
+        yield exactly the chunks one process would."""
         items = data if data and isinstance(data[0], align.Item) else align.as_items(data)
         align.check_row_options(self.rows, self.word_pool, self.segment, len(items[0].segments))
+        lengths = self.lengths(items)
+        rank, world = shard
+        if self.ordered and world > 1:
+            raise ValueError("an ordered stream runs every input: pass ordered=False to shard it")
         from tqdm.auto import tqdm
 
-        with tqdm(total=len(items), unit="input", desc="capture", disable=not self.progress) as bar:
-            for start, block in self.blocks(items):
-                yield self.block(block, start)
-                bar.update(len(block))
+        if self.ordered:
+            chunks = (chunk for window in self.windows(self.block_bounds(lengths), lengths)
+                      for chunk in self.window(items, window, lengths))
+            total = len(items)
+        else:
+            batches = self.batches(lengths, within_block=True)
+            tokens = [int(np.minimum(lengths[b], self.max_length).sum()) for b in batches]
+            spans = plan.consecutive_groups(tokens, self.max_block_tokens, self.block_size,
+                                            [len(b) for b in batches])[rank::world]
+            chunks = (self._capture(items, lengths, [batches[i] for i in span], ordered=False)
+                      for span in spans)
+            total = sum(len(batches[i]) for span in spans for i in span)
+        with tqdm(total=total, unit="input", desc="capture", disable=not self.progress) as bar:
+            for chunk in chunks:
+                yield chunk
+                bar.update(chunk.n_inputs)
+
+    def window(self, items: Sequence[align.Item], bounds: Sequence[tuple[int, int]],
+               lengths: np.ndarray | None = None) -> list[Chunk]:
+        """The chunks of the blocks [start, stop) of ``items`` (``lengths``: of all items),
+        their inputs planned together; each chunk's rows in input order."""
+        lengths = self.lengths(items) if lengths is None else lengths
+        union = np.concatenate([np.arange(a, b) for a, b in bounds])
+        inputs = _Block([items[i] for i in union], lengths[union])
+        whole = self._capture(inputs, inputs.lengths, self.batches(inputs.lengths), ordered=True)
+        sizes = np.array([b - a for a, b in bounds])
+        starts = np.concatenate([[0], np.cumsum(sizes)])  # each block's inputs in the union
+        cuts = np.searchsorted(whole.item, starts)
+        out = []
+        for k, size in enumerate(sizes):
+            rows, inputs_k = slice(cuts[k], cuts[k + 1]), slice(starts[k], starts[k + 1])
+            out.append(Chunk([s[:, rows] for s in whole.states], union[whole.item[rows]], whole.unit[rows],
+                             n_inputs=int(size),
+                             truncated=int((inputs.lengths[inputs_k] > self.max_length).sum()),
+                             words_dropped=int(whole.dropped[inputs_k].sum())))
+        return out
+
+    def block(self, items: Sequence[align.Item], offset: int = 0) -> Chunk:
+        """The chunk of one block of inputs (``offset``: the block's first input index),
+        planned on its own."""
+        lengths = self._lengths_of(items)
+        chunk = self._capture(items, lengths, self.batches(lengths), self.ordered)
+        chunk.item = chunk.item + offset
+        return chunk
 
     def plan_block(self, items: Sequence[align.Item]) -> tuple[np.ndarray, np.ndarray]:
-        """(item, unit) of each row a block will yield, from tokenization alone."""
-        item, unit, _ = self._row_index(self._plan(items))
+        """(item, unit) of each row a block yields in input order, from tokenization alone."""
+        encoded = [self._encoded(items, batch) for batch in self.batches(self._lengths_of(items))]
+        item, unit, _ = _row_index(encoded, ordered=True)
         return item, unit
+
+    def _capture(self, items, lengths: np.ndarray, batches: list[np.ndarray], ordered: bool) -> Chunk:
+        """Runs these batches (indices into ``items``) through every model: their rows in
+        input order, or in batch order."""
+        encoded = [self._encoded(items, batch) for batch in batches]
+        item, unit, order = _row_index(encoded, ordered)
+        out = self._outputs(len(item))
+        where = None
+        if order is not None:  # row j of the batches goes to place where[j]
+            where = torch.empty(len(order), dtype=torch.int64)
+            where[torch.from_numpy(order)] = torch.arange(len(order))
+        dropped = np.zeros(len(items), dtype=np.int64)
+        start = 0
+        for batch, enc, rows in encoded:
+            chosen = [items[i] for i in batch]
+            place = slice(start, start + len(rows)) if where is None else where[start : start + len(rows)]
+            for m in range(len(self.models)):
+                own_enc, own_rows = self._rows_of(m, chosen, enc, rows)
+                self._forward(m, own_enc, functools.partial(_gather_into, own_rows, out[m], place))
+            dropped[batch] = rows.dropped
+            start += len(rows)
+        ran = np.concatenate(batches) if batches else np.zeros(0, dtype=np.int64)
+        truncated = int((lengths[ran] > self.max_length).sum())
+        self.truncated += truncated
+        self.words_dropped += int(dropped.sum())
+        return Chunk(out, item, unit, n_inputs=len(ran), truncated=truncated,
+                     words_dropped=int(dropped.sum()), dropped=dropped)
 
     def _outputs(self, n_rows: int) -> list[torch.Tensor]:
         """The [L, n_rows, d] float32 states to fill, one per model: fresh, or the oldest
@@ -282,42 +361,28 @@ class ActivationStream:
             out.append(held[m][:size].view(shape))
         return out
 
-    def _row_index(self, plan) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        """(item, unit) of the rows in output order, and the permutation from batch order
-        to input order (None when the stream keeps batch order)."""
-        item = np.concatenate([batch[rows.item] for batch, _, rows in plan])
-        unit = np.concatenate([rows.unit for _, _, rows in plan])
-        if not self.ordered:
-            return item, unit, None
-        order = np.lexsort((unit, item))
-        return item[order], unit[order], order
 
-    def block(self, items: Sequence[align.Item], offset: int = 0) -> Chunk:
-        """The chunk of one block of inputs (``offset``: the block's first input index)."""
-        lengths = self._lengths_of(items)
-        self.truncated += int((lengths > self.max_length).sum())
-        plan = self._plan(_Block(items, lengths))
-        n_rows = sum(len(rows) for _, _, rows in plan)
-        out = self._outputs(n_rows)
-        start = 0
-        for batch, enc, rows in plan:
-            chosen = [items[i] for i in batch]
-            for m in range(len(self.models)):
-                own_enc, own_rows = self._rows_of(m, chosen, enc, rows)
-                into = out[m][:, start : start + len(rows)]
-                self._forward(m, own_enc, functools.partial(_gather_into, own_rows, into))
-            self.words_dropped += rows.words_dropped
-            start += len(rows)
-        item, unit, order = self._row_index(plan)
-        if order is not None:
-            index = torch.from_numpy(order)
-            out = [o.index_select(1, index.to(o.device)) for o in out]
-        return Chunk(out, item + offset, unit)
+def _row_index(encoded, ordered: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """(item, unit) of the batches' rows in output order, and the permutation from batch
+    order to input order (None in batch order)."""
+    if not encoded:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), None
+    item = np.concatenate([batch[rows.item] for batch, _, rows in encoded])
+    unit = np.concatenate([rows.unit for _, _, rows in encoded])
+    if not ordered:
+        return item, unit, None
+    order = np.lexsort((unit, item))
+    return item[order], unit[order], order
 
 
-def _gather_into(rows: align.Rows, out: torch.Tensor, layer: int, hidden: torch.Tensor) -> None:
-    """A forward pass's sink: one layer's rows into ``out[layer]``."""
-    rows.gather_layer(hidden, out[layer])
+def _gather_into(rows: align.Rows, out: torch.Tensor, place, layer: int, hidden: torch.Tensor) -> None:
+    """A forward pass's sink: one layer's rows into ``out[layer]`` at ``place`` (a slice, or
+    the row index of each row)."""
+    if isinstance(place, slice):
+        rows.gather_layer(hidden, out[layer, place])
+        return
+    picked = rows.gather_layer(hidden, torch.empty(len(rows), out.shape[-1], device=out.device))
+    out[layer].index_copy_(0, place.to(out.device), picked)
 
 
 class _Block(list):
@@ -335,29 +400,12 @@ def _texts(items: Sequence[align.Item]) -> tuple[list[str], list[str] | None]:
     return first, second
 
 
-def group_chunks(stream: ActivationStream, items, n_groups: int, distributed: bool) -> Iterator[Chunk]:
-    """The chunks of this rank's inputs (``chunk.item``: indices into all of ``items``).
-    With several groups, each group's inputs stream on their own (no block spans two
-    groups) and each rank takes whole groups (under torch.distributed when
-    ``distributed``), so a group's accumulator sees the same chunks whatever the number of
-    ranks."""
-    if n_groups == 1:
-        yield from stream(items)
-        return
-    from tqdm.auto import tqdm
-
-    rank, world = ranks.rank_and_world() if distributed else (0, 1)
-    # group g holds the inputs [first[g], first[g + 1]) (GroupedMoments.group_of)
-    first = [(g * len(items) + n_groups - 1) // n_groups for g in range(n_groups + 1)]
-    mine = [g for g in range(n_groups) if g * world // n_groups == rank]
-    shown, stream.progress = stream.progress, False
-    try:
-        with tqdm(total=sum(first[g + 1] - first[g] for g in mine), unit="input", desc="capture",
-                  disable=not shown) as bar:
-            for g in mine:
-                for chunk in stream(items[first[g]:first[g + 1]]):
-                    chunk.item = chunk.item + first[g]
-                    yield chunk
-                bar.update(first[g + 1] - first[g])
-    finally:
-        stream.progress = shown
+def group_chunks(stream: ActivationStream, items, distributed: bool) -> Iterator[Chunk]:
+    """The chunks of this rank's inputs (``chunk.item``: indices into all of ``items``), in
+    batch order. Under torch.distributed (when ``distributed``) the ranks share out the
+    chunks of one plan: every chunk is the same whatever the number of ranks, so
+    accumulators updated chunk by chunk (``GroupedMoments.flush`` after each) sum the same
+    terms, only in another order."""
+    if stream.ordered:
+        raise ValueError("group_chunks shares out batches: it needs a stream with ordered=False")
+    yield from stream(items, shard=ranks.rank_and_world() if distributed else (0, 1))

@@ -164,11 +164,10 @@ def compare_models(
             segment, batch_size, max_batch_tokens, max_length, autocast).
         overrides: fields of either, e.g. ``ci=0.95, rows="words"``, each checked once.
         distributed: inside a torch.distributed process group (e.g. under torchrun), the
-            ranks share out the input groups and merge their accumulators: every rank gets
-            the result of all inputs. With ``ci``, each group streams the same batches
-            whatever the number of ranks, so the result equals one process's to float64
-            rounding; without, the ranks' chunks differ from one process's, which moves
-            float32 inputs' results by about 1e-9. Every rank must call it with the same data.
+            ranks share out the inputs and merge their accumulators: every rank gets
+            the result of all inputs. The ranks run the same chunks one process would, and
+            the groups add each chunk's rows at once, so the result equals one process's to
+            float64 rounding. Every rank must call it with the same data.
 
     With ``ci``, every value gets an interval from a delete-a-group jackknife over
     ``ci_groups`` contiguous groups of inputs (sentences, not tokens), in the same pass: it
@@ -213,12 +212,12 @@ def compare_models(
             f"the models have {stream.layers[0]} and {stream.layers[1]} hidden states; "
             "compare_models needs two encoders of equal depth"
         )
-    world = ranks.rank_and_world()[1] if distributed else 1
-    n_groups = ci_groups if grouped else min(world, len(items))  # else one group per rank
-    moments = GroupedMoments(n_groups, len(items), stream.layers[0], stream.dims[0],
+    moments = GroupedMoments(ci_groups if grouped else 1, len(items), stream.layers[0], stream.dims[0],
                              stream.dims[1], pairs=pairs, rdms=(rdm,) if "rsa" in measures else ())
-    consume_overlapped(group_chunks(stream, items, moments.n_groups, distributed),
-                       lambda chunk: moments.update(chunk.states[0], chunk.states[1], chunk.item),
+    # Groups flush at the end of every chunk, so that each sums the same float32 GEMMs however
+    # the ranks share out the chunks (a group's rows are spread over the length-ordered plan).
+    consume_overlapped(group_chunks(stream, items, distributed),
+                       lambda chunk: moments.update(chunk.states[0], chunk.states[1], chunk.item).flush(),
                        overlap=overlap)
     truncated, words_dropped = stream.truncated, stream.words_dropped
     if distributed and ranks.active():
@@ -259,7 +258,7 @@ def compare_models(
     if o.draws is not None:
         from ..similarity.bootstrap import draw, moment_draws
 
-        unit_counts = draw(n_groups, 1, o.draws, o.draw_seed).unit_counts
+        unit_counts = draw(moments.n_groups, 1, o.draws, o.draw_seed).unit_counts
         result.draws = moment_draws(moments.groups, {name: {"rdm": rdm} for name in measures}, unit_counts)
     if result.undefined:
         where = "; ".join(f"{name} at {at}" for name, at in result.undefined.items())

@@ -224,20 +224,17 @@ class TrackLayers:
     def _sharded(self) -> bool:
         return self.distributed and ranks.active()
 
-    def _n_groups(self) -> int:
-        return min(ranks.rank_and_world()[1], len(self.items)) if self._sharded() else 1
-
     def _chunks(self, encoder: torch.nn.Module):
-        self._stream = ActivationStream([(encoder_of(encoder), self.tokenizer)], self.capture, progress=False)
-        return group_chunks(self._stream, self.items, self._n_groups(), self._sharded())
+        self._stream = ActivationStream([(encoder_of(encoder), self.tokenizer)], self.capture, ordered=False,
+                                        progress=False)
+        return group_chunks(self._stream, self.items, self._sharded())
 
     def _similarity(self, model: torch.nn.Module | None) -> dict[str, np.ndarray]:
         """Each measure per layer of ``model``'s rows against the base's (None: the base's
         own rows on both sides)."""
-        dims = next(iter(self.base_rows))[1].shape
+        n_layers, dim = self._stream.layers[0], self._stream.dims[0]  # a rank may have no rows
         rdms = (self.options.rdm,) if "rsa" in self.options.measures else ()
-        moments = GroupedMoments(self._n_groups(), len(self.items), dims[0], dims[2], dims[2],
-                                 pairs="diagonal", rdms=rdms)
+        moments = GroupedMoments(1, len(self.items), n_layers, dim, dim, pairs="diagonal", rdms=rdms)
         if model is None:
             for items, base in self.base_rows:
                 moments.update(base, base, items)
@@ -250,7 +247,7 @@ class TrackLayers:
                         if not np.array_equal(chunk.item, items):
                             raise RuntimeError("the tracking pass read other rows than the base's: the "
                                                "tokenizer or the capture settings changed during training")
-                        moments.update(base, chunk.states[0].to("cpu", torch.float32), chunk.item)
+                        moments.update(base, chunk.states[0].to("cpu", torch.float32), chunk.item).flush()
             finally:
                 model.train(training)
         if self._sharded():

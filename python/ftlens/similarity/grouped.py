@@ -68,8 +68,15 @@ class GroupedMoments:
                 index = torch.from_numpy(rows).to(xs.device) if isinstance(xs, torch.Tensor) else rows
                 self.groups[g].update(xs[:, index], ys[:, index])
         if sum(g.held_bytes for g in self.groups) > moments_module.HOLD_BYTES:  # one bound for all groups
-            for g in self.groups:
-                g.flush(release=True)
+            self.flush(release=True)
+        return self
+
+    def flush(self, release: bool = False) -> GroupedMoments:
+        """Adds every group's held rows now (``LayerMoments.flush``). Flushing after each
+        chunk makes each group's sums a function of the chunks alone, whichever process
+        received them."""
+        for g in self.groups:
+            g.flush(release=release)
         return self
 
     def merged(self) -> LayerMoments:
