@@ -84,11 +84,11 @@ def _word_form(item: align.Item, unit: int) -> str:
     return item.segments[0].text[start:end]
 
 
-def _plan(stream: ActivationStream, items: Sequence[align.Item]):
+def _plan(stream: ActivationStream, items: Sequence[align.Item], lengths: np.ndarray):
     """Shards (the stream's blocks) and their rows, from tokenization alone:
     (shard bounds, shard row counts, item, unit)."""
     bounds, counts, items_of, units_of = [], [], [], []
-    for start, block in stream.blocks(items):
+    for start, block in stream.blocks(items, lengths):
         item, unit = stream.plan_block(block)
         bounds.append((start, start + len(block)))
         counts.append(len(item))
@@ -148,12 +148,13 @@ def write(model, data, path: str | os.PathLike, dtype: str = "float16", *,
     path.mkdir(parents=True, exist_ok=True)
     with writer_lock(path):
         manifest = _existing_manifest(path)
+        lengths = stream.lengths(items)  # tokenized once for the plan and the windows
         if manifest is None:
-            manifest = _create(path, identity, stream, items)
+            manifest = _create(path, identity, stream, items, lengths)
         else:
             _check_identity(path, manifest, identity)
-            _repair(path, manifest, stream, items)
-        _fill(path, manifest, stream, items, progress)
+            _repair(path, manifest, stream, items, lengths)
+        _fill(path, manifest, stream, items, lengths, progress)
     return ActivationStore(path)
 
 
@@ -170,9 +171,9 @@ def writer_lock(path: Path):
     return runfolder.one_worker(path, "writing a store", "write to another path")
 
 
-def _plan_files(path: Path, identity: dict, stream: ActivationStream, items) -> tuple:
+def _plan_files(path: Path, identity: dict, stream: ActivationStream, items, lengths: np.ndarray) -> tuple:
     """Writes rows.npy and the label files from the row plan; returns (bounds, counts, vocabularies)."""
-    bounds, counts, item, unit = _plan(stream, items)
+    bounds, counts, item, unit = _plan(stream, items, lengths)
     atomic_write(path / "rows.npy", lambda tmp: np.save(tmp, np.stack([item, unit], 1)))
     vocabularies = {}
     for name, (codes, vocab) in _row_labels(items, item, unit, identity["rows"]).items():
@@ -189,8 +190,8 @@ def _allocate(path: Path, name: str, dtype: str, shape: tuple[int, int]) -> None
     atomic_write(path / name, allocate)
 
 
-def _create(path: Path, identity: dict, stream: ActivationStream, items) -> dict:
-    bounds, counts, vocabularies = _plan_files(path, identity, stream, items)
+def _create(path: Path, identity: dict, stream: ActivationStream, items, lengths: np.ndarray) -> dict:
+    bounds, counts, vocabularies = _plan_files(path, identity, stream, items, lengths)
     n_rows, dim = int(sum(counts)), stream.dims[0]
     for layer in range(stream.layers[0]):
         _allocate(path, layer_file(layer), identity["dtype"], (n_rows, dim))
@@ -211,12 +212,12 @@ def _create(path: Path, identity: dict, stream: ActivationStream, items) -> dict
     return manifest
 
 
-def _repair(path: Path, manifest: dict, stream: ActivationStream, items) -> None:
+def _repair(path: Path, manifest: dict, stream: ActivationStream, items, lengths: np.ndarray) -> None:
     """Before resuming: rebuilds missing or damaged files and forgets every finished shard
     whose checksum no longer matches its rows (they are written again)."""
     damaged = damaged_files(path, manifest)
     if {"rows", "labels"} & {kind for kind, _, _ in damaged}:
-        _plan_files(path, manifest, stream, items)
+        _plan_files(path, manifest, stream, items, lengths)
     for kind, name, _ in damaged:
         if kind == "layer":
             _allocate(path, name, manifest["dtype"], (manifest["n_rows"], manifest["dim"]))
@@ -238,7 +239,8 @@ def _checksums(layers: Sequence[np.ndarray], start: int, stop: int) -> list[int]
     return [zlib.crc32(np.ascontiguousarray(layer[start:stop]).data) for layer in layers]
 
 
-def _fill(path: Path, manifest: dict, stream: ActivationStream, items, progress: bool) -> None:
+def _fill(path: Path, manifest: dict, stream: ActivationStream, items, lengths: np.ndarray,
+          progress: bool) -> None:
     from tqdm.auto import tqdm
 
     offsets = _offsets(manifest)
@@ -249,7 +251,6 @@ def _fill(path: Path, manifest: dict, stream: ActivationStream, items, progress:
         write_json(path / "manifest.json", manifest)
         return
     shard_of = {tuple(manifest["shard_bounds"][s]): s for s in todo}
-    lengths = stream.lengths(items)
     with tqdm(total=len(offsets) - 1, initial=len(offsets) - 1 - len(todo), unit="shard", desc="store",
               disable=not progress) as bar:
         for window in stream.windows(list(shard_of), lengths):

@@ -184,27 +184,31 @@ class ActivationStream:
         size, tokens = self.batch_size, self.max_batch_tokens
         if within_block:
             size, tokens = min(size, self.block_size), min(tokens, self.max_block_tokens)
-        return plan.length_batches(np.minimum(lengths, self.max_length), size, tokens)
+        return plan.length_batches(self._tokens(lengths), size, tokens)
 
     def block_bounds(self, lengths: np.ndarray) -> list[tuple[int, int]]:
         """[start, stop) of each block for inputs of these lengths: consecutive inputs, at
         most block_size of them and max_block_tokens tokens (after truncation), at least
         one input each."""
-        groups = plan.consecutive_groups(np.minimum(lengths, self.max_length), self.max_block_tokens,
-                                         self.block_size)
+        groups = plan.consecutive_groups(self._tokens(lengths), self.max_block_tokens, self.block_size)
         return [(g.start, g.stop) for g in groups]
 
-    def blocks(self, items: Sequence[align.Item]) -> list[tuple[int, Sequence[align.Item]]]:
+    def blocks(self, items: Sequence[align.Item],
+               lengths: np.ndarray | None = None) -> list[tuple[int, Sequence[align.Item]]]:
         """(first input index, inputs) of each block; every input is tokenized once here
-        for its length, which the block reuses."""
-        lengths = self.lengths(items)
+        for its length (unless ``lengths`` gives them), which the block reuses."""
+        lengths = self.lengths(items) if lengths is None else lengths
         return [(a, _Block(items[a:b], lengths[a:b])) for a, b in self.block_bounds(lengths)]
 
     def windows(self, bounds: Sequence[tuple[int, int]], lengths: np.ndarray) -> list[list[tuple[int, int]]]:
         """Blocks (``bounds``) grouped into windows of at most ``window_tokens`` tokens, each
         planned as one: consecutive blocks, at least one each."""
-        tokens = [int(np.minimum(lengths[a:b], self.max_length).sum()) for a, b in bounds]
+        tokens = [int(self._tokens(lengths[a:b]).sum()) for a, b in bounds]
         return [[bounds[i] for i in group] for group in plan.consecutive_groups(tokens, self.window_tokens)]
+
+    def _tokens(self, lengths: np.ndarray) -> np.ndarray:
+        """Tokens each input runs with, after truncation."""
+        return np.minimum(lengths, self.max_length)
 
     def _lengths_of(self, items) -> np.ndarray:
         return items.lengths if isinstance(items, _Block) else self.lengths(items)
@@ -269,7 +273,7 @@ class ActivationStream:
             total = len(items)
         else:
             batches = self.batches(lengths, within_block=True)
-            tokens = [int(np.minimum(lengths[b], self.max_length).sum()) for b in batches]
+            tokens = [int(self._tokens(lengths[b]).sum()) for b in batches]
             spans = plan.consecutive_groups(tokens, self.max_block_tokens, self.block_size,
                                             [len(b) for b in batches])[rank::world]
             chunks = (self._capture(items, lengths, [batches[i] for i in span], ordered=False)
